@@ -1,0 +1,40 @@
+"""Errors the orchestrator distinguishes, each mapped to one CLI exit code."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """The configuration is missing or wrong (exit 2)."""
+
+
+class StartupRefused(RuntimeError):
+    """The orchestrator must not schedule anything (exit 3)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class RestoreFatal(StartupRefused):
+    """Restore found a state file it must not start from (contract §4)."""
+
+
+class WriterLocked(StartupRefused):
+    """Another writer holds the state file (contract §5: one writer per file)."""
+
+
+class PersistenceError(OSError):
+    """An append was not made durable; the backend is poisoned (contract §5)."""
+
+    def __init__(self, message: str, errno_code: int | None = None) -> None:
+        super().__init__(errno_code, message) if errno_code is not None else super().__init__(message)
+        self.message = message
+        self.errno_code = errno_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class HaltedError(RuntimeError):
+    """A tick was asked of a runtime that halted after a persist failure (contract §6)."""

@@ -1,0 +1,1 @@
+"""State storage: the backend protocol, restore judging, and the reference JSONL backend."""

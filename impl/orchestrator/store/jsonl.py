@@ -1,0 +1,243 @@
+"""The reference backend: an append-only JSON Lines state file (contract §§3-5).
+
+Plain `os` calls only (no buffering layer to second-guess), so the `faults`
+layer can intercept and crash every one of them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Sequence
+
+from orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
+from orchestrator.store.protocol import OpenedStore
+from orchestrator.store.report import ENGINE_SCHEMA, RestoreReport, parse_state_bytes, store_from_report
+from regime_engine.codec import encode_state
+from regime_engine.contracts import HysteresisConfig, HysteresisState
+
+_READ_CHUNK = 1 << 20
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_state_file(path: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist. Raises RestoreFatal if unreadable.
+
+    Opens non-blocking and checks the opened file is regular before reading, so a
+    FIFO or a device is refused rather than read forever (and never written).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RestoreFatal(path, f"cannot open state file: {exc.strerror} (errno {exc.errno})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RestoreFatal(
+                path, f"state path is {_kind(mode)}, not a regular file; refusing to read or write it"
+            )
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(fd, _READ_CHUNK)
+            except OSError as exc:
+                raise RestoreFatal(
+                    path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
+                ) from exc
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def restore_report(
+    path: str,
+    *,
+    engine_schema: tuple[str, str] = ENGINE_SCHEMA,
+    max_timestamp_ms: int | None = None,
+) -> RestoreReport:
+    """Read-only restore of a state file (what `crashkit inspect` shows). Never raises for content."""
+    try:
+        data = read_state_file(path)
+    except RestoreFatal as exc:
+        return RestoreReport(path=path, outcome="fatal", reason=exc.reason)
+    if data is None:
+        if engine_schema != ENGINE_SCHEMA:
+            return parse_state_bytes(b"", path, engine_schema=engine_schema)
+        return RestoreReport(path=path, outcome="bootstrap")
+    return parse_state_bytes(
+        data, path, engine_schema=engine_schema, max_timestamp_ms=max_timestamp_ms
+    )
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_parents(directory: str) -> None:
+    """Create missing parent folders one by one, each made durable in its own parent."""
+    missing: list[str] = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        _fsync_dir(os.path.dirname(folder) or ".")
+
+
+class JsonlStateBackend:
+    """The writer side. Holds an exclusive lock on the file for its lifetime."""
+
+    def __init__(self, path: str, fd: int, committed_bytes: int, torn_tail_bytes: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+        self._committed_bytes = committed_bytes
+        self._torn_tail_bytes = torn_tail_bytes
+        self._poisoned: str | None = None
+
+    @property
+    def poisoned(self) -> bool:
+        return self._poisoned is not None
+
+    def _fail(self, what: str, exc: OSError | None, detail: str = "") -> PersistenceError:
+        code = exc.errno if exc is not None else None
+        reason = f"{what} failed on {self.path}"
+        if exc is not None:
+            reason += f": {exc.strerror or exc} (errno {errno.errorcode.get(code or 0, code)})"
+        if detail:
+            reason += f": {detail}"
+        self._poisoned = reason
+        return PersistenceError(reason, code)
+
+    def append(self, states: Sequence[HysteresisState]) -> None:
+        """One write of all encoded lines, one fsync; durable on return (contract §5)."""
+        if self._poisoned is not None:
+            raise PersistenceError(f"writer is poisoned after an earlier failure: {self._poisoned}")
+        if self._fd is None:
+            raise PersistenceError(f"writer for {self.path} is closed")
+        if not states:
+            return
+        fd = self._fd
+        if self._torn_tail_bytes:
+            try:
+                os.ftruncate(fd, self._committed_bytes)
+            except OSError as exc:
+                raise self._fail("cutting the torn tail (ftruncate)", exc) from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise self._fail("making the torn-tail cut durable (fsync)", exc) from exc
+            self._torn_tail_bytes = 0
+        data = b"".join([encode_state(state) for state in states])
+        try:
+            written = os.write(fd, data)
+        except OSError as exc:
+            raise self._fail("write", exc) from exc
+        if written != len(data):
+            raise self._fail("write", None, f"short write ({written} of {len(data)} bytes)")
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise self._fail("fsync", exc) from exc
+        self._committed_bytes += len(data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # also releases the flock
+
+
+def open_jsonl_writer(path: str, report: RestoreReport) -> JsonlStateBackend:
+    """Open (creating durably if needed) and lock the state file after a restore of it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    _make_parents(directory)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
+    created = False
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        created = True
+    except FileExistsError:
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            raise RestoreFatal(
+                path, f"cannot open state file for appending: {exc.strerror} (errno {exc.errno})"
+            ) from exc
+    except OSError as exc:
+        raise RestoreFatal(
+            path, f"cannot create state file: {exc.strerror} (errno {exc.errno})"
+        ) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise WriterLocked(
+                    path, "another process holds the writer lock on this state file; "
+                    "only one orchestrator may write it at a time"
+                ) from exc
+            raise RestoreFatal(path, f"cannot lock state file: {exc.strerror}") from exc
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RestoreFatal(path, f"state path is {_kind(st.st_mode)}, not a regular file")
+        if st.st_size != report.file_bytes:
+            raise RestoreFatal(
+                path,
+                f"state file changed while starting ({report.file_bytes} bytes restored, "
+                f"{st.st_size} now): is another writer running?",
+            )
+        if created:
+            try:
+                _fsync_dir(directory)
+            except OSError as exc:
+                raise RestoreFatal(
+                    path, f"cannot make the new state file durable (directory fsync): {exc.strerror}"
+                ) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return JsonlStateBackend(path, fd, report.committed_bytes, report.torn_tail_bytes)
+
+
+def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
+    """The reference `BackendFactory`: restore, refuse on fatal, then open the writer."""
+    data = read_state_file(path)
+    report = (
+        RestoreReport(path=path, outcome="bootstrap")
+        if data is None
+        else parse_state_bytes(data, path)
+    )
+    if report.outcome == "fatal":
+        raise RestoreFatal(path, report.reason or "fatal restore")
+    backend = open_jsonl_writer(path, report)
+    return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
