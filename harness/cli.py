@@ -236,7 +236,13 @@ def _decision(payload: object) -> tuple[object, ...]:
     """A published state reduced to what a decision is judged by (no wall clock, no reasons)."""
     assert isinstance(payload, dict)
     state = payload["state"]
-    keys = ("symbol", "engine_timestamp_ms", "anchor_regime", "candidate_regime", "progress_current")
+    keys = (
+        "symbol",
+        "engine_timestamp_ms",
+        "anchor_regime",
+        "candidate_regime",
+        "progress_current",
+    )
     return tuple(state[k] for k in keys)
 
 
@@ -246,8 +252,8 @@ def _decision(payload: object) -> tuple[object, ...]:
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(symbols: int, ticks: int, seed: int) -> None:
     """Run, crash half-way (process gone), restart, and compare with an uninterrupted run."""
-    from regime_engine.contracts import HysteresisConfig
     from orchestrator.store.jsonl import open_jsonl_store
+    from regime_engine.contracts import HysteresisConfig
 
     config = HysteresisConfig()
     snapshots = list(generate(symbols, ticks, seed))
@@ -272,10 +278,17 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
             stats = runtime.run(part)
             runtime.close()  # the first pass stops mid-stream: a restart follows
             for event in sink.events:
-                if event.event_type in ("hysteresis_decision_published", "hysteresis_state_restored"):
+                if event.event_type in (
+                    "hysteresis_decision_published",
+                    "hysteresis_state_restored",
+                ):
                     seen[event.run_id] = _decision(event.payload)
-        _summarise(stats, f"demo: {symbols} symbols x {ticks} ticks, restarted at tick {ticks // 2}")
-        err.print(f"restore on restart: {report.outcome}, {report.valid} records, {len(report.winners)} symbols")
+        _summarise(
+            stats, f"demo: {symbols} symbols x {ticks} ticks, restarted at tick {ticks // 2}"
+        )
+        err.print(
+            f"restore on restart: {report.outcome}, {report.valid} records, {len(report.winners)} symbols"
+        )
         same = seen == expected
         err.print(
             f"decisions over both runs: {len(seen)}; uninterrupted run: {len(expected)}; "

@@ -69,7 +69,9 @@ class OrchestratorConfig:
     source: str = "<memory>"
 
 
-def parse_config(data: dict[str, object], source: str = "<memory>", base_dir: Path | None = None) -> OrchestratorConfig:
+def parse_config(
+    data: dict[str, object], source: str = "<memory>", base_dir: Path | None = None
+) -> OrchestratorConfig:
     """Validate a decoded TOML document; every error names the source and the key path."""
     try:
         raw = msgspec.convert(data, _ConfigFile, strict=True)

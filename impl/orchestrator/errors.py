@@ -28,7 +28,9 @@ class PersistenceError(OSError):
     """An append was not made durable; the backend is poisoned (contract §5)."""
 
     def __init__(self, message: str, errno_code: int | None = None) -> None:
-        super().__init__(errno_code, message) if errno_code is not None else super().__init__(message)
+        super().__init__(errno_code, message) if errno_code is not None else super().__init__(
+            message
+        )
         self.message = message
         self.errno_code = errno_code
 

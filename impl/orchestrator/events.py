@@ -59,7 +59,9 @@ def state_payload(state: HysteresisState) -> dict[str, object]:
         "symbol": state.symbol,
         "engine_timestamp_ms": state.engine_timestamp_ms,
         "anchor_regime": state.anchor_regime.value,
-        "candidate_regime": None if state.candidate_regime is None else state.candidate_regime.value,
+        "candidate_regime": None
+        if state.candidate_regime is None
+        else state.candidate_regime.value,
         "progress_current": state.progress_current,
         "last_commit_timestamp_ms": state.last_commit_timestamp_ms,
         "progress_required": state.progress_required,
@@ -68,7 +70,9 @@ def state_payload(state: HysteresisState) -> dict[str, object]:
 
 
 def state_event(event_type: str, state: HysteresisState) -> Event:
-    return Event(event_type, state.symbol, state.engine_timestamp_ms, {"state": state_payload(state)})
+    return Event(
+        event_type, state.symbol, state.engine_timestamp_ms, {"state": state_payload(state)}
+    )
 
 
 class EventSink(Protocol):
@@ -97,7 +101,12 @@ class JsonlSink:
     def open(cls, path: str) -> JsonlSink:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        return cls(open(path, "ab"))  # noqa: SIM115 - owned by the sink, closed in close()
+        stream = open(path, "ab+")  # noqa: SIM115 - owned by the sink, closed in close()
+        if stream.seek(0, os.SEEK_END) > 0:
+            stream.seek(-1, os.SEEK_END)
+            if stream.read(1) != b"\n":
+                stream.write(b"\n")  # a killed writer left a torn line: never glue onto it
+        return cls(stream)
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:

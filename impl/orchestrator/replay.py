@@ -10,7 +10,13 @@ from collections.abc import Iterable
 
 from orchestrator.errors import RestoreFatal
 from orchestrator.events import EventSink
-from orchestrator.runtime import CommitClock, HysteresisRuntime, RunStats, seeded_factory, wall_commit_clock
+from orchestrator.runtime import (
+    CommitClock,
+    HysteresisRuntime,
+    RunStats,
+    seeded_factory,
+    wall_commit_clock,
+)
 from orchestrator.store.jsonl import restore_report
 from orchestrator.store.memory import memory_store
 from orchestrator.store.report import store_from_report

@@ -100,6 +100,11 @@ class HysteresisRuntime:
             raise RuntimeError("runtime not started")
         return self._opened.store.states
 
+    @property
+    def pending_resume(self) -> int:
+        """Symbols whose already-applied prefix of a recorded input is still being skipped."""
+        return len(self._resume_at)
+
     def start(self) -> RestoreReport:
         """Restore or refuse (raises StartupRefused); then publish one restored event per symbol."""
         check_engine_schema()
@@ -108,19 +113,48 @@ class HysteresisRuntime:
         if self._resume_from_input:
             self._resume_at = {s: st.engine_timestamp_ms for s, st in restored.items()}
         self.stats.restored = len(restored)
-        self.sink.publish([ev.state_event(ev.STATE_RESTORED, restored[s]) for s in sorted(restored)])
+        self.sink.publish(
+            [ev.state_event(ev.STATE_RESTORED, restored[s]) for s in sorted(restored)]
+        )
         return self._opened.report
 
     def _halt_symbol(self, out: list[Event], snapshot: RegimeInputSnapshot, reason: str) -> None:
         self.stats.halted_symbols[snapshot.symbol] = reason
         out.append(
-            Event(ev.SYMBOL_HALTED, snapshot.symbol, snapshot.engine_timestamp_ms, {"reason": reason})
+            Event(
+                ev.SYMBOL_HALTED, snapshot.symbol, snapshot.engine_timestamp_ms, {"reason": reason}
+            )
         )
 
     def tick(self, snapshots: Sequence[RegimeInputSnapshot]) -> list[Event]:
         """Run one tick; returns the events published. Raises HaltedError once halted."""
         if self.stats.halted:
             raise HaltedError(f"scheduling halted: {self.stats.halt_reason}")
+        out, new_states = self._decide(snapshots)
+        self.stats.ticks += 1
+        return self._persist_then_publish(snapshots, out, new_states)
+
+    def _resume_skip(self, snapshot: RegimeInputSnapshot) -> bool | str:
+        """The resume rule for a recorded input: True = already applied, skip; False = go on;
+        a string = the input does not match the state file (hard-fail the symbol)."""
+        resume_at = self._resume_at.get(snapshot.symbol)
+        if resume_at is None:
+            return False
+        ts = snapshot.engine_timestamp_ms
+        if ts < resume_at:
+            return True
+        del self._resume_at[snapshot.symbol]
+        if ts == resume_at:
+            return True
+        return (
+            f"{RESUME_POINT_NOT_FOUND}: input reached {ts} before the restored "
+            f"timestamp {resume_at}; the input does not match the state file"
+        )
+
+    def _decide(
+        self, snapshots: Sequence[RegimeInputSnapshot]
+    ) -> tuple[list[Event], list[HysteresisState]]:
+        """Guard, skip and run the engine for one tick; nothing leaves the process here."""
         opened = self._opened
         if opened is None:
             raise RuntimeError("runtime not started")
@@ -136,21 +170,12 @@ class HysteresisRuntime:
             if symbol in halted_symbols:
                 self.stats.ignored_after_halt += 1
                 continue
-            resume_at = self._resume_at.get(symbol)
-            if resume_at is not None:
-                if ts < resume_at:
-                    self.stats.resume_skipped += 1
-                    continue
-                del self._resume_at[symbol]
-                if ts == resume_at:
-                    self.stats.resume_skipped += 1
-                    continue
-                self._halt_symbol(
-                    out,
-                    snapshot,
-                    f"{RESUME_POINT_NOT_FOUND}: input reached {ts} before the restored "
-                    f"timestamp {resume_at}; the input does not match the state file",
-                )
+            skip = self._resume_skip(snapshot)
+            if skip is True:
+                self.stats.resume_skipped += 1
+                continue
+            if isinstance(skip, str):
+                self._halt_symbol(out, snapshot, skip)
                 continue
             prev = states.get(symbol)
             if prev is not None:
@@ -163,15 +188,23 @@ class HysteresisRuntime:
                 if ts == last:
                     self.stats.duplicates += 1
                     out.append(
-                        Event(ev.DUPLICATE_SKIPPED, symbol, ts, {"reason": "same run delivered again"})
+                        Event(
+                            ev.DUPLICATE_SKIPPED, symbol, ts, {"reason": "same run delivered again"}
+                        )
                     )
                     continue
-            state = run_with_hysteresis(
-                snapshot, store, self.config, clock=lambda ts=ts: clock(ts)
-            )
+            state = run_with_hysteresis(snapshot, store, self.config, clock=lambda ts=ts: clock(ts))
             new_states.append(state)
             out.append(ev.state_event(ev.DECISION_PUBLISHED, state))
-        self.stats.ticks += 1
+        return out, new_states
+
+    def _persist_then_publish(
+        self,
+        snapshots: Sequence[RegimeInputSnapshot],
+        out: list[Event],
+        new_states: list[HysteresisState],
+    ) -> list[Event]:
+        """Contract §6: one durable append for the tick, and only then publish."""
         if new_states:
             try:
                 self.backend.append(new_states)

@@ -91,7 +91,9 @@ def record_fields(record: StoreRecord) -> dict[str, object]:
     """The record as a plain JSON-ready dict with all eight keys."""
     return {
         "anchor_regime": record.anchor_regime.value,
-        "candidate_regime": None if record.candidate_regime is None else record.candidate_regime.value,
+        "candidate_regime": None
+        if record.candidate_regime is None
+        else record.candidate_regime.value,
         "engine_timestamp_ms": record.engine_timestamp_ms,
         "last_commit_timestamp_ms": record.last_commit_timestamp_ms,
         "progress_current": record.progress_current,

@@ -125,7 +125,9 @@ class HysteresisConfig:
         if lead is not None and (
             isinstance(lead, bool) or not isinstance(lead, int | float) or not math.isfinite(lead)
         ):
-            raise ContractError(f"min_lead_over_anchor must be a finite number or None, got {lead!r}")
+            raise ContractError(
+                f"min_lead_over_anchor must be a finite number or None, got {lead!r}"
+            )
         if (
             not isinstance(self.decay_step, int)
             or isinstance(self.decay_step, bool)

@@ -202,7 +202,8 @@ def test_open_refuses_fatal_file_naming_path_and_reason(tmp_path: Path) -> None:
 def test_open_restores_states_with_active_config(tmp_path: Path) -> None:
     opened = open_jsonl_store(write(tmp_path, A1 + A2 + B1), HysteresisConfig(window_updates=5))
     opened.backend.close()
-    assert opened.store.states["A"].persisted_fields() == make_state(
-        "A", 200, Regime.SQUEEZE_UP, Regime.SQUEEZE_DOWN, 1
-    ).persisted_fields()
+    assert (
+        opened.store.states["A"].persisted_fields()
+        == make_state("A", 200, Regime.SQUEEZE_UP, Regime.SQUEEZE_DOWN, 1).persisted_fields()
+    )
     assert {s.progress_required for s in opened.store.states.values()} == {5}

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 from orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
 from orchestrator.store.protocol import OpenedStore
-from orchestrator.store.report import ENGINE_SCHEMA, RestoreReport, parse_state_bytes, store_from_report
+from orchestrator.store.report import (
+    ENGINE_SCHEMA,
+    RestoreReport,
+    parse_state_bytes,
+    store_from_report,
+)
 from regime_engine.codec import encode_state
 from regime_engine.contracts import HysteresisConfig, HysteresisState
 
@@ -46,12 +51,15 @@ def read_state_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise RestoreFatal(path, f"cannot open state file: {exc.strerror} (errno {exc.errno})") from exc
+        raise RestoreFatal(
+            path, f"cannot open state file: {exc.strerror} (errno {exc.errno})"
+        ) from exc
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise RestoreFatal(
-                path, f"state path is {_kind(mode)}, not a regular file; refusing to read or write it"
+                path,
+                f"state path is {_kind(mode)}, not a regular file; refusing to read or write it",
             )
         chunks: list[bytes] = []
         while True:
@@ -203,8 +211,9 @@ def open_jsonl_writer(path: str, report: RestoreReport) -> JsonlStateBackend:
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise WriterLocked(
-                    path, "another process holds the writer lock on this state file; "
-                    "only one orchestrator may write it at a time"
+                    path,
+                    "another process holds the writer lock on this state file; "
+                    "only one orchestrator may write it at a time",
                 ) from exc
             raise RestoreFatal(path, f"cannot lock state file: {exc.strerror}") from exc
         st = os.fstat(fd)
@@ -221,7 +230,8 @@ def open_jsonl_writer(path: str, report: RestoreReport) -> JsonlStateBackend:
                 _fsync_dir(directory)
             except OSError as exc:
                 raise RestoreFatal(
-                    path, f"cannot make the new state file durable (directory fsync): {exc.strerror}"
+                    path,
+                    f"cannot make the new state file durable (directory fsync): {exc.strerror}",
                 ) from exc
     except BaseException:
         os.close(fd)

@@ -90,7 +90,10 @@ class RestoreReport:
 
 
 def _select(
-    winners: dict[str, tuple[int, StoreRecord]], number: int, record: StoreRecord, max_ts: int | None
+    winners: dict[str, tuple[int, StoreRecord]],
+    number: int,
+    record: StoreRecord,
+    max_ts: int | None,
 ) -> int:
     """Apply the selection rule for one valid record; returns 1 on a timestamp tie."""
     ts = record.engine_timestamp_ms
@@ -232,5 +235,8 @@ def parse_state_bytes(
 def store_from_report(report: RestoreReport, config: HysteresisConfig) -> HysteresisStore:
     """The restored store: one state per winning record, mapped with the active config."""
     return HysteresisStore(
-        states={symbol: record_to_state(record, config) for symbol, (_, record) in report.winners.items()}
+        states={
+            symbol: record_to_state(record, config)
+            for symbol, (_, record) in report.winners.items()
+        }
     )

@@ -1,0 +1,465 @@
+"""The exhaustive crash explorer.
+
+For a deterministic workload: run it once under the recording file system
+(and its uninterrupted twin on an in-memory backend as the reference); then for
+every crash point (after each mutating op) and every crash state the faults
+layer derives there, materialise that disk on a fresh fake file system,
+restart the orchestrator on it, resume on the same input, and check every
+oracle. The I/O-error sweep fails each I/O call of the clean run in turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel
+from harness import oracles as orc
+from harness.model import model_restore
+from harness.observe import RecordingSink, Timeline, recording_factory
+from orchestrator.errors import HaltedError, StartupRefused
+from orchestrator.events import MemorySink
+from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from orchestrator.sources import ticks
+from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
+from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from regime_engine.synthetic import generate
+
+STATE_DIR = "/crashkit/state"
+STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
+
+RuntimeClass = Callable[..., HysteresisRuntime]
+SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT")
+SWEEP_OPS: frozenset[str] = frozenset(
+    {
+        "open",
+        "write",
+        "fsync",
+        "fdatasync",
+        "ftruncate",
+        "dirfsync",
+        "read",
+        "replace",
+        "rename",
+        "mkdir",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Everything that determines a run: same workload, same verdicts, on every machine."""
+
+    symbols: int = 3
+    ticks: int = 12
+    seed: int = 1
+    window_updates: int = 3
+    model: FsyncModel = FsyncModel.KEEP_DIRTY
+    plan: FaultPlan = field(default_factory=FaultPlan)
+    initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
+    name: str = ""
+
+    @property
+    def config(self) -> HysteresisConfig:
+        return HysteresisConfig(window_updates=self.window_updates)
+
+    def snapshots(self) -> list[RegimeInputSnapshot]:
+        return list(generate(self.symbols, self.ticks, self.seed))
+
+    def image(self) -> DiskImage | None:
+        if self.initial_state is None:
+            return None
+        return DiskImage(files={STATE_PATH: self.initial_state}, dirs=(STATE_DIR,))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "symbols": self.symbols,
+            "ticks": self.ticks,
+            "seed": self.seed,
+            "window_updates": self.window_updates,
+            "fsync_model": self.model.value,
+            "fault_plan": self.plan.to_dict(),
+            "initial_state": None
+            if self.initial_state is None
+            else self.initial_state.decode("utf-8", "backslashreplace"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A violation with its minimal reproduction, as plain data for the scenario runner."""
+
+    violation: orc.Violation
+    workload: Workload
+    crash_point: int | None
+    cut: str | None
+    op: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **self.violation.to_dict(),
+            "reproduction": {
+                "workload": self.workload.to_dict(),
+                "crash_point": self.crash_point,
+                "crash_after_op": self.op,
+                "cut": self.cut,
+            },
+        }
+
+
+@dataclass(slots=True)
+class Summary:
+    workloads: int = 0
+    crash_points: int = 0
+    states_checked: int = 0
+    sweep_runs: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def merge(self, other: Summary) -> None:
+        self.workloads += other.workloads
+        self.crash_points += other.crash_points
+        self.states_checked += other.states_checked
+        self.sweep_runs += other.sweep_runs
+        self.outcomes.update(other.outcomes)
+        self.findings.extend(other.findings)
+        self.seconds += other.seconds
+
+    def violations_by_invariant(self) -> dict[str, int]:
+        counts = Counter(f.violation.invariant for f in self.findings)
+        return {name: counts.get(name, 0) for name in orc.INVARIANTS}
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "workloads": self.workloads,
+            "crash_points": self.crash_points,
+            "states_checked": self.states_checked,
+            "sweep_runs": self.sweep_runs,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "violations": len(self.findings),
+            "violations_by_invariant": self.violations_by_invariant(),
+            "states_per_second": round(self.states_checked / self.seconds, 1)
+            if self.seconds
+            else None,
+            "seconds": round(self.seconds, 3),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    decisions: dict[str, orc.Decision]
+    at: dict[tuple[str, int], orc.Decision]
+
+
+def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Reference:
+    """The uninterrupted run, on an in-memory backend, seeded like the workload's file."""
+    from orchestrator.runtime import seeded_factory
+    from orchestrator.store.memory import memory_store
+
+    sink = MemorySink()
+    seed = model_restore(workload.initial_state, workload.config)
+    seeded = memory_store()
+    seeded.store.states.update(seed.states)
+    runtime = HysteresisRuntime(
+        config=workload.config,
+        state_path="<reference>",
+        sink=sink,
+        backend_factory=seeded_factory(seeded),
+        clock=engine_commit_clock,
+    )
+    runtime.start()
+    runtime.run(snapshots)
+    decisions, _ = orc.decisions_of(sink.events)
+    at = {(d[0], d[1]): d for d in decisions.values()}  # type: ignore[misc]
+    return Reference(decisions, at)
+
+
+class Explorer:
+    """Runs workloads against one backend (and optionally a runtime variant)."""
+
+    def __init__(
+        self,
+        backend: str = DEFAULT_BACKEND,
+        *,
+        factory: BackendFactory | None = None,
+        runtime_class: RuntimeClass = HysteresisRuntime,
+        full: bool = False,
+        torn: str = "default",
+        shard: tuple[int, int] = (0, 1),
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.factory = factory or load_backend_factory(backend)
+        self.runtime_class = runtime_class
+        self.full = full
+        self.torn = torn
+        self.shard = shard
+        self.on_progress = on_progress
+        self.fs = CrashFS(record=True)
+        self._counter = 0  # global crash-state index, for sharding
+
+    # -- one process --------------------------------------------------------------------
+
+    def _runtime(
+        self, workload: Workload, timeline: Timeline, sink: RecordingSink
+    ) -> HysteresisRuntime:
+        return self.runtime_class(
+            config=workload.config,
+            state_path=STATE_PATH,
+            sink=sink,
+            backend_factory=recording_factory(self.factory, timeline),
+            clock=engine_commit_clock,
+        )
+
+    def _record(
+        self, workload: Workload, snapshots: Sequence[RegimeInputSnapshot]
+    ) -> tuple[Timeline, list[tuple[int, CrashState]], str | None, bool | None, list[str]]:
+        """The recorded first run: timeline, crash states per point, refusal, halt refusal, op names."""
+        fs = self.fs
+        fs.configure(plan=workload.plan, model=workload.model, record=True)
+        fs.start(workload.image())
+        try:
+            timeline = Timeline(position=lambda: len(fs.trace))
+            sink = RecordingSink(timeline)
+            runtime = self._runtime(workload, timeline, sink)
+            refusal: str | None = None
+            refused_next: bool | None = None
+            try:
+                runtime.start()
+            except StartupRefused as exc:
+                refusal = exc.reason
+            if refusal is None:
+                groups = list(ticks(snapshots))
+                for group in groups:
+                    runtime.tick(group)
+                    if runtime.stats.halted:
+                        break
+                if runtime.stats.halted or timeline.first_failure() is not None:
+                    try:
+                        runtime.tick(groups[-1])
+                        refused_next = False
+                    except HaltedError:
+                        refused_next = True
+                runtime.close()
+            ops = [op.op for op in fs.trace]
+            states: list[tuple[int, CrashState]] = []
+            points = fs.crash_points()
+            for point in points:
+                for state in fs.crash_states(point, torn=self.torn):
+                    states.append((point, state))
+            return timeline, states, refusal, refused_next, ops
+        finally:
+            fs.stop()
+
+    def _restart(
+        self,
+        workload: Workload,
+        snapshots: Sequence[RegimeInputSnapshot],
+        reference: Reference,
+        image: DiskImage,
+    ) -> tuple[Timeline, RecordingSink, dict[str, HysteresisState] | None, str | None, int | None]:
+        """Restart on a crash image; returns timeline, sink, restored store, refusal, stop ts."""
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        fs.start(image)
+        try:
+            timeline = Timeline()
+            sink = RecordingSink(timeline)
+            runtime = self._runtime(workload, timeline, sink)
+            try:
+                runtime.start()
+            except StartupRefused as exc:
+                return timeline, sink, None, exc.reason, None
+            restored = dict(runtime.states)
+            stop_at: int | None = None
+            for group in ticks(snapshots):
+                runtime.tick(group)
+                if runtime.stats.halted:
+                    break
+                if not self.full and self._converged(runtime, reference):
+                    stop_at = group[0].engine_timestamp_ms
+                    break
+            runtime.close()
+            return timeline, sink, restored, None, stop_at
+        finally:
+            fs.stop()
+
+    @staticmethod
+    def _converged(runtime: HysteresisRuntime, reference: Reference) -> bool:
+        """Every symbol past its resume point and equal to the reference at its timestamp."""
+        if runtime.pending_resume or runtime.stats.halted_symbols:
+            return False
+        at = reference.at
+        for state in runtime.states.values():
+            if at.get((state.symbol, state.engine_timestamp_ms)) != orc.decision_of_state(state):
+                return False
+        return True
+
+    # -- a workload ---------------------------------------------------------------------
+
+    def run(self, workload: Workload, *, points: str = "all") -> Summary:
+        """Explore one workload. `points="end"` checks only the crash states after the last op."""
+        started = time.perf_counter()
+        summary = Summary(workloads=1)
+        snapshots = workload.snapshots()
+        reference = reference_of(workload, snapshots)
+        seed = model_restore(workload.initial_state, workload.config)
+        timeline, states, refusal, refused_next, ops = self._record(workload, snapshots)
+        first = lambda v: Finding(v, workload, None, None, None)  # noqa: E731
+
+        # checks on the recorded run itself (no crash)
+        if workload.initial_state is not None:
+            fatal_expected = seed.outcome == "fatal"
+            if (refusal is not None) != fatal_expected and not workload.plan.rules:
+                summary.findings.append(
+                    first(
+                        orc.Violation(
+                            orc.RESTORE_TABLE,
+                            f"restore of the seeded file should be {seed.outcome}, backend "
+                            + (f"refused: {refusal}" if refusal else "started"),
+                        )
+                    )
+                )
+            if refusal is None and not workload.plan.rules:
+                pass  # selection is judged per crash state by durability below
+        publishes = [(p.seq, p.event) for p in timeline.publishes]
+        acks = [(a.seq, s) for a in timeline.appends if a.acked for s in a.states]
+        for v in orc.check_publish_implies_committed(publishes, acks, None):
+            summary.findings.append(first(v))
+        for v in orc.check_halt(
+            publishes, [(a.seq, a.acked) for a in timeline.appends], refused_next
+        ):
+            summary.findings.append(first(v))
+        for v in orc.check_engine_events(p.event for p in timeline.publishes):
+            summary.findings.append(first(v))
+        if refusal is not None:
+            summary.outcomes["refused"] += 1
+            if timeline.publishes:
+                summary.findings.append(
+                    first(
+                        orc.Violation(
+                            orc.HALT, "events published by a process that refused to start"
+                        )
+                    )
+                )
+        elif timeline.first_failure() is not None:
+            summary.outcomes["halted"] += 1
+        else:
+            summary.outcomes["completed"] += 1
+
+        if points == "end" and states:
+            last = states[-1][0]
+            states = [(p, s) for p, s in states if p == last]
+        summary.crash_points = len({p for p, _ in states})
+        written = [*seed.records, *timeline.attempted()]
+        index, count = self.shard
+        for point, state in states:
+            self._counter += 1
+            if (self._counter - 1) % count != index:
+                continue
+            summary.states_checked += 1
+            if self.on_progress is not None:
+                self.on_progress(1)
+            position = point + 1
+            pre_publishes = timeline.published_before(position)
+            acked_now = [*seed.states.values(), *timeline.acked_before(position)]
+            in_flight = [
+                s
+                for a in timeline.appends
+                if not (a.acked and a.position <= position)
+                for s in a.states
+            ]
+            r_timeline, r_sink, restored, r_refusal, stop_at = self._restart(
+                workload, snapshots, reference, state.image
+            )
+            found: list[orc.Violation] = []
+            if r_refusal is not None:
+                summary.outcomes["restart-refused"] += 1
+                if seed.outcome != "fatal":
+                    found += orc.check_crash_not_fatal(r_refusal)
+            else:
+                assert restored is not None
+                summary.outcomes["restart-resumed"] += 1
+                found += orc.check_durability(acked_now, restored, in_flight)
+                found += orc.check_no_invalid_restored(restored, written)
+                found += orc.check_publish_implies_committed(
+                    [(p.seq, p.event) for p in pre_publishes], acks, restored
+                )
+                found += orc.check_engine(restored.values())
+                events = [p.event for p in pre_publishes] + r_sink.events
+                found += orc.check_continuity(events, reference.decisions, up_to_ms=stop_at)
+                found += orc.check_engine_events(r_sink.events)
+                r_publishes = [(p.seq, p.event) for p in r_timeline.publishes]
+                r_acks = [(a.seq, s) for a in r_timeline.appends if a.acked for s in a.states]
+                found += orc.check_publish_implies_committed(r_publishes, r_acks, None)
+            for v in found:
+                summary.findings.append(
+                    Finding(v, workload, point, state.cut, ops[point] if point < len(ops) else None)
+                )
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def sweep(self, workload: Workload, errnos: Sequence[str] = SWEEP_ERRNOS) -> Summary:
+        """Fail every I/O call of the clean run in turn, once and persistently, per errno."""
+        summary = Summary()
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=workload.model, record=True)
+        fs.start(workload.image())
+        try:
+            runtime = self._runtime(workload, Timeline(), RecordingSink(Timeline()))
+            try:
+                runtime.start()
+                runtime.run(workload.snapshots())
+            finally:
+                runtime.close()
+            trace = list(fs.trace)
+        finally:
+            fs.stop()
+        seen: Counter[tuple[str, str]] = Counter()
+        for op in trace:
+            seen[(op.op, op.path)] += 1
+            if op.op not in SWEEP_OPS:
+                continue
+            for code in errnos:
+                for persistent in (False, True):
+                    rule = FaultRule(
+                        op=op.op,
+                        path=op.path,
+                        nth=seen[(op.op, op.path)],
+                        errno=code,
+                        persistent=persistent,
+                    )
+                    faulty = replace(
+                        workload,
+                        plan=FaultPlan((rule,)),
+                        name=f"{workload.name}+{op.op}#{seen[(op.op, op.path)]}:{code}{'!' if persistent else ''}",
+                    )
+                    result = self.run(faulty, points="end")
+                    result.sweep_runs = 1
+                    summary.merge(result)
+        return summary
+
+
+def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:
+    """The CI set: seeds x window sizes x fsync-failure models (models matter under faults)."""
+    windows = (1, 2, 3)
+    for i in range(count):
+        yield Workload(
+            symbols=symbols,
+            ticks=ticks_,
+            seed=1000 + i,
+            window_updates=windows[i % 3],
+            name=f"seed{1000 + i}",
+        )
+
+
+def finding_key(finding: Finding) -> str:
+    blob = json.dumps(finding.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
