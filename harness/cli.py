@@ -32,7 +32,7 @@ from orchestrator.runtime import (
 )
 from orchestrator.sources import encode_snapshot, read_snapshots
 from orchestrator.store.jsonl import restore_report
-from orchestrator.store.protocol import load_backend_factory
+from orchestrator.store.protocol import BackendFactory, load_backend_factory
 from regime_engine.contracts import RegimeInputSnapshot
 from regime_engine.synthetic import generate
 
@@ -47,7 +47,7 @@ err = Console(stderr=True)
 
 
 def _fail(code: int, message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     sys.exit(code)
 
 
@@ -64,6 +64,13 @@ def _snapshots(config: OrchestratorConfig, input_path: str | None) -> Iterator[R
         )
     m = config.market
     return generate(m.symbols, m.ticks, m.seed)
+
+
+def _backend(config: OrchestratorConfig) -> BackendFactory:
+    try:
+        return load_backend_factory(config.backend)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: [engine] {exc}") from exc
 
 
 def _sink(events_path: str | None) -> JsonlSink:
@@ -134,7 +141,7 @@ def run_cmd(
             _summarise(stats, "truth run")
             sys.exit(EXIT_OK)
         path = require_state_path(config, state_path)
-        factory = load_backend_factory(config.backend)
+        factory = _backend(config)
         sink = _sink(events_path)
         runtime = HysteresisRuntime(
             config=config.hysteresis,

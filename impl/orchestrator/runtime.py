@@ -7,6 +7,7 @@ last applied timestamp of a symbol is read from it, never kept beside it.
 from __future__ import annotations
 
 import errno as errno_module
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -193,7 +194,7 @@ class HysteresisRuntime:
                         )
                     )
                     continue
-            state = run_with_hysteresis(snapshot, store, self.config, clock=lambda ts=ts: clock(ts))
+            state = run_with_hysteresis(snapshot, store, self.config, clock=functools.partial(clock, ts))
             new_states.append(state)
             out.append(ev.state_event(ev.DECISION_PUBLISHED, state))
         return out, new_states

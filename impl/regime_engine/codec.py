@@ -8,14 +8,14 @@ Storage backends call it; they never build records by hand.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
-RECORD_SCHEMA = "hysteresis_store_record"
-RECORD_SCHEMA_VERSION = "1"
+RECORD_SCHEMA: Final = "hysteresis_store_record"
+RECORD_SCHEMA_VERSION: Final = "1"
 RECORD_KEYS: tuple[str, ...] = (
     "anchor_regime",
     "candidate_regime",

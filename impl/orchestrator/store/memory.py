@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from orchestrator.errors import PersistenceError
 from orchestrator.store.protocol import OpenedStore
-from orchestrator.store.report import RestoreReport
+from orchestrator.store.report import Outcome, RestoreReport
 from regime_engine.contracts import HysteresisState, HysteresisStore
 
 
@@ -34,5 +34,5 @@ class MemoryBackend:
 def memory_store(store: HysteresisStore | None = None, path: str = "<memory>") -> OpenedStore:
     """An opened in-memory store, optionally seeded (mid-stream replay)."""
     seeded = store or HysteresisStore()
-    outcome = "ok" if seeded.states else "bootstrap"
+    outcome: Outcome = "ok" if seeded.states else "bootstrap"
     return OpenedStore(MemoryBackend(), seeded, RestoreReport(path=path, outcome=outcome))

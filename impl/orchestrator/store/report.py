@@ -190,11 +190,12 @@ def parse_state_bytes(
     body = data[:end]
     n_lines = body.count(b"\n")
     fast = _fast_select(body, n_lines, max_timestamp_ms)
+    invalid: list[InvalidLine] = []
     if fast is not None:
         winners, ties = fast
-        valid, blank, invalid = n_lines, 0, []
+        valid, blank = n_lines, 0
     else:
-        winners, invalid, blank, ties, valid = {}, [], 0, 0, 0
+        winners, blank, ties, valid = {}, 0, 0, 0
         for number, line in enumerate(body.split(b"\n")[:-1], start=1):
             if not line.strip():
                 blank += 1
