@@ -194,7 +194,9 @@ class HysteresisRuntime:
                         )
                     )
                     continue
-            state = run_with_hysteresis(snapshot, store, self.config, clock=functools.partial(clock, ts))
+            state = run_with_hysteresis(
+                snapshot, store, self.config, clock=functools.partial(clock, ts)
+            )
             new_states.append(state)
             out.append(ev.state_event(ev.DECISION_PUBLISHED, state))
         return out, new_states

@@ -8,6 +8,7 @@ Storage backends call it; they never build records by hand.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -38,14 +39,16 @@ class StoreRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
     million of them out of the cycle collector makes restore ~4x faster.
     """
 
+    # Fields in sorted key order, so msgspec's compact encoding of a record is its
+    # canonical line for ASCII symbols (the restore fast path compares bytes).
+    anchor_regime: Regime
+    candidate_regime: Regime | None
+    engine_timestamp_ms: _NonNegInt
+    last_commit_timestamp_ms: _NonNegInt | None
+    progress_current: _NonNegInt
     schema: Literal["hysteresis_store_record"]
     schema_version: Literal["1"]
     symbol: _Symbol
-    engine_timestamp_ms: _NonNegInt
-    anchor_regime: Regime
-    candidate_regime: Regime | None
-    progress_current: _NonNegInt
-    last_commit_timestamp_ms: _NonNegInt | None
 
 
 class RecordError(ValueError):
@@ -171,6 +174,14 @@ def decode_record(line: bytes) -> StoreRecord:
         raise RecordError(f"not_json: {exc}") from None
     check_record(record, line)
     return record
+
+
+_LINE_ENCODER = msgspec.json.Encoder()
+
+
+def encode_lines(records: Sequence[StoreRecord]) -> bytes:
+    """msgspec's compact encoding, one record per line: the canonical bytes for ASCII symbols."""
+    return _LINE_ENCODER.encode_lines(records)
 
 
 def decode_lines_fast(body: bytes) -> list[StoreRecord] | None:

@@ -55,16 +55,20 @@ def read_state_file(path: str) -> bytes | None:
             path, f"cannot open state file: {exc.strerror} (errno {exc.errno})"
         ) from exc
     try:
-        mode = os.fstat(fd).st_mode
+        info = os.fstat(fd)
+        mode = info.st_mode
         if not stat.S_ISREG(mode):
             raise RestoreFatal(
                 path,
                 f"state path is {_kind(mode)}, not a regular file; refusing to read or write it",
             )
+        # One read of the whole file in the common case (no join copy), then read on
+        # until EOF in case the file is longer than fstat said.
         chunks: list[bytes] = []
+        size = info.st_size + 1
         while True:
             try:
-                chunk = os.read(fd, _READ_CHUNK)
+                chunk = os.read(fd, max(size, _READ_CHUNK))
             except OSError as exc:
                 raise RestoreFatal(
                     path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
@@ -72,7 +76,8 @@ def read_state_file(path: str) -> bytes | None:
             if not chunk:
                 break
             chunks.append(chunk)
-        return b"".join(chunks)
+            size = _READ_CHUNK
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -6,8 +6,11 @@ the replay seeding and the harness oracles all judge bytes the same way.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from itertools import compress, islice
 from typing import Literal
 
 from regime_engine.codec import (
@@ -15,6 +18,7 @@ from regime_engine.codec import (
     StoreRecord,
     decode_lines_fast,
     decode_record,
+    encode_lines,
     record_fields,
     record_to_state,
 )
@@ -113,43 +117,23 @@ def _select(
     return 0
 
 
-def _fast_select(
-    body: bytes, n_lines: int, max_ts: int | None
-) -> tuple[dict[str, tuple[int, StoreRecord]], int] | None:
-    """Restore of a clean file in one C decode plus one tight loop; None means "take the slow path".
+_INVARIANT_FIELDS = operator.attrgetter("candidate_regime", "progress_current", "anchor_regime")
+_TIMESTAMP = operator.attrgetter("engine_timestamp_ms")
+_SYMBOL = operator.attrgetter("symbol")
 
-    Valid only when every line decodes and none is blank (then record i is line
-    i+1). The duplicate-key check is done in aggregate: without `\\u` or `\\"`
-    escapes a valid record line holds exactly 24 quote characters (26 with a
-    candidate), and a duplicated key only adds quotes, so equal totals prove no
-    line has one. Any doubt falls back to the exact per-line path.
-    """
-    if not body or (b"\\" in body and (b"\\u" in body or b'\\"' in body)):
-        return None  # (one memchr for the common case: no backslash at all)
-    records = decode_lines_fast(body)
-    if records is None or len(records) != n_lines:
-        return None
+
+def _select_loop(
+    symbols: list[str], stamps: list[int], max_ts: int | None
+) -> tuple[dict[str, int], int]:
+    """The selection rule in file order: highest timestamp wins, a tie goes to the later line."""
     best_ts: dict[str, int] = {}
     best_line: dict[str, int] = {}
     ties = 0
-    candidates = 0
     limit = max_ts if max_ts is not None else float("inf")
     get = best_ts.get
-    number = 0
-    for record in records:
-        number += 1
-        candidate = record.candidate_regime
-        if candidate is None:
-            if record.progress_current:
-                return None
-        else:
-            candidates += 1
-            if not record.progress_current or candidate is record.anchor_regime:
-                return None
-        ts = record.engine_timestamp_ms
+    for number, (symbol, ts) in enumerate(zip(symbols, stamps, strict=True), start=1):
         if ts > limit:
             continue
-        symbol = record.symbol
         best = get(symbol)
         if best is None or ts > best:
             best_ts[symbol] = ts
@@ -157,9 +141,56 @@ def _fast_select(
         elif ts == best:
             best_line[symbol] = number
             ties += 1
-    if body.count(b'"') != 24 * n_lines + 2 * candidates:
+    return best_line, ties
+
+
+def _select_monotone(symbols: list[str], stamps: list[int]) -> tuple[dict[str, int], int]:
+    """The same rule, in C, for files whose timestamps never go down (one writer's output).
+
+    Each symbol's last line then holds its highest timestamp (and wins ties), and
+    a record ties exactly when its symbol already appeared in its run of equal
+    timestamps, so only runs longer than one line need a look.
+    """
+    n = len(symbols)
+    best_line = dict(zip(symbols, range(1, n + 1), strict=True))
+    starts = [0, *compress(range(1, n), map(operator.ne, islice(stamps, 1, None), stamps)), n]
+    ties = 0
+    if len(starts) < n + 1:  # some timestamp repeats
+        for begin, end in itertools.pairwise(starts):
+            if end - begin > 1:
+                ties += end - begin - len(set(symbols[begin:end]))
+    return best_line, ties
+
+
+def _fast_select(
+    body: bytes, max_ts: int | None
+) -> tuple[dict[str, tuple[int, StoreRecord]], int, int] | None:
+    """Restore of a clean file in one C decode plus one tight loop; None means "take the slow path".
+
+    Taken only when the body is exactly the canonical encoding of its records
+    (re-encoded in C and compared): that proves there is no blank line (record i
+    is line i+1) and no duplicated key, which msgspec alone would not reject.
+    Anything else (whitespace, other key order, escapes) gets the exact per-line path.
+    Returns (winners, ties, lines).
+    """
+    if not body:
         return None
-    return {symbol: (line, records[line - 1]) for symbol, line in best_line.items()}, ties
+    records = decode_lines_fast(body)
+    if records is None or encode_lines(records) != body:
+        return None
+    # The engine invariant over the few distinct (candidate, progress, anchor)
+    # triples, collected in C, rather than per record in Python.
+    for candidate, progress, anchor in set(map(_INVARIANT_FIELDS, records)):
+        if (candidate is None) != (progress == 0) or candidate is anchor:
+            return None
+    symbols = list(map(_SYMBOL, records))
+    stamps = list(map(_TIMESTAMP, records))
+    if max_ts is None and all(map(operator.le, stamps, islice(stamps, 1, None))):
+        best_line, ties = _select_monotone(symbols, stamps)
+    else:
+        best_line, ties = _select_loop(symbols, stamps, max_ts)
+    winners = {symbol: (line, records[line - 1]) for symbol, line in best_line.items()}
+    return winners, ties, len(records)
 
 
 def parse_state_bytes(
@@ -188,13 +219,13 @@ def parse_state_bytes(
     end = data.rfind(b"\n") + 1
     torn = len(data) - end
     body = data[:end]
-    n_lines = body.count(b"\n")
-    fast = _fast_select(body, n_lines, max_timestamp_ms)
+    fast = _fast_select(body, max_timestamp_ms)
     invalid: list[InvalidLine] = []
     if fast is not None:
-        winners, ties = fast
+        winners, ties, n_lines = fast
         valid, blank = n_lines, 0
     else:
+        n_lines = body.count(b"\n")
         winners, blank, ties, valid = {}, 0, 0, 0
         for number, line in enumerate(body.split(b"\n")[:-1], start=1):
             if not line.strip():

@@ -1,0 +1,272 @@
+"""The durability model: what a power cut cannot take away, per inode and per directory.
+
+pyfakefs knows only what a process *sees* (the page cache, in kernel terms). This model
+adds what is *durable*:
+
+- per file (by inode number, stable across renames): the bytes the last successful
+  fsync/fdatasync persisted, the lowest size the file had since then (so a truncate
+  followed by an append is told apart from an append), and the ranges a failed fsync
+  lost for good under `FsyncModel.MARK_CLEAN`;
+- per directory (by inode number): the entries (name -> inode) the last fsync of that
+  directory persisted.
+
+close() and flush() make nothing durable: only fsync, fdatasync, a directory fsync and
+sync() do. Everything present when a run starts from an image is durable.
+
+A `Snapshot` freezes the model together with the visible tree; crash states are derived
+from snapshots alone (see `faults.crash`), so they can be enumerated after the fake file
+system is gone.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyfakefs.fake_file import FakeDirectory, FakeFile
+
+from faults.plan import FsyncModel
+
+_EMPTY: Mapping[str, int] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """A range a failed fsync marked clean without writing it: on disk it holds `base`."""
+
+    start: int
+    base: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileDurability:
+    """The durable side of one inode (a never-synced file has the defaults)."""
+
+    durable: bytes = b""
+    low: int = 0
+    poison: tuple[Poison, ...] = ()
+
+
+_NEW_FILE = FileDurability()
+
+
+def apply_poison(content: bytes, poison: tuple[Poison, ...]) -> bytes:
+    """What writeback would put on disk: `content` with every lost range replaced."""
+    for p in poison:
+        end = min(p.start + len(p.base), len(content))
+        if p.start < end:
+            content = content[: p.start] + p.base[: end - p.start] + content[end:]
+    return content
+
+
+def common_prefix_len(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # invariant: a[:lo] == b[:lo], a[:hi+1] != b[:hi+1]
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def dirty_start(durable: bytes, view: bytes, low: int) -> int:
+    """Offset from which `view` may differ from what is durable."""
+    t = min(low, len(durable), len(view))
+    if view[:t] == durable[:t]:
+        return t
+    return common_prefix_len(view, durable)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSnap:
+    """One inode frozen at a crash point: what reads saw and what was durable."""
+
+    current: bytes
+    durable: bytes
+    low: int
+    poison: tuple[Poison, ...] = ()
+
+    @property
+    def writeback(self) -> bytes:
+        """The content a writeback could persist (current minus ranges lost to fsync)."""
+        return apply_poison(self.current, self.poison) if self.poison else self.current
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The visible tree and the durable state at one moment, as plain data.
+
+    `current`/`durable` map each directory inode to its entries (name -> inode); every
+    directory reachable through either kind of entry has a `current` map (possibly
+    empty: a removed directory). `files` holds every reachable regular file. `paths`
+    gives each inode a display path (its current location when it has one).
+    """
+
+    root: int
+    current: Mapping[int, Mapping[str, int]]
+    durable: Mapping[int, Mapping[str, int]]
+    files: Mapping[int, FileSnap]
+    paths: Mapping[int, str]
+
+
+def _ino(obj: FakeFile) -> int:
+    """The inode number (pyfakefs assigns it when the object enters a directory)."""
+    ino = obj.stat_result.st_ino
+    assert ino is not None, f"{obj.name!r} was never added to a directory"
+    return ino
+
+
+def _is_regular(obj: FakeFile) -> bool:
+    return stat.S_ISREG(obj.stat_result.st_mode)
+
+
+def _join(parent: str, name: str) -> str:
+    return f"/{name}" if parent == "/" else f"{parent}/{name}"
+
+
+class DurabilityModel:
+    """Mutable per-run durability state, updated by the interception layer."""
+
+    def __init__(self, model: FsyncModel = FsyncModel.KEEP_DIRTY) -> None:
+        self.model = model
+        self.files: dict[int, FileDurability] = {}
+        self.dirs: dict[int, Mapping[str, int]] = {}
+        self.objects: dict[int, FakeFile] = {}
+
+    # -- whole-tree operations ---------------------------------------------------------
+
+    def reset_durable(self, root: FakeDirectory) -> None:
+        """Forget everything; what is in the tree now is fully durable (a fresh image)."""
+        self.files = {}
+        self.dirs = {}
+        self.objects = {}
+        self.sync_all(root)
+
+    def sync_all(self, root: FakeDirectory) -> None:
+        """sync(2): every file and directory reachable or still open becomes durable."""
+        pending: list[FakeFile] = [root]
+        seen: set[int] = set()
+        while pending:
+            obj = pending.pop()
+            if _ino(obj) in seen:
+                continue
+            seen.add(_ino(obj))
+            if isinstance(obj, FakeDirectory):
+                self.dir_synced(obj)
+                pending.extend(obj.entries.values())
+            elif _is_regular(obj):
+                self.fsync_ok(obj)
+        for obj in list(self.objects.values()):
+            if _ino(obj) not in seen and not isinstance(obj, FakeDirectory) and _is_regular(obj):
+                self.fsync_ok(obj)
+
+    # -- per-call updates --------------------------------------------------------------
+
+    def state(self, ino: int) -> FileDurability:
+        return self.files.get(ino, _NEW_FILE)
+
+    def fsync_ok(self, obj: FakeFile) -> None:
+        """A successful fsync/fdatasync: what writeback can persist is now durable."""
+        ino = _ino(obj)
+        self.objects[ino] = obj
+        fd = self.files.get(ino, _NEW_FILE)
+        view = apply_poison(obj.byte_contents or b"", fd.poison)
+        self.files[ino] = FileDurability(durable=view, low=len(view), poison=fd.poison)
+
+    def fsync_failed(self, obj: FakeFile) -> None:
+        """A failed fsync/fdatasync: apply the configured `FsyncModel` to the dirty range."""
+        if self.model is FsyncModel.KEEP_DIRTY:
+            return
+        ino = _ino(obj)
+        self.objects[ino] = obj
+        fd = self.files.get(ino, _NEW_FILE)
+        current = obj.byte_contents or b""
+        view = apply_poison(current, fd.poison)
+        start = dirty_start(fd.durable, view, fd.low)
+        size = len(view) - start
+        if size <= 0:
+            return
+        base = fd.durable[start : start + size]
+        base += b"\0" * (size - len(base))
+        if self.model is FsyncModel.MARK_CLEAN:
+            poison = (*fd.poison, Poison(start, base))
+            self.files[ino] = FileDurability(fd.durable, fd.low, poison)
+        else:  # DROP: the page cache loses the bytes now; reads see the disk's content
+            dropped = view[:start] + base
+            if dropped != current:
+                obj.set_initial_contents(dropped)
+
+    def truncated(self, obj: FakeFile, size: int) -> None:
+        """The file was cut to `size` (ftruncate, O_TRUNC, mode "w"): track the low mark."""
+        ino = _ino(obj)
+        self.objects[ino] = obj
+        fd = self.files.get(ino, _NEW_FILE)
+        poison = tuple(
+            Poison(p.start, p.base[: size - p.start]) for p in fd.poison if p.start < size
+        )
+        self.files[ino] = FileDurability(fd.durable, min(fd.low, size), poison)
+
+    def dir_synced(self, directory: FakeDirectory) -> None:
+        """A successful fsync of a directory: its current entries are durable."""
+        entries = directory.entries
+        self.objects[_ino(directory)] = directory
+        for child in entries.values():
+            self.objects[_ino(child)] = child
+        self.dirs[_ino(directory)] = {name: _ino(child) for name, child in entries.items()}
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def snapshot(self, root: FakeDirectory) -> Snapshot:
+        """Freeze the visible tree plus everything durable entries still point at."""
+        current: dict[int, Mapping[str, int]] = {}
+        durable: dict[int, Mapping[str, int]] = {}
+        files: dict[int, FileSnap] = {}
+        paths: dict[int, str] = {}
+        objects = self.objects
+        states = self.files
+        # current tree first (breadth-first), so display paths prefer current locations
+        queue: deque[tuple[FakeDirectory, str]] = deque([(root, "/")])
+        detached: list[tuple[int, str]] = []
+        while queue or detached:
+            if not queue:
+                ino, path = detached.pop(0)
+                obj = objects.get(ino)
+                if ino in paths or obj is None:
+                    continue
+                if isinstance(obj, FakeDirectory):
+                    queue.append((obj, path))
+                elif _is_regular(obj):
+                    paths[ino] = path
+                    files[ino] = self._file_snap(obj, states.get(ino, _NEW_FILE))
+                continue
+            directory, path = queue.popleft()
+            dino = _ino(directory)
+            if dino in current:
+                continue
+            paths.setdefault(dino, path)
+            entries = directory.entries
+            cur = {name: _ino(child) for name, child in entries.items()}
+            current[dino] = cur
+            dur = self.dirs.get(dino, _EMPTY)
+            durable[dino] = dur
+            for name, child in entries.items():
+                cino = _ino(child)
+                objects[cino] = child
+                if isinstance(child, FakeDirectory):
+                    queue.append((child, _join(path, name)))
+                elif cino not in files and _is_regular(child):
+                    paths.setdefault(cino, _join(path, name))
+                    files[cino] = self._file_snap(child, states.get(cino, _NEW_FILE))
+            for name, cino in dur.items():
+                if cur.get(name) != cino:
+                    detached.append((cino, _join(path, name)))
+        return Snapshot(_ino(root), current, durable, files, paths)
+
+    @staticmethod
+    def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:
+        return FileSnap(obj.byte_contents or b"", fd.durable, fd.low, fd.poison)
