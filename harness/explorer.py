@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 
 from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel
 from harness import oracles as orc
-from harness.model import model_restore
+from harness.model import ModelRestore, model_restore
 from harness.observe import RecordingSink, Timeline, recording_factory
+from orchestrator import events as ev
 from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import MemorySink
+from orchestrator.events import MemorySink, state_payload
 from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from orchestrator.sources import ticks
 from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
@@ -32,6 +33,14 @@ from regime_engine.synthetic import generate
 STATE_DIR = "/crashkit/state"
 STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
 
+PERSISTED_KEYS = (
+    "symbol",
+    "engine_timestamp_ms",
+    "anchor_regime",
+    "candidate_regime",
+    "progress_current",
+    "last_commit_timestamp_ms",
+)
 RuntimeClass = Callable[..., HysteresisRuntime]
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT")
 SWEEP_OPS: frozenset[str] = frozenset(
@@ -153,6 +162,19 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
+class Restart:
+    """What one restart on a crash image did."""
+
+    timeline: Timeline
+    sink: RecordingSink
+    restored: dict[str, HysteresisState] | None  # None: refused to start
+    refusal: str | None
+    stop_at: int | None  # timestamp of the tick it stopped after (converged), None = ran out
+    again: dict[str, HysteresisState] | None  # the restore after it, without a crash
+    again_refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     decisions: dict[str, orc.Decision]
     at: dict[tuple[str, int], orc.Decision]
@@ -177,8 +199,37 @@ def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -
     runtime.start()
     runtime.run(snapshots)
     decisions, _ = orc.decisions_of(sink.events)
-    at = {(d[0], d[1]): d for d in decisions.values()}  # type: ignore[misc]
+    at: dict[tuple[str, int], orc.Decision] = {}
+    for d in decisions.values():
+        symbol, ts = d[0], d[1]
+        assert isinstance(symbol, str) and isinstance(ts, int)
+        at[(symbol, ts)] = d
     return Reference(decisions, at)
+
+
+def check_selection(timeline: Timeline, seed: ModelRestore) -> list[orc.Violation]:
+    """R4: the states a backend restored from a seeded file are the contract's selection."""
+    got: dict[str, dict[str, object]] = {}
+    for p in timeline.publishes:
+        if p.event.event_type == ev.STATE_RESTORED and p.event.symbol is not None:
+            payload = p.event.payload["state"]
+            assert isinstance(payload, dict)
+            got[p.event.symbol] = {k: payload[k] for k in PERSISTED_KEYS}
+    want = {
+        symbol: {k: v for k, v in state_payload(state).items() if k in PERSISTED_KEYS}
+        for symbol, state in seed.states.items()
+    }
+    out = []
+    for symbol in sorted(set(got) | set(want)):
+        if got.get(symbol) != want.get(symbol):
+            out.append(
+                orc.Violation(
+                    orc.RESTORE_TABLE,
+                    f"restored {got.get(symbol)} but the contract selects {want.get(symbol)}",
+                    symbol,
+                )
+            )
+    return out
 
 
 class Explorer:
@@ -264,32 +315,39 @@ class Explorer:
         snapshots: Sequence[RegimeInputSnapshot],
         reference: Reference,
         image: DiskImage,
-    ) -> tuple[Timeline, RecordingSink, dict[str, HysteresisState] | None, str | None, int | None]:
-        """Restart on a crash image; returns timeline, sink, restored store, refusal, stop ts."""
-        fs = self.fs
-        fs.configure(plan=FaultPlan(), model=workload.model, record=False)
-        fs.start(image)
+    ) -> Restart:
+        """Boot the fake disk onto a crash image, restart, resume, then restore once more.
+
+        The final restore (no crash in between) judges what the restarted process
+        acknowledged: it catches appends that land after bytes the backend should
+        have cut (a torn tail) and so are lost to the next restore.
+        """
+        self.fs.restart(image)
+        timeline = Timeline()
+        sink = RecordingSink(timeline)
+        runtime = self._runtime(workload, timeline, sink)
         try:
-            timeline = Timeline()
-            sink = RecordingSink(timeline)
-            runtime = self._runtime(workload, timeline, sink)
-            try:
-                runtime.start()
-            except StartupRefused as exc:
-                return timeline, sink, None, exc.reason, None
-            restored = dict(runtime.states)
-            stop_at: int | None = None
-            for group in ticks(snapshots):
-                runtime.tick(group)
-                if runtime.stats.halted:
-                    break
-                if not self.full and self._converged(runtime, reference):
-                    stop_at = group[0].engine_timestamp_ms
-                    break
-            runtime.close()
-            return timeline, sink, restored, None, stop_at
-        finally:
-            fs.stop()
+            runtime.start()
+        except StartupRefused as exc:
+            return Restart(timeline, sink, None, exc.reason, None, None)
+        restored = dict(runtime.states)
+        stop_at: int | None = None
+        for group in ticks(snapshots):
+            runtime.tick(group)
+            if runtime.stats.halted:
+                break
+            if not self.full and self._converged(runtime, reference):
+                stop_at = group[0].engine_timestamp_ms
+                break
+        runtime.close()
+        again: dict[str, HysteresisState] | None = None
+        try:
+            reopened = self.factory(STATE_PATH, workload.config)
+        except StartupRefused as exc:
+            return Restart(timeline, sink, restored, None, stop_at, None, exc.reason)
+        again = dict(reopened.store.states)
+        reopened.backend.close()
+        return Restart(timeline, sink, restored, None, stop_at, again)
 
     @staticmethod
     def _converged(runtime: HysteresisRuntime, reference: Reference) -> bool:
@@ -302,6 +360,60 @@ class Explorer:
                 return False
         return True
 
+    def _check_state(
+        self,
+        workload: Workload,
+        snapshots: Sequence[RegimeInputSnapshot],
+        reference: Reference,
+        seed: ModelRestore,
+        timeline: Timeline,
+        acks: list[tuple[int, HysteresisState]],
+        written: list[HysteresisState],
+        point: int,
+        state: CrashState,
+    ) -> tuple[bool, list[orc.Violation]]:
+        """Restart on one crash state and run every oracle; returns (refused, violations)."""
+        position = point + 1  # a crash after op `point` has seen ops 0..point
+        pre_publishes = timeline.published_before(position)
+        acked_now = [*seed.states.values(), *timeline.acked_before(position)]
+        in_flight = [
+            s
+            for a in timeline.appends
+            if not (a.acked and a.position <= position)
+            for s in a.states
+        ]
+        r = self._restart(workload, snapshots, reference, state.image)
+        found: list[orc.Violation] = []
+        if r.refusal is not None or r.restored is None:
+            if seed.outcome != "fatal":
+                found += orc.check_crash_not_fatal(r.refusal)
+            return True, found
+        restored = r.restored
+        found += orc.check_durability(acked_now, restored, in_flight)
+        found += orc.check_no_invalid_restored(restored, written)
+        found += orc.check_publish_implies_committed(
+            [(p.seq, p.event) for p in pre_publishes], acks, restored
+        )
+        found += orc.check_engine(restored.values())
+        events = [p.event for p in pre_publishes] + r.sink.events
+        found += orc.check_continuity(events, reference.decisions, up_to_ms=r.stop_at)
+        found += orc.check_engine_events(r.sink.events)
+        r_publishes = [(p.seq, p.event) for p in r.timeline.publishes]
+        r_appends = r.timeline.appends
+        r_acks = [(a.seq, s) for a in r_appends if a.acked for s in a.states]
+        found += orc.check_publish_implies_committed(r_publishes, r_acks, None)
+        found += orc.check_halt(r_publishes, [(a.seq, a.acked) for a in r_appends], None)
+        # The restarted process's acknowledged appends must survive the next restore too.
+        if r.again_refusal is not None:
+            found += orc.check_crash_not_fatal(r.again_refusal)
+        elif r.again is not None:
+            r_written = [*written, *r.timeline.attempted()]
+            found += orc.check_durability(
+                [*acked_now, *restored.values(), *r.timeline.acked_before()], r.again
+            )
+            found += orc.check_no_invalid_restored(r.again, r_written)
+        return False, found
+
     # -- a workload ---------------------------------------------------------------------
 
     def run(self, workload: Workload, *, points: str = "all") -> Summary:
@@ -312,7 +424,9 @@ class Explorer:
         reference = reference_of(workload, snapshots)
         seed = model_restore(workload.initial_state, workload.config)
         timeline, states, refusal, refused_next, ops = self._record(workload, snapshots)
-        first = lambda v: Finding(v, workload, None, None, None)  # noqa: E731
+
+        def first(v: orc.Violation) -> Finding:
+            return Finding(v, workload, None, None, None)
 
         # checks on the recorded run itself (no crash)
         if workload.initial_state is not None:
@@ -328,7 +442,8 @@ class Explorer:
                     )
                 )
             if refusal is None and not workload.plan.rules:
-                pass  # selection is judged per crash state by durability below
+                for v in check_selection(timeline, seed):
+                    summary.findings.append(first(v))
         publishes = [(p.seq, p.event) for p in timeline.publishes]
         acks = [(a.seq, s) for a in timeline.appends if a.acked for s in a.states]
         for v in orc.check_publish_implies_committed(publishes, acks, None):
@@ -360,49 +475,28 @@ class Explorer:
         summary.crash_points = len({p for p, _ in states})
         written = [*seed.records, *timeline.attempted()]
         index, count = self.shard
-        for point, state in states:
-            self._counter += 1
-            if (self._counter - 1) % count != index:
-                continue
-            summary.states_checked += 1
-            if self.on_progress is not None:
-                self.on_progress(1)
-            position = point + 1
-            pre_publishes = timeline.published_before(position)
-            acked_now = [*seed.states.values(), *timeline.acked_before(position)]
-            in_flight = [
-                s
-                for a in timeline.appends
-                if not (a.acked and a.position <= position)
-                for s in a.states
-            ]
-            r_timeline, r_sink, restored, r_refusal, stop_at = self._restart(
-                workload, snapshots, reference, state.image
-            )
-            found: list[orc.Violation] = []
-            if r_refusal is not None:
-                summary.outcomes["restart-refused"] += 1
-                if seed.outcome != "fatal":
-                    found += orc.check_crash_not_fatal(r_refusal)
-            else:
-                assert restored is not None
-                summary.outcomes["restart-resumed"] += 1
-                found += orc.check_durability(acked_now, restored, in_flight)
-                found += orc.check_no_invalid_restored(restored, written)
-                found += orc.check_publish_implies_committed(
-                    [(p.seq, p.event) for p in pre_publishes], acks, restored
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        try:
+            for point, state in states:
+                self._counter += 1
+                if (self._counter - 1) % count != index:
+                    continue
+                summary.states_checked += 1
+                if self.on_progress is not None:
+                    self.on_progress(1)
+                refused, found = self._check_state(
+                    workload, snapshots, reference, seed, timeline, acks, written, point, state
                 )
-                found += orc.check_engine(restored.values())
-                events = [p.event for p in pre_publishes] + r_sink.events
-                found += orc.check_continuity(events, reference.decisions, up_to_ms=stop_at)
-                found += orc.check_engine_events(r_sink.events)
-                r_publishes = [(p.seq, p.event) for p in r_timeline.publishes]
-                r_acks = [(a.seq, s) for a in r_timeline.appends if a.acked for s in a.states]
-                found += orc.check_publish_implies_committed(r_publishes, r_acks, None)
-            for v in found:
-                summary.findings.append(
-                    Finding(v, workload, point, state.cut, ops[point] if point < len(ops) else None)
-                )
+                summary.outcomes["restart-refused" if refused else "restart-resumed"] += 1
+                for v in found:
+                    summary.findings.append(
+                        Finding(
+                            v, workload, point, state.cut, ops[point] if point < len(ops) else None
+                        )
+                    )
+        finally:
+            fs.stop()
         summary.seconds = time.perf_counter() - started
         return summary
 
