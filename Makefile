@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test crash bench lint clean
 
 setup: $(STAMP)
 
@@ -14,15 +14,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: explore the default workload at every crash point, plus the
+# I/O-error sweep and the fsync-failure models on it.
 run: $(STAMP)
-	$(BIN)/crashkit demo
+	$(BIN)/crashkit explore --sweep --models
 
 test: $(STAMP)
 	$(BIN)/pytest -n auto
 
+# The CI crash-consistency suite, sharded over all cores (summary at the end).
+crash: $(STAMP)
+	$(BIN)/pytest -n auto -m crash tests/crash
+
+# Restore throughput of a 1,000,000-record state file.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/restore_throughput.py --records 1000000
+
 lint: $(STAMP)
-	$(BIN)/ruff check impl faults harness tests
-	$(BIN)/ruff format --check impl faults harness tests
+	$(BIN)/ruff check impl faults harness tests benchmarks
+	$(BIN)/ruff format --check impl faults harness tests benchmarks
 	$(BIN)/mypy impl/regime_engine impl/orchestrator faults harness
 
 clean:

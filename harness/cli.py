@@ -302,3 +302,12 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
             + ("[green]identical[/]" if same else "[red]DIFFERENT[/]")
         )
         sys.exit(EXIT_OK if same else EXIT_CHECK_FAILED)
+
+
+def _register() -> None:
+    from harness.explore_cli import explore
+
+    main.add_command(explore)
+
+
+_register()

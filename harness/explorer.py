@@ -14,10 +14,10 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel
+from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
 from harness import oracles as orc
 from harness.model import ModelRestore, model_restore
 from harness.observe import RecordingSink, Timeline, recording_factory
@@ -41,8 +41,9 @@ PERSISTED_KEYS = (
     "progress_current",
     "last_commit_timestamp_ms",
 )
+UNHANDLED = "unhandled exception instead of a clean refusal: "
 RuntimeClass = Callable[..., HysteresisRuntime]
-SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT")
+SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
 SWEEP_OPS: frozenset[str] = frozenset(
     {
         "open",
@@ -55,6 +56,8 @@ SWEEP_OPS: frozenset[str] = frozenset(
         "replace",
         "rename",
         "mkdir",
+        "flock",
+        "close",
     }
 )
 
@@ -255,6 +258,7 @@ class Explorer:
         self.on_progress = on_progress
         self.fs = CrashFS(record=True)
         self._counter = 0  # global crash-state index, for sharding
+        self._runs = 0  # global faulty-run index, for sharding
 
     # -- one process --------------------------------------------------------------------
 
@@ -286,6 +290,8 @@ class Explorer:
                 runtime.start()
             except StartupRefused as exc:
                 refusal = exc.reason
+            except Exception as exc:  # a backend must refuse cleanly, not crash
+                refusal = f"{UNHANDLED}{type(exc).__name__}: {exc}"
             if refusal is None:
                 groups = list(ticks(snapshots))
                 for group in groups:
@@ -330,6 +336,10 @@ class Explorer:
             runtime.start()
         except StartupRefused as exc:
             return Restart(timeline, sink, None, exc.reason, None, None)
+        except Exception as exc:  # a backend must refuse cleanly, not crash
+            return Restart(
+                timeline, sink, None, f"{UNHANDLED}{type(exc).__name__}: {exc}", None, None
+            )
         restored = dict(runtime.states)
         stop_at: int | None = None
         for group in ticks(snapshots):
@@ -340,7 +350,8 @@ class Explorer:
                 stop_at = group[0].engine_timestamp_ms
                 break
         runtime.close()
-        again: dict[str, HysteresisState] | None = None
+        if not any(a.acked for a in timeline.appends):
+            return Restart(timeline, sink, restored, None, stop_at, restored)  # nothing new
         try:
             reopened = self.factory(STATE_PATH, workload.config)
         except StartupRefused as exc:
@@ -385,7 +396,9 @@ class Explorer:
         r = self._restart(workload, snapshots, reference, state.image)
         found: list[orc.Violation] = []
         if r.refusal is not None or r.restored is None:
-            if seed.outcome != "fatal":
+            if r.refusal is not None and r.refusal.startswith(UNHANDLED):
+                found.append(orc.Violation(orc.HALT, f"restart crashed: {r.refusal}"))
+            elif seed.outcome != "fatal":
                 found += orc.check_crash_not_fatal(r.refusal)
             return True, found
         restored = r.restored
@@ -454,6 +467,8 @@ class Explorer:
             summary.findings.append(first(v))
         for v in orc.check_engine_events(p.event for p in timeline.publishes):
             summary.findings.append(first(v))
+        if refusal is not None and refusal.startswith(UNHANDLED):
+            summary.findings.append(first(orc.Violation(orc.HALT, f"startup crashed: {refusal}")))
         if refusal is not None:
             summary.outcomes["refused"] += 1
             if timeline.publishes:
@@ -472,9 +487,16 @@ class Explorer:
         if points == "end" and states:
             last = states[-1][0]
             states = [(p, s) for p, s in states if p == last]
-        summary.crash_points = len({p for p, _ in states})
-        written = [*seed.records, *timeline.attempted()]
         index, count = self.shard
+        # With state-level shards, a crash point counts in the shard of its first state.
+        firsts = {p: self._counter + i for i, (p, _) in reversed(list(enumerate(states)))}
+        summary.crash_points = sum(1 for first in firsts.values() if first % count == index)
+        if count > 1 and self._counter % count != index:
+            # The recorded run is judged (and counted) once, by the shard of its first state.
+            summary.workloads = 0
+            summary.findings.clear()
+            summary.outcomes.clear()
+        written = [*seed.records, *timeline.attempted()]
         fs = self.fs
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
         try:
@@ -500,9 +522,8 @@ class Explorer:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def sweep(self, workload: Workload, errnos: Sequence[str] = SWEEP_ERRNOS) -> Summary:
-        """Fail every I/O call of the clean run in turn, once and persistently, per errno."""
-        summary = Summary()
+    def _clean_trace(self, workload: Workload) -> list[Op]:
+        """The op trace of the workload's clean run (no faults), to place faults on."""
         fs = self.fs
         fs.configure(plan=FaultPlan(), model=workload.model, record=True)
         fs.start(workload.image())
@@ -513,36 +534,92 @@ class Explorer:
                 runtime.run(workload.snapshots())
             finally:
                 runtime.close()
-            trace = list(fs.trace)
+            return list(fs.trace)
         finally:
             fs.stop()
-        seen: Counter[tuple[str, str]] = Counter()
-        for op in trace:
-            seen[(op.op, op.path)] += 1
-            if op.op not in SWEEP_OPS:
+
+    def _faulty_runs(self, workloads: Iterable[tuple[Workload, str]]) -> Summary:
+        """Run fault workloads, sharded by run (every run is recorded once, in one shard)."""
+        summary = Summary()
+        index, count = self.shard
+        whole = self.shard
+        for workload, points in workloads:
+            self._runs += 1
+            if (self._runs - 1) % count != index:
                 continue
-            for code in errnos:
-                for persistent in (False, True):
-                    rule = FaultRule(
+            self.shard = (0, 1)
+            try:
+                result = self.run(workload, points=points)
+            finally:
+                self.shard = whole
+            result.sweep_runs = 1
+            summary.merge(result)
+        return summary
+
+    def sweep(self, workload: Workload, errnos: Sequence[str] = SWEEP_ERRNOS) -> Summary:
+        """Fail every I/O call of the clean run in turn, once and persistently, per errno.
+
+        Each faulty run must halt or refuse with nothing published that was not
+        committed; then a restart on the disk it left (every crash state after its
+        last op) must lose nothing acknowledged.
+        """
+        return self._faulty_runs(
+            (
+                replace(
+                    workload, plan=FaultPlan((rule,)), name=f"{workload.name}+{rule.describe()}"
+                ),
+                "end",
+            )
+            for rule in fault_rules(self._clean_trace(workload), errnos)
+        )
+
+    def fsync_models(self, workload: Workload) -> Summary:
+        """Fail each fsync of the clean run once, under each fsync-failure model, and crash
+        after every op of that run: the failed bytes may, must not, or cannot persist."""
+        rules = [r for r in fault_rules(self._clean_trace(workload), ("EIO",)) if r.op in FSYNC_OPS]
+        return self._faulty_runs(
+            (
+                replace(
+                    workload,
+                    plan=FaultPlan((rule,)),
+                    model=model,
+                    name=f"{workload.name}+{rule.describe()}@{model.value}",
+                ),
+                "all",
+            )
+            for model in FsyncModel
+            for rule in rules
+            if not rule.persistent
+        )
+
+
+FSYNC_OPS = frozenset({"fsync", "fdatasync", "dirfsync"})
+
+
+def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:
+    """One rule per (I/O call of the trace, errno, once|persistent): the Nth call on its path."""
+    rules: list[FaultRule] = []
+    seen: Counter[tuple[str, str]] = Counter()
+    for op in trace:
+        seen[(op.op, op.path)] += 1
+        if op.op not in SWEEP_OPS:
+            continue
+        for code in errnos:
+            for persistent in (False, True):
+                rules.append(
+                    FaultRule(
                         op=op.op,
                         path=op.path,
                         nth=seen[(op.op, op.path)],
                         errno=code,
                         persistent=persistent,
                     )
-                    faulty = replace(
-                        workload,
-                        plan=FaultPlan((rule,)),
-                        name=f"{workload.name}+{op.op}#{seen[(op.op, op.path)]}:{code}{'!' if persistent else ''}",
-                    )
-                    result = self.run(faulty, points="end")
-                    result.sweep_runs = 1
-                    summary.merge(result)
-        return summary
+                )
+    return rules
 
 
 def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:
-    """The CI set: seeds x window sizes x fsync-failure models (models matter under faults)."""
+    """The CI set: seeds x window sizes (1 commits at once, 3 is the default)."""
     windows = (1, 2, 3)
     for i in range(count):
         yield Workload(

@@ -137,6 +137,7 @@ class JsonlStateBackend:
         self._committed_bytes = committed_bytes
         self._torn_tail_bytes = torn_tail_bytes
         self._poisoned: str | None = None
+        self.close_error: str | None = None
 
     @property
     def poisoned(self) -> bool:
@@ -187,29 +188,61 @@ class JsonlStateBackend:
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.close(fd)  # also releases the flock
+            try:
+                os.close(fd)  # also releases the flock
+            except OSError as exc:
+                # Every acknowledged append was already fsynced, so a failing close
+                # loses nothing acknowledged; the descriptor is released either way
+                # on Linux. Keep the reason for diagnostics instead of crashing.
+                self.close_error = f"close failed on {self.path}: {exc.strerror}"
 
 
-def open_jsonl_writer(path: str, report: RestoreReport) -> JsonlStateBackend:
-    """Open (creating durably if needed) and lock the state file after a restore of it."""
+def open_jsonl_writer(
+    path: str, report: RestoreReport, *, existed: bool = False
+) -> JsonlStateBackend:
+    """Open (creating durably if needed) and lock the state file after a restore of it.
+
+    `existed`: restore just read the file, so try a plain open first (the common
+    restart; saves a failing O_EXCL create). Creation stays exclusive either way.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    _make_parents(directory)
+    try:
+        if not existed:
+            _make_parents(directory)
+    except OSError as exc:
+        raise RestoreFatal(
+            path,
+            f"cannot create the state folder {exc.filename or directory}: "
+            f"{exc.strerror} (errno {errno.errorcode.get(exc.errno or 0, exc.errno)})",
+        ) from exc
     flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
     created = False
-    try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
-        created = True
-    except FileExistsError:
+    fd = -1
+    if existed:
         try:
             fd = os.open(path, flags)
+        except FileNotFoundError:
+            fd = -1  # gone since restore read it: the size check below refuses
         except OSError as exc:
             raise RestoreFatal(
                 path, f"cannot open state file for appending: {exc.strerror} (errno {exc.errno})"
             ) from exc
-    except OSError as exc:
-        raise RestoreFatal(
-            path, f"cannot create state file: {exc.strerror} (errno {exc.errno})"
-        ) from exc
+    if fd < 0:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        except FileExistsError:
+            try:
+                fd = os.open(path, flags)
+            except OSError as exc:
+                raise RestoreFatal(
+                    path,
+                    f"cannot open state file for appending: {exc.strerror} (errno {exc.errno})",
+                ) from exc
+        except OSError as exc:
+            raise RestoreFatal(
+                path, f"cannot create state file: {exc.strerror} (errno {exc.errno})"
+            ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -254,5 +287,5 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
     )
     if report.outcome == "fatal":
         raise RestoreFatal(path, report.reason or "fatal restore")
-    backend = open_jsonl_writer(path, report)
+    backend = open_jsonl_writer(path, report, existed=data is not None)
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)

@@ -1,0 +1,88 @@
+"""Named sets of exploration jobs: what `crashkit explore` and `make crash` run.
+
+A job is (kind, workload): "crash" explores every crash point of the workload,
+"sweep" fails each I/O call of its clean run in turn, "models" fails each fsync
+under each fsync-failure model. Suites are plain data so shards agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.explorer import Explorer, Summary, Workload, default_workloads
+
+KINDS = ("crash", "sweep", "models")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: str
+    workload: Workload
+
+
+def single(workload: Workload, *, sweep: bool = False, models: bool = False) -> tuple[Job, ...]:
+    """One workload: its crash exploration, plus the sweep and fsync models if asked."""
+    jobs = [Job("crash", workload)]
+    if sweep:
+        jobs.append(Job("sweep", workload))
+    if models:
+        jobs.append(Job("models", workload))
+    return tuple(jobs)
+
+
+def ci_suite(scale: int = 1) -> tuple[Job, ...]:
+    """The CI crash-consistency suite (`make crash`): 48 x scale seeded workloads of
+    3 symbols x 30 ticks (windows 1-3), the I/O-error sweep on two workloads and the
+    fsync-failure models on two more."""
+    jobs = [Job("crash", w) for w in default_workloads(48 * scale, symbols=3, ticks_=30)]
+    jobs += [
+        Job("sweep", Workload(3, 12, seed=s, window_updates=w, name=f"sweep{s}"))
+        for s, w in ((1, 3), (2, 1))
+    ]
+    jobs += [
+        Job("models", Workload(3, 12, seed=s, window_updates=w, name=f"models{s}"))
+        for s, w in ((3, 3), (4, 2))
+    ]
+    return tuple(jobs)
+
+
+SUITES: dict[str, Callable[[], tuple[Job, ...]]] = {
+    "ci": ci_suite,
+    "nightly": lambda: ci_suite(scale=10),
+}
+
+
+def run_jobs(
+    explorer: Explorer,
+    jobs: Sequence[Job],
+    on_job: Callable[[Job], None] | None = None,
+) -> Summary:
+    """Run the jobs in order on one explorer (its shard applies across all of them)."""
+    total = Summary()
+    index, count = explorer.shard
+    crash_jobs = sum(job.kind == "crash" for job in jobs)
+    whole_workloads = crash_jobs >= count  # enough workloads: shard by workload, not by state
+    crash_seen = 0
+    for job in jobs:
+        if on_job is not None:
+            on_job(job)
+        if job.kind == "crash" and whole_workloads:
+            crash_seen += 1
+            if (crash_seen - 1) % count != index:
+                continue
+            explorer.shard = (0, 1)
+            try:
+                result = explorer.run(job.workload)
+            finally:
+                explorer.shard = (index, count)
+        elif job.kind == "crash":
+            result = explorer.run(job.workload)
+        elif job.kind == "sweep":
+            result = explorer.sweep(job.workload)
+        elif job.kind == "models":
+            result = explorer.fsync_models(job.workload)
+        else:
+            raise ValueError(f"unknown job kind {job.kind!r}; expected one of {KINDS}")
+        total.merge(result)
+    return total
