@@ -23,7 +23,7 @@ from harness.model import ModelRestore, model_restore
 from harness.observe import RecordingSink, Timeline, recording_factory
 from orchestrator import events as ev
 from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import MemorySink, state_payload
+from orchestrator.events import Event, MemorySink, state_payload
 from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from orchestrator.sources import ticks
 from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
@@ -173,8 +173,9 @@ class Restart:
     restored: dict[str, HysteresisState] | None  # None: refused to start
     refusal: str | None
     stop_at: int | None  # timestamp of the tick it stopped after (converged), None = ran out
-    again: dict[str, HysteresisState] | None  # the restore after it, without a crash
+    again: dict[str, HysteresisState] | None  # the restore after its first append, no crash
     again_refusal: str | None = None
+    acked_at_reopen: list[HysteresisState] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,9 @@ class Explorer:
         self.fs = CrashFS(record=True)
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
+        self._per_point: dict[
+            int, tuple[list[tuple[int, Event]], list[HysteresisState], list[HysteresisState]]
+        ] = {}
 
     # -- one process --------------------------------------------------------------------
 
@@ -322,11 +326,14 @@ class Explorer:
         reference: Reference,
         image: DiskImage,
     ) -> Restart:
-        """Boot the fake disk onto a crash image, restart, resume, then restore once more.
+        """Boot the fake disk onto a crash image, restart and resume on the same input.
 
-        The final restore (no crash in between) judges what the restarted process
-        acknowledged: it catches appends that land after bytes the backend should
-        have cut (a torn tail) and so are lost to the next restore.
+        Right after the restarted process's first acknowledged append it is stopped
+        cleanly and the store is opened once more (no crash in between): that
+        restore must hold what was acknowledged, which catches appends landing
+        behind bytes the backend should have cut (a torn tail). The run then goes
+        on in that reopened store. The check sits at the same place with or
+        without early stop, so both give the same verdicts.
         """
         self.fs.restart(image)
         timeline = Timeline()
@@ -341,24 +348,62 @@ class Explorer:
                 timeline, sink, None, f"{UNHANDLED}{type(exc).__name__}: {exc}", None, None
             )
         restored = dict(runtime.states)
-        stop_at: int | None = None
-        for group in ticks(snapshots):
-            runtime.tick(group)
-            if runtime.stats.halted:
-                break
-            if not self.full and self._converged(runtime, reference):
-                stop_at = group[0].engine_timestamp_ms
-                break
+        groups = list(ticks(snapshots))
+        stop_at, position = self._resume(runtime, groups, 0, reference, until_ack=True)
         runtime.close()
-        if not any(a.acked for a in timeline.appends):
-            return Restart(timeline, sink, restored, None, stop_at, restored)  # nothing new
+        acked = timeline.acked_before()
+        if not acked:  # nothing new on disk: the reopened store would equal `restored`
+            return Restart(timeline, sink, restored, None, stop_at, restored)
         try:
             reopened = self.factory(STATE_PATH, workload.config)
         except StartupRefused as exc:
-            return Restart(timeline, sink, restored, None, stop_at, None, exc.reason)
+            return Restart(timeline, sink, restored, None, stop_at, None, exc.reason, acked)
+        except Exception as exc:
+            reason = f"{UNHANDLED}{type(exc).__name__}: {exc}"
+            return Restart(timeline, sink, restored, None, stop_at, None, reason, acked)
         again = dict(reopened.store.states)
-        reopened.backend.close()
-        return Restart(timeline, sink, restored, None, stop_at, again)
+        if stop_at is None and position < len(groups) and not runtime.stats.halted:
+            second = self.runtime_class(
+                config=workload.config,
+                state_path=STATE_PATH,
+                sink=sink,
+                backend_factory=recording_factory(lambda _p, _c: reopened, timeline),
+                clock=engine_commit_clock,
+            )
+            second.start()
+            stop_at, _ = self._resume(second, groups, 0, reference, until_ack=False)
+            second.close()
+        else:
+            reopened.backend.close()
+        return Restart(timeline, sink, restored, None, stop_at, again, None, acked)
+
+    def _resume(
+        self,
+        runtime: HysteresisRuntime,
+        groups: Sequence[Sequence[RegimeInputSnapshot]],
+        start: int,
+        reference: Reference,
+        *,
+        until_ack: bool,
+    ) -> tuple[int | None, int]:
+        """Tick from `start`; returns (timestamp it converged at or None, next tick index).
+
+        With `until_ack` it returns right after the first tick that appended; early
+        stop never comes before that, so the append path after a crash is always
+        exercised (decisions are deterministic, a backend's appends are not)."""
+        for i in range(start, len(groups)):
+            group = groups[i]
+            runtime.tick(group)
+            if runtime.stats.halted:
+                return None, i + 1
+            if until_ack and not runtime.stats.decisions:
+                continue  # never stop before the restarted process has appended once
+            converged = not self.full and self._converged(runtime, reference)
+            if converged:
+                return group[0].engine_timestamp_ms, i + 1
+            if until_ack:
+                return None, i + 1
+        return None, len(groups)
 
     @staticmethod
     def _converged(runtime: HysteresisRuntime, reference: Reference) -> bool:
@@ -385,14 +430,20 @@ class Explorer:
     ) -> tuple[bool, list[orc.Violation]]:
         """Restart on one crash state and run every oracle; returns (refused, violations)."""
         position = point + 1  # a crash after op `point` has seen ops 0..point
-        pre_publishes = timeline.published_before(position)
-        acked_now = [*seed.states.values(), *timeline.acked_before(position)]
-        in_flight = [
-            s
-            for a in timeline.appends
-            if not (a.acked and a.position <= position)
-            for s in a.states
-        ]
+        cached = self._per_point.get(point)
+        if cached is None:  # the same for every crash state of the point
+            cached = (
+                [(p.seq, p.event) for p in timeline.published_before(position)],
+                [*seed.states.values(), *timeline.acked_before(position)],
+                [
+                    s
+                    for a in timeline.appends
+                    if not (a.acked and a.position <= position)
+                    for s in a.states
+                ],
+            )
+            self._per_point = {point: cached}
+        pre_publishes, acked_now, in_flight = cached
         r = self._restart(workload, snapshots, reference, state.image)
         found: list[orc.Violation] = []
         if r.refusal is not None or r.restored is None:
@@ -404,11 +455,9 @@ class Explorer:
         restored = r.restored
         found += orc.check_durability(acked_now, restored, in_flight)
         found += orc.check_no_invalid_restored(restored, written)
-        found += orc.check_publish_implies_committed(
-            [(p.seq, p.event) for p in pre_publishes], acks, restored
-        )
+        found += orc.check_publish_implies_committed(pre_publishes, acks, restored)
         found += orc.check_engine(restored.values())
-        events = [p.event for p in pre_publishes] + r.sink.events
+        events = [e for _, e in pre_publishes] + r.sink.events
         found += orc.check_continuity(events, reference.decisions, up_to_ms=r.stop_at)
         found += orc.check_engine_events(r.sink.events)
         r_publishes = [(p.seq, p.event) for p in r.timeline.publishes]
@@ -422,7 +471,7 @@ class Explorer:
         elif r.again is not None:
             r_written = [*written, *r.timeline.attempted()]
             found += orc.check_durability(
-                [*acked_now, *restored.values(), *r.timeline.acked_before()], r.again
+                [*acked_now, *restored.values(), *r.acked_at_reopen], r.again
             )
             found += orc.check_no_invalid_restored(r.again, r_written)
         return False, found
@@ -498,6 +547,7 @@ class Explorer:
             summary.outcomes.clear()
         written = [*seed.records, *timeline.attempted()]
         fs = self.fs
+        self._per_point = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
         try:
             for point, state in states:

@@ -50,15 +50,20 @@ class Violation:
     message: str
     symbol: str | None = None
     run_id: str | None = None
-    tick: int | None = None
+    tick: int | None = None  # engine timestamp of the tick; taken from run_id when not given
+    line: int | None = None  # 1-based record line in the state file, when known
 
     def to_dict(self) -> dict[str, object]:
+        tick = self.tick
+        if tick is None and self.run_id is not None:
+            tick = int(self.run_id.rsplit(":", 1)[1])
         return {
             "invariant": self.invariant,
             "message": self.message,
             "symbol": self.symbol,
             "run_id": self.run_id,
-            "tick": self.tick,
+            "tick": tick,
+            "line": self.line,
         }
 
 
@@ -190,8 +195,12 @@ def check_publish_implies_committed(
     """
     out: list[Violation] = []
     acked_at: dict[str, int] = {}
+    acked_fields: dict[str, set[tuple[object, ...]]] = {}
     for seq, state in acks:
         acked_at.setdefault(run_id(state), seq)
+        acked_fields.setdefault(run_id(state), set()).add(
+            (*decision_of_state(state), state.last_commit_timestamp_ms)
+        )
     for seq, event in published:
         if event.event_type != ev.DECISION_PUBLISHED:
             continue
@@ -206,6 +215,22 @@ def check_publish_implies_committed(
                     PUBLISH_IMPLIES_COMMITTED,
                     f"{rid} published before its record was committed"
                     + (" (never committed)" if ack is None else ""),
+                    event.symbol,
+                    rid,
+                )
+            )
+            continue
+        payload_state = event.payload["state"]
+        assert isinstance(payload_state, Mapping)
+        fields = (
+            *decision_of_payload(event.payload),
+            payload_state["last_commit_timestamp_ms"],
+        )
+        if fields not in acked_fields[rid]:
+            out.append(
+                Violation(
+                    PUBLISH_IMPLIES_COMMITTED,
+                    f"{rid} published a state that differs from its committed record: {fields}",
                     event.symbol,
                     rid,
                 )

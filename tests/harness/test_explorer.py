@@ -1,0 +1,173 @@
+"""The explorer's own guarantees: early stop changes no verdict, shards partition the work,
+same workload same result, and the CLI's contract (exit codes, JSON keys)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.explorer import Explorer, Summary, Workload
+from harness.oracles import INVARIANTS
+from tests.harness.broken import VARIANTS
+
+SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")
+BY_NAME = {v.name: v for v in VARIANTS}
+
+
+def verdicts(summary: Summary) -> dict[tuple[int | None, str | None], set[str]]:
+    out: dict[tuple[int | None, str | None], set[str]] = {}
+    for f in summary.findings:
+        out.setdefault((f.crash_point, f.cut), set()).add(f.violation.invariant)
+    return out
+
+
+@pytest.mark.parametrize(
+    "name", [None, "no-fsync", "torn-tail-not-cut", "duplicate-reapplied-after-restart"]
+)
+def test_early_stop_and_full_give_the_same_verdicts(name: str | None) -> None:
+    variant = BY_NAME[name] if name else None
+    kwargs = (
+        {}
+        if variant is None
+        else {"factory": variant.factory, "runtime_class": variant.runtime_class}
+    )
+    workload = SMALL if variant is None else variant.workload
+    quick = Explorer(**kwargs).run(workload)  # type: ignore[arg-type]
+    full = Explorer(full=True, **kwargs).run(workload)  # type: ignore[arg-type]
+    assert quick.states_checked == full.states_checked > 0
+    assert verdicts(quick) == verdicts(full)
+    if variant is not None:
+        assert verdicts(quick), "the variant must be caught for the comparison to mean anything"
+
+
+def test_shards_partition_the_states_and_the_findings() -> None:
+    variant = BY_NAME["no-fsync"]
+    whole = Explorer(factory=variant.factory).run(variant.workload)
+    parts = [
+        Explorer(factory=variant.factory, shard=(i, 3)).run(variant.workload) for i in range(3)
+    ]
+    assert sum(p.states_checked for p in parts) == whole.states_checked
+    assert sum(p.crash_points for p in parts) == whole.crash_points
+    assert sum(p.workloads for p in parts) == 1
+    merged: dict[tuple[int | None, str | None], set[str]] = {}
+    for p in parts:
+        for key, value in verdicts(p).items():
+            merged.setdefault(key, set()).update(value)
+    assert merged == verdicts(whole)
+
+
+def test_same_workload_same_summary() -> None:
+    a = Explorer().run(SMALL).to_dict()
+    b = Explorer().run(SMALL).to_dict()
+    for volatile in ("seconds", "states_per_second"):
+        a.pop(volatile)
+        b.pop(volatile)
+    assert a == b
+
+
+def test_sweep_and_fsync_models_pass_on_the_reference() -> None:
+    explorer = Explorer()
+    sweep = explorer.sweep(Workload(symbols=1, ticks=3, seed=2, name="tiny"))
+    models = explorer.fsync_models(Workload(symbols=1, ticks=3, seed=2, name="tiny"))
+    assert sweep.sweep_runs > 0 and models.sweep_runs > 0
+    assert sweep.outcomes["halted"] > 0 and sweep.outcomes["refused"] > 0
+    assert sweep.findings == [] and models.findings == []
+
+
+def crashkit(
+    *args: str, cwd: Path | None = None, env_path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = None
+    if env_path is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": env_path}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "explore", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+JSON_KEYS = {
+    "workloads",
+    "crash_points",
+    "states_checked",
+    "sweep_runs",
+    "outcomes",
+    "violations",
+    "violations_by_invariant",
+    "states_per_second",
+    "seconds",
+    "findings",
+}
+
+
+def test_cli_json_on_the_reference_exits_0_with_the_documented_keys() -> None:
+    done = crashkit("--symbols", "2", "--ticks", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data) == JSON_KEYS
+    assert data["violations"] == 0 and data["states_checked"] > 0
+    assert list(data["violations_by_invariant"]) == list(INVARIANTS)
+
+
+OUTSIDE_BACKEND = '''
+"""A backend that lives outside the project: it forgets to fsync."""
+import os
+from orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
+from orchestrator.store.protocol import OpenedStore
+from regime_engine.codec import encode_state
+
+
+class Lazy(JsonlStateBackend):
+    def append(self, states):
+        os.write(self._fd, b"".join(encode_state(s) for s in states))
+
+
+def open_lazy(path, config):
+    opened = open_jsonl_store(path, config)
+    good = opened.backend
+    lazy = Lazy(good.path, good._fd, good._committed_bytes, good._torn_tail_bytes)
+    good._fd = None
+    return OpenedStore(lazy, opened.store, opened.report)
+'''
+
+
+def test_cli_outside_backend_violation_exits_1_with_a_reproduction(tmp_path: Path) -> None:
+    (tmp_path / "lazy_backend.py").write_text(textwrap.dedent(OUTSIDE_BACKEND))
+    root = str(Path(__file__).resolve().parents[2])
+    done = crashkit(
+        "--backend",
+        "lazy_backend:open_lazy",
+        "--symbols",
+        "2",
+        "--ticks",
+        "4",
+        env_path=f"{tmp_path}:{root}",
+    )
+    assert done.returncode == 1
+    assert "violation 1-durability" in done.stderr
+    assert '"crash_point"' in done.stderr and '"fault_plan"' in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--backend", "nomodule"), "module:callable"),
+        (("--backend", "no_such_module_xyz:f"), "cannot import"),
+        (("--shard", "3/2"), "0 <= i < n"),
+    ],
+)
+def test_cli_usage_errors_exit_2(args: tuple[str, ...], needle: str) -> None:
+    done = crashkit(*args)
+    assert done.returncode == 2
+    assert needle in done.stderr
