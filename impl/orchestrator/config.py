@@ -127,6 +127,8 @@ def load_config(path: str | Path) -> OrchestratorConfig:
 
 def require_state_path(config: OrchestratorConfig, override: str | None = None) -> str:
     """Hysteresis mode cannot run without a state file (contract §6)."""
+    if override is not None and not override:
+        raise ConfigError(f"{config.source}: --state must not be empty")
     path = override or config.hysteresis_state_path
     if config.engine_mode == "hysteresis" and not path:
         raise ConfigError(

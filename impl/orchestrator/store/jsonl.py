@@ -221,8 +221,12 @@ def open_jsonl_writer(
     if existed:
         try:
             fd = os.open(path, flags)
-        except FileNotFoundError:
-            fd = -1  # gone since restore read it: the size check below refuses
+        except FileNotFoundError as exc:
+            raise RestoreFatal(
+                path,
+                "state file vanished while starting (restored, then gone): is another "
+                "process managing it?",
+            ) from exc
         except OSError as exc:
             raise RestoreFatal(
                 path, f"cannot open state file for appending: {exc.strerror} (errno {exc.errno})"
