@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from orchestrator import events as ev
+from orchestrator.events import Event
 from regime_engine.contracts import HysteresisState, Regime
+
+DECISION_KEYS = (
+    "symbol",
+    "engine_timestamp_ms",
+    "anchor_regime",
+    "candidate_regime",
+    "progress_current",
+)
 
 
 def make_state(
@@ -23,3 +35,21 @@ def make_state(
         progress_required=required,
         last_commit_timestamp_ms=last_commit,
     )
+
+
+def decisions(
+    events: Sequence[Event], *, with_commit: bool = False
+) -> dict[str, tuple[object, ...]]:
+    """run_id -> decision fields, from decision and restored events (restored = re-announced).
+
+    A run_id published twice with different fields fails the test at once.
+    """
+    keys = (*DECISION_KEYS, "last_commit_timestamp_ms") if with_commit else DECISION_KEYS
+    out: dict[str, tuple[object, ...]] = {}
+    for event in events:
+        if event.event_type in (ev.DECISION_PUBLISHED, ev.STATE_RESTORED):
+            state = event.payload["state"]
+            assert isinstance(state, dict) and event.run_id is not None
+            value = tuple(state[k] for k in keys)
+            assert out.setdefault(event.run_id, value) == value, event.run_id
+    return out

@@ -21,31 +21,15 @@ from orchestrator.store.protocol import OpenedStore
 from regime_engine import contracts
 from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 from regime_engine.synthetic import generate
+from tests.conftest import decisions as shared_decisions
 
 CONFIG = HysteresisConfig()
 SNAPSHOTS = list(generate(3, 40, seed=11))
 
 
 def decisions(events: Sequence[Event]) -> dict[str, tuple[object, ...]]:
-    """run_id -> decision fields, from decision and restored events (restored = re-announced)."""
-    out: dict[str, tuple[object, ...]] = {}
-    for event in events:
-        if event.event_type in (ev.DECISION_PUBLISHED, ev.STATE_RESTORED):
-            state = event.payload["state"]
-            assert isinstance(state, dict) and event.run_id is not None
-            value = tuple(
-                state[k]
-                for k in (
-                    "symbol",
-                    "engine_timestamp_ms",
-                    "anchor_regime",
-                    "candidate_regime",
-                    "progress_current",
-                    "last_commit_timestamp_ms",
-                )
-            )
-            assert out.setdefault(event.run_id, value) == value, event.run_id
-    return out
+    """Decisions including the commit timestamp (the engine clock makes it deterministic)."""
+    return shared_decisions(events, with_commit=True)
 
 
 def reference(

@@ -16,7 +16,7 @@ import pytest
 from orchestrator import events as ev
 from orchestrator.config import parse_config, require_state_path
 from orchestrator.errors import ConfigError, HaltedError, RestoreFatal, StartupRefused
-from orchestrator.events import Event, MemorySink
+from orchestrator.events import MemorySink
 from orchestrator.replay import full_replay
 from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from orchestrator.sources import ticks
@@ -32,32 +32,11 @@ from regime_engine.contracts import (
     Regime,
 )
 from regime_engine.synthetic import generate
-from tests.conftest import make_state
+from tests.conftest import decisions, make_state
 
 CONFIG = HysteresisConfig()
 SNAPSHOTS = list(generate(3, 40, seed=11))
 GROUPS = list(ticks(SNAPSHOTS))
-
-
-def decisions(events: Sequence[Event]) -> dict[str, tuple[object, ...]]:
-    """run_id -> the decision fields (no last_commit_timestamp_ms), restored events included."""
-    out: dict[str, tuple[object, ...]] = {}
-    for event in events:
-        if event.event_type in (ev.DECISION_PUBLISHED, ev.STATE_RESTORED):
-            state = event.payload["state"]
-            assert isinstance(state, dict) and event.run_id is not None
-            value = tuple(
-                state[k]
-                for k in (
-                    "symbol",
-                    "engine_timestamp_ms",
-                    "anchor_regime",
-                    "candidate_regime",
-                    "progress_current",
-                )
-            )
-            assert out.setdefault(event.run_id, value) == value, event.run_id
-    return out
 
 
 def reference() -> dict[str, tuple[object, ...]]:
