@@ -1,7 +1,7 @@
 """Restore throughput: how many records per second `restore_report` validates and selects.
 
-Writes a state file of N canonical records (round-robin over S symbols, strictly
-increasing timestamps), then times the full restore path the orchestrator uses
+Writes a state file of N canonical records shaped like the orchestrator's output
+(S symbols per tick, one timestamp per tick), then times the full restore path the orchestrator uses
 at startup (read, strict decode of every line, selection, report) and prints the
 best of R runs. Rerun: `make bench` or
 `.venv/bin/python benchmarks/restore_throughput.py --records 1000000`.
@@ -20,13 +20,17 @@ from regime_engine.contracts import ALL_REGIMES, HysteresisState
 
 
 def write_file(path: str, records: int, symbols: int) -> int:
+    """A file shaped like the orchestrator's: tick-major, every symbol once per tick, all
+    sharing the tick's timestamp; candidates and commit timestamps vary like a real run."""
     chunks: list[bytes] = []
     for i in range(records):
-        regime = ALL_REGIMES[i % len(ALL_REGIMES)]
-        candidate = ALL_REGIMES[(i + 1) % len(ALL_REGIMES)] if i % 3 else None
-        state = HysteresisState(
-            f"SYM{i % symbols:03d}", 1_700_000_000_000 + i, regime, candidate, i % 3, 3, i
-        )
+        tick, symbol = divmod(i, symbols)
+        ts = 1_700_000_000_000 + tick * 60_000
+        regime = ALL_REGIMES[(tick // 7 + symbol) % len(ALL_REGIMES)]
+        progress = (tick + symbol) % 3
+        candidate = ALL_REGIMES[(tick // 7 + symbol + 1) % len(ALL_REGIMES)] if progress else None
+        last_commit = None if tick < 7 else ts - (tick % 7) * 60_000
+        state = HysteresisState(f"SYM{symbol:03d}", ts, regime, candidate, progress, 3, last_commit)
         chunks.append(encode_state(state))
     data = b"".join(chunks)
     with open(path, "wb") as f:
