@@ -42,6 +42,7 @@ from os import (
     fsdecode,
     fspath,
     strerror,
+    umask,
 )
 from typing import Any, ClassVar, NoReturn
 
@@ -73,6 +74,15 @@ _FLAG_NAMES: tuple[tuple[str, int], ...] = (
     ("O_SYNC", O_SYNC),
     ("O_DSYNC", O_DSYNC),
 )
+
+
+def _read_umask() -> int:
+    mask = umask(0)
+    umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: the process umask does not change under test
 
 
 def flags_text(flags: int) -> str:
@@ -251,6 +261,23 @@ class CrashOs(fake_os.FakeOsModule):
     one of several `os.dup` copies.
     """
 
+    _keep_mode = False
+
+    def chmod(
+        self,
+        path: Any,
+        mode: int,
+        *,
+        dir_fd: int | None = None,
+        follow_symlinks: bool | None = None,
+    ) -> None:
+        if self._keep_mode:
+            return
+        kwargs: dict[str, Any] = {"dir_fd": dir_fd}
+        if follow_symlinks is not None:
+            kwargs["follow_symlinks"] = follow_symlinks
+        super().chmod(path, mode, **kwargs)
+
     @staticmethod
     def dir() -> list[str]:
         # also patch `from os import ftruncate` & co, which pyfakefs leaves to the real os
@@ -282,12 +309,20 @@ class CrashOs(fake_os.FakeOsModule):
         if rule is not None:
             s.log("open", abspath, detail, rule.errno, injected=True)
             _raise_injected(rule, abspath)
+        if mode is None:  # what pyfakefs would compute, without its two umask syscalls
+            mode = 0o777 & ~_UMASK
         before = self.filesystem.last_ino
+        # pyfakefs chmods the file on every os.open, existing ones too (POSIX only sets the
+        # mode of a file the call creates); skipping it when nothing can be created is
+        # both more faithful and faster.
+        self._keep_mode = not flags & O_CREAT
         try:
             fd = super().open(path, flags, mode, dir_fd=dir_fd)
         except OSError as exc:
             s.log("open", abspath, detail, errno_name(exc))
             raise
+        finally:
+            self._keep_mode = False
         handle = self.filesystem.get_open_file(fd)
         handle._crash_path = abspath  # type: ignore[union-attr]
         created = self.filesystem.last_ino > before

@@ -23,10 +23,15 @@ from harness.model import ModelRestore, model_restore
 from harness.observe import RecordingSink, Timeline, recording_factory
 from orchestrator import events as ev
 from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import Event, MemorySink, state_payload
+from orchestrator.events import MemorySink, state_payload
 from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from orchestrator.sources import ticks
-from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
+from orchestrator.store.protocol import (
+    DEFAULT_BACKEND,
+    BackendFactory,
+    load_backend_factory,
+    load_read_only_restore,
+)
 from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 from regime_engine.synthetic import generate
 
@@ -179,6 +184,17 @@ class Restart:
 
 
 @dataclass(frozen=True, slots=True)
+class PointFacts:
+    """What the recorded run had done at a crash point: the same for all its crash states."""
+
+    latest_published: dict[str, tuple[int, str]]
+    decisions: dict[str, orc.Decision]
+    conflicts: list[orc.Violation]
+    acked: list[HysteresisState]
+    in_flight: list[HysteresisState]
+
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     decisions: dict[str, orc.Decision]
     at: dict[tuple[str, int], orc.Decision]
@@ -252,6 +268,9 @@ class Explorer:
     ) -> None:
         self.backend = backend
         self.factory = factory or load_backend_factory(backend)
+        # The extra check restores use the backend's read-only restore when it has one
+        # (only when the factory came from `backend`: a given factory is its own truth).
+        self.restore_only = None if factory is not None else load_read_only_restore(backend)
         self.runtime_class = runtime_class
         self.full = full
         self.torn = torn
@@ -260,9 +279,7 @@ class Explorer:
         self.fs = CrashFS(record=True)
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
-        self._per_point: dict[
-            int, tuple[list[tuple[int, Event]], list[HysteresisState], list[HysteresisState]]
-        ] = {}
+        self._per_point: dict[int, PointFacts] = {}
 
     # -- one process --------------------------------------------------------------------
 
@@ -354,7 +371,11 @@ class Explorer:
         acked = timeline.acked_before()
         if not acked:  # nothing new on disk: the reopened store would equal `restored`
             return Restart(timeline, sink, restored, None, stop_at, restored)
+        done = stop_at is not None or position >= len(groups) or runtime.stats.halted
         try:
+            if done and self.restore_only is not None:
+                again = dict(self.restore_only(STATE_PATH, workload.config).states)
+                return Restart(timeline, sink, restored, None, stop_at, again, None, acked)
             reopened = self.factory(STATE_PATH, workload.config)
         except StartupRefused as exc:
             return Restart(timeline, sink, restored, None, stop_at, None, exc.reason, acked)
@@ -362,7 +383,7 @@ class Explorer:
             reason = f"{UNHANDLED}{type(exc).__name__}: {exc}"
             return Restart(timeline, sink, restored, None, stop_at, None, reason, acked)
         again = dict(reopened.store.states)
-        if stop_at is None and position < len(groups) and not runtime.stats.halted:
+        if not done:
             second = self.runtime_class(
                 config=workload.config,
                 state_path=STATE_PATH,
@@ -432,8 +453,12 @@ class Explorer:
         position = point + 1  # a crash after op `point` has seen ops 0..point
         cached = self._per_point.get(point)
         if cached is None:  # the same for every crash state of the point
-            cached = (
-                [(p.seq, p.event) for p in timeline.published_before(position)],
+            pre = [(p.seq, p.event) for p in timeline.published_before(position)]
+            pre_decisions, pre_conflicts = orc.decisions_of(e for _, e in pre)
+            cached = PointFacts(
+                orc.latest_published(pre),
+                pre_decisions,
+                pre_conflicts,
                 [*seed.states.values(), *timeline.acked_before(position)],
                 [
                     s
@@ -443,7 +468,8 @@ class Explorer:
                 ],
             )
             self._per_point = {point: cached}
-        pre_publishes, acked_now, in_flight = cached
+        facts = cached
+        acked_now, in_flight = facts.acked, facts.in_flight
         r = self._restart(workload, snapshots, reference, state.image)
         found: list[orc.Violation] = []
         if r.refusal is not None or r.restored is None:
@@ -455,10 +481,13 @@ class Explorer:
         restored = r.restored
         found += orc.check_durability(acked_now, restored, in_flight)
         found += orc.check_no_invalid_restored(restored, written)
-        found += orc.check_publish_implies_committed(pre_publishes, acks, restored)
+        # publish-after-ack was judged once on the recorded run; here: did it survive?
+        found += orc.check_published_survived(facts.latest_published, restored)
         found += orc.check_engine(restored.values())
-        events = [e for _, e in pre_publishes] + r.sink.events
-        found += orc.check_continuity(events, reference.decisions, up_to_ms=r.stop_at)
+        r_decisions, r_conflicts = orc.decisions_of(r.sink.events)
+        merged, conflicts = orc.merge_decisions(facts.decisions, r_decisions)
+        found += facts.conflicts + r_conflicts + conflicts
+        found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
         found += orc.check_engine_events(r.sink.events)
         r_publishes = [(p.seq, p.event) for p in r.timeline.publishes]
         r_appends = r.timeline.appends

@@ -250,6 +250,43 @@ def check_publish_implies_committed(
     return out
 
 
+def latest_published(published: Iterable[tuple[int, Event]]) -> dict[str, tuple[int, str]]:
+    """symbol -> (timestamp, run_id) of its latest published decision."""
+    out: dict[str, tuple[int, str]] = {}
+    for _, event in published:
+        if event.event_type != ev.DECISION_PUBLISHED:
+            continue
+        symbol, ts, rid = event.symbol, event.engine_timestamp_ms, event.run_id
+        assert symbol is not None and ts is not None and rid is not None
+        best = out.get(symbol)
+        if best is None or ts > best[0]:
+            out[symbol] = (ts, rid)
+    return out
+
+
+def check_published_survived(
+    latest: Mapping[str, tuple[int, str]], restored: Mapping[str, HysteresisState]
+) -> list[Violation]:
+    """§9.3 after a crash: each symbol's latest published decision is on disk (or superseded).
+
+    The cheap per-crash-state half of `check_publish_implies_committed`, for callers
+    that already checked publish-after-ack once on the run that published.
+    """
+    out: list[Violation] = []
+    for symbol, (ts, rid) in sorted(latest.items()):
+        got = restored.get(symbol)
+        if got is None or got.engine_timestamp_ms < ts:
+            out.append(
+                Violation(
+                    PUBLISH_IMPLIES_COMMITTED,
+                    f"{rid} was published but is not on disk after the crash",
+                    symbol,
+                    rid,
+                )
+            )
+    return out
+
+
 def check_crash_not_fatal(refusal: str | None) -> list[Violation]:
     """§9.4: torn tails and lost unsynced bytes must never make restore refuse to start."""
     if refusal is None:
@@ -268,6 +305,37 @@ def check_continuity(
     `up_to_ms` limits the "missing" check when the resumed run stopped early.
     """
     got, out = decisions_of(events)
+    return out + continuity_violations(got, reference, up_to_ms=up_to_ms)
+
+
+def merge_decisions(
+    first: Mapping[str, Decision], second: Mapping[str, Decision]
+) -> tuple[dict[str, Decision], list[Violation]]:
+    """Union of two processes' decisions; a run_id decided differently is a violation."""
+    merged = dict(first)
+    conflicts: list[Violation] = []
+    for rid, value in second.items():
+        seen = merged.setdefault(rid, value)
+        if seen != value:
+            conflicts.append(
+                Violation(
+                    CONTINUITY,
+                    f"{rid} published twice with different states: {seen} then {value}",
+                    rid.rsplit(":", 1)[0],
+                    rid,
+                )
+            )
+    return merged, conflicts
+
+
+def continuity_violations(
+    got: Mapping[str, Decision],
+    reference: Mapping[str, Decision],
+    *,
+    up_to_ms: int | None = None,
+) -> list[Violation]:
+    """§9.5 on already collected decisions (see `check_continuity`)."""
+    out: list[Violation] = []
     for rid, value in sorted(got.items()):
         want = reference.get(rid)
         symbol = rid.rsplit(":", 1)[0]

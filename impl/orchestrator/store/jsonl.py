@@ -21,7 +21,7 @@ from orchestrator.store.report import (
     store_from_report,
 )
 from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState
+from regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
 
 _READ_CHUNK = 1 << 20
 
@@ -64,19 +64,23 @@ def read_state_file(path: str) -> bytes | None:
             )
         # One read of the whole file in the common case (no join copy), then read on
         # until EOF in case the file is longer than fstat said.
+        # Ask for one byte more than fstat said: a shorter answer is the whole file
+        # (a regular file reads short only at its end), so one read is the common case.
+        # Growth after that is caught when the writer compares sizes under its lock.
         chunks: list[bytes] = []
-        size = info.st_size + 1
+        want = max(info.st_size + 1, _READ_CHUNK)
         while True:
             try:
-                chunk = os.read(fd, max(size, _READ_CHUNK))
+                chunk = os.read(fd, want)
             except OSError as exc:
                 raise RestoreFatal(
                     path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
                 ) from exc
-            if not chunk:
+            if chunk:
+                chunks.append(chunk)
+            if len(chunk) < want:
                 break
-            chunks.append(chunk)
-            size = _READ_CHUNK
+            want = _READ_CHUNK
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
@@ -293,3 +297,16 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
         raise RestoreFatal(path, report.reason or "fatal restore")
     backend = open_jsonl_writer(path, report, existed=data is not None)
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
+
+
+def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
+    """Restore as `open_jsonl_store` does, read-only (no writer, no lock, no torn-tail cut)."""
+    data = read_state_file(path)
+    report = (
+        RestoreReport(path=path, outcome="bootstrap")
+        if data is None
+        else parse_state_bytes(data, path)
+    )
+    if report.outcome == "fatal":
+        raise RestoreFatal(path, report.reason or "fatal restore")
+    return store_from_report(report, config)

@@ -48,7 +48,29 @@ class BackendFactory(Protocol):
         ...
 
 
+class ReadOnlyRestore(Protocol):
+    def __call__(self, path: str, config: HysteresisConfig) -> HysteresisStore:
+        """Restore exactly as the factory would, without opening the writer or locking."""
+        ...
+
+
 DEFAULT_BACKEND = "orchestrator.store.jsonl:open_jsonl_store"
+RESTORE_ONLY_NAME = "restore_only"
+
+
+def load_read_only_restore(spec: str) -> ReadOnlyRestore | None:
+    """The backend module's optional `restore_only(path, config)`, or None.
+
+    The harness uses it for its extra check restores (cheaper than opening the
+    writer); the orchestrator never does.
+    """
+    module_name = spec.partition(":")[0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    found = getattr(module, RESTORE_ONLY_NAME, None)
+    return found if callable(found) else None
 
 
 def load_backend_factory(spec: str) -> BackendFactory:
