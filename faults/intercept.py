@@ -325,6 +325,10 @@ class CrashOs(fake_os.FakeOsModule):
             self._keep_mode = False
         handle = self.filesystem.get_open_file(fd)
         handle._crash_path = abspath  # type: ignore[union-attr]
+        if flags & O_APPEND and flags & O_ACCMODE == O_RDWR and isinstance(handle, FakeFileWrapper):
+            # POSIX: O_APPEND moves each write to the end, but the offset starts at 0, so
+            # the descriptor reads from the start. pyfakefs starts it at the end.
+            handle.seek(0)
         created = self.filesystem.last_ino > before
         truncated = False
         if (

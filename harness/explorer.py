@@ -192,6 +192,8 @@ class PointFacts:
     conflicts: list[orc.Violation]
     acked: list[HysteresisState]
     in_flight: list[HysteresisState]
+    latest_acked: dict[str, HysteresisState]
+    later_fields: frozenset[tuple[object, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,7 @@ class Explorer:
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
         self._per_point: dict[int, PointFacts] = {}
+        self._written_fields: frozenset[tuple[object, ...]] = frozenset()
 
     # -- one process --------------------------------------------------------------------
 
@@ -455,21 +458,24 @@ class Explorer:
         if cached is None:  # the same for every crash state of the point
             pre = [(p.seq, p.event) for p in timeline.published_before(position)]
             pre_decisions, pre_conflicts = orc.decisions_of(e for _, e in pre)
+            acked = [*seed.states.values(), *timeline.acked_before(position)]
+            in_flight = [
+                s
+                for a in timeline.appends
+                if not (a.acked and a.position <= position)
+                for s in a.states
+            ]
             cached = PointFacts(
                 orc.latest_published(pre),
                 pre_decisions,
                 pre_conflicts,
-                [*seed.states.values(), *timeline.acked_before(position)],
-                [
-                    s
-                    for a in timeline.appends
-                    if not (a.acked and a.position <= position)
-                    for s in a.states
-                ],
+                acked,
+                in_flight,
+                orc.latest_per_symbol(acked),
+                frozenset(s.persisted_fields() for s in in_flight),
             )
             self._per_point = {point: cached}
         facts = cached
-        acked_now, in_flight = facts.acked, facts.in_flight
         r = self._restart(workload, snapshots, reference, state.image)
         found: list[orc.Violation] = []
         if r.refusal is not None or r.restored is None:
@@ -479,8 +485,9 @@ class Explorer:
                 found += orc.check_crash_not_fatal(r.refusal)
             return True, found
         restored = r.restored
-        found += orc.check_durability(acked_now, restored, in_flight)
-        found += orc.check_no_invalid_restored(restored, written)
+        found += orc.durability_violations(facts.latest_acked, restored, facts.later_fields)
+        known = self._written_fields
+        found += orc.invalid_restored_violations(restored, known)
         # publish-after-ack was judged once on the recorded run; here: did it survive?
         found += orc.check_published_survived(facts.latest_published, restored)
         found += orc.check_engine(restored.values())
@@ -498,11 +505,11 @@ class Explorer:
         if r.again_refusal is not None:
             found += orc.check_crash_not_fatal(r.again_refusal)
         elif r.again is not None:
-            r_written = [*written, *r.timeline.attempted()]
             found += orc.check_durability(
-                [*acked_now, *restored.values(), *r.acked_at_reopen], r.again
+                [*facts.latest_acked.values(), *restored.values(), *r.acked_at_reopen], r.again
             )
-            found += orc.check_no_invalid_restored(r.again, r_written)
+            r_known = known | {s.persisted_fields() for s in r.timeline.attempted()}
+            found += orc.invalid_restored_violations(r.again, r_known)
         return False, found
 
     # -- a workload ---------------------------------------------------------------------
@@ -575,6 +582,7 @@ class Explorer:
             summary.findings.clear()
             summary.outcomes.clear()
         written = [*seed.records, *timeline.attempted()]
+        self._written_fields = frozenset(s.persisted_fields() for s in written)
         fs = self.fs
         self._per_point = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)

@@ -8,6 +8,7 @@ A violation names the invariant, and where known the symbol, run_id and tick.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from orchestrator import events as ev
@@ -131,9 +132,20 @@ def check_durability(
     `later_attempts` are states appended after it (acked or not), which may
     legitimately supersede it if they reached the disk.
     """
+    return durability_violations(
+        latest_per_symbol(acked), restored, {s.persisted_fields() for s in later_attempts}
+    )
+
+
+def durability_violations(
+    latest_acked: Mapping[str, HysteresisState],
+    restored: Mapping[str, HysteresisState],
+    later: AbstractSet[tuple[object, ...]] = frozenset(),
+) -> list[Violation]:
+    """§9.1 on precomputed inputs (see `check_durability`): each symbol's latest acknowledged
+    state, and the persisted fields of every later attempt."""
     out: list[Violation] = []
-    later = {s.persisted_fields() for s in later_attempts}
-    for symbol, want in latest_per_symbol(acked).items():
+    for symbol, want in latest_acked.items():
         got = restored.get(symbol)
         rid = run_id(want)
         if got is None:
@@ -170,7 +182,13 @@ def check_no_invalid_restored(
     restored: Mapping[str, HysteresisState], written: Iterable[HysteresisState]
 ) -> list[Violation]:
     """§9.2: every restored state is one a writer really appended (not torn or garbled bytes)."""
-    known = {s.persisted_fields() for s in written}
+    return invalid_restored_violations(restored, {s.persisted_fields() for s in written})
+
+
+def invalid_restored_violations(
+    restored: Mapping[str, HysteresisState], known: AbstractSet[tuple[object, ...]]
+) -> list[Violation]:
+    """§9.2 against the persisted fields of everything written (see `check_no_invalid_restored`)."""
     return [
         Violation(
             NO_INVALID_RESTORED,

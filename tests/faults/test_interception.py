@@ -260,3 +260,17 @@ def test_one_patcher_and_one_fake_file_system_serve_every_run(crash: CrashFS) ->
         assert crash.filesystem is fake
     crash.stop()
     assert Patcher.PATCHER is None  # parked: other pyfakefs users may start their own
+
+
+def test_read_write_append_descriptor_reads_from_the_start_like_posix(crash: CrashFS) -> None:
+    # O_APPEND moves every write to the end, yet the offset starts at 0: a backend that
+    # restores and appends through one O_RDWR | O_APPEND descriptor relies on this.
+    crash.start(DiskImage({PATH: b"a\ntor"}))
+    fd = os.open(PATH, os.O_RDWR | os.O_APPEND)
+    assert os.read(fd, 100) == b"a\ntor"
+    os.ftruncate(fd, 2)
+    os.write(fd, b"b\n")
+    assert os.read(fd, 100) == b""
+    os.close(fd)
+    with open(PATH, "rb") as f:
+        assert f.read() == b"a\nb\n"

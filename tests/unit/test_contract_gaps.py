@@ -220,55 +220,77 @@ def test_tick_persisted_for_some_symbols_only_is_valid_state(
 
 @pytest.mark.parametrize("change", ["appended", "truncated", "deleted", "created"])
 def test_writer_refuses_when_the_file_changed_between_restore_and_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+    tmp_path: Path, change: str
 ) -> None:
+    """`open_jsonl_writer` (the writer after a restore done elsewhere) re-checks the size."""
     path = tmp_path / "s.jsonl"
     line = encode_state(make_state("A", 100))
     if change != "created":
         path.write_bytes(line + encode_state(make_state("A", 200)))
-    real_read = jsonl.read_state_file
-
-    def read_then_intrude(p: str) -> bytes | None:
-        data = real_read(p)  # restore sees the file as it was ...
-        if change == "truncated":
-            os.truncate(p, len(line))
-        elif change == "deleted":
-            os.unlink(p)
-        else:
-            with open(p, "ab") as f:  # ... then another writer appends or creates it
-                f.write(encode_state(make_state("B", 300)))
-        return data
-
+    data = jsonl.read_state_file(str(path))  # restore sees the file as it was ...
+    report = parse_state_bytes(data or b"", str(path))
+    if change == "truncated":
+        os.truncate(path, len(line))
+    elif change == "deleted":
+        path.unlink()
+    else:
+        with open(path, "ab") as f:  # ... then another writer appends or creates it
+            f.write(encode_state(make_state("B", 300)))
     before_fds = len(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(jsonl, "read_state_file", read_then_intrude)
     expected = "vanished while starting" if change == "deleted" else "changed while starting"
     with pytest.raises(RestoreFatal, match=expected) as info:
-        open_jsonl_store(str(path), CONFIG)
+        jsonl.open_jsonl_writer(str(path), report, existed=data is not None)
     assert "another" in str(info.value) and info.value.path == str(path)
+    assert len(os.listdir("/proc/self/fd")) == before_fds  # the writer's descriptor was closed
     if change == "deleted":
         assert not path.exists()  # refused without creating anything
-    assert len(os.listdir("/proc/self/fd")) == before_fds  # the writer's descriptor was closed
     after = path.read_bytes() if path.exists() else None
-    monkeypatch.undo()
-    # refused before any write: the intruder's bytes are exactly what is there
-    assert (path.read_bytes() if path.exists() else None) == after
-    # and the lock was released: a normal start now succeeds
+    # and the lock was released: a normal start now succeeds, on the intruder's bytes
     opened = open_jsonl_store(str(path), CONFIG)
     opened.backend.close()
+    if after is not None:
+        assert path.read_bytes() == after
 
 
-def test_runtime_start_refused_when_the_file_changed_publishes_nothing(
+def test_store_restores_under_the_writer_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`open_jsonl_store` locks before it reads: nobody can append between restore and writer."""
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(encode_state(make_state("A", 100)))
+    real_read = jsonl._read_fd
+    seen: list[bool] = []
+
+    def read_while_probing_the_lock(fd: int, p: str, size: int) -> bytes:
+        probe = os.open(p, os.O_RDONLY)
+        try:
+            import fcntl
+
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            seen.append(False)  # we got the lock: the store did not hold it
+        except BlockingIOError:
+            seen.append(True)
+        finally:
+            os.close(probe)
+        return real_read(fd, p, size)
+
+    monkeypatch.setattr(jsonl, "_read_fd", read_while_probing_the_lock)
+    opened = open_jsonl_store(str(path), CONFIG)
+    opened.backend.close()
+    assert seen == [True]
+
+
+def test_runtime_start_refused_when_the_file_appears_while_creating_publishes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "s.jsonl"
-    real_read = jsonl.read_state_file
+    real_make_parents = jsonl._make_parents
 
-    def read_then_intrude(p: str) -> bytes | None:
-        data = real_read(p)
-        Path(p).write_bytes(b"x")
-        return data
+    def make_parents_then_intrude(directory: str) -> None:
+        real_make_parents(directory)
+        path.write_bytes(b"x")  # another process creates the file first
 
-    monkeypatch.setattr(jsonl, "read_state_file", read_then_intrude)
+    monkeypatch.setattr(jsonl, "_make_parents", make_parents_then_intrude)
     sink = MemorySink()
     with pytest.raises(StartupRefused, match="changed while starting"):
         runtime(path, sink).start()

@@ -40,48 +40,62 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _check_regular(fd: int, path: str) -> os.stat_result:
+    """fstat the opened path and refuse anything but a regular file (before any read)."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise RestoreFatal(
+            path,
+            f"state path is {_kind(info.st_mode)}, not a regular file; refusing to read or write it",
+        )
+    return info
+
+
+def _read_fd(fd: int, path: str, size_hint: int) -> bytes:
+    """Read from the descriptor's offset to the end of the file."""
+    # Ask for one byte more than fstat said: a shorter answer is the whole file (a
+    # regular file reads short only at its end), so one read is the common case.
+    chunks: list[bytes] = []
+    want = max(size_hint + 1, _READ_CHUNK)
+    while True:
+        try:
+            chunk = os.read(fd, want)
+        except OSError as exc:
+            raise RestoreFatal(
+                path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
+            ) from exc
+        if chunk:
+            chunks.append(chunk)
+        if len(chunk) < want:
+            break
+        want = _READ_CHUNK
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _open_error(path: str, exc: OSError) -> RestoreFatal:
+    if exc.errno == errno.EISDIR:
+        return RestoreFatal(
+            path, "state path is a directory, not a regular file; refusing to read or write it"
+        )
+    return RestoreFatal(path, f"cannot open state file: {exc.strerror} (errno {exc.errno})")
+
+
 def read_state_file(path: str) -> bytes | None:
     """The file's bytes, or None if it does not exist. Raises RestoreFatal if unreadable.
 
-    Opens non-blocking and checks the opened file is regular before reading, so a
-    FIFO or a device is refused rather than read forever (and never written).
+    Read-only (what `inspect` and check restores use). Opens non-blocking and
+    checks the opened file is regular before reading, so a FIFO or a device is
+    refused rather than read forever (and never written).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise RestoreFatal(
-            path, f"cannot open state file: {exc.strerror} (errno {exc.errno})"
-        ) from exc
+        raise _open_error(path, exc) from exc
     try:
-        info = os.fstat(fd)
-        mode = info.st_mode
-        if not stat.S_ISREG(mode):
-            raise RestoreFatal(
-                path,
-                f"state path is {_kind(mode)}, not a regular file; refusing to read or write it",
-            )
-        # One read of the whole file in the common case (no join copy), then read on
-        # until EOF in case the file is longer than fstat said.
-        # Ask for one byte more than fstat said: a shorter answer is the whole file
-        # (a regular file reads short only at its end), so one read is the common case.
-        # Growth after that is caught when the writer compares sizes under its lock.
-        chunks: list[bytes] = []
-        want = max(info.st_size + 1, _READ_CHUNK)
-        while True:
-            try:
-                chunk = os.read(fd, want)
-            except OSError as exc:
-                raise RestoreFatal(
-                    path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
-                ) from exc
-            if chunk:
-                chunks.append(chunk)
-            if len(chunk) < want:
-                break
-            want = _READ_CHUNK
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        info = _check_regular(fd, path)
+        return _read_fd(fd, path, info.st_size)
     finally:
         os.close(fd)
 
@@ -201,6 +215,20 @@ class JsonlStateBackend:
                 self.close_error = f"close failed on {self.path}: {exc.strerror}"
 
 
+def _lock(fd: int, path: str) -> None:
+    """The single-writer lock (contract §5): exclusive, never waited for."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise WriterLocked(
+                path,
+                "another process holds the writer lock on this state file; "
+                "only one orchestrator may write it at a time",
+            ) from exc
+        raise RestoreFatal(path, f"cannot lock state file: {exc.strerror}") from exc
+
+
 def open_jsonl_writer(
     path: str, report: RestoreReport, *, existed: bool = False
 ) -> JsonlStateBackend:
@@ -252,16 +280,7 @@ def open_jsonl_writer(
                 path, f"cannot create state file: {exc.strerror} (errno {exc.errno})"
             ) from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise WriterLocked(
-                    path,
-                    "another process holds the writer lock on this state file; "
-                    "only one orchestrator may write it at a time",
-                ) from exc
-            raise RestoreFatal(path, f"cannot lock state file: {exc.strerror}") from exc
+        _lock(fd, path)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise RestoreFatal(path, f"state path is {_kind(st.st_mode)}, not a regular file")
@@ -286,16 +305,31 @@ def open_jsonl_writer(
 
 
 def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
-    """The reference `BackendFactory`: restore, refuse on fatal, then open the writer."""
-    data = read_state_file(path)
-    report = (
-        RestoreReport(path=path, outcome="bootstrap")
-        if data is None
-        else parse_state_bytes(data, path)
-    )
-    if report.outcome == "fatal":
-        raise RestoreFatal(path, report.reason or "fatal restore")
-    backend = open_jsonl_writer(path, report, existed=data is not None)
+    """The reference `BackendFactory`: lock, restore through the same descriptor, refuse
+    on fatal; the descriptor then becomes the writer.
+
+    Locking before reading means the bytes restored are the bytes appended to:
+    no other writer can slip in between. A missing file is created durably.
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        report = RestoreReport(path=path, outcome="bootstrap")
+        backend = open_jsonl_writer(path, report)
+        return OpenedStore(backend, store_from_report(report, config), report)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    try:
+        info = _check_regular(fd, path)
+        _lock(fd, path)
+        report = parse_state_bytes(_read_fd(fd, path, info.st_size), path)
+        if report.outcome == "fatal":
+            raise RestoreFatal(path, report.reason or "fatal restore")
+    except BaseException:
+        os.close(fd)
+        raise
+    backend = JsonlStateBackend(path, fd, report.committed_bytes, report.torn_tail_bytes)
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
 
 
