@@ -78,6 +78,7 @@ class Workload:
     model: FsyncModel = FsyncModel.KEEP_DIRTY
     plan: FaultPlan = field(default_factory=FaultPlan)
     initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
+    torn: str = "default"  # cuts inside un-synced lines: "default" (a few) or "all" (every byte)
     name: str = ""
 
     @property
@@ -101,6 +102,7 @@ class Workload:
             "window_updates": self.window_updates,
             "fsync_model": self.model.value,
             "fault_plan": self.plan.to_dict(),
+            "torn": self.torn,
             "initial_state": None
             if self.initial_state is None
             else self.initial_state.decode("utf-8", "backslashreplace"),
@@ -333,7 +335,8 @@ class Explorer:
             states: list[tuple[int, CrashState]] = []
             points = fs.crash_points()
             for point in points:
-                for state in fs.crash_states(point, torn=self.torn):
+                torn = "all" if "all" in (self.torn, workload.torn) else "default"
+                for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))
             return timeline, states, refusal, refused_next, ops
         finally:

@@ -33,9 +33,13 @@ def single(workload: Workload, *, sweep: bool = False, models: bool = False) -> 
 
 def ci_suite(scale: int = 1) -> tuple[Job, ...]:
     """The CI crash-consistency suite (`make crash`): 48 x scale seeded workloads of
-    3 symbols x 30 ticks (windows 1-3), the I/O-error sweep on two workloads and the
-    fsync-failure models on two more."""
+    3 symbols x 30 ticks (windows 1-3), 2 x scale small ones cut at every byte, the
+    I/O-error sweep on two workloads and the fsync-failure models on two more."""
     jobs = [Job("crash", w) for w in default_workloads(48 * scale, symbols=3, ticks_=30)]
+    jobs += [
+        Job("crash", Workload(2, 6, seed=s, window_updates=2, torn="all", name=f"everybyte{s}"))
+        for s in range(2 * scale)
+    ]
     jobs += [
         Job("sweep", Workload(3, 12, seed=s, window_updates=w, name=f"sweep{s}"))
         for s, w in ((1, 3), (2, 1))
