@@ -326,6 +326,18 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
         report = parse_state_bytes(_read_fd(fd, path, info.st_size), path)
         if report.outcome == "fatal":
             raise RestoreFatal(path, report.reason or "fatal restore")
+        # The file may be one an earlier start created and then could not make durable
+        # (its directory fsync failed, so it refused): make the entry durable now, before
+        # anything appended to it is acknowledged. Once per start.
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            raise RestoreFatal(
+                path,
+                f"cannot make the state file's directory entry durable (directory fsync): "
+                f"{exc.strerror}",
+            ) from exc
     except BaseException:
         os.close(fd)
         raise
