@@ -22,9 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -n auto
 
-# The CI crash-consistency suite, sharded over all cores (summary at the end).
+# The CI crash-consistency suite, sharded over all cores (summary at the end), and the
+# state machines (hypothesis profile: `make crash PROFILE=nightly` for the long run).
+PROFILE ?= ci
 crash: $(STAMP)
-	$(BIN)/pytest -n auto -m crash tests/crash
+	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto -m crash tests/crash tests/machines
 
 # Restore throughput of a 1,000,000-record state file.
 bench: $(STAMP)

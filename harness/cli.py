@@ -305,9 +305,12 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
 
 
 def _register() -> None:
+    """Commands that live in their own modules (imported late: they pull in the harness)."""
     from harness.explore_cli import explore
+    from harness.scenarios_cli import scenarios
 
     main.add_command(explore)
+    main.add_command(scenarios)
 
 
 _register()

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+
+from hypothesis import settings
 
 from orchestrator import events as ev
 from orchestrator.events import Event
 from regime_engine.contracts import HysteresisState, Regime
+
+# Hypothesis profiles, chosen on purpose with HYPOTHESIS_PROFILE (default `dev`); with
+# CI set, hypothesis would otherwise load its own built-in `ci` profile. The machines
+# in tests/machines run `max_examples` examples of `stateful_step_count` steps per item.
+# - dev: quick, random, with the local example database (failures replay first);
+# - ci: derandomised (each machine item pins its own seed), no database, no
+#   reproduce-blob (failures are exported as scenario files instead); all machine
+#   items together stay well under 3 minutes on 2 cores;
+# - nightly: 10x the examples of ci, longer runs, random.
+# The deadline is off everywhere: a machine example is one long test call.
+settings.register_profile("dev", max_examples=25, stateful_step_count=20, deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    stateful_step_count=30,
+    derandomize=True,
+    database=None,
+    print_blob=False,
+    deadline=None,
+)
+settings.register_profile("nightly", max_examples=2000, stateful_step_count=40, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 DECISION_KEYS = (
     "symbol",

@@ -1,0 +1,307 @@
+"""Regression export: a violation's minimal case, written as a YAML scenario file.
+
+A failure found by a state machine or by the explorer is only useful if it can be
+replayed after the hypothesis version, the seed or the explorer's enumeration
+order changed: so it is written as plain data in the scenario format (run by
+`harness/scenarios/`), into `scenarios/regressions/<invariant>-<sha>.yaml`, where
+`<sha>` is the first 12 hex digits of the SHA-256 of the file's YAML text without
+its `name` line (the name is the file stem, so it cannot hash itself).
+
+Schema (top-level keys, in this order)::
+
+    name: str                      # = file stem
+    description: str               # the violation, and where it was found
+    backend: "module:factory"      # optional; absent = the reference JSONL backend
+    runtime: "module:Class"        # optional HysteresisRuntime subclass
+    fsync_model: keep-dirty|mark-clean|drop
+    config: {window_updates: N}
+    input: {synthetic: {symbols, ticks, seed}} | {snapshots: [...]}
+    initial_state: {lines: [...]}  # optional; absent = no state file at all
+    steps: [...]
+    expect: {invariants: [all]}
+
+What the steps mean (the machines and the explorer produce exactly these):
+
+- The disk starts as `initial_state` (every byte durable), the state file at
+  `harness.explorer.STATE_PATH`. A process starts (restores) before the first
+  step, except that `fault` steps *before any other step* are armed before that
+  first start, so they also see the restore's calls (how explorer findings with a
+  fault plan replay).
+- `initial_state.lines`: each entry is one line of the file. A string is the
+  line's UTF-8 text, a `{record: {...}}` is the canonical encoding of the six
+  persisted fields; a `\\n` is written after both. `{raw_hex: ..}` are exact bytes
+  with nothing added (a non-UTF-8 line carries its own `0a`; a torn tail has none).
+- `run: {ticks: N|all}`: the running process is offered its next N ticks of the
+  input (`orchestrator.sources.ticks`) one by one; a refused tick (`HaltedError`,
+  as every tick must be once scheduling halted) ends the step. A (re)started
+  process reads the input from its first tick (contract C6.7), so a restart is
+  followed by a `run` over everything fed before.
+- `append: {records: [...]}`: one `append` call of the backend (store level, no
+  runtime) with these states (`progress_required` = `config.window_updates`).
+  Raising is a legitimate outcome (a failure the machine injected).
+- `fault: {op, path, nth, errno, persistent, short_write}`: a `faults.FaultRule`,
+  armed from this step (replacing any armed rule; `nth` counts matching calls
+  from here) until the next crash, restart or corrupt.
+- `crash: {point, cut}`: power cut. `point: last` = now; an int = just after op
+  `point` of the file-system trace since the last crash (or the beginning); a
+  restart without a crash does not reset it. `cut` picks one state of
+  `CrashFS.crash_states(point, torn="default")`: the exact `CrashState.cut` text
+  (`last`/an int index also work). The disk becomes that state and no process is
+  running until the next `restart`. Point and cut come from the trace of the
+  backend the scenario was exported from; on another backend (the reference, when
+  checking that it passes) a point past its trace means `last`, and a cut that
+  names none of its states means the first one: every crash state is legitimate,
+  so a correct backend passes whichever is taken.
+- `restart: {}`: stop the running process cleanly if there is one (no reboot:
+  the page cache survives) and start a new one on the disk (restore).
+- `corrupt: {line: N, with: KIND}`: stop the running process cleanly if there is
+  one, replace the 1-based complete line N of the state file as now visible with
+  `harness.machines.corrupt.corrupt_line(line, KIND)` (the last complete line if
+  the file has fewer; none if it has no complete line), and reboot onto that disk
+  (everything then visible is durable). A `restart` follows to restore from it.
+- `expect: {invariants: [all]}`: every oracle of contract §9 must hold; the
+  scenario fails on the broken code it was exported from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.explorer import Finding
+from regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
+from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+
+#: Where `make crash` writes what the machines find (relative to the repository root).
+REGRESSIONS_DIR = Path("scenarios/regressions")
+ALL_INVARIANTS: list[str] = ["all"]
+PERSISTED = (
+    "symbol",
+    "engine_timestamp_ms",
+    "anchor_regime",
+    "candidate_regime",
+    "progress_current",
+    "last_commit_timestamp_ms",
+)
+Step = dict[str, Any]
+
+
+def record_fields(state: HysteresisState) -> dict[str, Any]:
+    """The six persisted fields as plain YAML data (the `record:` mapping)."""
+    return {
+        "symbol": state.symbol,
+        "engine_timestamp_ms": state.engine_timestamp_ms,
+        "anchor_regime": state.anchor_regime.value,
+        "candidate_regime": None
+        if state.candidate_regime is None
+        else state.candidate_regime.value,
+        "progress_current": state.progress_current,
+        "last_commit_timestamp_ms": state.last_commit_timestamp_ms,
+    }
+
+
+def state_of_fields(fields: Mapping[str, Any], window_updates: int = 3) -> HysteresisState:
+    """Inverse of `record_fields` (what a runner needs for `append` and `record:` entries)."""
+    candidate = fields["candidate_regime"]
+    return HysteresisState(
+        symbol=fields["symbol"],
+        engine_timestamp_ms=fields["engine_timestamp_ms"],
+        anchor_regime=Regime(fields["anchor_regime"]),
+        candidate_regime=None if candidate is None else Regime(candidate),
+        progress_current=fields["progress_current"],
+        progress_required=window_updates,
+        last_commit_timestamp_ms=fields["last_commit_timestamp_ms"],
+    )
+
+
+def _printable(text: str) -> bool:
+    return all(c.isprintable() for c in text)
+
+
+def line_entries(data: bytes) -> list[Any]:
+    """A state file's bytes as `initial_state.lines` entries (readable where possible)."""
+    pieces = data.split(b"\n")
+    entries: list[Any] = []
+    for line in pieces[:-1]:
+        entries.append(_line_entry(line))
+    if pieces[-1]:  # a torn tail: exact bytes, no newline
+        entries.append({"raw_hex": pieces[-1].hex()})
+    return entries
+
+
+def _line_entry(line: bytes) -> Any:
+    try:
+        state = record_to_state(decode_record(line), HysteresisConfig())
+    except RecordError:
+        state = None
+    if state is not None and encode_state(state) == line + b"\n":
+        return {"record": record_fields(state)}
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _printable(text):
+        return text
+    return {"raw_hex": (line + b"\n").hex()}
+
+
+def initial_bytes(entries: Iterable[Any]) -> bytes:
+    """The file an `initial_state.lines` list describes (inverse of `line_entries`)."""
+    out = bytearray()
+    for entry in entries:
+        if isinstance(entry, str):
+            out += entry.encode("utf-8") + b"\n"
+        elif isinstance(entry, Mapping) and set(entry) == {"record"}:
+            out += encode_state(state_of_fields(entry["record"]))
+        elif isinstance(entry, Mapping) and set(entry) == {"raw_hex"}:
+            out += bytes.fromhex(entry["raw_hex"])
+        else:
+            raise ValueError(f"not a line entry: {entry!r}")
+    return bytes(out)
+
+
+def merge_runs(steps: Sequence[Step]) -> list[Step]:
+    """Consecutive `run: {ticks: n}` steps as one (same meaning, shorter file)."""
+    out: list[Step] = []
+    for step in steps:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and set(step) == {"run"}
+            and set(prev) == {"run"}
+            and isinstance(step["run"]["ticks"], int)
+            and isinstance(prev["run"]["ticks"], int)
+        ):
+            out[-1] = {"run": {"ticks": prev["run"]["ticks"] + step["run"]["ticks"]}}
+        else:
+            out.append(step)
+    return out
+
+
+def build_scenario(
+    *,
+    description: str,
+    fsync_model: str,
+    window_updates: int,
+    input_: Mapping[str, Any],
+    steps: Sequence[Step],
+    backend: str | None = None,
+    runtime: str | None = None,
+    initial_state: bytes | None = None,
+) -> dict[str, Any]:
+    """A scenario body (everything but `name`), keys in schema order."""
+    body: dict[str, Any] = {"description": description}
+    if backend is not None:
+        body["backend"] = backend
+    if runtime is not None:
+        body["runtime"] = runtime
+    body["fsync_model"] = fsync_model
+    body["config"] = {"window_updates": window_updates}
+    body["input"] = dict(input_)
+    if initial_state is not None:
+        body["initial_state"] = {"lines": line_entries(initial_state)}
+    body["steps"] = [dict(s) for s in steps]
+    body["expect"] = {"invariants": list(ALL_INVARIANTS)}
+    return body
+
+
+def dump(data: Mapping[str, Any]) -> str:
+    """Stable, human-editable YAML (schema key order kept, no aliases)."""
+
+    class _NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(dict(data), Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
+
+
+def scenario_name(invariant: str, body: Mapping[str, Any]) -> str:
+    """`<invariant>-<first 12 hex of sha256(YAML of the body)>`: same case, same name."""
+    if "name" in body:
+        raise ValueError("the body must not carry its name (the name hashes the body)")
+    digest = hashlib.sha256(dump(body).encode("utf-8")).hexdigest()[:12]
+    return f"{invariant}-{digest}"
+
+
+def named(invariant: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The full scenario: `name` first, then the body."""
+    return {"name": scenario_name(invariant, body), **body}
+
+
+def write_scenario(invariant: str, body: Mapping[str, Any], directory: Path | str) -> Path:
+    """Write the scenario as `<directory>/<name>.yaml` (idempotent) and return the path."""
+    scenario = named(invariant, body)
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scenario['name']}.yaml"
+    path.write_text(dump(scenario), encoding="utf-8")
+    return path
+
+
+# -- explorer findings ---------------------------------------------------------------------
+
+
+def scenario_from_finding(
+    finding: Finding, *, backend: str | None = None, runtime: str | None = None
+) -> dict[str, Any]:
+    """An explorer finding as a scenario body: its fault plan, the recorded run, and (if
+    it came from a crash state) the crash, the restart and the resumed run.
+
+    The explorer arms its plan before the first start (leading `fault` steps) and
+    crashes at an op of the whole recorded run, which `crash.point` indexes. Its cut
+    is an exact `CrashState.cut` of the default torn mode.
+    """
+    w = finding.workload
+    steps: list[Step] = [{"fault": rule.to_dict()} for rule in w.plan.rules]
+    steps.append({"run": {"ticks": "all"}})
+    where = "the recorded run"
+    if finding.crash_point is not None:
+        steps += [
+            {"crash": {"point": finding.crash_point, "cut": finding.cut}},
+            {"restart": {}},
+            {"run": {"ticks": "all"}},
+        ]
+        where = f"crash after op {finding.crash_point} ({finding.op}): {finding.cut}"
+    v = finding.violation
+    return build_scenario(
+        description=f"{v.invariant}: {v.message} [explorer, workload {w.name or '-'}, {where}]",
+        fsync_model=w.model.value,
+        window_updates=w.window_updates,
+        input_={"synthetic": {"symbols": w.symbols, "ticks": w.ticks, "seed": w.seed}},
+        steps=steps,
+        backend=backend,
+        runtime=runtime,
+        initial_state=w.initial_state,
+    )
+
+
+def export_finding(
+    finding: Finding,
+    directory: Path | str = REGRESSIONS_DIR,
+    *,
+    backend: str | None = None,
+    runtime: str | None = None,
+) -> Path:
+    """Write one explorer finding as a regression scenario."""
+    body = scenario_from_finding(finding, backend=backend, runtime=runtime)
+    return write_scenario(finding.violation.invariant, body, directory)
+
+
+def export_findings(
+    findings: Sequence[Finding],
+    directory: Path | str = REGRESSIONS_DIR,
+    *,
+    backend: str | None = None,
+    runtime: str | None = None,
+) -> list[Path]:
+    """Per invariant, the smallest finding (earliest crash point, fewest faults), exported."""
+    from harness.explore_cli import minimal_findings
+
+    return [
+        export_finding(f, directory, backend=backend, runtime=runtime)
+        for f, _ in minimal_findings(findings)
+    ]

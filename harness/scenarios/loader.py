@@ -1,0 +1,598 @@
+"""Reading scenario files: YAML to checked, ready-to-run data, or an error that says where.
+
+Every error names the file, the line when known, the key path (for example
+`steps[2].crash.point`) and what was expected, so a hand-edited or exported
+scenario is fixed in one look. All real-disk I/O of a scenario (the YAML, an
+input file, importing a backend or runtime) happens here, before the runner
+switches to the fake file system.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from faults import FaultRule, FsyncModel
+from orchestrator.errors import ConfigError
+from orchestrator.runtime import HysteresisRuntime
+from orchestrator.sources import read_snapshots
+from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
+from regime_engine.codec import RECORD_SCHEMA, RECORD_SCHEMA_VERSION
+from regime_engine.contracts import (
+    ContractError,
+    HysteresisConfig,
+    HysteresisState,
+    RegimeInputSnapshot,
+)
+from regime_engine.synthetic import generate
+
+from . import schema as s
+
+PathPart = str | int
+Locator = Callable[[Sequence[PathPart]], int | None]
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be run as written (CLI exit 2)."""
+
+    def __init__(self, file: str, key: str | None, message: str, line: int | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+        self.line = line
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def key_path(parts: Sequence[PathPart]) -> str:
+    """`["steps", 2, "crash", "point"]` -> `steps[2].crash.point` (the form errors use)."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+# -- YAML with line numbers and no silent duplicate keys --------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice (PyYAML would keep the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, typing.Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, file: str) -> tuple[object, yaml.Node | None]:
+    """The document and its node tree (for line numbers); YAML errors name file and line."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise ScenarioError(
+            file, None, f"YAML: {problem}", None if mark is None else mark.line + 1
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, None, f"YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def node_line(node: yaml.Node | None, parts: Sequence[PathPart]) -> int | None:
+    """1-based line of the deepest node found along `parts` (None without a tree)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in parts:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    child = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+# -- msgspec errors rewritten with key paths and expected values -------------------------------
+
+_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    tp = _strip(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [_strip(a) for a in typing.get_args(tp)]
+    return [tp]
+
+
+def _bound(tp: Any) -> str:
+    """` >= 0` for `Annotated[int, Meta(ge=0)]`, else nothing."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return ""
+    for meta in typing.get_args(tp)[1:]:
+        if isinstance(meta, msgspec.Meta) and meta.ge is not None:
+            return f" >= {meta.ge}"
+    return ""
+
+
+def _raw_members(tp: Any) -> list[Any]:
+    """Union members with their annotations kept (for `_bound`)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return list(typing.get_args(tp))
+    return [tp]
+
+
+def _struct_fields(tp: Any) -> dict[str, Any]:
+    """encode name -> type of the Struct among the members of `tp` (first found)."""
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, msgspec.Struct):
+            return {f.encode_name: f.type for f in msgspec.structs.fields(member)}
+    return {}
+
+
+def _child_type(tp: Any, part: PathPart | None) -> Any:
+    """The type one step down a key path (`None` part: a dict value)."""
+    if isinstance(part, str):
+        return _struct_fields(tp).get(part)
+    for member in _members(tp):
+        origin = typing.get_origin(member)
+        args = typing.get_args(member)
+        if part is None and origin is dict:
+            return args[1]
+        if isinstance(part, int) and origin in (list, tuple):
+            return args[0]
+    return None
+
+
+def describe(tp: Any) -> str:
+    """A reader's description of a type: `'last' or int >= 0`, `mapping`, ..."""
+    words: list[str] = []
+    for raw in _raw_members(_strip(tp) if _bound(tp) == "" else tp):
+        member = _strip(raw)
+        if member is msgspec.UnsetType:
+            continue
+        if typing.get_origin(member) is typing.Literal:
+            words.extend(repr(v) for v in typing.get_args(member))
+        elif isinstance(member, type) and issubclass(member, enum.Enum):
+            words.append("one of " + ", ".join(str(v.value) for v in member))
+        elif isinstance(member, type) and issubclass(member, msgspec.Struct):
+            words.append("a mapping with keys " + ", ".join(_struct_fields(member)))
+        elif member is type(None):
+            words.append("null")
+        elif typing.get_origin(member) in (list, tuple):
+            words.append("a list")
+        elif typing.get_origin(member) is dict:
+            words.append("a mapping")
+        else:
+            words.append(getattr(member, "__name__", str(member)) + _bound(raw))
+    return " or ".join(words)
+
+
+def _resolve_path(text: str, data: object, root: Any) -> tuple[list[PathPart], Any]:
+    """msgspec's `$.a[0].b[...]` as parts and the type there; `[...]` (a dict key msgspec
+    does not name) is found by converting each value of the dict until one fails."""
+    parts: list[PathPart] = []
+    tp: Any = root
+    value: object = data
+    for match in _PATH_TOKEN.finditer(text):
+        name, index = match.group(1), match.group(2)
+        if name is not None:
+            part: PathPart | None = name
+        elif index is not None:
+            part = int(index)
+        else:
+            part = None
+        if part is None:
+            value_type = _child_type(tp, None)
+            culprit: str | None = None
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    try:
+                        msgspec.convert(item, value_type, strict=True)
+                    except msgspec.ValidationError:
+                        culprit = str(key)
+                        break
+            parts.append(culprit if culprit is not None else "<key>")
+            tp = value_type
+            value = value.get(culprit) if isinstance(value, dict) and culprit else None
+            continue
+        tp = _child_type(tp, part)
+        parts.append(part)
+        if isinstance(part, str) and isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(part, int) and isinstance(value, list) and part < len(value):
+            value = value[part]
+        else:
+            value = None
+    return parts, tp
+
+
+def _validation_error(
+    exc: msgspec.ValidationError, data: object, root: Any, file: str, locate: Locator
+) -> ScenarioError:
+    message = str(exc)
+    where = ""
+    if " - at `" in message:
+        message, _, where = message.rpartition(" - at `")
+        where = where.rstrip("`")
+    parts, tp = _resolve_path(where, data, root)
+    unknown = re.match(r"Object contains unknown field `(.+)`", message)
+    missing = re.match(r"Object missing required field `(.+)`", message)
+    got = re.match(r"Expected `.+`(?: [<>]=? ?-?\d+)?, got `(.+)`", message)
+    bound = re.match(r"Expected `(\w+)` ([<>]=? ?-?\d+)$", message)
+    if unknown:
+        allowed = ", ".join(_struct_fields(tp))
+        parts.append(unknown.group(1))
+        text = f"unknown key `{unknown.group(1)}`; allowed keys: {allowed}"
+    elif missing:
+        text = f"missing required key `{missing.group(1)}`"
+    elif message.startswith("Invalid enum value"):
+        text = f"{message[0].lower()}{message[1:]}; expected {describe(tp)}"
+    elif got and tp is not None:
+        text = f"expected {describe(tp)}, got {got.group(1)}"
+    elif bound:
+        text = f"expected {bound.group(1)} {bound.group(2)}"
+    else:
+        text = message[0].lower() + message[1:]
+    return ScenarioError(file, key_path(parts), text, locate(parts))
+
+
+# -- the loaded scenario -----------------------------------------------------------------
+
+
+STATE_DIR = "/crashkit/state"
+STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """The disk a scenario starts from."""
+
+    data: bytes | None  # state-file bytes; None: no state file
+    missing_dir: bool
+    kind: str  # file | directory | fifo
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedScenario:
+    """A checked scenario plus everything the runner needs, resolved from the real disk."""
+
+    path: Path
+    spec: s.Scenario
+    snapshots: tuple[RegimeInputSnapshot, ...]
+    config: HysteresisConfig
+    seed: Seed
+    factory: BackendFactory
+    runtime_class: Callable[..., HysteresisRuntime]  # a HysteresisRuntime (sub)class
+    model: FsyncModel
+    restart_configs: dict[int, HysteresisConfig]  # step index -> the new config
+    append_states: dict[int, tuple[HysteresisState, ...]]
+    fault_rules: dict[int, FaultRule]
+    text: str
+    locate: Locator
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def error(self, parts: Sequence[PathPart], message: str) -> ScenarioError:
+        """An error found while running (a crash cut that does not exist, ...)."""
+        return ScenarioError(str(self.path), key_path(parts), message, self.locate(parts))
+
+
+def canonical_record(spec: s.RecordSpec) -> bytes:
+    """A record line with the schema keys added, in the contract's canonical encoding."""
+    obj = {
+        "schema": RECORD_SCHEMA,
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "symbol": spec.symbol,
+        "engine_timestamp_ms": spec.engine_timestamp_ms,
+        "anchor_regime": spec.anchor_regime.value,
+        "candidate_regime": None if spec.candidate_regime is None else spec.candidate_regime.value,
+        "progress_current": spec.progress_current,
+        "last_commit_timestamp_ms": spec.last_commit_timestamp_ms,
+    }
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def hex_bytes(text: str) -> bytes:
+    """`raw_hex` text: hex digits, spaces allowed between bytes."""
+    return bytes.fromhex(text)
+
+
+def _config(spec: s.ConfigSpec) -> HysteresisConfig:
+    return HysteresisConfig(
+        window_updates=spec.window_updates,
+        enter_threshold=spec.enter_threshold,
+        commit_threshold=spec.commit_threshold,
+        min_lead_over_anchor=spec.min_lead_over_anchor,
+        decay_step=spec.decay_step,
+        allowed_regimes=None if spec.allowed_regimes is None else tuple(spec.allowed_regimes),
+    )
+
+
+def _state(spec: s.RecordSpec, config: HysteresisConfig) -> HysteresisState:
+    return HysteresisState(
+        symbol=spec.symbol,
+        engine_timestamp_ms=spec.engine_timestamp_ms,
+        anchor_regime=spec.anchor_regime,
+        candidate_regime=spec.candidate_regime,
+        progress_current=spec.progress_current,
+        progress_required=config.window_updates,
+        last_commit_timestamp_ms=spec.last_commit_timestamp_ms,
+    )
+
+
+def _import(spec: str, what: str) -> object:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{spec!r} is not of the form 'module:{what}'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"cannot import module {module_name!r} ({exc}); is it installed or on PYTHONPATH?"
+        ) from exc
+    found = getattr(module, attr, None)
+    if found is None:
+        raise ValueError(f"module {module_name!r} has no {attr!r}")
+    return found
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and check one scenario file; raises ScenarioError naming file, line and key."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(file, None, f"cannot read scenario: {exc}") from exc
+    data, node = parse_yaml(text, file)
+
+    def locate(parts: Sequence[PathPart]) -> int | None:
+        return node_line(node, parts)
+
+    def fail(parts: Sequence[PathPart], message: str) -> ScenarioError:
+        return ScenarioError(file, key_path(parts), message, locate(parts))
+
+    if not isinstance(data, dict):
+        raise ScenarioError(file, None, "a scenario must be a YAML mapping", locate([]))
+    try:
+        spec = msgspec.convert(data, s.Scenario, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc, data, s.Scenario, file, locate) from exc
+
+    if spec.name != path.stem:
+        raise fail(["name"], f"must equal the file name without extension: {path.stem!r}")
+    if not spec.description.strip() or "\n" in spec.description.strip():
+        raise fail(["description"], "must be one non-empty line saying why the scenario exists")
+
+    try:
+        config = _config(spec.config)
+    except ContractError as exc:
+        raise fail(["config"], str(exc)) from exc
+    snapshots = _snapshots(spec, path, fail)
+    seed = _seed(spec, fail)
+    factory = _backend(spec, fail)
+    runtime_class = _runtime(spec, fail)
+
+    restart_configs: dict[int, HysteresisConfig] = {}
+    append_states: dict[int, tuple[HysteresisState, ...]] = {}
+    fault_rules: dict[int, FaultRule] = {}
+    active = config
+    for i, step in enumerate(spec.steps):
+        given = [k for k in s.STEP_KINDS if getattr(step, k) is not msgspec.UNSET]
+        if len(given) != 1:
+            raise fail(
+                ["steps", i],
+                f"a step has exactly one of {', '.join(s.STEP_KINDS)}; got "
+                + (", ".join(given) if given else "none"),
+            )
+        if isinstance(step.restart, s.RestartStep) and step.restart.config is not None:
+            try:
+                active = restart_configs[i] = _config(step.restart.config)
+            except ContractError as exc:
+                raise fail(["steps", i, "restart", "config"], str(exc)) from exc
+        if isinstance(step.append, s.AppendStep):
+            try:
+                append_states[i] = tuple(_state(r, active) for r in step.append.records)
+            except ContractError as exc:
+                raise fail(["steps", i, "append", "records"], str(exc)) from exc
+        if isinstance(step.fault, s.FaultStep):
+            f = step.fault
+            try:
+                fault_rules[i] = FaultRule(
+                    op=f.op,
+                    path=f.path,
+                    nth=f.nth,
+                    errno=f.errno,
+                    persistent=f.persistent,
+                    short_write=f.short_write,
+                )
+            except ValueError as exc:
+                message = str(exc)
+                if message.startswith("unknown errno"):
+                    message = message.split(";")[0] + " (an errno name such as EIO or ENOSPC)"
+                raise fail(["steps", i, "fault"], message) from exc
+        if isinstance(step.corrupt, s.CorruptStep) and isinstance(step.corrupt.with_, s.RawHex):
+            try:
+                hex_bytes(step.corrupt.with_.raw_hex)
+            except ValueError as exc:
+                raise fail(["steps", i, "corrupt", "with", "raw_hex"], f"not hex: {exc}") from exc
+    _check_expect(spec.expect, fail)
+    return LoadedScenario(
+        path=path,
+        spec=spec,
+        snapshots=snapshots,
+        config=config,
+        seed=seed,
+        factory=factory,
+        runtime_class=runtime_class,
+        model=FsyncModel(spec.fsync_model),
+        restart_configs=restart_configs,
+        append_states=append_states,
+        fault_rules=fault_rules,
+        text=text,
+        locate=locate,
+    )
+
+
+Fail = Callable[[Sequence[PathPart], str], ScenarioError]
+
+
+def _snapshots(spec: s.Scenario, path: Path, fail: Fail) -> tuple[RegimeInputSnapshot, ...]:
+    given = [k for k in ("synthetic", "snapshots", "file") if getattr(spec.input, k) is not None]
+    if len(given) != 1:
+        raise fail(
+            ["input"],
+            "exactly one of synthetic, snapshots, file is required; got "
+            + (", ".join(given) if given else "none"),
+        )
+    inp = spec.input
+    if inp.synthetic is not None:
+        g = inp.synthetic
+        return tuple(generate(g.symbols, g.ticks, g.seed))
+    if inp.snapshots is not None:
+        out = []
+        for i, snap in enumerate(inp.snapshots):
+            try:
+                out.append(
+                    RegimeInputSnapshot(**{f: getattr(snap, f) for f in snap.__struct_fields__})
+                )
+            except ContractError as exc:
+                raise fail(["input", "snapshots", i], str(exc)) from exc
+        return tuple(out)
+    assert inp.file is not None
+    target = path.parent / inp.file
+    try:
+        return tuple(read_snapshots(str(target)))
+    except ConfigError as exc:
+        raise fail(["input", "file"], str(exc)) from exc
+
+
+def _seed(spec: s.Scenario, fail: Fail) -> Seed:
+    init = spec.initial_state
+    if init is None:
+        return Seed(None, False, "file")
+    if init.kind != "file" and init.lines:
+        raise fail(["initial_state", "lines"], f"must be empty for kind {init.kind!r}")
+    if init.missing_dir and (init.kind != "file" or init.lines):
+        raise fail(
+            ["initial_state", "missing_dir"],
+            "a missing folder holds no state file: leave out lines and kind",
+        )
+    if init.missing_dir or init.kind != "file":
+        return Seed(None, init.missing_dir, init.kind)
+    chunks: list[bytes] = []
+    for i, item in enumerate(init.lines):
+        if isinstance(item, str):
+            chunks.append(item.encode("utf-8") + b"\n")
+            continue
+        given = [k for k in ("record", "raw_hex") if getattr(item, k) is not None]
+        if len(given) != 1:
+            raise fail(
+                ["initial_state", "lines", i],
+                "a line is a string, {record: {...}} or {raw_hex: ...}; got "
+                + (", ".join(given) if given else "an empty mapping"),
+            )
+        if item.record is not None:
+            chunks.append(canonical_record(item.record))
+        else:
+            assert item.raw_hex is not None
+            try:
+                chunks.append(hex_bytes(item.raw_hex))
+            except ValueError as exc:
+                raise fail(["initial_state", "lines", i, "raw_hex"], f"not hex: {exc}") from exc
+    return Seed(b"".join(chunks), False, "file")
+
+
+def _backend(spec: s.Scenario, fail: Fail) -> BackendFactory:
+    try:
+        return load_backend_factory(spec.backend or DEFAULT_BACKEND)
+    except ConfigError as exc:
+        raise fail(["backend"], str(exc)) from exc
+
+
+def _runtime(spec: s.Scenario, fail: Fail) -> type[HysteresisRuntime]:
+    if spec.runtime is None:
+        return HysteresisRuntime
+    try:
+        found = _import(spec.runtime, "Class")
+    except ValueError as exc:
+        raise fail(["runtime"], str(exc)) from exc
+    if not (isinstance(found, type) and issubclass(found, HysteresisRuntime)):
+        raise fail(["runtime"], f"{spec.runtime!r} is not a HysteresisRuntime subclass")
+    return found
+
+
+def _check_expect(expect: s.Expect, fail: Fail) -> None:
+    from harness.oracles import INVARIANTS
+
+    if isinstance(expect.invariants, list):
+        allowed = ("all", *INVARIANTS)
+        for i, name in enumerate(expect.invariants):
+            if name not in allowed:
+                raise fail(
+                    ["expect", "invariants", i],
+                    f"unknown invariant {name!r}; expected one of: {', '.join(allowed)}",
+                )
+        if "all" in expect.invariants and len(expect.invariants) > 1:
+            raise fail(["expect", "invariants"], "'all' stands alone")
+    if isinstance(expect.events, s.EventsExpect):
+        given = [
+            k
+            for k in ("by_type", "exact", "contains")
+            if getattr(expect.events, k) is not msgspec.UNSET
+        ]
+        if not given or ("by_type" in given and "exact" in given):
+            raise fail(
+                ["expect", "events"],
+                "give by_type or exact (not both), and/or contains; got "
+                + (", ".join(given) if given else "none"),
+            )

@@ -1,0 +1,850 @@
+"""Runs one scenario: one simulated machine, a fake disk, orchestrator processes, the oracles.
+
+The machine has a fake disk (`faults.CrashFS`, which knows what is durable) and
+runs orchestrator processes on it one after the other, each with its own
+timeline of appends and publishes (`harness.observe`). Like `crashkit run`, every
+process reads the recorded input from its first tick (contract C6.7): `run`
+feeds the running process its next N ticks, so a restarted process is fed again
+what its predecessor had read. The runner does no file-system call of its own
+between the steps (it reads the disk through the fault layer's snapshots), so an
+op index in a `crash` step means the same op as in the run that exported it.
+Every start, crash and the final restore are judged by the oracles of contract
+§9, as the crash explorer judges one crash state; then the scenario's `expect`
+block is compared with what was observed.
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
+from harness import oracles as orc
+from harness.explorer import UNHANDLED, check_selection
+from harness.machines.corrupt import corrupt_line as _machine_corrupt_line
+from harness.model import ModelRestore, model_restore
+from harness.observe import AppendRecord, PublishRecord, RecordingBackend, RecordingSink, Timeline
+from harness.observe import recording_factory as _recording_factory
+from orchestrator import events as ev
+from orchestrator.errors import HaltedError, StartupRefused
+from orchestrator.events import Event, MemorySink
+from orchestrator.replay import full_replay, resume_replay
+from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from orchestrator.sources import ticks
+from orchestrator.store.jsonl import restore_report
+from orchestrator.store.memory import memory_store
+from regime_engine.codec import RECORD_KEYS
+from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+
+from . import schema as s
+from .loader import STATE_DIR, STATE_PATH, LoadedScenario, PathPart, hex_bytes, key_path
+
+EXIT_REFUSED = 3
+EXIT_HALTED = 4
+EXIT_SYMBOL_FAILED = 5
+EXIT_CRASHED = 1  # an unhandled exception at startup: the CLI would die with a traceback
+
+
+class _Shared:
+    """One CrashFS per process: its pyfakefs Patcher is reused from run to run (cheap)."""
+
+    fs: CrashFS | None = None
+
+
+def shared_fs() -> CrashFS:
+    """The process's CrashFS (recording: crash states need the op snapshots)."""
+    if _Shared.fs is None:
+        _Shared.fs = CrashFS(record=True)
+    return _Shared.fs
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One expectation (or self-checking step) and whether it held."""
+
+    name: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the run did, in the shape of the `expect` block."""
+
+    startup: dict[str, object] | None
+    halted_tick: int | None
+    exit_code: int | None
+    events: tuple[Event, ...]
+    final_states: dict[str, dict[str, object]]
+    restore_report: dict[str, object]
+    violations: dict[str, tuple[str, ...]]  # invariant -> messages (every id present)
+    applicable: tuple[str, ...]  # invariants checked when `expect.invariants` is absent
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioResult:
+    name: str
+    path: str
+    checks: tuple[Check, ...]
+    observed: Observed | None
+    seconds: float
+    error: str | None = None  # the runner itself failed (an exception in the code under test)
+    traces: tuple[tuple[str, ...], ...] = ()  # the op trace of each boot of the fake disk
+    notes: tuple[str, ...] = ()  # what the crash steps chose, for the reader
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def first_failure(self) -> str:
+        if self.error is not None:
+            return self.error.splitlines()[0]
+        bad = self.failures
+        return f"{bad[0].name}: {bad[0].message}" if bad else ""
+
+
+# -- one process --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Proc:
+    """One orchestrator process on the machine."""
+
+    index: int
+    boot: int
+    epoch: int
+    start_pos: int
+    runtime: HysteresisRuntime
+    timeline: Timeline
+    sink: RecordingSink
+    status: str = "running"  # running | refused | halted | exited | crashed | vanished
+    outcome: str | None = None
+    refusal: str | None = None
+    unhandled: bool = False
+    restored: dict[str, HysteresisState] | None = None
+    refused_next: bool | None = None
+    offered_after_halt: bool = False
+    end_pos: int | None = None
+    cutoff: int | None = None  # trace position of a power cut in this process's boot
+    direct: list[AppendRecord] = field(default_factory=list)  # store-level `append` steps
+    consumed: int = 0  # ticks of the input this process has read
+    completed: list[tuple[int, int]] = field(default_factory=list)  # (tick ts, position)
+
+    def seen(self, position: int) -> bool:
+        """Whether something at trace `position` happened before this boot's power cut."""
+        return self.cutoff is None or position <= self.cutoff
+
+    def publishes(self) -> list[PublishRecord]:
+        return [p for p in self.timeline.publishes if self.seen(p.position)]
+
+    def appends(self) -> list[AppendRecord]:
+        return [a for a in self.timeline.appends if self.seen(a.position)]
+
+    def all_appends(self) -> list[AppendRecord]:
+        return sorted([*self.timeline.appends, *self.direct], key=lambda a: a.seq)
+
+    def acks(self) -> list[tuple[int, HysteresisState]]:
+        return [
+            (a.seq, st)
+            for a in self.all_appends()
+            if a.acked and self.seen(a.position)
+            for st in a.states
+        ]
+
+    @property
+    def exit_code(self) -> int | None:
+        if self.status in ("crashed", "vanished"):
+            return None
+        if self.status == "refused":
+            return EXIT_CRASHED if self.unhandled else EXIT_REFUSED
+        stats = self.runtime.stats
+        if stats.halted:
+            return EXIT_HALTED
+        if stats.halted_symbols:
+            return EXIT_SYMBOL_FAILED
+        return 0
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+class StepFailed(Exception):
+    """A step cannot be carried out on this run (a crash cut that does not exist, no
+    ticks left, ...): what the file describes did not happen, so the scenario fails."""
+
+    def __init__(self, parts: Sequence[PathPart], message: str) -> None:
+        super().__init__(message)
+        self.key = key_path(parts)
+        self.message = message
+
+
+def corrupt_line(line: bytes, kind: s.CorruptionKind | s.RawHex) -> bytes:
+    """The replacement bytes for one line (without its `\\n`): the state machines' own
+    vocabulary, so an exported `corrupt` step writes exactly the bytes the machine wrote."""
+    if isinstance(kind, s.RawHex):
+        return hex_bytes(kind.raw_hex)
+    return _machine_corrupt_line(line, kind)
+
+
+def _persisted(state: HysteresisState) -> dict[str, object]:
+    payload = ev.state_payload(state)
+    return {k: payload[k] for k in RECORD_KEYS if k in payload}
+
+
+# -- the machine ---------------------------------------------------------------------------------
+
+
+class Machine:
+    """One scenario's machine: `power_on()`, `run_steps()`, `finish()` (the final restore),
+    `judge_processes()`, then `observed()` for the expectations."""
+
+    def __init__(self, sc: LoadedScenario, fs: CrashFS) -> None:
+        self.sc = sc
+        self.fs = fs
+        self.groups: list[list[RegimeInputSnapshot]] = list(ticks(sc.snapshots))
+        self.config: HysteresisConfig = sc.config
+        self.procs: list[Proc] = []
+        self.boot = 0
+        self.epoch = 0
+        seed = self._seed_model()
+        self.baseline: list[HysteresisState] = list(seed.states.values())
+        self.baseline_written: list[HysteresisState] = list(seed.records)
+        self.crashed_since_start = False
+        self.violations: list[tuple[orc.Violation, str]] = []
+        self.step_checks: list[Check] = []
+        self.traces: list[tuple[str, ...]] = []
+        self.notes: list[str] = []
+
+    # -- disk -----------------------------------------------------------------------------
+
+    def _seed_model(self) -> ModelRestore:
+        seed = self.sc.seed
+        if seed.kind != "file":
+            return ModelRestore("fatal", {}, (), ())
+        return model_restore(seed.data, self.sc.config)
+
+    def boot_image(self) -> DiskImage:
+        seed = self.sc.seed
+        if seed.missing_dir:
+            return DiskImage()
+        if seed.kind == "directory":
+            return DiskImage(dirs=(STATE_PATH,))
+        if seed.data is None:
+            return DiskImage(dirs=(STATE_DIR,))
+        return DiskImage(files={STATE_PATH: seed.data})
+
+    def power_on(self) -> None:
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=self.sc.model, record=True)
+        fs.start(self.boot_image())
+        if self.sc.seed.kind == "fifo":
+            fs.filesystem.create_file(STATE_PATH, st_mode=stat.S_IFIFO | 0o644)
+
+    def _reboot(self, image: DiskImage) -> None:
+        self.traces.append(tuple(str(op) for op in self.fs.trace))
+        self.fs.restart(image)
+        self.boot += 1
+
+    def _disk_model(self) -> ModelRestore:
+        """The harness's own reading (contract §4) of what a restore would read now."""
+        fsys = self.fs.filesystem
+        if fsys.exists(STATE_PATH) and not stat.S_ISREG(fsys.stat(STATE_PATH).st_mode):
+            return ModelRestore("fatal", {}, (), ())
+        return model_restore(self.fs.visible_image().get(STATE_PATH), self.config)
+
+    def _position(self) -> int:
+        return len(self.fs.trace)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def _arm(self, rule: FaultRule | None) -> None:
+        """Arm one rule (its `nth` counts calls from now), replacing the armed one."""
+        self.fs.configure(plan=FaultPlan(() if rule is None else (rule,)))
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def current(self) -> Proc | None:
+        """The last process unless a power cut killed it (then a new one is needed)."""
+        if self.procs and self.procs[-1].status not in ("crashed", "vanished"):
+            return self.procs[-1]
+        return None
+
+    def _found(self, violations: Iterable[orc.Violation], where: str) -> None:
+        self.violations.extend((v, where) for v in violations)
+
+    def _epoch_procs(self, exclude: Proc | None = None) -> list[Proc]:
+        return [
+            p
+            for p in self.procs
+            if p.epoch == self.epoch and p is not exclude and p.status != "vanished"
+        ]
+
+    def _acked_and_later(
+        self, exclude: Proc | None = None
+    ) -> tuple[list[HysteresisState], list[HysteresisState]]:
+        acked: list[HysteresisState] = list(self.baseline)
+        later: list[HysteresisState] = []
+        for p in self._epoch_procs(exclude):
+            for a in p.all_appends():
+                if a.acked and p.seen(a.position):
+                    acked.extend(a.states)
+                else:
+                    later.extend(a.states)
+        return acked, later
+
+    def _written(self) -> list[HysteresisState]:
+        out = list(self.baseline_written)
+        for p in self._epoch_procs():
+            for a in p.all_appends():
+                out.extend(a.states)
+        return out
+
+    def _check_restored(
+        self, restored: dict[str, HysteresisState], where: str, exclude: Proc | None
+    ) -> None:
+        """What a restore returned, against everything acknowledged and published before it."""
+        acked, later = self._acked_and_later(exclude)
+        self._found(orc.check_durability(acked, restored, later), where)
+        self._found(orc.check_no_invalid_restored(restored, self._written()), where)
+        self._found(orc.check_engine(restored.values()), where)
+        for p in self._epoch_procs(exclude):
+            publishes = [(r.seq, r.event) for r in p.publishes()]
+            self._found(orc.check_publish_implies_committed(publishes, p.acks(), restored), where)
+
+    def _judge_refusal(self, reason: str, model: ModelRestore, injected: bool, where: str) -> None:
+        if reason.startswith(UNHANDLED):
+            self._found([orc.Violation(orc.HALT, f"startup crashed: {reason}")], where)
+        elif not injected and model.outcome != "fatal":
+            if self.crashed_since_start:
+                self._found(orc.check_crash_not_fatal(reason), where)
+            else:
+                self._found(
+                    [
+                        orc.Violation(
+                            orc.RESTORE_TABLE,
+                            f"restore should be {model.outcome}, backend refused: {reason}",
+                        )
+                    ],
+                    where,
+                )
+
+    def start(self, where: str) -> Proc:
+        """A new process on the disk as it is: restore, or refuse to start."""
+        fs = self.fs
+        model = self._disk_model()
+        timeline = Timeline(position=lambda: len(fs.trace))
+        sink = RecordingSink(timeline)
+        runtime = self.sc.runtime_class(
+            config=self.config,
+            state_path=STATE_PATH,
+            sink=sink,
+            backend_factory=_recording_factory(self.sc.factory, timeline),
+            clock=engine_commit_clock,
+        )
+        start_pos = self._position()
+        proc = Proc(len(self.procs), self.boot, self.epoch, start_pos, runtime, timeline, sink)
+        self.procs.append(proc)
+        try:
+            report = runtime.start()
+            proc.outcome = report.outcome
+            proc.restored = dict(runtime.states)
+        except StartupRefused as exc:
+            proc.status, proc.refusal, proc.outcome = "refused", exc.reason, "fatal"
+        except Exception as exc:  # a backend must refuse cleanly, not crash
+            proc.status, proc.outcome, proc.unhandled = "refused", "fatal", True
+            proc.refusal = f"{UNHANDLED}{type(exc).__name__}: {exc}"
+        injected = any(op.injected for op in fs.trace[start_pos:])
+        if proc.refusal is not None:
+            proc.end_pos = self._position()
+            self._judge_refusal(proc.refusal, model, injected, where)
+            if timeline.publishes:
+                self._found(
+                    [
+                        orc.Violation(
+                            orc.HALT, "events published by a process that refused to start"
+                        )
+                    ],
+                    where,
+                )
+            return proc
+        assert proc.restored is not None
+        if not injected:
+            if model.outcome == "fatal":
+                self._found(
+                    [orc.Violation(orc.RESTORE_TABLE, "restore should be fatal, backend started")],
+                    where,
+                )
+            else:
+                self._found(check_selection(timeline, model), where)
+        self._check_restored(proc.restored, where, exclude=proc)
+        self.crashed_since_start = False
+        return proc
+
+    def feed(self, proc: Proc, count: int) -> None:
+        """Offer the process its next `count` ticks; a halted runtime must refuse (C6.13),
+        which ends the feed."""
+        runtime = proc.runtime
+        for _ in range(count):
+            group = self.groups[proc.consumed]
+            failed_before = proc.timeline.first_failure() is not None
+            try:
+                runtime.tick(group)
+            except HaltedError:
+                proc.refused_next = True
+                break
+            if failed_before and proc.refused_next is None:
+                proc.refused_next = False  # it took a tick after a persist failure
+            proc.consumed += 1
+            if runtime.stats.halted:
+                proc.status = "halted"
+            else:
+                proc.completed.append((group[0].engine_timestamp_ms, self._position()))
+
+    def _stop(self, proc: Proc | None) -> None:
+        """A clean exit of a live process (the end of its input, or an operator's restart)."""
+        if proc is not None and proc.status in ("running", "halted"):
+            proc.runtime.close()
+            if proc.status == "running":
+                proc.status = "exited"
+            proc.end_pos = self._position()
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def run_steps(self) -> None:
+        """The steps in order; the first process starts before the first non-`fault` step."""
+        for i, step in enumerate(self.sc.spec.steps):
+            where = f"steps[{i}]"
+            if not self.procs and not isinstance(step.fault, s.FaultStep):
+                self.start(where)
+            if isinstance(step.run, s.RunStep):
+                self.step_run(i, step.run, where)
+            elif isinstance(step.append, s.AppendStep):
+                self.step_append(i, where)
+            elif isinstance(step.fault, s.FaultStep):
+                self._arm(self.sc.fault_rules[i])
+            elif isinstance(step.crash, s.CrashStep):
+                self.step_crash(i, step.crash)
+            elif step.restart is not msgspec.UNSET:
+                self._stop(self.current())
+                self._arm(None)  # a fault is armed for one process's life
+                if i in self.sc.restart_configs:
+                    self.config = self.sc.restart_configs[i]
+                self.start(where)
+            elif isinstance(step.corrupt, s.CorruptStep):
+                self.step_corrupt(i, step.corrupt)
+            elif isinstance(step.replay, s.ReplayStep):
+                self.step_replay(i, step.replay)
+
+    def step_run(self, i: int, step: s.RunStep, where: str) -> None:
+        proc = self.current() or self.start(where)
+        if proc.status == "refused":
+            return  # nothing runs: the process never started
+        left = len(self.groups) - proc.consumed
+        count = left if step.ticks == "all" else step.ticks
+        if count > left:
+            raise StepFailed(
+                ["steps", i, "run", "ticks"],
+                f"process {proc.index} has read {proc.consumed} of the input's "
+                f"{len(self.groups)} ticks: only {left} left",
+            )
+        self.feed(proc, count)
+
+    def step_append(self, i: int, where: str) -> None:
+        proc = self.current() or self.start(where)
+        if proc.status not in ("running", "halted"):
+            raise StepFailed(
+                ["steps", i, "append"], f"no process to append with (it {proc.status})"
+            )
+        backend = proc.runtime.backend
+        inner = backend.inner if isinstance(backend, RecordingBackend) else backend
+        states = self.sc.append_states[i]
+        failed_before = proc.timeline.first_failure() is not None or any(
+            not a.acked for a in proc.direct
+        )
+        try:
+            inner.append(states)
+            acked, error = True, None
+        except Exception as exc:  # recorded like a failed append; the backend is poisoned
+            acked, error = False, str(exc)
+        proc.direct.append(
+            AppendRecord(proc.timeline.next_seq(), states, acked, error, self._position())
+        )
+        where = f"steps[{i}]"
+        if acked and failed_before:
+            self._found(
+                [orc.Violation(orc.HALT, "a poisoned writer acknowledged an append")], where
+            )
+        if not acked and not inner.poisoned:
+            self._found(
+                [orc.Violation(orc.HALT, "the writer is not poisoned after a failed append")],
+                where,
+            )
+
+    def _pick_cut(self, i: int, states: list[CrashState], cut: int | str) -> CrashState:
+        parts: list[PathPart] = ["steps", i, "crash", "cut"]
+        listing = "; ".join(f"[{n}] {st.cut!r}" for n, st in enumerate(states))
+        if cut == "first":
+            return states[0]
+        if cut == "last":
+            return states[-1]
+        if isinstance(cut, int):
+            if cut >= len(states):
+                raise StepFailed(parts, f"no crash state {cut}; there are: {listing}")
+            return states[cut]
+        for st in states:
+            if st.cut == cut:
+                return st
+        raise StepFailed(
+            parts,
+            f"no crash state with cut {cut!r} at this point; this code leaves: {listing} "
+            "(if the scenario reproduces a bug that is fixed now, that state may be "
+            "unreachable: re-export the scenario or edit the cut)",
+        )
+
+    def step_crash(self, i: int, step: s.CrashStep) -> None:
+        """Power cut: the disk becomes one crash state, every process of this boot is gone."""
+        fs = self.fs
+        trace = fs.trace
+        point: int | None = None
+        if isinstance(step.point, int):
+            if step.point >= len(trace):
+                raise StepFailed(
+                    ["steps", i, "crash", "point"],
+                    f"no op {step.point}: the trace since the disk last booted has "
+                    f"{len(trace)} ops (run with --trace to list them)",
+                )
+            point = step.point
+        states = fs.crash_states(point)
+        chosen = self._pick_cut(i, states, step.cut)
+        cutoff = len(trace) if point is None else point + 1
+        after = "the last op" if point is None else f"op #{point} ({trace[point].op})"
+        self.notes.append(f"steps[{i}]: crash after {after}: cut {chosen.cut!r}")
+        for proc in self.procs:
+            if proc.boot != self.boot or proc.status == "vanished":
+                continue
+            if proc.start_pos >= cutoff:
+                proc.status = "vanished"  # it would have started after the power cut
+                continue
+            proc.cutoff = cutoff
+            if proc.status == "running" or (proc.end_pos is not None and proc.end_pos > cutoff):
+                proc.status = "crashed"
+        self._arm(None)
+        self._reboot(chosen.image)
+        self.crashed_since_start = True
+
+    def step_corrupt(self, i: int, step: s.CorruptStep) -> None:
+        """Offline damage: the process exits, line N is rewritten, the disk is fully durable."""
+        parts: list[PathPart] = ["steps", i, "corrupt", "line"]
+        self._stop(self.current())
+        image = self.fs.visible_image()
+        data = image.get(STATE_PATH)
+        if data is None:
+            raise StepFailed(parts, "there is no state file to corrupt")
+        lines = data.split(b"\n")
+        complete = len(lines) - 1
+        if step.line > complete:
+            raise StepFailed(parts, f"the state file has only {complete} complete line(s)")
+        try:
+            lines[step.line - 1] = corrupt_line(lines[step.line - 1], step.with_)
+        except ValueError as exc:
+            raise StepFailed(["steps", i, "corrupt", "with"], str(exc)) from exc
+        new = b"\n".join(lines)
+        files = dict(image.files)
+        files[STATE_PATH] = new
+        self._arm(None)
+        self._reboot(DiskImage(files=files, dirs=image.dirs))
+        self.epoch += 1  # deliberate damage: durability is judged from this disk on
+        seed = model_restore(new, self.config)
+        self.baseline = list(seed.states.values())
+        self.baseline_written = list(seed.records)
+
+    def _live_decisions(
+        self,
+    ) -> tuple[dict[str, orc.Decision], dict[str, orc.Decision], list[orc.Violation]]:
+        """(published decisions, decisions plus restored states, run_ids published twice
+        with different states) of the live processes."""
+        events = self.visible_events()
+        published = {
+            e.run_id: orc.decision_of_payload(e.payload)
+            for e in events
+            if e.event_type == ev.DECISION_PUBLISHED and e.run_id is not None
+        }
+        known, conflicts = orc.decisions_of(events)
+        return published, known, conflicts
+
+    def step_replay(self, i: int, step: s.ReplayStep) -> None:
+        """Contract §7: a replay of the input read so far gives exactly the live decisions."""
+        name = f"steps[{i}].replay"
+        snapshots = [snap for group in self.groups[: self.read()] for snap in group]
+        sink = MemorySink()
+        before = self._position()
+        try:
+            if step.at is None:
+                full_replay(self.config, snapshots, sink, clock=engine_commit_clock)
+            else:
+                resume_replay(
+                    self.config,
+                    snapshots,
+                    sink,
+                    state_path=STATE_PATH,
+                    at_ms=step.at,
+                    clock=engine_commit_clock,
+                )
+        except StartupRefused as exc:
+            self.step_checks.append(Check(name, False, f"replay refused: {exc.reason}"))
+            return
+        problems: list[str] = []
+        changed = [str(op) for op in self.fs.trace[before:] if op.mutating]
+        if changed:
+            problems.append(f"replay changed the disk: {changed[0]}")
+        published, known, conflicts = self._live_decisions()
+        problems.extend(f"the live run is no reference: {v.message}" for v in conflicts[:1])
+        seeded: dict[str, int] = {}
+        for e in sink.events:
+            if e.event_type == ev.STATE_RESTORED and e.symbol and e.run_id:
+                seeded[e.symbol] = e.engine_timestamp_ms or 0
+                want = known.get(e.run_id)
+                got = orc.decision_of_payload(e.payload)
+                if want is not None and want != got:
+                    problems.append(f"seeded {e.run_id} as {got}, live state was {want}")
+        replayed = {
+            e.run_id: orc.decision_of_payload(e.payload)
+            for e in sink.events
+            if e.event_type == ev.DECISION_PUBLISHED and e.run_id is not None
+        }
+        expected = {
+            rid: d
+            for rid, d in published.items()
+            if isinstance(d[0], str) and isinstance(d[1], int) and d[1] > seeded.get(d[0], -1)
+        }
+        for rid in sorted(set(expected) | set(replayed)):
+            if rid not in replayed:
+                problems.append(f"{rid} decided live but not by the replay")
+            elif rid not in expected:
+                problems.append(f"{rid} decided by the replay but not live")
+            elif replayed[rid] != expected[rid]:
+                problems.append(f"{rid}: replay decided {replayed[rid]}, live {expected[rid]}")
+        kind = "full replay" if step.at is None else f"replay from the state at {step.at}"
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.step_checks.append(Check(name, False, f"{kind}: {problems[0]}{more}"))
+        else:
+            self.step_checks.append(
+                Check(name, True, f"{kind}: {len(replayed)} decisions equal the live run's")
+            )
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def read(self) -> int:
+        """How far into the input any process has read (what the reference run reads)."""
+        return max((p.consumed for p in self.procs), default=0)
+
+    def visible_events(self) -> list[Event]:
+        return [r.event for p in self.procs if p.status != "vanished" for r in p.publishes()]
+
+    def finish(self) -> tuple[dict[str, dict[str, object]], dict[str, object]]:
+        """Stop the last process, then restore the final disk: (final states, restore report)."""
+        self._stop(self.current())
+        self._arm(None)
+        report = restore_report(STATE_PATH).to_json()
+        model = self._disk_model()
+        where = "final restore"
+        try:
+            opened = self.sc.factory(STATE_PATH, self.config)
+        except StartupRefused as exc:
+            self._judge_refusal(exc.reason, model, False, where)
+            return {}, report
+        except Exception as exc:
+            reason = f"{UNHANDLED}{type(exc).__name__}: {exc}"
+            self._judge_refusal(reason, model, False, where)
+            return {}, report
+        try:
+            restored = dict(opened.store.states)
+        finally:
+            opened.backend.close()
+        if model.outcome == "fatal":
+            self._found(
+                [orc.Violation(orc.RESTORE_TABLE, "restore should be fatal, backend started")],
+                where,
+            )
+        else:
+            got = {sym: _persisted(st) for sym, st in restored.items()}
+            want = {sym: _persisted(st) for sym, st in model.states.items()}
+            for sym in sorted(set(got) | set(want)):
+                if got.get(sym) != want.get(sym):
+                    self._found(
+                        [
+                            orc.Violation(
+                                orc.RESTORE_TABLE,
+                                f"restored {got.get(sym)} but the contract selects {want.get(sym)}",
+                                sym,
+                            )
+                        ],
+                        where,
+                    )
+        self._check_restored(restored, where, exclude=None)
+        final: dict[str, dict[str, object]] = {
+            sym: {
+                "anchor_regime": st.anchor_regime.value,
+                "candidate_regime": None
+                if st.candidate_regime is None
+                else st.candidate_regime.value,
+                "progress_current": st.progress_current,
+                "engine_timestamp_ms": st.engine_timestamp_ms,
+            }
+            for sym, st in sorted(restored.items())
+        }
+        return final, report
+
+    def _reference(self) -> dict[str, orc.Decision]:
+        """The uninterrupted run on the same input, from the same initial state."""
+        sink = MemorySink()
+        seeded = memory_store()
+        seeded.store.states.update(self._seed_model().states)
+        runtime = HysteresisRuntime(
+            config=self.sc.config,
+            state_path="<reference>",
+            sink=sink,
+            backend_factory=seeded_factory(seeded),
+            clock=engine_commit_clock,
+        )
+        runtime.start()
+        for group in self.groups[: self.read()]:
+            runtime.tick(group)
+        decisions, _ = orc.decisions_of(sink.events)
+        return decisions
+
+    def judge_processes(self) -> None:
+        """Per process: publish after commit, the halt rule, the engine invariant downstream;
+        over all of them: continuity with the uninterrupted run."""
+        live = [p for p in self.procs if p.status != "vanished"]
+        for p in live:
+            where = f"process {p.index}"
+            publishes = [(r.seq, r.event) for r in p.publishes()]
+            self._found(orc.check_publish_implies_committed(publishes, p.acks(), None), where)
+            appends = [(a.seq, a.acked) for a in p.appends()]
+            self._found(orc.check_halt(publishes, appends, p.refused_next), where)
+            self._found(orc.check_engine_events(e for _, e in publishes), where)
+        last = live[-1] if live else None
+        up_to: int | None = -1
+        if (
+            last is not None
+            and last.status == "exited"
+            and last.cutoff is None
+            and last.consumed == self.read()
+        ):
+            up_to = None
+        elif last is not None:
+            done = [ts for ts, pos in last.completed if last.seen(pos)]
+            up_to = max(done) if done else -1
+        self._found(
+            orc.check_continuity(self.visible_events(), self._reference(), up_to_ms=up_to),
+            "all processes",
+        )
+
+    def applicable(self) -> tuple[str, ...]:
+        """Invariants checked by default: continuity needs a run the reference can predict."""
+        steps = self.sc.spec.steps
+        unpredictable = any(
+            st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in steps
+        ) or bool(self.sc.restart_configs)
+        return tuple(i for i in orc.INVARIANTS if not (unpredictable and i == orc.CONTINUITY))
+
+    def observed(self, final: dict[str, dict[str, object]], report: dict[str, object]) -> Observed:
+        live = [p for p in self.procs if p.status != "vanished"]
+        last = live[-1] if live else None
+        startup: dict[str, object] | None = None
+        if last is not None:
+            code = (
+                (EXIT_CRASHED if last.unhandled else EXIT_REFUSED)
+                if last.refusal is not None
+                else 0
+            )
+            startup = {"outcome": last.outcome, "exit_code": code}
+        events = tuple(self.visible_events())
+        halted = [e for e in events if e.event_type == ev.SCHEDULING_HALTED]
+        by_invariant: dict[str, list[str]] = {i: [] for i in orc.INVARIANTS}
+        seen: set[tuple[str, str]] = set()
+        for violation, where in self.violations:
+            key = (violation.invariant, violation.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            by_invariant[violation.invariant].append(f"{where}: {violation.message}")
+        return Observed(
+            startup=startup,
+            halted_tick=halted[-1].engine_timestamp_ms if halted else None,
+            exit_code=None if last is None else last.exit_code,
+            events=events,
+            final_states=final,
+            restore_report=report,
+            violations={k: tuple(v) for k, v in by_invariant.items()},
+            applicable=self.applicable(),
+        )
+
+
+def run_loaded(sc: LoadedScenario, fs: CrashFS | None = None) -> ScenarioResult:
+    """Execute a loaded scenario and compare it with its expectations.
+
+    A step that cannot be carried out (a crash cut that this run does not have, ...)
+    is a failed check; the remaining steps are skipped, the final disk still judged.
+    """
+    from .expect import compare
+
+    fs = fs or shared_fs()
+    started = time.perf_counter()
+    machine = Machine(sc, fs)
+    machine.power_on()
+    try:
+        try:
+            try:
+                machine.run_steps()
+            except StepFailed as exc:
+                machine.step_checks.append(Check(exc.key, False, exc.message))
+            final, report = machine.finish()
+            machine.judge_processes()
+        except Exception:
+            return ScenarioResult(
+                sc.name,
+                str(sc.path),
+                tuple(machine.step_checks),
+                None,
+                time.perf_counter() - started,
+                error="the run raised: " + traceback.format_exc(limit=8),
+                traces=(*machine.traces, tuple(str(op) for op in fs.trace)),
+                notes=tuple(machine.notes),
+            )
+        traces = (*machine.traces, tuple(str(op) for op in fs.trace))
+    finally:
+        fs.stop()
+    observed = machine.observed(final, report)
+    checks = [*machine.step_checks, *compare(sc.spec.expect, observed)]
+    return ScenarioResult(
+        sc.name,
+        str(sc.path),
+        tuple(checks),
+        observed,
+        time.perf_counter() - started,
+        traces=traces,
+        notes=tuple(machine.notes),
+    )
+
+
+def run_scenario(path: str) -> ScenarioResult:
+    """Load and run one scenario file (raises ScenarioError if the file is bad)."""
+    from .loader import load_scenario
+
+    return run_loaded(load_scenario(path))

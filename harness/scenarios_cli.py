@@ -1,0 +1,155 @@
+"""`crashkit scenarios run`: execute scenario files, show a summary, optionally write JUnit XML.
+
+Exit codes: 0 every scenario passed; 1 at least one failed; 2 a scenario file is
+bad (it cannot be run as written), which wins over 1 so it gets fixed first.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.scenarios.expect import updated_expect
+from harness.scenarios.junit import write_junit
+from harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
+from harness.scenarios.runner import ScenarioResult, run_loaded
+from harness.scenarios.update import rewrite_expect
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_FILE = 2
+SUFFIXES = (".yaml", ".yml")
+
+
+def collect(paths: tuple[str, ...]) -> tuple[list[Path], list[ScenarioError]]:
+    """Scenario files under the given files and folders, sorted, each once."""
+    files: list[Path] = []
+    errors: list[ScenarioError] = []
+    for raw in paths or ("scenarios",):
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(ScenarioError(raw, None, "no such file or folder"))
+    return list(dict.fromkeys(files)), errors  # an empty folder (regressions/) is no error
+
+
+def run_files(
+    files: list[Path], *, update: bool = False
+) -> tuple[list[ScenarioResult], list[ScenarioError], list[Path]]:
+    """Load and run each file; with `update`, rewrite the expect blocks that differ."""
+    results: list[ScenarioResult] = []
+    errors: list[ScenarioError] = []
+    updated: list[Path] = []
+    names: dict[str, Path] = {}
+    for path in files:
+        try:
+            loaded = load_scenario(path)
+            if loaded.name in names:
+                raise loaded.error(["name"], f"already used by {names[loaded.name]}")
+            names[loaded.name] = path
+            result = run_loaded(loaded)
+        except ScenarioError as exc:
+            errors.append(exc)
+            continue
+        results.append(result)
+        if update and result.observed is not None and not _stuck(result):
+            data, _ = parse_yaml(loaded.text, str(path))
+            original = data.get("expect") if isinstance(data, dict) else None
+            text = rewrite_expect(loaded.text, updated_expect(original, result.observed))
+            if text != loaded.text:
+                path.write_text(text, encoding="utf-8")
+                updated.append(path)
+    return results, errors, updated
+
+
+def _stuck(result: ScenarioResult) -> bool:
+    """What --update cannot fix: a runner error or a failed step (replay, missing cut)."""
+    return result.error is not None or any(
+        not c.ok for c in result.checks if c.name.startswith("steps[")
+    )
+
+
+def summary_table(results: list[ScenarioResult], errors: list[ScenarioError]) -> Table:
+    table = Table(title="scenarios")
+    table.add_column("name")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    table.add_column("first failure", overflow="ellipsis", no_wrap=True, max_width=90)
+    for r in results:
+        verdict = "[green]pass[/]" if r.passed else "[red]ERROR[/]" if r.error else "[red]FAIL[/]"
+        table.add_row(escape(r.name), verdict, f"{r.seconds:.3f}", escape(r.first_failure))
+    for e in errors:
+        table.add_row(escape(Path(e.file).stem), "[red]BAD FILE[/]", "-", escape(str(e)))
+    return table
+
+
+@click.group("scenarios")
+def scenarios() -> None:
+    """Scenario files: named, human-readable crash and fault regressions (docs/scenarios.md)."""
+
+
+@scenarios.command("run")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--update", is_flag=True, help="Rewrite each file's expect block with what was observed."
+)
+@click.option(
+    "--junit-xml", "junit", type=click.Path(dir_okay=False), default=None, help="JUnit XML file."
+)
+@click.option("--trace", "show_trace", is_flag=True, help="Print each scenario's op trace.")
+def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace: bool) -> None:
+    """Run scenario files (PATHs are files or folders; default: scenarios/)."""
+    # CI logs are not terminals: give the table room instead of rich's 80 columns
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    files, errors = collect(paths)
+    results, bad, updated = run_files(files, update=update)
+    errors += bad
+    console.print(summary_table(results, errors))
+    for r in results:
+        if show_trace:
+            console.rule(escape(r.name))
+            for note in r.notes:
+                console.print(escape(note), highlight=False)
+            for boot, trace in enumerate(r.traces):
+                console.print(f"boot {boot}:", highlight=False)
+                for op in trace:
+                    console.print(f"  {escape(op)}", highlight=False)
+        if r.passed or update:
+            continue
+        console.print(f"[bold red]{escape(r.name)}[/] ({escape(r.path)})")
+        if r.error:
+            console.print(escape(r.error), highlight=False)
+        for check in r.failures:
+            console.print(f"  {escape(check.name)}: {escape(check.message)}", highlight=False)
+    for e in errors:
+        console.print(f"[bold red]bad scenario:[/] {escape(str(e))}", highlight=False)
+    for path in updated:
+        console.print(f"updated {escape(str(path))}", highlight=False)
+    if junit:
+        write_junit(junit, results, errors)
+    passed = sum(1 for r in results if r.passed)
+    seconds = sum(r.seconds for r in results)
+    console.print(
+        f"{passed} passed, {len(results) - passed} failed, {len(errors)} bad file(s) "
+        f"in {seconds:.2f} s",
+        highlight=False,
+    )
+    if errors:
+        sys.exit(EXIT_BAD_FILE)
+    if update:
+        # what --update cannot rewrite: self-checking steps (replay) and runner errors
+        stuck = [
+            r
+            for r in results
+            if r.error or any(not c.ok for c in r.checks if c.name.startswith("steps["))
+        ]
+        sys.exit(EXIT_FAILED if stuck else EXIT_OK)
+    sys.exit(EXIT_OK if passed == len(results) else EXIT_FAILED)

@@ -1,0 +1,29 @@
+"""The library has teeth: run with each deliberately broken backend or runtime of
+tests/harness/broken.py, it fails, and under the invariant that variant breaks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harness.scenarios import LoadedScenario, load_scenario, run_loaded
+from tests.harness.broken import VARIANTS, Variant
+from tests.scenarios.conftest import library_files
+
+
+def _library() -> list[LoadedScenario]:
+    return [load_scenario(p) for p in library_files()]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_library_catches_the_variant_under_its_invariant(variant: Variant) -> None:
+    caught: list[str] = []
+    for scenario in _library():
+        broken = replace(scenario, runtime_class=variant.runtime_class)
+        if variant.factory is not None:
+            broken = replace(broken, factory=variant.factory)
+        result = run_loaded(broken)
+        if any(c.name == f"invariant {variant.invariant}" for c in result.failures):
+            caught.append(scenario.name)
+    assert caught, f"no library scenario reports {variant.invariant} for {variant.name}"

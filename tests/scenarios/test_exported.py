@@ -1,0 +1,56 @@
+"""Regression files written by `harness.export` replay in the runner: an explorer finding
+exported as a scenario fails on the broken code it came from; on the reference code no
+invariant fails (its crash state may no longer exist, which the runner says)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.explorer import Explorer
+from harness.scenarios import load_scenario, run_loaded
+from tests.harness.broken import VARIANTS, PublishBeforePersist, no_dir_fsync_factory
+
+export = pytest.importorskip("harness.export")
+BY_NAME = {v.name: v for v in VARIANTS}
+
+CASES = [
+    ("no-dir-fsync-on-create", {"backend": "tests.harness.broken:no_dir_fsync_factory"}),
+    ("publish-before-persist", {"runtime": "tests.harness.broken:PublishBeforePersist"}),
+]
+
+
+@pytest.mark.parametrize(("name", "spec"), CASES, ids=[c[0] for c in CASES])
+def test_an_exported_finding_fails_until_the_bug_is_gone(
+    tmp_path: Path, name: str, spec: dict[str, str]
+) -> None:
+    variant = BY_NAME[name]
+    explorer = (
+        Explorer(factory=no_dir_fsync_factory)
+        if "backend" in spec
+        else Explorer(runtime_class=PublishBeforePersist)
+    )
+    summary = explorer.run(variant.workload)
+    assert summary.findings
+    paths = export.export_findings(summary.findings, tmp_path, **spec)
+    exported = [p for p in paths if p.stem.startswith(variant.invariant)]
+    assert exported, [p.name for p in paths]
+    for path in exported:
+        result = run_loaded(load_scenario(path))
+        assert f"invariant {variant.invariant}" in [c.name for c in result.failures], (
+            path.read_text(),
+            result.failures,
+        )
+        # the same steps on the reference code pass
+        data = yaml.safe_load(path.read_text())
+        for key in spec:
+            data.pop(key)
+        fixed = tmp_path / "fixed" / path.name
+        fixed.parent.mkdir(exist_ok=True)
+        fixed.write_text(yaml.safe_dump(data, sort_keys=False))
+        clean = run_loaded(load_scenario(fixed))
+        assert not [c for c in clean.failures if c.name.startswith("invariant")]
+        for check in clean.failures:  # only a crash state the fixed code cannot leave
+            assert check.name.endswith(".crash.cut") and "unreachable" in check.message
