@@ -43,10 +43,11 @@ What the steps mean (the machines and the explorer produce exactly these):
   armed from this step (replacing any armed rule; `nth` counts matching calls
   from here) until the next crash, restart or corrupt.
 - `crash: {point, cut}`: power cut. `point: last` = now; an int = just after op
-  `point` of the file-system trace since the last crash (or the beginning); a
-  restart without a crash does not reset it. `cut` picks one state of
-  `CrashFS.crash_states(point, torn="default")`: the exact `CrashState.cut` text
-  (`last`/an int index also work). The disk becomes that state and no process is
+  `point` of the file-system trace since the last reboot (crash or corrupt) or the
+  beginning; a restart without a reboot does not reset it. `cut` picks one state
+  of `CrashFS.crash_states(point, torn="default")`: the exact `CrashState.cut`
+  text (or `first`, `last`, an int index; the machines use an index only when two
+  states of the point share a text). The disk becomes that state and no process is
   running until the next `restart`. Point and cut come from the trace of the
   backend the scenario was exported from; on another backend (the reference, when
   checking that it passes) a point past its trace means `last`, and a cut that

@@ -40,6 +40,8 @@ def _runtime_class(spec: str | None) -> RuntimeClass:
 
 def _pick(states: list[Any], cut: Any) -> Any:
     """The named crash state; the first one when the name fits no state of this backend."""
+    if cut == "first":
+        return states[0]
     if cut == "last":
         return states[-1]
     if isinstance(cut, int):
@@ -108,7 +110,8 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
     disk = _Disk(scenario)
     fs = disk.fs
     seed = model_restore(disk.initial, config)
-    acked, maybe, written = list(seed.records), [], list(seed.records)
+    acked, written = list(seed.records), list(seed.records)
+    maybe: list[HysteresisState] = []
     corrupted = False
     broken: set[str] = set()
     opened: OpenedStore | None = None
@@ -159,14 +162,12 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
     try:
         open_()
         for step in scenario["steps"]:
-            (kind, args), = step.items()
+            ((kind, args),) = step.items()
             if kind == "fault":
                 disk.arm(args)
             elif kind == "append":
                 assert opened is not None, "append with no process running"
-                states = [
-                    export.state_of_fields(r, config.window_updates) for r in args["records"]
-                ]
+                states = [export.state_of_fields(r, config.window_updates) for r in args["records"]]
                 written.extend(states)
                 try:
                     opened.backend.append(states)
@@ -334,7 +335,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
     try:
         start()
         for step in scenario["steps"]:
-            (kind, args), = step.items()
+            ((kind, args),) = step.items()
             if kind == "fault":
                 disk.arm(args)
             elif kind == "run":

@@ -37,7 +37,7 @@ def _fail_message(found: list[MachineViolation], exported: Path | None) -> str:
 
 def _smoke() -> settings:
     base = settings()
-    return machine_settings(Budget(min(base.max_examples, 10), min(base.stateful_step_count, 15)))
+    return machine_settings(Budget(min(base.max_examples, 25), min(base.stateful_step_count, 20)))
 
 
 def test_store_machine_smoke(tmp_path: Path, item_seed: int | None) -> None:
