@@ -73,7 +73,8 @@ from typing import Any
 
 import yaml
 
-from harness.explorer import Finding
+from harness.explorer import PERSISTED_KEYS, Finding
+from orchestrator.events import state_payload
 from regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
 from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
@@ -93,16 +94,8 @@ Step = dict[str, Any]
 
 def record_fields(state: HysteresisState) -> dict[str, Any]:
     """The six persisted fields as plain YAML data (the `record:` mapping)."""
-    return {
-        "symbol": state.symbol,
-        "engine_timestamp_ms": state.engine_timestamp_ms,
-        "anchor_regime": state.anchor_regime.value,
-        "candidate_regime": None
-        if state.candidate_regime is None
-        else state.candidate_regime.value,
-        "progress_current": state.progress_current,
-        "last_commit_timestamp_ms": state.last_commit_timestamp_ms,
-    }
+    payload = state_payload(state)
+    return {key: payload[key] for key in PERSISTED_KEYS}
 
 
 def state_of_fields(fields: Mapping[str, Any], window_updates: int = 3) -> HysteresisState:
