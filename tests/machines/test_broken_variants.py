@@ -12,10 +12,16 @@ import yaml
 from hypothesis import settings
 
 from harness.machines import Budget, MachineViolation, machine_settings, run_machine
+from harness.scenarios import load_scenario, run_loaded
 from tests.machines.replay import replay_orchestrator, replay_store
 from tests.machines.variants import TARGETS, Target, machine_for
 
 MAX_STEPS = 6
+# Variants whose machine-exported scenarios the scenario runner does not yet reproduce
+# (its step semantics differ from the machines' for these: store-level appends after a
+# torn crash state, and a swallowed fsync error). The independent replay in replay.py
+# does reproduce them. Open work: make the runner agree, then empty this set.
+RUNNER_GAPS = frozenset({"torn-tail-not-cut", "torn-tail-fatal", "fsync-error-swallowed"})
 VARIANT_EXAMPLES = 300
 VARIANT_STEPS = 15
 STEP_KINDS = {
@@ -56,6 +62,25 @@ def check_exported(target: Target, violation: MachineViolation, folder: Path) ->
     assert violation.invariant in replay(data), path.read_text()
     reference = {k: v for k, v in data.items() if k not in ("backend", "runtime")}
     assert replay(reference) == set(), path.read_text()
+    # And the product's scenario runner agrees: it fails on the variant, under that
+    # invariant, and passes on the reference.
+    on_variant = run_loaded(load_scenario(path))
+    if target.variant.name in RUNNER_GAPS:
+        return  # see RUNNER_GAPS: the independent replay above is the check for now
+    assert not on_variant.passed, path.read_text()
+    assert any(
+        violation.invariant in c.name or violation.invariant in c.message
+        for c in on_variant.failures
+    ), [(c.name, c.message) for c in on_variant.failures]
+    ref_path = folder / "reference" / path.name
+    ref_path.parent.mkdir(exist_ok=True)
+    ref_path.write_text(yaml.safe_dump(reference, sort_keys=False), encoding="utf-8")
+    on_reference = run_loaded(load_scenario(ref_path))
+    assert on_reference.error is None, on_reference.error
+    # No invariant fails on the reference; the only other possible failure is a crash
+    # state the fixed code can no longer leave (the runner says "unreachable").
+    for check in on_reference.failures:
+        assert "unreachable" in check.message, (check.name, check.message)
 
 
 def _run(
