@@ -16,14 +16,18 @@ Schema (top-level keys, in this order)::
     fsync_model: keep-dirty|mark-clean|drop
     config: {window_updates: N}
     input: {synthetic: {symbols, ticks, seed}} | {snapshots: [...]}
-    initial_state: {lines: [...]}  # optional; absent = no state file at all
+    initial_state: {lines: [...]} | {missing_dir: true}
+                                   # optional; absent = the state folder exists, no file
     steps: [...]
     expect: {invariants: [all]}
 
-What the steps mean (the machines and the explorer produce exactly these):
+What the steps mean (the machines and the explorer produce exactly these; the
+scenario runner's own reference is docs/scenarios.md, and the two agree):
 
 - The disk starts as `initial_state` (every byte durable), the state file at
-  `harness.explorer.STATE_PATH`. A process starts (restores) before the first
+  `harness.explorer.STATE_PATH`. The machines and the explorer start a run without
+  a state file from an empty disk (`{missing_dir: true}`: the backend creates the
+  folders), which also fixes the op indices that `crash.point` counts. A process starts (restores) before the first
   step, except that `fault` steps *before any other step* are armed before that
   first start, so they also see the restore's calls (how explorer findings with a
   fault plan replay).
@@ -49,10 +53,9 @@ What the steps mean (the machines and the explorer produce exactly these):
   text (or `first`, `last`, an int index; the machines use an index only when two
   states of the point share a text). The disk becomes that state and no process is
   running until the next `restart`. Point and cut come from the trace of the
-  backend the scenario was exported from; on another backend (the reference, when
-  checking that it passes) a point past its trace means `last`, and a cut that
-  names none of its states means the first one: every crash state is legitimate,
-  so a correct backend passes whichever is taken.
+  backend the scenario was exported from: on another one (the reference, when
+  checking that a fix passes) the named state may not exist, which the runner
+  reports as an unreachable crash state, not as a broken invariant.
 - `restart: {}`: stop the running process cleanly if there is one (no reboot:
   the page cache survives) and start a new one on the disk (restore).
 - `corrupt: {line: N, with: KIND}`: stop the running process cleanly if there is
@@ -66,6 +69,7 @@ What the steps mean (the machines and the explorer produce exactly these):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -73,8 +77,12 @@ from typing import Any
 
 import yaml
 
-from harness.explorer import PERSISTED_KEYS, Finding
+from faults import FaultPlan
+from harness.explorer import PERSISTED_KEYS, Explorer, Finding
+from harness.observe import RecordingSink, Timeline
+from orchestrator.errors import StartupRefused
 from orchestrator.events import state_payload
+from orchestrator.sources import ticks
 from regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
 from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
@@ -186,8 +194,12 @@ def build_scenario(
     backend: str | None = None,
     runtime: str | None = None,
     initial_state: bytes | None = None,
+    missing_dir: bool = False,
 ) -> dict[str, Any]:
-    """A scenario body (everything but `name`), keys in schema order."""
+    """A scenario body (everything but `name`), keys in schema order.
+
+    `initial_state` None with `missing_dir` = an empty disk; without it = the state
+    folder exists but holds no file."""
     body: dict[str, Any] = {"description": description}
     if backend is not None:
         body["backend"] = backend
@@ -198,6 +210,8 @@ def build_scenario(
     body["input"] = dict(input_)
     if initial_state is not None:
         body["initial_state"] = {"lines": line_entries(initial_state)}
+    elif missing_dir:
+        body["initial_state"] = {"missing_dir": True}
     body["steps"] = [dict(s) for s in steps]
     body["expect"] = {"invariants": list(ALL_INVARIANTS)}
     return body
@@ -240,14 +254,22 @@ def write_scenario(invariant: str, body: Mapping[str, Any], directory: Path | st
 
 
 def scenario_from_finding(
-    finding: Finding, *, backend: str | None = None, runtime: str | None = None
+    finding: Finding,
+    *,
+    backend: str | None = None,
+    runtime: str | None = None,
+    first_ack_ticks: int | None = None,
 ) -> dict[str, Any]:
     """An explorer finding as a scenario body: its fault plan, the recorded run, and (if
     it came from a crash state) the crash, the restart and the resumed run.
 
     The explorer arms its plan before the first start (leading `fault` steps) and
     crashes at an op of the whole recorded run, which `crash.point` indexes. Its cut
-    is an exact `CrashState.cut` of the default torn mode.
+    is an exact `CrashState.cut` of the default torn mode. After a crash the explorer
+    also restores once more right after the restarted process's first acknowledged
+    append (later appends could supersede what that one lost): `first_ack_ticks`, the
+    ticks the restarted process read up to that append (`first_ack_ticks_of`), adds
+    that restart to the scenario.
     """
     w = finding.workload
     steps: list[Step] = [{"fault": rule.to_dict()} for rule in w.plan.rules]
@@ -257,8 +279,10 @@ def scenario_from_finding(
         steps += [
             {"crash": {"point": finding.crash_point, "cut": finding.cut}},
             {"restart": {}},
-            {"run": {"ticks": "all"}},
         ]
+        if first_ack_ticks is not None:
+            steps += [{"run": {"ticks": first_ack_ticks}}, {"restart": {}}]
+        steps.append({"run": {"ticks": "all"}})
         where = f"crash after op {finding.crash_point} ({finding.op}): {finding.cut}"
     v = finding.violation
     return build_scenario(
@@ -270,7 +294,44 @@ def scenario_from_finding(
         backend=backend,
         runtime=runtime,
         initial_state=w.initial_state,
+        missing_dir=w.initial_state is None,  # the explorer boots an empty disk then
     )
+
+
+def first_ack_ticks_of(explorer: Explorer, finding: Finding) -> int | None:
+    """How many ticks the process restarted on the finding's crash state reads up to its
+    first acknowledged append (None: no crash, a refusal, or no append at all).
+
+    Re-records the workload on the explorer's backend and runtime to find the state."""
+    if finding.crash_point is None:
+        return None
+    w = finding.workload
+    snapshots = w.snapshots()
+    _, states, _, _, _ = explorer._record(w, snapshots)
+    state = next((s for p, s in states if p == finding.crash_point and s.cut == finding.cut), None)
+    if state is None:
+        return None
+    fs = explorer.fs
+    fs.configure(plan=FaultPlan(), model=w.model, record=False)
+    fs.start(state.image)
+    timeline = Timeline()
+    process = explorer._runtime(w, timeline, RecordingSink(timeline))
+    try:
+        try:
+            process.start()
+        except StartupRefused:
+            return None
+        for count, group in enumerate(ticks(snapshots), start=1):
+            process.tick(group)
+            if timeline.acked_before():
+                return count
+            if process.stats.halted:
+                return None
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            process.close()
+        fs.stop()
 
 
 def export_finding(
@@ -279,9 +340,12 @@ def export_finding(
     *,
     backend: str | None = None,
     runtime: str | None = None,
+    explorer: Explorer | None = None,
 ) -> Path:
-    """Write one explorer finding as a regression scenario."""
-    body = scenario_from_finding(finding, backend=backend, runtime=runtime)
+    """Write one explorer finding as a regression scenario; with the `explorer` that found
+    it, including the restore after the restarted process's first append."""
+    ticks_ = None if explorer is None else first_ack_ticks_of(explorer, finding)
+    body = scenario_from_finding(finding, backend=backend, runtime=runtime, first_ack_ticks=ticks_)
     return write_scenario(finding.violation.invariant, body, directory)
 
 
@@ -291,11 +355,12 @@ def export_findings(
     *,
     backend: str | None = None,
     runtime: str | None = None,
+    explorer: Explorer | None = None,
 ) -> list[Path]:
     """Per invariant, the smallest finding (earliest crash point, fewest faults), exported."""
     from harness.explore_cli import minimal_findings
 
     return [
-        export_finding(f, directory, backend=backend, runtime=runtime)
+        export_finding(f, directory, backend=backend, runtime=runtime, explorer=explorer)
         for f, _ in minimal_findings(findings)
     ]

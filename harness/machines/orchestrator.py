@@ -112,6 +112,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         self.maybe: list[HysteresisState] = []
         self.written: list[HysteresisState] = []
         self.lost_fsync = False
+        self.crashed_since_start = False  # a power cut since the last process started
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             steps=export.merge_runs(self.steps),
             backend=self.backend_spec,
             runtime=self.runtime_spec,
+            missing_dir=True,  # boot() starts from an empty disk
         )
 
     def _fail(self, violations: list[orc.Violation]) -> None:
@@ -177,8 +179,18 @@ class OrchestratorMachine(RuleBasedStateMachine):
         try:
             runtime.start()
         except StartupRefused as exc:
-            if expect.outcome != "fatal":
+            if expect.outcome == "fatal":
+                return
+            if self.crashed_since_start:  # crash damage taken as fatal (4), else R4
                 self._fail(orc.check_crash_not_fatal(exc.reason))
+            self._fail(
+                [
+                    orc.Violation(
+                        orc.RESTORE_TABLE,
+                        f"restore should be {expect.outcome}, backend refused: {exc.reason}",
+                    )
+                ]
+            )
             return
         except Exception as exc:  # a backend must refuse cleanly, not crash
             self._fail([orc.Violation(orc.HALT, f"start raised {type(exc).__name__}: {exc}")])
@@ -189,6 +201,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             self._judge_restore(dict(runtime.states), expect)
             return
         self.proc = Process(runtime, timeline, sink, start)
+        self.crashed_since_start = False
         self._judge_restore(dict(runtime.states), expect)
         if self.groups:  # a (re)started process reads the input from its first tick
             self.steps.append({"run": {"ticks": len(self.groups)}})
@@ -321,6 +334,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         self._step(choice.step())
         self.steps.append({"restart": {}})
         self._settle(None if choice.point is None else choice.point + 1)  # nothing is closed
+        self.crashed_since_start = True
         self.fs.configure(plan=FaultPlan())
         self.lost_fsync = False
         for index in choice.others():  # restore from every other state of the point too

@@ -5,7 +5,7 @@ timestamps), one time in five after arming a write, short-write or fsync failure
 (`fault` step); crash (any crash state of the faults layer after any op of the running
 process, torn tails included; every other state of that point is restored and
 judged too) and restart on that disk; clean restart (restore through the backend
-factory); corrupt a committed line and restart on it. The fsync-failure model is
+factory); restart, corrupt a committed line and restart on it. The fsync-failure model is
 fixed per example. The reference is a plain model of what was committed, and
 `harness.model.model_restore` as the contract's reading of the bytes the backend
 restores from. Invariants, checked at every restore and append:
@@ -136,6 +136,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.valid = 0  # valid records in the state file as visible now
         self.corrupted = False
         self.disk_changed = False  # since the last refused start
+        self.crashed_since_start = False  # a power cut since the last process started
         # the model: what was committed, what may be on disk, what was ever written
         self.acked: list[HysteresisState] = []
         self.maybe: list[HysteresisState] = []
@@ -158,6 +159,7 @@ class StoreMachine(RuleBasedStateMachine):
             steps=self.steps,
             backend=self.backend_spec,
             initial_state=self.initial,
+            missing_dir=self.initial is None,  # boot() starts such runs from an empty disk
         )
 
     def _fail(self, violations: list[orc.Violation]) -> None:
@@ -206,13 +208,14 @@ class StoreMachine(RuleBasedStateMachine):
         except StartupRefused as exc:
             if not probe:
                 self.disk_changed = False
-            self._judge_refusal(exc.reason, expect, data)
+            self._judge_refusal(exc.reason, expect)
             return None
         except Exception as exc:  # a backend must refuse cleanly, not crash
             self._fail([orc.Violation(orc.HALT, f"restore raised {type(exc).__name__}: {exc}")])
             return None
         if not probe:
             self.opened = opened
+            self.crashed_since_start = False
         try:
             self._judge_restore(opened.store.states, expect)
         except BaseException:
@@ -263,12 +266,12 @@ class StoreMachine(RuleBasedStateMachine):
         self.acked, self.written = acked, written
         del self.steps[steps:]
 
-    def _judge_refusal(self, reason: str, expect: ModelRestore, data: bytes | None) -> None:
+    def _judge_refusal(self, reason: str, expect: ModelRestore) -> None:
         if expect.outcome == "fatal":
             return
-        # A torn tail is crash damage (4); otherwise the refusal misreads the table (R4).
-        torn = bool(data) and not (data or b"").endswith(b"\n")
-        invariant = orc.CRASH_NOT_FATAL if torn else orc.RESTORE_TABLE
+        # After a power cut, refusing is taking crash damage as fatal (4); otherwise the
+        # refusal misreads the restore table (R4). The scenario runner judges alike.
+        invariant = orc.CRASH_NOT_FATAL if self.crashed_since_start else orc.RESTORE_TABLE
         self._fail(
             [
                 orc.Violation(
@@ -395,6 +398,7 @@ class StoreMachine(RuleBasedStateMachine):
         self._step(choice.step())
         self.steps.append({"restart": {}})
         self.opened = None  # a power cut: nothing is closed
+        self.crashed_since_start = True
         self._settle(None if choice.point is None else choice.point + 1)
         self._probe(choice)
         self._reboot(choice.state.image)
@@ -414,13 +418,22 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.valid >= 2)
     @rule(data=st.data())
     def corrupt(self, data: st.DataObject) -> None:
-        """Damage one committed line on disk, then restart on it. Only while two valid
-        records are visible, so damage alone never makes the file fatal (seeded files do)."""
+        """Restart (whose restore must find everything acknowledged), damage one committed
+        line offline, restart on it. Only while two valid records are visible, so damage
+        alone never makes the file fatal (seeded files do).
+
+        The first restart settles what was committed before the damage: a loss is
+        reported there, so the scenario runner (which judges durability against the
+        damaged disk from a `corrupt` on) sees it as well."""
+        self._step({"restart": {}})
+        self._stop()
+        self.fs.configure(plan=FaultPlan())
+        self._open()
         current = self._visible() or b""
         count = line_count(current)  # counted back from the end (see draw_crash)
         line = count - data.draw(index_below(count), label="lines before the last")
         kind = CORRUPTIONS[data.draw(index_below(len(CORRUPTIONS)), label="damage")]
-        self._step({"corrupt": {"line": line, "with": kind}})
+        self.steps.append({"corrupt": {"line": line, "with": kind}})
         self._stop()
         self.corrupted = True
         try:

@@ -65,13 +65,15 @@ class _Disk:
     def __init__(self, scenario: Mapping[str, Any]) -> None:
         self.fs = crash_fs()
         self.model = FsyncModel(scenario["fsync_model"])
-        lines = scenario.get("initial_state", {}).get("lines")
-        self.initial = None if lines is None else export.initial_bytes(lines)
-        image = (
-            None
-            if self.initial is None
-            else DiskImage(files={STATE_PATH: self.initial}, dirs=(STATE_DIR,))
-        )
+        initial = scenario.get("initial_state")
+        self.initial = None
+        if initial is None:  # the state folder, no file
+            image = DiskImage(dirs=(STATE_DIR,))
+        elif initial.get("missing_dir"):  # an empty disk
+            image = DiskImage()
+        else:
+            self.initial = export.initial_bytes(initial.get("lines", []))
+            image = DiskImage(files={STATE_PATH: self.initial}, dirs=(STATE_DIR,))
         self.fs.configure(plan=FaultPlan(), model=self.model, record=True)
         self.fs.start(image)
 
@@ -117,6 +119,7 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
     opened: OpenedStore | None = None
     timeline = Timeline()
     failed = False
+    crashed = False  # a power cut since the last process started
 
     def settle(position: int | None) -> None:
         nonlocal timeline
@@ -127,7 +130,7 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
         timeline = Timeline()
 
     def open_() -> None:
-        nonlocal opened, timeline, failed
+        nonlocal opened, timeline, failed, crashed
         data = visible_bytes(fs, STATE_PATH)
         expect = model_restore(data, config)
         timeline = Timeline(position=lambda: len(fs.trace))
@@ -137,9 +140,9 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
         except StartupRefused:
             opened = None
             if expect.outcome != "fatal":
-                torn = bool(data) and not (data or b"").endswith(b"\n")
-                broken.add(orc.CRASH_NOT_FATAL if torn else orc.RESTORE_TABLE)
+                broken.add(orc.CRASH_NOT_FATAL if crashed else orc.RESTORE_TABLE)
             return
+        crashed = False
         restored = opened.store.states
         if expect.outcome == "fatal" or _differs(restored, expect):
             broken.add(orc.RESTORE_TABLE)
@@ -183,6 +186,7 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
             elif kind == "crash":
                 point = _point(args["point"], len(fs.trace))
                 opened = None
+                crashed = True
                 settle(None if point is None else point + 1)
                 disk.crash(args)
             elif kind == "restart":
@@ -242,6 +246,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
     events: list[Event] = []
     proc: dict[str, Any] | None = None
     fed = 0  # ticks of the input the reference has seen (as far as any process read)
+    crashed = False  # a power cut since the last process started
 
     def feed_reference(upto: int) -> None:
         nonlocal fed
@@ -268,7 +273,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
         proc = None
 
     def start() -> None:
-        nonlocal proc
+        nonlocal proc, crashed
         data = visible_bytes(fs, STATE_PATH)
         expect = model_restore(data, config)
         timeline = Timeline(position=lambda: len(fs.trace))
@@ -284,8 +289,9 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
             runtime.start()
         except StartupRefused:
             if expect.outcome != "fatal":
-                broken.add(orc.CRASH_NOT_FATAL)
+                broken.add(orc.CRASH_NOT_FATAL if crashed else orc.RESTORE_TABLE)
             return
+        crashed = False
         restored = dict(runtime.states)
         found = orc.check_durability(acked, restored, maybe)
         found += orc.check_no_invalid_restored(restored, written)
@@ -344,6 +350,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
                     run(count)
             elif kind == "crash":
                 point = _point(args["point"], len(fs.trace))
+                crashed = True
                 settle(None if point is None else point + 1)
                 disk.crash(args)
             elif kind == "restart":

@@ -17,11 +17,6 @@ from tests.machines.replay import replay_orchestrator, replay_store
 from tests.machines.variants import TARGETS, Target, machine_for
 
 MAX_STEPS = 6
-# Variants whose machine-exported scenarios the scenario runner does not yet reproduce
-# (its step semantics differ from the machines' for these: store-level appends after a
-# torn crash state, and a swallowed fsync error). The independent replay in replay.py
-# does reproduce them. Open work: make the runner agree, then empty this set.
-RUNNER_GAPS = frozenset({"torn-tail-not-cut", "torn-tail-fatal", "fsync-error-swallowed"})
 VARIANT_EXAMPLES = 300
 VARIANT_STEPS = 15
 STEP_KINDS = {
@@ -65,8 +60,6 @@ def check_exported(target: Target, violation: MachineViolation, folder: Path) ->
     # And the product's scenario runner agrees: it fails on the variant, under that
     # invariant, and passes on the reference.
     on_variant = run_loaded(load_scenario(path))
-    if target.variant.name in RUNNER_GAPS:
-        return  # see RUNNER_GAPS: the independent replay above is the check for now
     assert not on_variant.passed, path.read_text()
     assert any(
         violation.invariant in c.name or violation.invariant in c.message

@@ -13,6 +13,7 @@ from harness import export
 from harness import oracles as orc
 from harness.explorer import Explorer, Finding, Workload
 from harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
+from harness.scenarios import load_scenario, run_loaded
 from regime_engine.codec import RecordError, decode_record, encode_state
 from regime_engine.contracts import Regime
 from tests.conftest import make_state
@@ -146,16 +147,19 @@ def test_a_finding_with_a_fault_plan_and_a_crash_becomes_fault_run_crash_restart
         {"run": {"ticks": "all"}},
     ]
     assert scenario["backend"] == "m:f" and "runtime" not in scenario
-    assert "initial_state" not in scenario
+    assert scenario["initial_state"] == {"missing_dir": True}  # the explorer's empty disk
 
 
-@pytest.mark.parametrize("name", ["restore-by-file-order", "no-fsync"])
+@pytest.mark.parametrize("name", ["restore-by-file-order", "no-fsync", "torn-tail-not-cut"])
 def test_explorer_findings_of_a_variant_are_exported(name: str, tmp_path: Path) -> None:
     target = next(t for t in TARGETS if t.variant.name == name)
     variant = BY_NAME[name]
-    summary = Explorer(factory=variant.factory).run(variant.workload)
+    explorer = Explorer(factory=variant.factory)
+    summary = explorer.run(variant.workload)
     assert summary.findings
-    paths = export.export_findings(summary.findings, tmp_path, backend=target.backend_spec)
+    paths = export.export_findings(
+        summary.findings, tmp_path, backend=target.backend_spec, explorer=explorer
+    )
     assert {p.name.rsplit("-", 1)[0] for p in paths} >= {variant.invariant}
     for path in paths:
         data = yaml.safe_load(path.read_text())
@@ -165,5 +169,18 @@ def test_explorer_findings_of_a_variant_are_exported(name: str, tmp_path: Path) 
         if variant.workload.initial_state is not None:
             lines = data["initial_state"]["lines"]
             assert export.initial_bytes(lines) == variant.workload.initial_state
+        else:  # the explorer boots an empty disk: the folder is created by the backend
+            assert data["initial_state"] == {"missing_dir": True}
         kinds = [next(iter(step)) for step in data["steps"]]
-        assert kinds in (["run"], ["run", "crash", "restart", "run"])
+        assert kinds in (
+            ["run"],
+            ["run", "crash", "restart", "run"],
+            ["run", "crash", "restart", "run", "restart", "run"],  # + the re-restore
+        )
+        # The scenario runner reproduces the finding on the variant.
+        result = run_loaded(load_scenario(path))
+        invariant = path.name.rsplit("-", 1)[0]
+        assert any(invariant in c.name or invariant in c.message for c in result.failures), (
+            path.read_text(),
+            [(c.name, c.message) for c in result.failures],
+        )
