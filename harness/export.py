@@ -277,7 +277,7 @@ def scenario_from_finding(
     where = "the recorded run"
     if finding.crash_point is not None:
         steps += [
-            {"crash": {"point": finding.crash_point, "cut": finding.cut}},
+            {"crash": {"point": finding.crash_point, "cut": finding.cut, "unreachable": "last"}},
             {"restart": {}},
         ]
         if first_ack_ticks is not None:

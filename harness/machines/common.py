@@ -103,7 +103,10 @@ class CrashChoice:
         i = self.index if index is None else index
         text = self.states[i].cut
         cut: Any = text if sum(1 for s in self.states if s.cut == text) == 1 else i
-        return {"crash": {"point": "last" if self.point is None else self.point, "cut": cut}}
+        step: dict[str, Any] = {"point": "last" if self.point is None else self.point, "cut": cut}
+        if isinstance(cut, str) and cut not in ("first", "last"):
+            step["unreachable"] = "last"  # on fixed code the bad state may not exist
+        return {"crash": step}
 
     def others(self) -> list[int]:
         """Indices of the states not drawn (probed: restored and judged, then left)."""

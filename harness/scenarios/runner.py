@@ -493,7 +493,9 @@ class Machine:
                 where,
             )
 
-    def _pick_cut(self, i: int, states: list[CrashState], cut: int | str) -> CrashState:
+    def _pick_cut(
+        self, i: int, states: list[CrashState], cut: int | str, unreachable: str = "fail"
+    ) -> CrashState:
         parts: list[PathPart] = ["steps", i, "crash", "cut"]
         listing = "; ".join(f"[{n}] {st.cut!r}" for n, st in enumerate(states))
         if cut == "first":
@@ -507,6 +509,12 @@ class Machine:
         for st in states:
             if st.cut == cut:
                 return st
+        if unreachable == "last":
+            self.notes.append(
+                f"steps[{i}]: cut {cut!r} cannot happen here (unreachable: last); "
+                f"took {states[-1].cut!r}"
+            )
+            return states[-1]
         raise StepFailed(
             parts,
             f"no crash state with cut {cut!r} at this point; this code leaves: {listing} "
@@ -528,7 +536,7 @@ class Machine:
                 )
             point = step.point
         states = fs.crash_states(point)
-        chosen = self._pick_cut(i, states, step.cut)
+        chosen = self._pick_cut(i, states, step.cut, step.unreachable)
         cutoff = len(trace) if point is None else point + 1
         after = "the last op" if point is None else f"op #{point} ({trace[point].op})"
         self.notes.append(f"steps[{i}]: crash after {after}: cut {chosen.cut!r}")

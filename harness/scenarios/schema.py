@@ -121,6 +121,9 @@ class FaultStep(_Strict, frozen=True):
 class CrashStep(_Strict, frozen=True):
     point: NonNegInt | Literal["last"] = "last"
     cut: NonNegInt | str = "last"
+    # A named cut this code cannot leave: "fail" the step (default), or take the "last"
+    # state and say so (exported regressions: once fixed, the bad state cannot occur).
+    unreachable: Literal["fail", "last"] = "fail"
 
 
 class RestartStep(_Strict, frozen=True):

@@ -69,11 +69,9 @@ def check_exported(target: Target, violation: MachineViolation, folder: Path) ->
     ref_path.parent.mkdir(exist_ok=True)
     ref_path.write_text(yaml.safe_dump(reference, sort_keys=False), encoding="utf-8")
     on_reference = run_loaded(load_scenario(ref_path))
-    assert on_reference.error is None, on_reference.error
-    # No invariant fails on the reference; the only other possible failure is a crash
-    # state the fixed code can no longer leave (the runner says "unreachable").
-    for check in on_reference.failures:
-        assert "unreachable" in check.message, (check.name, check.message)
+    # Exported crash steps say `unreachable: last`: a state the fixed code cannot leave
+    # is replaced by the last one (noted), so the scenario passes outright.
+    assert on_reference.passed, [(c.name, c.message) for c in on_reference.failures]
 
 
 def _run(

@@ -142,7 +142,7 @@ def test_a_finding_with_a_fault_plan_and_a_crash_becomes_fault_run_crash_restart
     assert scenario["steps"] == [
         {"fault": rule.to_dict()},
         {"run": {"ticks": "all"}},
-        {"crash": {"point": 17, "cut": "cut text"}},
+        {"crash": {"point": 17, "cut": "cut text", "unreachable": "last"}},
         {"restart": {}},
         {"run": {"ticks": "all"}},
     ]
