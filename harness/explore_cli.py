@@ -101,6 +101,13 @@ def summary_table(summary: Summary, title: str) -> Table:
     help="Cuts inside un-synced lines: a few per line, or every byte.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option(
+    "--export-dir",
+    default="scenarios/regressions",
+    show_default=True,
+    help="Where each invariant's smallest finding is written as a regression scenario.",
+)
+@click.option("--no-export", is_flag=True, help="Do not write regression scenarios.")
 def explore(
     backend: str,
     symbols: int,
@@ -114,6 +121,8 @@ def explore(
     full: bool,
     torn: str,
     as_json: bool,
+    export_dir: str,
+    no_export: bool,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
@@ -174,4 +183,11 @@ def explore(
                 soft_wrap=True,
             )
             err.print(json.dumps(finding.to_dict()["reproduction"], sort_keys=True), soft_wrap=True)
+    if summary.findings and not no_export:
+        from harness.export import export_findings
+
+        spec = None if backend == DEFAULT_BACKEND else backend
+        paths = export_findings(summary.findings, export_dir, backend=spec, explorer=explorer)
+        for path in paths:
+            err.print(f"regression scenario written: {path}", highlight=False, soft_wrap=True)
     sys.exit(EXIT_VIOLATION if summary.findings else 0)

@@ -46,16 +46,17 @@ scenario runner's own reference is docs/scenarios.md, and the two agree):
 - `fault: {op, path, nth, errno, persistent, short_write}`: a `faults.FaultRule`,
   armed from this step (replacing any armed rule; `nth` counts matching calls
   from here) until the next crash, restart or corrupt.
-- `crash: {point, cut}`: power cut. `point: last` = now; an int = just after op
+- `crash: {point, cut, unreachable}`: power cut. `point: last` = now; an int = just after op
   `point` of the file-system trace since the last reboot (crash or corrupt) or the
   beginning; a restart without a reboot does not reset it. `cut` picks one state
   of `CrashFS.crash_states(point, torn="default")`: the exact `CrashState.cut`
   text (or `first`, `last`, an int index; the machines use an index only when two
   states of the point share a text). The disk becomes that state and no process is
   running until the next `restart`. Point and cut come from the trace of the
-  backend the scenario was exported from: on another one (the reference, when
-  checking that a fix passes) the named state may not exist, which the runner
-  reports as an unreachable crash state, not as a broken invariant.
+  backend the scenario was exported from: on another one (the reference, or the
+  code once fixed) the named state may not exist, so exported steps say
+  `unreachable: last`: the runner then takes the last state of the point and notes
+  it, instead of failing the step.
 - `restart: {}`: stop the running process cleanly if there is one (no reboot:
   the page cache survives) and start a new one on the disk (restore).
 - `corrupt: {line: N, with: KIND}`: stop the running process cleanly if there is

@@ -152,9 +152,13 @@ def test_cli_outside_backend_violation_exits_1_with_a_reproduction(tmp_path: Pat
         "2",
         "--ticks",
         "4",
+        "--export-dir",
+        str(tmp_path / "regressions"),
         env_path=f"{tmp_path}:{root}",
     )
     assert done.returncode == 1
+    exported = sorted((tmp_path / "regressions").glob("1-durability-*.yaml"))
+    assert exported and "backend: lazy_backend:open_lazy" in exported[0].read_text()
     assert "violation 1-durability" in done.stderr
     assert '"crash_point"' in done.stderr and '"fault_plan"' in done.stderr
 
