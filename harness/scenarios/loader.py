@@ -369,7 +369,8 @@ def _state(spec: s.RecordSpec, config: HysteresisConfig) -> HysteresisState:
     )
 
 
-def _import(spec: str, what: str) -> object:
+def import_spec(spec: str, what: str) -> object:
+    """Resolve `module:attr` (a backend factory, a runtime class), with errors that say why."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"{spec!r} is not of the form 'module:{what}'")
@@ -563,7 +564,7 @@ def _runtime(spec: s.Scenario, fail: Fail) -> type[HysteresisRuntime]:
     if spec.runtime is None:
         return HysteresisRuntime
     try:
-        found = _import(spec.runtime, "Class")
+        found = import_spec(spec.runtime, "Class")
     except ValueError as exc:
         raise fail(["runtime"], str(exc)) from exc
     if not (isinstance(found, type) and issubclass(found, HysteresisRuntime)):

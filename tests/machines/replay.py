@@ -9,7 +9,6 @@ variant's exported scenario fails on the variant and passes on the reference.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from harness.machines.common import crash_fs, visible_bytes
 from harness.machines.corrupt import corrupt_file, line_count
 from harness.model import ModelRestore, model_restore
 from harness.observe import RecordingSink, Timeline, recording_factory
+from harness.scenarios.loader import import_spec
 from orchestrator.errors import HaltedError, StartupRefused
 from orchestrator.events import Event, MemorySink
 from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
@@ -33,8 +33,8 @@ from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInp
 def _runtime_class(spec: str | None) -> RuntimeClass:
     if spec is None:
         return HysteresisRuntime
-    module, _, name = spec.partition(":")
-    cls: RuntimeClass = getattr(importlib.import_module(module), name)
+    cls = import_spec(spec, "Class")
+    assert isinstance(cls, type)
     return cls
 
 
