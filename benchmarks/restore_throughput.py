@@ -14,9 +14,9 @@ import os
 import tempfile
 import time
 
-from orchestrator.store.jsonl import restore_report
-from regime_engine.codec import encode_state
-from regime_engine.contracts import ALL_REGIMES, HysteresisState
+from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import ALL_REGIMES, HysteresisState
 
 
 def write_file(path: str, records: int, symbols: int) -> int:

@@ -6,12 +6,12 @@ what is durable, enumerates the disks a power cut may leave after any op, and in
 errors described by plain-data fault plans.
 """
 
-from faults.crash import TORN_MODES, CrashEnumeration, CrashState, cut_offsets
-from faults.fs import CrashFS
-from faults.image import DiskImage
-from faults.model import Snapshot
-from faults.plan import ERRNO_NAMES, OPS, FaultPlan, FaultRule, FsyncModel
-from faults.trace import MUTATING_OPS, Op
+from crashkit.faults.crash import TORN_MODES, CrashEnumeration, CrashState, cut_offsets
+from crashkit.faults.fs import CrashFS
+from crashkit.faults.image import DiskImage
+from crashkit.faults.model import Snapshot
+from crashkit.faults.plan import ERRNO_NAMES, OPS, FaultPlan, FaultRule, FsyncModel
+from crashkit.faults.trace import MUTATING_OPS, Op
 
 __all__ = [
     "ERRNO_NAMES",

@@ -1,4 +1,4 @@
-"""Materialisation throughput: `python -m faults.bench [cycles]`.
+"""Materialisation throughput: `python -m crashkit.faults.bench [cycles]`.
 
 One cycle is what a crash explorer pays per state before its own checks: reboot onto a
 disk image, then open the state file, append three lines and fsync. The explorer needs
@@ -11,8 +11,8 @@ import os
 import sys
 import time
 
-from faults.fs import CrashFS
-from faults.image import DiskImage
+from crashkit.faults.fs import CrashFS
+from crashkit.faults.image import DiskImage
 
 PATH = "/data/state.jsonl"
 IMAGE = DiskImage({PATH: b'{"symbol":"A","ts":0}\n' * 50})

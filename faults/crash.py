@@ -25,8 +25,8 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from faults.image import DiskImage
-from faults.model import FileSnap, Snapshot
+from crashkit.faults.image import DiskImage
+from crashkit.faults.model import FileSnap, Snapshot
 
 #: `torn` modes: "none" = a file keeps all or none of its unsynced bytes; "default" =
 #: line boundaries plus three cuts inside each line and a zero-filled tail; "all" =

@@ -31,19 +31,25 @@ from pyfakefs.fake_file import FakeDirectory, FakeFile
 from pyfakefs.fake_filesystem import FakeFilesystem
 from pyfakefs.fake_filesystem_unittest import Patcher
 
-from faults.crash import (
+from crashkit.faults.crash import (
     DEFAULT_CAP,
     CrashEnumeration,
     CrashState,
     enumerate_states,
 )
-from faults.crash import durable_image as _durable_image
-from faults.crash import visible_image as _visible_image
-from faults.image import DiskImage
-from faults.intercept import CrashFcntl, CrashOs, Session, active_session, set_active_session
-from faults.model import Snapshot
-from faults.plan import FaultPlan, FsyncModel
-from faults.trace import Op
+from crashkit.faults.crash import durable_image as _durable_image
+from crashkit.faults.crash import visible_image as _visible_image
+from crashkit.faults.image import DiskImage
+from crashkit.faults.intercept import (
+    CrashFcntl,
+    CrashOs,
+    Session,
+    active_session,
+    set_active_session,
+)
+from crashkit.faults.model import Snapshot
+from crashkit.faults.plan import FaultPlan, FsyncModel
+from crashkit.faults.trace import Op
 
 _MODULES_TO_PATCH: dict[str, Any] = {"os": CrashOs, "fcntl": CrashFcntl}
 

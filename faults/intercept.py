@@ -59,9 +59,9 @@ from pyfakefs.fake_filesystem import FakeFilesystem
 from pyfakefs.fake_io import FakeFcntlModule
 from pyfakefs.fake_open import FakeFileOpen
 
-from faults.model import DurabilityModel, Snapshot
-from faults.plan import FaultInjector, FaultPlan, FaultRule, FsyncModel
-from faults.trace import Op
+from crashkit.faults.model import DurabilityModel, Snapshot
+from crashkit.faults.plan import FaultInjector, FaultPlan, FaultRule, FsyncModel
+from crashkit.faults.trace import Op
 
 _FLAG_NAMES: tuple[tuple[str, int], ...] = (
     ("O_APPEND", O_APPEND),

@@ -14,7 +14,7 @@ close() and flush() make nothing durable: only fsync, fdatasync, a directory fsy
 sync() do. Everything present when a run starts from an image is durable.
 
 A `Snapshot` freezes the model together with the visible tree; crash states are derived
-from snapshots alone (see `faults.crash`), so they can be enumerated after the fake file
+from snapshots alone (see `crashkit.faults.crash`), so they can be enumerated after the fake file
 system is gone.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from pyfakefs.fake_file import FakeDirectory, FakeFile
 
-from faults.plan import FsyncModel
+from crashkit.faults.plan import FsyncModel
 
 _EMPTY: Mapping[str, int] = {}
 

@@ -1,5 +1,5 @@
 """`python -m harness` is the `crashkit` command."""
 
-from harness.cli import main
+from crashkit.harness.cli import main
 
 main()

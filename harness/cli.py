@@ -18,11 +18,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.config import OrchestratorConfig, load_config, require_state_path
-from orchestrator.errors import ConfigError, StartupRefused
-from orchestrator.events import JsonlSink, MemorySink
-from orchestrator.replay import full_replay, resume_replay
-from orchestrator.runtime import (
+from crashkit.orchestrator.config import OrchestratorConfig, load_config, require_state_path
+from crashkit.orchestrator.errors import ConfigError, StartupRefused
+from crashkit.orchestrator.events import JsonlSink, MemorySink
+from crashkit.orchestrator.replay import full_replay, resume_replay
+from crashkit.orchestrator.runtime import (
     CommitClock,
     HysteresisRuntime,
     RunStats,
@@ -30,11 +30,11 @@ from orchestrator.runtime import (
     engine_commit_clock,
     wall_commit_clock,
 )
-from orchestrator.sources import encode_snapshot, read_snapshots
-from orchestrator.store.jsonl import restore_report
-from orchestrator.store.protocol import BackendFactory, load_backend_factory
-from regime_engine.contracts import RegimeInputSnapshot
-from regime_engine.synthetic import generate
+from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
+from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.protocol import BackendFactory, load_backend_factory
+from crashkit.regime_engine.contracts import RegimeInputSnapshot
+from crashkit.regime_engine.synthetic import generate
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -259,8 +259,8 @@ def _decision(payload: object) -> tuple[object, ...]:
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(symbols: int, ticks: int, seed: int) -> None:
     """Run, crash half-way (process gone), restart, and compare with an uninterrupted run."""
-    from orchestrator.store.jsonl import open_jsonl_store
-    from regime_engine.contracts import HysteresisConfig
+    from crashkit.orchestrator.store.jsonl import open_jsonl_store
+    from crashkit.regime_engine.contracts import HysteresisConfig
 
     config = HysteresisConfig()
     snapshots = list(generate(symbols, ticks, seed))
@@ -306,8 +306,8 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
 
 def _register() -> None:
     """Commands that live in their own modules (imported late: they pull in the harness)."""
-    from harness.explore_cli import explore
-    from harness.scenarios_cli import scenarios
+    from crashkit.harness.explore_cli import explore
+    from crashkit.harness.scenarios_cli import scenarios
 
     main.add_command(explore)
     main.add_command(scenarios)

@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.explorer import Explorer, Finding, Summary, Workload
-from harness.oracles import INVARIANTS
-from harness.suite import SUITES, Job, run_jobs, single
-from orchestrator.errors import ConfigError
-from orchestrator.store.protocol import DEFAULT_BACKEND, load_backend_factory
+from crashkit.harness.explorer import Explorer, Finding, Summary, Workload
+from crashkit.harness.oracles import INVARIANTS
+from crashkit.harness.suite import SUITES, Job, run_jobs, single
+from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend_factory
 
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
@@ -184,7 +184,7 @@ def explore(
             )
             err.print(json.dumps(finding.to_dict()["reproduction"], sort_keys=True), soft_wrap=True)
     if summary.findings and not no_export:
-        from harness.export import export_findings
+        from crashkit.harness.export import export_findings
 
         spec = None if backend == DEFAULT_BACKEND else backend
         paths = export_findings(summary.findings, export_dir, backend=spec, explorer=explorer)

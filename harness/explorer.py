@@ -17,23 +17,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
-from harness import oracles as orc
-from harness.model import ModelRestore, model_restore
-from harness.observe import RecordingSink, Timeline, recording_factory
-from orchestrator import events as ev
-from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import MemorySink, state_payload
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
-from orchestrator.sources import ticks
-from orchestrator.store.protocol import (
+from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
+from crashkit.harness import oracles as orc
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import HaltedError, StartupRefused
+from crashkit.orchestrator.events import MemorySink, state_payload
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     BackendFactory,
     load_backend_factory,
     load_read_only_restore,
 )
-from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
-from regime_engine.synthetic import generate
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.synthetic import generate
 
 STATE_DIR = "/crashkit/state"
 STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
@@ -206,8 +206,8 @@ class Reference:
 
 def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Reference:
     """The uninterrupted run, on an in-memory backend, seeded like the workload's file."""
-    from orchestrator.runtime import seeded_factory
-    from orchestrator.store.memory import memory_store
+    from crashkit.orchestrator.runtime import seeded_factory
+    from crashkit.orchestrator.store.memory import memory_store
 
     sink = MemorySink()
     seed = model_restore(workload.initial_state, workload.config)

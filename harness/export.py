@@ -25,7 +25,7 @@ What the steps mean (the machines and the explorer produce exactly these; the
 scenario runner's own reference is docs/scenarios.md, and the two agree):
 
 - The disk starts as `initial_state` (every byte durable), the state file at
-  `harness.explorer.STATE_PATH`. The machines and the explorer start a run without
+  `crashkit.harness.explorer.STATE_PATH`. The machines and the explorer start a run without
   a state file from an empty disk (`{missing_dir: true}`: the backend creates the
   folders), which also fixes the op indices that `crash.point` counts. A process starts (restores) before the first
   step, except that `fault` steps *before any other step* are armed before that
@@ -36,7 +36,7 @@ scenario runner's own reference is docs/scenarios.md, and the two agree):
   persisted fields; a `\\n` is written after both. `{raw_hex: ..}` are exact bytes
   with nothing added (a non-UTF-8 line carries its own `0a`; a torn tail has none).
 - `run: {ticks: N|all}`: the running process is offered its next N ticks of the
-  input (`orchestrator.sources.ticks`) one by one; a refused tick (`HaltedError`,
+  input (`crashkit.orchestrator.sources.ticks`) one by one; a refused tick (`HaltedError`,
   as every tick must be once scheduling halted) ends the step. A (re)started
   process reads the input from its first tick (contract C6.7), so a restart is
   followed by a `run` over everything fed before.
@@ -61,7 +61,7 @@ scenario runner's own reference is docs/scenarios.md, and the two agree):
   the page cache survives) and start a new one on the disk (restore).
 - `corrupt: {line: N, with: KIND}`: stop the running process cleanly if there is
   one, replace the 1-based complete line N of the state file as now visible with
-  `harness.machines.corrupt.corrupt_line(line, KIND)` (the last complete line if
+  `crashkit.harness.machines.corrupt.corrupt_line(line, KIND)` (the last complete line if
   the file has fewer; none if it has no complete line), and reboot onto that disk
   (everything then visible is durable). A `restart` follows to restore from it.
 - `expect: {invariants: [all]}`: every oracle of contract §9 must hold; the
@@ -78,14 +78,14 @@ from typing import Any
 
 import yaml
 
-from faults import FaultPlan
-from harness.explorer import PERSISTED_KEYS, Explorer, Finding
-from harness.observe import RecordingSink, Timeline
-from orchestrator.errors import StartupRefused
-from orchestrator.events import state_payload
-from orchestrator.sources import ticks
-from regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.faults import FaultPlan
+from crashkit.harness.explorer import PERSISTED_KEYS, Explorer, Finding
+from crashkit.harness.observe import RecordingSink, Timeline
+from crashkit.orchestrator.errors import StartupRefused
+from crashkit.orchestrator.events import state_payload
+from crashkit.orchestrator.sources import ticks
+from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
 #: Where `make crash` writes what the machines find (relative to the repository root).
 REGRESSIONS_DIR = Path("scenarios/regressions")
@@ -359,7 +359,7 @@ def export_findings(
     explorer: Explorer | None = None,
 ) -> list[Path]:
     """Per invariant, the smallest finding (earliest crash point, fewest faults), exported."""
-    from harness.explore_cli import minimal_findings
+    from crashkit.harness.explore_cli import minimal_findings
 
     return [
         export_finding(f, directory, backend=backend, runtime=runtime, explorer=explorer)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from regime_engine.codec import RecordError, decode_record, record_to_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState
+from crashkit.regime_engine.codec import RecordError, decode_record, record_to_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState
 
 
 @dataclass(frozen=True, slots=True)

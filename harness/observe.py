@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.events import Event, EventSink
-from orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
-from regime_engine.contracts import HysteresisConfig, HysteresisState
+from crashkit.orchestrator.events import Event, EventSink
+from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from orchestrator import events as ev
-from orchestrator.events import Event
-from regime_engine.contracts import HysteresisState
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.events import Event
+from crashkit.regime_engine.contracts import HysteresisState
 
 DURABILITY = "1-durability"
 NO_INVALID_RESTORED = "2-no-invalid-restored"

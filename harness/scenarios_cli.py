@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.scenarios.expect import updated_expect
-from harness.scenarios.junit import write_junit
-from harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
-from harness.scenarios.runner import ScenarioResult, run_loaded
-from harness.scenarios.update import rewrite_expect
+from crashkit.harness.scenarios.expect import updated_expect
+from crashkit.harness.scenarios.junit import write_junit
+from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
+from crashkit.harness.scenarios.runner import ScenarioResult, run_loaded
+from crashkit.harness.scenarios.update import rewrite_expect
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from hypothesis import settings
 
-from orchestrator import events as ev
-from orchestrator.events import Event
-from regime_engine.contracts import HysteresisState, Regime
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.events import Event
+from crashkit.regime_engine.contracts import HysteresisState, Regime
 
 # Hypothesis profiles, chosen on purpose with HYPOTHESIS_PROFILE (default `dev`); with
 # CI set, hypothesis would otherwise load its own built-in `ci` profile. The machines

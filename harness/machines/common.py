@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from faults import CrashFS, CrashState, FaultRule
-from harness import export
-from harness import oracles as orc
+from crashkit.faults import CrashFS, CrashState, FaultRule
+from crashkit.harness import export
+from crashkit.harness import oracles as orc
 
 #: One CrashFS per process, reused by every example (it keeps its pyfakefs Patcher
 #: parked between runs: a new Patcher per example would rebuild the module cache).

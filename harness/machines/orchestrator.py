@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from faults import FaultPlan, FsyncModel
-from harness import export
-from harness import oracles as orc
-from harness.explorer import STATE_PATH, RuntimeClass
-from harness.machines.common import (
+from crashkit.faults import FaultPlan, FsyncModel
+from crashkit.harness import export
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import STATE_PATH, RuntimeClass
+from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     crash_fs,
     draw_crash,
@@ -37,18 +37,23 @@ from harness.machines.common import (
     raise_violations,
     visible_bytes,
 )
-from harness.model import ModelRestore, model_restore
-from harness.observe import RecordingSink, Timeline, recording_factory
-from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import Event, MemorySink
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from orchestrator.sources import snapshot_to_dict
-from orchestrator.store.jsonl import open_jsonl_store
-from orchestrator.store.memory import memory_store
-from orchestrator.store.protocol import BackendFactory
-from regime_engine.belief import SIGNATURES
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime, RegimeInputSnapshot
-from regime_engine.synthetic import START_MS, STEP_MS
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.orchestrator.errors import HaltedError, StartupRefused
+from crashkit.orchestrator.events import Event, MemorySink
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.sources import snapshot_to_dict
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.orchestrator.store.protocol import BackendFactory
+from crashkit.regime_engine.belief import SIGNATURES
+from crashkit.regime_engine.contracts import (
+    HysteresisConfig,
+    HysteresisState,
+    Regime,
+    RegimeInputSnapshot,
+)
+from crashkit.regime_engine.synthetic import START_MS, STEP_MS
 
 SYMBOLS = ("SYM000", "SYM001", "SYM002")
 #: A tick's symbols: repeats are duplicates delivered within the tick.

@@ -7,7 +7,7 @@ process, torn tails included; every other state of that point is restored and
 judged too) and restart on that disk; clean restart (restore through the backend
 factory); restart, corrupt a committed line and restart on it. The fsync-failure model is
 fixed per example. The reference is a plain model of what was committed, and
-`harness.model.model_restore` as the contract's reading of the bytes the backend
+`crashkit.harness.model.model_restore` as the contract's reading of the bytes the backend
 restores from. Invariants, checked at every restore and append:
 
 - restore is fatal exactly when the contract says (R4, or 4 for crash-only damage);
@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from faults import DiskImage, FaultPlan, FsyncModel
-from harness import export
-from harness import oracles as orc
-from harness.explorer import STATE_DIR, STATE_PATH
-from harness.machines.common import (
+from crashkit.faults import DiskImage, FaultPlan, FsyncModel
+from crashkit.harness import export
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import STATE_DIR, STATE_PATH
+from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     CrashChoice,
     crash_fs,
@@ -40,14 +40,14 @@ from harness.machines.common import (
     raise_violations,
     visible_bytes,
 )
-from harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
-from harness.model import ModelRestore, model_restore
-from harness.observe import Timeline, recording_factory
-from orchestrator.errors import StartupRefused
-from orchestrator.store.jsonl import open_jsonl_store
-from orchestrator.store.protocol import BackendFactory, OpenedStore
-from regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.observe import Timeline, recording_factory
+from crashkit.orchestrator.errors import StartupRefused
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore
+from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
 WINDOW = 3
 SYMBOLS = ("SYM000", "SYM001", "SYM002")

@@ -6,8 +6,14 @@ restart, corrupt a line, replay) and states what must be observed. The runner
 checks the expectations and every oracle of contract §9 on the way.
 """
 
-from harness.scenarios.loader import LoadedScenario, ScenarioError, load_scenario
-from harness.scenarios.runner import Check, Observed, ScenarioResult, run_loaded, run_scenario
+from crashkit.harness.scenarios.loader import LoadedScenario, ScenarioError, load_scenario
+from crashkit.harness.scenarios.runner import (
+    Check,
+    Observed,
+    ScenarioResult,
+    run_loaded,
+    run_scenario,
+)
 
 __all__ = [
     "Check",

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from harness.oracles import INVARIANTS
-from orchestrator import events as ev
-from orchestrator.events import Event
+from crashkit.harness.oracles import INVARIANTS
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.events import Event
 
 from . import schema as s
 from .runner import Check, Observed

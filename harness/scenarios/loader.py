@@ -23,19 +23,23 @@ from typing import Any
 import msgspec
 import yaml
 
-from faults import FaultRule, FsyncModel
-from orchestrator.errors import ConfigError
-from orchestrator.runtime import HysteresisRuntime
-from orchestrator.sources import read_snapshots
-from orchestrator.store.protocol import DEFAULT_BACKEND, BackendFactory, load_backend_factory
-from regime_engine.codec import RECORD_SCHEMA, RECORD_SCHEMA_VERSION
-from regime_engine.contracts import (
+from crashkit.faults import FaultRule, FsyncModel
+from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.runtime import HysteresisRuntime
+from crashkit.orchestrator.sources import read_snapshots
+from crashkit.orchestrator.store.protocol import (
+    DEFAULT_BACKEND,
+    BackendFactory,
+    load_backend_factory,
+)
+from crashkit.regime_engine.codec import RECORD_SCHEMA, RECORD_SCHEMA_VERSION
+from crashkit.regime_engine.contracts import (
     ContractError,
     HysteresisConfig,
     HysteresisState,
     RegimeInputSnapshot,
 )
-from regime_engine.synthetic import generate
+from crashkit.regime_engine.synthetic import generate
 
 from . import schema as s
 
@@ -573,7 +577,7 @@ def _runtime(spec: s.Scenario, fail: Fail) -> type[HysteresisRuntime]:
 
 
 def _check_expect(expect: s.Expect, fail: Fail) -> None:
-    from harness.oracles import INVARIANTS
+    from crashkit.harness.oracles import INVARIANTS
 
     if isinstance(expect.invariants, list):
         allowed = ("all", *INVARIANTS)

@@ -2,7 +2,7 @@
 
 The machine has a fake disk (`faults.CrashFS`, which knows what is durable) and
 runs orchestrator processes on it one after the other, each with its own
-timeline of appends and publishes (`harness.observe`). Like `crashkit run`, every
+timeline of appends and publishes (`crashkit.harness.observe`). Like `crashkit run`, every
 process reads the recorded input from its first tick (contract C6.7): `run`
 feeds the running process its next N ticks, so a restarted process is fed again
 what its predecessor had read. The runner does no file-system call of its own
@@ -23,23 +23,29 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
-from harness import oracles as orc
-from harness.explorer import UNHANDLED, check_selection
-from harness.machines.corrupt import corrupt_line as _machine_corrupt_line
-from harness.model import ModelRestore, model_restore
-from harness.observe import AppendRecord, PublishRecord, RecordingBackend, RecordingSink, Timeline
-from harness.observe import recording_factory as _recording_factory
-from orchestrator import events as ev
-from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import Event, MemorySink
-from orchestrator.replay import full_replay, resume_replay
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from orchestrator.sources import ticks
-from orchestrator.store.jsonl import restore_report
-from orchestrator.store.memory import memory_store
-from regime_engine.codec import RECORD_KEYS
-from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import UNHANDLED, check_selection
+from crashkit.harness.machines.corrupt import corrupt_line as _machine_corrupt_line
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.observe import (
+    AppendRecord,
+    PublishRecord,
+    RecordingBackend,
+    RecordingSink,
+    Timeline,
+)
+from crashkit.harness.observe import recording_factory as _recording_factory
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import HaltedError, StartupRefused
+from crashkit.orchestrator.events import Event, MemorySink
+from crashkit.orchestrator.replay import full_replay, resume_replay
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.regime_engine.codec import RECORD_KEYS
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 
 from . import schema as s
 from .loader import STATE_DIR, STATE_PATH, LoadedScenario, PathPart, hex_bytes, key_path

@@ -3,7 +3,7 @@
 Decoding is strict (no type coercion, no unknown keys), so a typo in a scenario
 is an error that names the key instead of a silently ignored setting. Checks a
 Struct cannot express (exactly one of several keys, value ranges of the
-engine's own types) live in `harness.scenarios.loader`.
+engine's own types) live in `crashkit.harness.scenarios.loader`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from regime_engine.contracts import Regime
+from crashkit.regime_engine.contracts import Regime
 
 FsyncModelName = Literal["keep-dirty", "mark-clean", "drop"]
 Outcome = Literal["ok", "bootstrap", "fatal"]

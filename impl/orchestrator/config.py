@@ -13,9 +13,9 @@ from typing import Literal
 
 import msgspec
 
-from orchestrator.errors import ConfigError
-from orchestrator.store.protocol import DEFAULT_BACKEND
-from regime_engine.contracts import ContractError, HysteresisConfig, Regime
+from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND
+from crashkit.regime_engine.contracts import ContractError, HysteresisConfig, Regime
 
 EngineMode = Literal["hysteresis", "truth"]
 CommitClock = Literal["wall", "engine"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
-from regime_engine.contracts import HysteresisState
+from crashkit.regime_engine.contracts import HysteresisState
 
 EVENT_SCHEMA = "orchestrator_event"
 EVENT_SCHEMA_VERSION = "1"

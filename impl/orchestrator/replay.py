@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from orchestrator.errors import RestoreFatal
-from orchestrator.events import EventSink
-from orchestrator.runtime import (
+from crashkit.orchestrator.errors import RestoreFatal
+from crashkit.orchestrator.events import EventSink
+from crashkit.orchestrator.runtime import (
     CommitClock,
     HysteresisRuntime,
     RunStats,
     seeded_factory,
     wall_commit_clock,
 )
-from orchestrator.store.jsonl import restore_report
-from orchestrator.store.memory import memory_store
-from orchestrator.store.report import store_from_report
-from regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
+from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.orchestrator.store.report import store_from_report
+from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 
 
 def full_replay(

@@ -11,15 +11,15 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator import events as ev
-from orchestrator.errors import HaltedError, RestoreFatal
-from orchestrator.events import Event, EventSink
-from orchestrator.sources import ticks
-from orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
-from orchestrator.store.report import ENGINE_SCHEMA, RestoreReport
-from regime_engine import contracts
-from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
-from regime_engine.engine import run, run_with_hysteresis, wall_clock_ms
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import HaltedError, RestoreFatal
+from crashkit.orchestrator.events import Event, EventSink
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
+from crashkit.orchestrator.store.report import ENGINE_SCHEMA, RestoreReport
+from crashkit.regime_engine import contracts
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.engine import run, run_with_hysteresis, wall_clock_ms
 
 # Given the engine timestamp being processed, the value for last_commit_timestamp_ms.
 CommitClock = Callable[[int], int]

@@ -1,7 +1,7 @@
 """Where snapshots come from: a recorded JSONL file or the seeded synthetic market.
 
 A snapshot line is one JSON object: `symbol`, `engine_timestamp_ms` and the
-seven features of `regime_engine.contracts.FEATURE_NAMES`, nothing else.
+seven features of `crashkit.regime_engine.contracts.FEATURE_NAMES`, nothing else.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from itertools import groupby
 
 import msgspec
 
-from orchestrator.errors import ConfigError
-from regime_engine.contracts import FEATURE_NAMES, ContractError, RegimeInputSnapshot
+from crashkit.orchestrator.errors import ConfigError
+from crashkit.regime_engine.contracts import FEATURE_NAMES, ContractError, RegimeInputSnapshot
 
 
 class _SnapshotLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from regime_engine.contracts import ALL_REGIMES, FEATURE_NAMES, Regime, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import ALL_REGIMES, FEATURE_NAMES, Regime, RegimeInputSnapshot
 
 # Signature per regime, in FEATURE_NAMES order:
 # return_window, volatility_z, range_expansion, oi_slope, funding_z, cvd_slope, liquidation_intensity

@@ -13,7 +13,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
 RECORD_SCHEMA: Final = "hysteresis_store_record"
 RECORD_SCHEMA_VERSION: Final = "1"

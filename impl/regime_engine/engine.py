@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from regime_engine.belief import belief, dominant
-from regime_engine.contracts import (
+from crashkit.regime_engine.belief import belief, dominant
+from crashkit.regime_engine.contracts import (
     HysteresisConfig,
     HysteresisState,
     HysteresisStore,
     RegimeInputSnapshot,
     RegimeOutput,
 )
-from regime_engine.hysteresis import next_state
+from crashkit.regime_engine.hysteresis import next_state
 
 Clock = Callable[[], int]
 """Milliseconds since the epoch. Injected so tests and replays are deterministic."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
 # Reason codes (rule 7). Stable strings: tests and events rely on them.
 CANDIDATE_SELECTED = "candidate_selected"

@@ -13,8 +13,8 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from regime_engine.belief import SIGNATURES
-from regime_engine.contracts import ALL_REGIMES, FEATURE_NAMES, Regime, RegimeInputSnapshot
+from crashkit.regime_engine.belief import SIGNATURES
+from crashkit.regime_engine.contracts import ALL_REGIMES, FEATURE_NAMES, Regime, RegimeInputSnapshot
 
 START_MS = 1_700_000_000_000
 STEP_MS = 60_000

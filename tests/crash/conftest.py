@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from rich.console import Console
 
-from harness.explore_cli import summary_table
-from harness.explorer import Summary
+from crashkit.harness.explore_cli import summary_table
+from crashkit.harness.explorer import Summary
 
 _TOTAL = Summary()
 _SHARDS: list[int] = []

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.explore_cli import minimal_findings
-from harness.explorer import Explorer
-from harness.suite import SUITES, run_jobs
+from crashkit.harness.explore_cli import minimal_findings
+from crashkit.harness.explorer import Explorer
+from crashkit.harness.suite import SUITES, run_jobs
 
 SHARDS = 8
 SUITE = os.environ.get("CRASHKIT_SUITE", "ci")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from faults import CrashFS, CrashState
+from crashkit.faults import CrashFS, CrashState
 
 DIR = "/data"
 PATH = "/data/log.jsonl"

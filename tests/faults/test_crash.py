@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from faults import CrashFS, DiskImage, cut_offsets
+from crashkit.faults import CrashFS, DiskImage, cut_offsets
 from tests.faults.conftest import DIR, PATH
 
 

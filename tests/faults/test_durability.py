@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from faults import CrashFS, DiskImage, FsyncModel
+from crashkit.faults import CrashFS, DiskImage, FsyncModel
 from tests.faults.conftest import DIR, PATH, contents
 
 APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from faults import CrashFS, DiskImage, FaultPlan, FaultRule
+from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule
 from tests.faults.conftest import DIR, PATH
 
 APPEND = os.O_WRONLY | os.O_APPEND

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from faults import CrashFS, DiskImage, FaultPlan, FaultRule, FsyncModel
+from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule, FsyncModel
 from tests.faults.conftest import DIR, PATH, contents
 
 FAIL_FIRST_FSYNC = FaultPlan((FaultRule("fsync", PATH, nth=1, errno="EIO"),))

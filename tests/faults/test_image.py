@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from faults import DiskImage
+from crashkit.faults import DiskImage
 
 
 def test_paths_are_normalised_and_sorted_and_files_read_only() -> None:

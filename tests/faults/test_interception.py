@@ -13,7 +13,7 @@ from os import fsync as imported_fsync
 import pytest
 from pyfakefs.fake_filesystem_unittest import Patcher
 
-from faults import CrashFS, DiskImage
+from crashkit.faults import CrashFS, DiskImage
 from tests.faults.conftest import DIR, PATH, contents
 
 

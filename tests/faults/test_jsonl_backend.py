@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel
-from orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
-from orchestrator.store.jsonl import open_jsonl_store
-from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel
+from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 from tests.conftest import make_state
 
 STATE_DIR = "/var/lib/crashkit"

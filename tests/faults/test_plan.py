@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from faults import FaultPlan, FaultRule, FsyncModel
-from faults.plan import FaultInjector
+from crashkit.faults import FaultPlan, FaultRule, FsyncModel
+from crashkit.faults.plan import FaultInjector
 
 
 def test_rule_and_plan_round_trip_through_json_and_yaml() -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from faults import CrashFS, DiskImage, FaultPlan, FaultRule, Op
+from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule, Op
 from tests.faults.conftest import DIR, PATH, contents
 
 

@@ -15,19 +15,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from faults import FaultPlan, FaultRule, FsyncModel
-from harness import oracles as orc
-from harness.explorer import RuntimeClass, Workload
-from orchestrator import events as ev
-from orchestrator.errors import PersistenceError, RestoreFatal
-from orchestrator.events import Event
-from orchestrator.runtime import HysteresisRuntime
-from orchestrator.store import jsonl
-from orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
-from orchestrator.store.protocol import BackendFactory, OpenedStore
-from orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
-from regime_engine.codec import decode_record, encode_state, record_to_state
-from regime_engine.contracts import (
+from crashkit.faults import FaultPlan, FaultRule, FsyncModel
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import RuntimeClass, Workload
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
+from crashkit.orchestrator.events import Event
+from crashkit.orchestrator.runtime import HysteresisRuntime
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
+from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore
+from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
+from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
+from crashkit.regime_engine.contracts import (
     HysteresisConfig,
     HysteresisState,
     HysteresisStore,
@@ -182,7 +182,7 @@ class DuplicateReapplied(HysteresisRuntime):
         states = self.states
         out: list[Event] = []
         new: list[HysteresisState] = []
-        from regime_engine.engine import run_with_hysteresis
+        from crashkit.regime_engine.engine import run_with_hysteresis
 
         assert self._opened is not None
         for snapshot in snapshots:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.explorer import Explorer, Summary, Workload
-from harness.oracles import INVARIANTS
+from crashkit.harness.explorer import Explorer, Summary, Workload
+from crashkit.harness.oracles import INVARIANTS
 from tests.harness.broken import VARIANTS
 
 SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")
@@ -123,9 +123,9 @@ def test_cli_json_on_the_reference_exits_0_with_the_documented_keys() -> None:
 OUTSIDE_BACKEND = '''
 """A backend that lives outside the project: it forgets to fsync."""
 import os
-from orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
-from orchestrator.store.protocol import OpenedStore
-from regime_engine.codec import encode_state
+from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
+from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.regime_engine.codec import encode_state
 
 
 class Lazy(JsonlStateBackend):

@@ -18,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.model import ModelRestore, model_restore
-from orchestrator.events import MemorySink
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
-from orchestrator.store.jsonl import open_jsonl_store, restore_report
-from orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
-from regime_engine.codec import decode_record, encode_state, record_to_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
-from regime_engine.synthetic import generate
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.orchestrator.events import MemorySink
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
+from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
+from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.regime_engine.synthetic import generate
 from tests.conftest import make_state
 
 CB = Regime.CHOP_BALANCED

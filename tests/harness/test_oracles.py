@@ -5,8 +5,8 @@ failure mode, and the failure must be exactly the expected `Violation`:
 invariant id, symbol, run_id and tick (no oracle sets `tick` today, so it is
 always None), with the message checked by a fragment.
 Inputs are built from the real types: `HysteresisState`, events from
-`orchestrator.events.state_event`, restored stores via `parse_state_bytes` on
-crafted bytes, timelines from `harness.observe`.
+`crashkit.orchestrator.events.state_event`, restored stores via `parse_state_bytes` on
+crafted bytes, timelines from `crashkit.harness.observe`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,30 @@ from pathlib import Path
 
 import pytest
 
-from harness import oracles as orc
-from harness.observe import AppendRecord, PublishRecord, RecordingSink, Timeline, recording_factory
-from orchestrator import events as ev
-from orchestrator.errors import HaltedError, PersistenceError
-from orchestrator.events import Event, MemorySink, state_event
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from orchestrator.store.jsonl import open_jsonl_store
-from orchestrator.store.memory import memory_store
-from orchestrator.store.protocol import BackendFactory, OpenedStore
-from orchestrator.store.report import parse_state_bytes, store_from_report
-from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime, RegimeInputSnapshot
-from regime_engine.synthetic import generate
+from crashkit.harness import oracles as orc
+from crashkit.harness.observe import (
+    AppendRecord,
+    PublishRecord,
+    RecordingSink,
+    Timeline,
+    recording_factory,
+)
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import HaltedError, PersistenceError
+from crashkit.orchestrator.events import Event, MemorySink, state_event
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore
+from crashkit.orchestrator.store.report import parse_state_bytes, store_from_report
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import (
+    HysteresisConfig,
+    HysteresisState,
+    Regime,
+    RegimeInputSnapshot,
+)
+from crashkit.regime_engine.synthetic import generate
 from tests.conftest import make_state
 
 CB = Regime.CHOP_BALANCED

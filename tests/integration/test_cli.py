@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
-from regime_engine.codec import encode_state
-from regime_engine.contracts import Regime
+from crashkit.harness.cli import main
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import Regime
 from tests.conftest import make_state
 
 CRASHKIT = [sys.executable, "-m", "harness"]

@@ -19,14 +19,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
-from orchestrator.errors import PersistenceError, WriterLocked
-from orchestrator.sources import encode_snapshot, ticks
-from orchestrator.store.jsonl import open_jsonl_store, restore_report
-from orchestrator.store.protocol import OpenedStore, StateBackend
-from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime, RegimeInputSnapshot
-from regime_engine.engine import run as engine_run
-from regime_engine.synthetic import generate
+from crashkit.harness.cli import main
+from crashkit.orchestrator.errors import PersistenceError, WriterLocked
+from crashkit.orchestrator.sources import encode_snapshot, ticks
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
+from crashkit.orchestrator.store.protocol import OpenedStore, StateBackend
+from crashkit.regime_engine.contracts import (
+    HysteresisConfig,
+    HysteresisState,
+    Regime,
+    RegimeInputSnapshot,
+)
+from crashkit.regime_engine.engine import run as engine_run
+from crashkit.regime_engine.synthetic import generate
 
 CRASHKIT = [sys.executable, "-m", "harness"]
 SNAPSHOTS = list(generate(3, 30, seed=11))
@@ -392,10 +397,10 @@ def test_commit_clock_engine_stamps_the_engine_time_and_is_deterministic(
 def test_commit_clock_defaults_to_the_wall_clock(
     tmp_path: Path, market: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.runtime
+    import crashkit.orchestrator.runtime
 
     wall = 4_102_444_800_000  # 2100-01-01: no engine timestamp of the input is near it
-    monkeypatch.setattr(orchestrator.runtime, "wall_clock_ms", lambda: wall)
+    monkeypatch.setattr(crashkit.orchestrator.runtime, "wall_clock_ms", lambda: wall)
     config = make_config(tmp_path)  # no commit_clock key
     assert run(tmp_path, config, market) == 0
     switches = _switches(read_events(tmp_path / "events.jsonl"))
@@ -429,8 +434,8 @@ def test_unknown_commit_clock_is_a_config_error(tmp_path: Path, market: Path) ->
 HOLDER = textwrap.dedent(
     """
     import sys
-    from orchestrator.store.jsonl import open_jsonl_store
-    from regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+    from crashkit.orchestrator.store.jsonl import open_jsonl_store
+    from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
     opened = open_jsonl_store(sys.argv[1], HysteresisConfig())
     opened.backend.append(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.events import MemorySink
-from orchestrator.replay import full_replay, resume_replay
-from orchestrator.runtime import engine_commit_clock
-from orchestrator.store.jsonl import open_jsonl_store
-from regime_engine.contracts import HysteresisConfig
+from crashkit.orchestrator.events import MemorySink
+from crashkit.orchestrator.replay import full_replay, resume_replay
+from crashkit.orchestrator.runtime import engine_commit_clock
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.regime_engine.contracts import HysteresisConfig
 from tests.integration.test_runtime import CONFIG, SNAPSHOTS, decisions, runtime
 
 

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import events as ev
-from orchestrator.errors import HaltedError, PersistenceError, RestoreFatal, StartupRefused
-from orchestrator.events import Event, MemorySink
-from orchestrator.replay import full_replay
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
-from orchestrator.sources import ticks
-from orchestrator.store.jsonl import open_jsonl_store, restore_report
-from orchestrator.store.protocol import OpenedStore
-from regime_engine import contracts
-from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
-from regime_engine.synthetic import generate
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import HaltedError, PersistenceError, RestoreFatal, StartupRefused
+from crashkit.orchestrator.events import Event, MemorySink
+from crashkit.orchestrator.replay import full_replay
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
+from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.regime_engine import contracts
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.synthetic import generate
 from tests.conftest import decisions as shared_decisions
 
 CONFIG = HysteresisConfig()

@@ -12,22 +12,22 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from faults import DiskImage, FaultPlan, FaultRule, FsyncModel
-from harness import export
-from harness import oracles as orc
-from harness.explorer import STATE_DIR, STATE_PATH, RuntimeClass
-from harness.machines.common import crash_fs, visible_bytes
-from harness.machines.corrupt import corrupt_file, line_count
-from harness.model import ModelRestore, model_restore
-from harness.observe import RecordingSink, Timeline, recording_factory
-from harness.scenarios.loader import import_spec
-from orchestrator.errors import HaltedError, StartupRefused
-from orchestrator.events import Event, MemorySink
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from orchestrator.sources import ticks
-from orchestrator.store.memory import memory_store
-from orchestrator.store.protocol import DEFAULT_BACKEND, OpenedStore, load_backend_factory
-from regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
+from crashkit.faults import DiskImage, FaultPlan, FaultRule, FsyncModel
+from crashkit.harness import export
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import STATE_DIR, STATE_PATH, RuntimeClass
+from crashkit.harness.machines.common import crash_fs, visible_bytes
+from crashkit.harness.machines.corrupt import corrupt_file, line_count
+from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.scenarios.loader import import_spec
+from crashkit.orchestrator.errors import HaltedError, StartupRefused
+from crashkit.orchestrator.events import Event, MemorySink
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, OpenedStore, load_backend_factory
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 
 
 def _runtime_class(spec: str | None) -> RuntimeClass:

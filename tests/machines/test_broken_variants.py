@@ -11,8 +11,8 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from harness.machines import Budget, MachineViolation, machine_settings, run_machine
-from harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.machines import Budget, MachineViolation, machine_settings, run_machine
+from crashkit.harness.scenarios import load_scenario, run_loaded
 from tests.machines.replay import replay_orchestrator, replay_store
 from tests.machines.variants import TARGETS, Target, machine_for
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faults import FaultPlan, FaultRule
-from harness import export
-from harness import oracles as orc
-from harness.explorer import Explorer, Finding, Workload
-from harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
-from harness.scenarios import load_scenario, run_loaded
-from regime_engine.codec import RecordError, decode_record, encode_state
-from regime_engine.contracts import Regime
+from crashkit.faults import FaultPlan, FaultRule
+from crashkit.harness import export
+from crashkit.harness import oracles as orc
+from crashkit.harness.explorer import Explorer, Finding, Workload
+from crashkit.harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
+from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.regime_engine.codec import RecordError, decode_record, encode_state
+from crashkit.regime_engine.contracts import Regime
 from tests.conftest import make_state
 from tests.machines.variants import BY_NAME, TARGETS
 

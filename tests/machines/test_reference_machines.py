@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from faults import FsyncModel
-from harness.machines import (
+from crashkit.faults import FsyncModel
+from crashkit.harness.machines import (
     Budget,
     MachineViolation,
     machine_settings,
@@ -23,7 +23,7 @@ from harness.machines import (
     run_machine,
     store_machine,
 )
-from harness.machines.common import FAULT_FAMILIES
+from crashkit.harness.machines.common import FAULT_FAMILIES
 from tests.machines.conftest import REPO
 
 MODELS = tuple(FsyncModel)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from hypothesis.stateful import RuleBasedStateMachine
 
-from faults import FsyncModel
-from harness.explorer import RuntimeClass
-from harness.machines import orchestrator_machine, store_machine
-from harness.machines.common import FAULT_FAMILIES
-from orchestrator.store.protocol import BackendFactory
+from crashkit.faults import FsyncModel
+from crashkit.harness.explorer import RuntimeClass
+from crashkit.harness.machines import orchestrator_machine, store_machine
+from crashkit.harness.machines.common import FAULT_FAMILIES
+from crashkit.orchestrator.store.protocol import BackendFactory
 from tests.harness.broken import VARIANTS, Variant
 
 BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faults import CrashFS
+from crashkit.faults import CrashFS
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "scenarios"

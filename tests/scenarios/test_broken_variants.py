@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.scenarios import LoadedScenario, load_scenario, run_loaded
+from crashkit.harness.scenarios import LoadedScenario, load_scenario, run_loaded
 from tests.harness.broken import VARIANTS, Variant
 from tests.scenarios.conftest import library_files
 

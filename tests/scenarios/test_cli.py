@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
+from crashkit.harness.cli import main
 from tests.scenarios.conftest import LIBRARY, write
 
 PASSING = """\

@@ -9,10 +9,10 @@ import pytest
 from msgspec import UNSET
 from msgspec.structs import replace
 
-from harness.scenarios import load_scenario, run_loaded
-from harness.scenarios import schema as s
-from harness.scenarios.expect import compare, updated_expect
-from harness.scenarios.loader import parse_yaml
+from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.scenarios import schema as s
+from crashkit.harness.scenarios.expect import compare, updated_expect
+from crashkit.harness.scenarios.loader import parse_yaml
 from tests.scenarios.conftest import library_files
 
 FILES = library_files()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.oracles import INVARIANTS
-from harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.oracles import INVARIANTS
+from crashkit.harness.scenarios import load_scenario, run_loaded
 from tests.scenarios.conftest import LIBRARY, library_files
 
 FILES = library_files()

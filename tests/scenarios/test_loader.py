@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios import ScenarioError, load_scenario
-from harness.scenarios.loader import STATE_PATH
+from crashkit.harness.scenarios import ScenarioError, load_scenario
+from crashkit.harness.scenarios.loader import STATE_PATH
 from tests.scenarios.conftest import write
 
 GOOD = """\
@@ -140,7 +140,7 @@ CASES: list[tuple[str, str, int, str | None, tuple[str, ...]]] = [
     ("backend", GOOD + "backend: nope\n", 8, "backend", ("module:callable",)),
     (
         "runtime-class",
-        GOOD + "runtime: orchestrator.runtime:TruthRuntime\n",
+        GOOD + "runtime: crashkit.orchestrator.runtime:TruthRuntime\n",
         8,
         "runtime",
         ("not a HysteresisRuntime subclass",),

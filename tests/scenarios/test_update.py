@@ -6,9 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from harness.cli import main
-from harness.scenarios import load_scenario, run_loaded
-from harness.scenarios.update import rewrite_expect
+from crashkit.harness.cli import main
+from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.scenarios.update import rewrite_expect
 from tests.scenarios.conftest import write
 
 HEAD = """\

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import PersistenceError, WriterLocked
-from orchestrator.store.jsonl import open_jsonl_store
-from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, Regime
+from crashkit.orchestrator.errors import PersistenceError, WriterLocked
+from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import HysteresisConfig, Regime
 from tests.conftest import make_state
 
 S1 = make_state("A", 100)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from regime_engine.codec import (
+from crashkit.regime_engine.codec import (
     RECORD_KEYS,
     RecordError,
     decode_record,
@@ -14,7 +14,7 @@ from regime_engine.codec import (
     record_to_state,
     state_to_record,
 )
-from regime_engine.contracts import HysteresisConfig, Regime
+from crashkit.regime_engine.contracts import HysteresisConfig, Regime
 from tests.conftest import make_state
 
 GOLDEN = [

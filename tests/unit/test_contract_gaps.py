@@ -13,25 +13,25 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from orchestrator import events as ev
-from orchestrator.config import parse_config, require_state_path
-from orchestrator.errors import ConfigError, HaltedError, RestoreFatal, StartupRefused
-from orchestrator.events import MemorySink
-from orchestrator.replay import full_replay
-from orchestrator.runtime import HysteresisRuntime, engine_commit_clock
-from orchestrator.sources import ticks
-from orchestrator.store import jsonl
-from orchestrator.store.jsonl import open_jsonl_store, restore_report
-from orchestrator.store.protocol import OpenedStore
-from orchestrator.store.report import parse_state_bytes
-from regime_engine.codec import decode_record, encode_record, encode_state
-from regime_engine.contracts import (
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.config import parse_config, require_state_path
+from crashkit.orchestrator.errors import ConfigError, HaltedError, RestoreFatal, StartupRefused
+from crashkit.orchestrator.events import MemorySink
+from crashkit.orchestrator.replay import full_replay
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
+from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.orchestrator.store.report import parse_state_bytes
+from crashkit.regime_engine.codec import decode_record, encode_record, encode_state
+from crashkit.regime_engine.contracts import (
     ALL_REGIMES,
     HysteresisConfig,
     HysteresisState,
     Regime,
 )
-from regime_engine.synthetic import generate
+from crashkit.regime_engine.synthetic import generate
 from tests.conftest import decisions, make_state
 
 CONFIG = HysteresisConfig()

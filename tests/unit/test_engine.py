@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from regime_engine import hysteresis as h
-from regime_engine.belief import SIGNATURES, belief_from_features, dominant
-from regime_engine.contracts import (
+from crashkit.regime_engine import hysteresis as h
+from crashkit.regime_engine.belief import SIGNATURES, belief_from_features, dominant
+from crashkit.regime_engine.contracts import (
     ALL_REGIMES,
     ContractError,
     HysteresisConfig,
@@ -18,9 +18,9 @@ from regime_engine.contracts import (
     Regime,
     RegimeInputSnapshot,
 )
-from regime_engine.engine import run, run_with_hysteresis
-from regime_engine.hysteresis import next_state, top_allowed
-from regime_engine.synthetic import generate, generate_labelled, symbol_names
+from crashkit.regime_engine.engine import run, run_with_hysteresis
+from crashkit.regime_engine.hysteresis import next_state, top_allowed
+from crashkit.regime_engine.synthetic import generate, generate_labelled, symbol_names
 
 A, B, C = Regime.CHOP_BALANCED, Regime.SQUEEZE_UP, Regime.TREND_BUILD_DOWN
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import RestoreFatal
-from orchestrator.store.jsonl import open_jsonl_store, restore_report
-from orchestrator.store.report import parse_state_bytes
-from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, Regime
+from crashkit.orchestrator.errors import RestoreFatal
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
+from crashkit.orchestrator.store.report import parse_state_bytes
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import HysteresisConfig, Regime
 from tests.conftest import make_state
 
 A1 = encode_state(make_state("A", 100, Regime.CHOP_BALANCED))

@@ -12,16 +12,16 @@ import os
 import stat
 from collections.abc import Sequence
 
-from orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
-from orchestrator.store.protocol import OpenedStore
-from orchestrator.store.report import (
+from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
+from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.orchestrator.store.report import (
     ENGINE_SCHEMA,
     RestoreReport,
     parse_state_bytes,
     store_from_report,
 )
-from regime_engine.codec import encode_state
-from regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
+from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
 
 _READ_CHUNK = 1 << 20
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.errors import PersistenceError
-from orchestrator.store.protocol import OpenedStore
-from orchestrator.store.report import Outcome, RestoreReport
-from regime_engine.contracts import HysteresisState, HysteresisStore
+from crashkit.orchestrator.errors import PersistenceError
+from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.orchestrator.store.report import Outcome, RestoreReport
+from crashkit.regime_engine.contracts import HysteresisState, HysteresisStore
 
 
 class MemoryBackend:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from orchestrator.errors import ConfigError
-from orchestrator.store.report import RestoreReport
-from regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
+from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.store.report import RestoreReport
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
 
 
 @runtime_checkable
@@ -54,7 +54,7 @@ class ReadOnlyRestore(Protocol):
         ...
 
 
-DEFAULT_BACKEND = "orchestrator.store.jsonl:open_jsonl_store"
+DEFAULT_BACKEND = "crashkit.orchestrator.store.jsonl:open_jsonl_store"
 RESTORE_ONLY_NAME = "restore_only"
 
 

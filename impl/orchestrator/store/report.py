@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from itertools import compress, islice
 from typing import Literal
 
-from regime_engine.codec import (
+from crashkit.regime_engine.codec import (
     RecordError,
     StoreRecord,
     decode_lines_fast,
@@ -22,7 +22,7 @@ from regime_engine.codec import (
     record_fields,
     record_to_state,
 )
-from regime_engine.contracts import (
+from crashkit.regime_engine.contracts import (
     HYSTERESIS_STATE_SCHEMA,
     HYSTERESIS_STATE_SCHEMA_VERSION,
     HysteresisConfig,
