@@ -1,4 +1,4 @@
-"""`python -m harness` is the `crashkit` command."""
+"""`python -m crashkit.harness` is the `crashkit` command."""
 
 from crashkit.harness.cli import main
 

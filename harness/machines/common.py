@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from crashkit.faults import CrashFS, CrashState, FaultRule
-from crashkit.harness import export
-from crashkit.harness import oracles as orc
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.scenarios import export
 
 #: One CrashFS per process, reused by every example (it keeps its pyfakefs Patcher
 #: parked between runs: a new Patcher per example would rebuild the module cache).

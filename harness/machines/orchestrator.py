@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import FaultPlan, FsyncModel
-from crashkit.harness import export
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import STATE_PATH, RuntimeClass
+from crashkit.harness.explore import STATE_PATH
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     crash_fs,
@@ -37,11 +38,15 @@ from crashkit.harness.machines.common import (
     raise_violations,
     visible_bytes,
 )
-from crashkit.harness.model import ModelRestore, model_restore
-from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.scenarios import export
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.runtime import (
+    HysteresisRuntime,
+    RuntimeClass,
+    engine_commit_clock,
+    seeded_factory,
+)
 from crashkit.orchestrator.sources import snapshot_to_dict
 from crashkit.orchestrator.store.jsonl import open_jsonl_store
 from crashkit.orchestrator.store.memory import memory_store

@@ -7,7 +7,7 @@ process, torn tails included; every other state of that point is restored and
 judged too) and restart on that disk; clean restart (restore through the backend
 factory); restart, corrupt a committed line and restart on it. The fsync-failure model is
 fixed per example. The reference is a plain model of what was committed, and
-`crashkit.harness.model.model_restore` as the contract's reading of the bytes the backend
+`crashkit.harness.judge.model.model_restore` as the contract's reading of the bytes the backend
 restores from. Invariants, checked at every restore and append:
 
 - restore is fatal exactly when the contract says (R4, or 4 for crash-only damage);
@@ -27,9 +27,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
-from crashkit.harness import export
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import STATE_DIR, STATE_PATH
+from crashkit.harness.explore import STATE_DIR, STATE_PATH
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.observe import Timeline, recording_factory
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     CrashChoice,
@@ -40,9 +41,8 @@ from crashkit.harness.machines.common import (
     raise_violations,
     visible_bytes,
 )
-from crashkit.harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
-from crashkit.harness.model import ModelRestore, model_restore
-from crashkit.harness.observe import Timeline, recording_factory
+from crashkit.harness.scenarios import export
+from crashkit.harness.scenarios.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.store.jsonl import open_jsonl_store
 from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore

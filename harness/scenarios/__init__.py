@@ -7,13 +7,8 @@ checks the expectations and every oracle of contract §9 on the way.
 """
 
 from crashkit.harness.scenarios.loader import LoadedScenario, ScenarioError, load_scenario
-from crashkit.harness.scenarios.runner import (
-    Check,
-    Observed,
-    ScenarioResult,
-    run_loaded,
-    run_scenario,
-)
+from crashkit.harness.scenarios.results import Check, Observed, ScenarioResult
+from crashkit.harness.scenarios.runner import run_loaded, run_scenario
 
 __all__ = [
     "Check",

@@ -15,12 +15,12 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from crashkit.harness.oracles import INVARIANTS
+from crashkit.harness.judge.oracles import INVARIANTS
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
 
 from . import schema as s
-from .runner import Check, Observed
+from .results import Check, Observed
 
 _STATE_EVENTS = (ev.STATE_RESTORED, ev.DECISION_PUBLISHED)
 _STATE_SUMMARY = ("anchor_regime", "candidate_regime", "progress_current", "progress_required")

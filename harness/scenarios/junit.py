@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .loader import ScenarioError
-from .runner import ScenarioResult
+from .results import ScenarioResult
 
 
 def junit_xml(

@@ -24,6 +24,7 @@ import msgspec
 import yaml
 
 from crashkit.faults import FaultRule, FsyncModel
+from crashkit.harness.judge.oracles import INVARIANTS
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.runtime import HysteresisRuntime
 from crashkit.orchestrator.sources import read_snapshots
@@ -577,8 +578,6 @@ def _runtime(spec: s.Scenario, fail: Fail) -> type[HysteresisRuntime]:
 
 
 def _check_expect(expect: s.Expect, fail: Fail) -> None:
-    from crashkit.harness.oracles import INVARIANTS
-
     if isinstance(expect.invariants, list):
         allowed = ("all", *INVARIANTS)
         for i, name in enumerate(expect.invariants):

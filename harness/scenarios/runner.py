@@ -2,7 +2,7 @@
 
 The machine has a fake disk (`faults.CrashFS`, which knows what is durable) and
 runs orchestrator processes on it one after the other, each with its own
-timeline of appends and publishes (`crashkit.harness.observe`). Like `crashkit run`, every
+timeline of appends and publishes (`crashkit.harness.judge.observe`). Like `crashkit run`, every
 process reads the recorded input from its first tick (contract C6.7): `run`
 feeds the running process its next N ticks, so a restarted process is fed again
 what its predecessor had read. The runner does no file-system call of its own
@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 import msgspec
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import UNHANDLED, check_selection
-from crashkit.harness.machines.corrupt import corrupt_line as _machine_corrupt_line
-from crashkit.harness.model import ModelRestore, model_restore
-from crashkit.harness.observe import (
+from crashkit.harness.explore.explorer import UNHANDLED, check_selection
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.observe import (
     AppendRecord,
     PublishRecord,
     RecordingBackend,
     RecordingSink,
     Timeline,
 )
-from crashkit.harness.observe import recording_factory as _recording_factory
+from crashkit.harness.judge.observe import recording_factory as _recording_factory
+from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
@@ -48,7 +48,17 @@ from crashkit.regime_engine.codec import RECORD_KEYS
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 
 from . import schema as s
-from .loader import STATE_DIR, STATE_PATH, LoadedScenario, PathPart, hex_bytes, key_path
+from .expect import compare
+from .loader import (
+    STATE_DIR,
+    STATE_PATH,
+    LoadedScenario,
+    PathPart,
+    hex_bytes,
+    key_path,
+    load_scenario,
+)
+from .results import Check, Observed, ScenarioResult
 
 EXIT_REFUSED = 3
 EXIT_HALTED = 4
@@ -67,59 +77,6 @@ def shared_fs() -> CrashFS:
     if _Shared.fs is None:
         _Shared.fs = CrashFS(record=True)
     return _Shared.fs
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One expectation (or self-checking step) and whether it held."""
-
-    name: str
-    ok: bool
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """What the run did, in the shape of the `expect` block."""
-
-    startup: dict[str, object] | None
-    halted_tick: int | None
-    exit_code: int | None
-    events: tuple[Event, ...]
-    final_states: dict[str, dict[str, object]]
-    restore_report: dict[str, object]
-    violations: dict[str, tuple[str, ...]]  # invariant -> messages (every id present)
-    applicable: tuple[str, ...]  # invariants checked when `expect.invariants` is absent
-
-
-@dataclass(frozen=True, slots=True)
-class ScenarioResult:
-    name: str
-    path: str
-    checks: tuple[Check, ...]
-    observed: Observed | None
-    seconds: float
-    error: str | None = None  # the runner itself failed (an exception in the code under test)
-    traces: tuple[tuple[str, ...], ...] = ()  # the op trace of each boot of the fake disk
-    notes: tuple[str, ...] = ()  # what the crash steps chose, for the reader
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and all(c.ok for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
-
-    @property
-    def first_failure(self) -> str:
-        if self.error is not None:
-            return self.error.splitlines()[0]
-        bad = self.failures
-        return f"{bad[0].name}: {bad[0].message}" if bad else ""
 
 
 # -- one process --------------------------------------------------------------------------------
@@ -816,8 +773,6 @@ def run_loaded(sc: LoadedScenario, fs: CrashFS | None = None) -> ScenarioResult:
     A step that cannot be carried out (a crash cut that this run does not have, ...)
     is a failed check; the remaining steps are skipped, the final disk still judged.
     """
-    from .expect import compare
-
     fs = fs or shared_fs()
     started = time.perf_counter()
     machine = Machine(sc, fs)
@@ -859,6 +814,4 @@ def run_loaded(sc: LoadedScenario, fs: CrashFS | None = None) -> ScenarioResult:
 
 def run_scenario(path: str) -> ScenarioResult:
     """Load and run one scenario file (raises ScenarioError if the file is bad)."""
-    from .loader import load_scenario
-
     return run_loaded(load_scenario(path))

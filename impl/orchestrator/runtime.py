@@ -247,6 +247,10 @@ class HysteresisRuntime:
             self._opened.backend.close()
 
 
+#: How the harness names "a HysteresisRuntime or a subclass of it" (broken variants).
+RuntimeClass = Callable[..., HysteresisRuntime]
+
+
 class TruthRuntime:
     """Truth mode: the plain engine, one `engine_run_completed` event per snapshot, no state."""
 

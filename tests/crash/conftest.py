@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 from rich.console import Console
 
-from crashkit.harness.explore_cli import summary_table
-from crashkit.harness.explorer import Summary
+from crashkit.harness.explore import Summary, summary_table
 
 _TOTAL = Summary()
 _SHARDS: list[int] = []

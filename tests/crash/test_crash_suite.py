@@ -13,9 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from crashkit.harness.explore_cli import minimal_findings
-from crashkit.harness.explorer import Explorer
-from crashkit.harness.suite import SUITES, run_jobs
+from crashkit.harness.explore import Explorer, minimal_findings
+from crashkit.harness.explore.suite import SUITES, run_jobs
 
 SHARDS = 8
 SUITE = os.environ.get("CRASHKIT_SUITE", "ci")

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from crashkit.faults import FaultPlan, FaultRule, FsyncModel
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import RuntimeClass, Workload
+from crashkit.harness.explore import Workload
+from crashkit.harness.judge import oracles as orc
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
-from crashkit.orchestrator.runtime import HysteresisRuntime
+from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
 from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crashkit.harness.explorer import Explorer
+from crashkit.harness.explore import Explorer
 from tests.harness.broken import VARIANTS, Variant
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from crashkit.harness.explorer import Explorer, Summary, Workload
-from crashkit.harness.oracles import INVARIANTS
+from crashkit.harness.explore import Explorer, Summary, Workload
+from crashkit.harness.judge.oracles import INVARIANTS
 from tests.harness.broken import VARIANTS
 
 SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crashkit.harness.model import ModelRestore, model_restore
+from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.orchestrator.events import MemorySink
 from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report

@@ -6,7 +6,7 @@ invariant id, symbol, run_id and tick (no oracle sets `tick` today, so it is
 always None), with the message checked by a fragment.
 Inputs are built from the real types: `HysteresisState`, events from
 `crashkit.orchestrator.events.state_event`, restored stores via `parse_state_bytes` on
-crafted bytes, timelines from `crashkit.harness.observe`.
+crafted bytes, timelines from `crashkit.harness.judge.observe`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from crashkit.harness import oracles as orc
-from crashkit.harness.observe import (
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.observe import (
     AppendRecord,
     PublishRecord,
     RecordingSink,

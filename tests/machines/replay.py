@@ -13,17 +13,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from crashkit.faults import DiskImage, FaultPlan, FaultRule, FsyncModel
-from crashkit.harness import export
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import STATE_DIR, STATE_PATH, RuntimeClass
+from crashkit.harness.explore import STATE_DIR, STATE_PATH
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
 from crashkit.harness.machines.common import crash_fs, visible_bytes
-from crashkit.harness.machines.corrupt import corrupt_file, line_count
-from crashkit.harness.model import ModelRestore, model_restore
-from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.scenarios import export
+from crashkit.harness.scenarios.corrupt import corrupt_file, line_count
 from crashkit.harness.scenarios.loader import import_spec
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.runtime import (
+    HysteresisRuntime,
+    RuntimeClass,
+    engine_commit_clock,
+    seeded_factory,
+)
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, OpenedStore, load_backend_factory

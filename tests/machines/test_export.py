@@ -9,11 +9,10 @@ import pytest
 import yaml
 
 from crashkit.faults import FaultPlan, FaultRule
-from crashkit.harness import export
-from crashkit.harness import oracles as orc
-from crashkit.harness.explorer import Explorer, Finding, Workload
-from crashkit.harness.machines.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
-from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.explore import Explorer, Finding, Workload
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.scenarios import export, load_scenario, run_loaded
+from crashkit.harness.scenarios.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state
 from crashkit.regime_engine.contracts import Regime
 from tests.conftest import make_state

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from hypothesis.stateful import RuleBasedStateMachine
 
 from crashkit.faults import FsyncModel
-from crashkit.harness.explorer import RuntimeClass
 from crashkit.harness.machines import orchestrator_machine, store_machine
 from crashkit.harness.machines.common import FAULT_FAMILIES
+from crashkit.orchestrator.runtime import RuntimeClass
 from crashkit.orchestrator.store.protocol import BackendFactory
 from tests.harness.broken import VARIANTS, Variant
 

@@ -1,4 +1,4 @@
-"""Regression files written by `crashkit.harness.export` replay in the runner: an explorer finding
+"""Regression files written by `crashkit.harness.scenarios.export` replay in the runner: an explorer finding
 exported as a scenario fails on the broken code it came from; on the reference code no
 invariant fails (its crash state may no longer exist, which the runner says)."""
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crashkit.harness.explorer import Explorer
+from crashkit.harness.explore import Explorer
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from tests.harness.broken import VARIANTS, PublishBeforePersist, no_dir_fsync_factory
 
-export = pytest.importorskip("crashkit.harness.export")
+export = pytest.importorskip("crashkit.harness.scenarios.export")
 BY_NAME = {v.name: v for v in VARIANTS}
 
 CASES = [

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from crashkit.harness.machines.corrupt import CORRUPTIONS
-from crashkit.harness.machines.corrupt import corrupt_line as machine_corrupt_line
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from crashkit.harness.scenarios import schema as s
-from crashkit.harness.scenarios.runner import ScenarioResult, corrupt_line
+from crashkit.harness.scenarios.corrupt import CORRUPTIONS
+from crashkit.harness.scenarios.corrupt import corrupt_line as machine_corrupt_line
+from crashkit.harness.scenarios.results import ScenarioResult
+from crashkit.harness.scenarios.runner import corrupt_line
 from tests.harness.broken import _restore_with
 from tests.scenarios.conftest import write
 

@@ -10,33 +10,35 @@ oracle. The I/O-error sweep fails each I/O call of the clean run in turn.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
-from crashkit.harness import oracles as orc
-from crashkit.harness.model import ModelRestore, model_restore
-from crashkit.harness.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.explore.summary import Finding, Summary
+from crashkit.harness.explore.workload import STATE_PATH, Workload
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import MemorySink, state_payload
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
+from crashkit.orchestrator.runtime import (
+    HysteresisRuntime,
+    RuntimeClass,
+    engine_commit_clock,
+    seeded_factory,
+)
 from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     BackendFactory,
     load_backend_factory,
     load_read_only_restore,
 )
-from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
-from crashkit.regime_engine.synthetic import generate
-
-STATE_DIR = "/crashkit/state"
-STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
+from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
 
 PERSISTED_KEYS = (
     "symbol",
@@ -47,7 +49,6 @@ PERSISTED_KEYS = (
     "last_commit_timestamp_ms",
 )
 UNHANDLED = "unhandled exception instead of a clean refusal: "
-RuntimeClass = Callable[..., HysteresisRuntime]
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
 SWEEP_OPS: frozenset[str] = frozenset(
     {
@@ -65,110 +66,6 @@ SWEEP_OPS: frozenset[str] = frozenset(
         "close",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """Everything that determines a run: same workload, same verdicts, on every machine."""
-
-    symbols: int = 3
-    ticks: int = 12
-    seed: int = 1
-    window_updates: int = 3
-    model: FsyncModel = FsyncModel.KEEP_DIRTY
-    plan: FaultPlan = field(default_factory=FaultPlan)
-    initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
-    torn: str = "default"  # cuts inside un-synced lines: "default" (a few) or "all" (every byte)
-    name: str = ""
-
-    @property
-    def config(self) -> HysteresisConfig:
-        return HysteresisConfig(window_updates=self.window_updates)
-
-    def snapshots(self) -> list[RegimeInputSnapshot]:
-        return list(generate(self.symbols, self.ticks, self.seed))
-
-    def image(self) -> DiskImage | None:
-        if self.initial_state is None:
-            return None
-        return DiskImage(files={STATE_PATH: self.initial_state}, dirs=(STATE_DIR,))
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "symbols": self.symbols,
-            "ticks": self.ticks,
-            "seed": self.seed,
-            "window_updates": self.window_updates,
-            "fsync_model": self.model.value,
-            "fault_plan": self.plan.to_dict(),
-            "torn": self.torn,
-            "initial_state": None
-            if self.initial_state is None
-            else self.initial_state.decode("utf-8", "backslashreplace"),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A violation with its minimal reproduction, as plain data for the scenario runner."""
-
-    violation: orc.Violation
-    workload: Workload
-    crash_point: int | None
-    cut: str | None
-    op: str | None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            **self.violation.to_dict(),
-            "reproduction": {
-                "workload": self.workload.to_dict(),
-                "crash_point": self.crash_point,
-                "crash_after_op": self.op,
-                "cut": self.cut,
-            },
-        }
-
-
-@dataclass(slots=True)
-class Summary:
-    workloads: int = 0
-    crash_points: int = 0
-    states_checked: int = 0
-    sweep_runs: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    findings: list[Finding] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def merge(self, other: Summary) -> None:
-        self.workloads += other.workloads
-        self.crash_points += other.crash_points
-        self.states_checked += other.states_checked
-        self.sweep_runs += other.sweep_runs
-        self.outcomes.update(other.outcomes)
-        self.findings.extend(other.findings)
-        self.seconds += other.seconds
-
-    def violations_by_invariant(self) -> dict[str, int]:
-        counts = Counter(f.violation.invariant for f in self.findings)
-        return {name: counts.get(name, 0) for name in orc.INVARIANTS}
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "workloads": self.workloads,
-            "crash_points": self.crash_points,
-            "states_checked": self.states_checked,
-            "sweep_runs": self.sweep_runs,
-            "outcomes": dict(sorted(self.outcomes.items())),
-            "violations": len(self.findings),
-            "violations_by_invariant": self.violations_by_invariant(),
-            "states_per_second": round(self.states_checked / self.seconds, 1)
-            if self.seconds
-            else None,
-            "seconds": round(self.seconds, 3),
-            "findings": [f.to_dict() for f in self.findings],
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +103,6 @@ class Reference:
 
 def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Reference:
     """The uninterrupted run, on an in-memory backend, seeded like the workload's file."""
-    from crashkit.orchestrator.runtime import seeded_factory
-    from crashkit.orchestrator.store.memory import memory_store
-
     sink = MemorySink()
     seed = model_restore(workload.initial_state, workload.config)
     seeded = memory_store()
@@ -706,21 +600,3 @@ def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:
                     )
                 )
     return rules
-
-
-def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:
-    """The CI set: seeds x window sizes (1 commits at once, 3 is the default)."""
-    windows = (1, 2, 3)
-    for i in range(count):
-        yield Workload(
-            symbols=symbols,
-            ticks=ticks_,
-            seed=1000 + i,
-            window_updates=windows[i % 3],
-            name=f"seed{1000 + i}",
-        )
-
-
-def finding_key(finding: Finding) -> str:
-    blob = json.dumps(finding.to_dict(), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]

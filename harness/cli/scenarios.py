@@ -17,7 +17,8 @@ from rich.table import Table
 from crashkit.harness.scenarios.expect import updated_expect
 from crashkit.harness.scenarios.junit import write_junit
 from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
-from crashkit.harness.scenarios.runner import ScenarioResult, run_loaded
+from crashkit.harness.scenarios.results import ScenarioResult
+from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
 
 EXIT_OK = 0

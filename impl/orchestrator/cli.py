@@ -1,8 +1,9 @@
-"""The `crashkit` command line.
+"""The orchestrator's own commands: `run`, `inspect`, `replay`, `synth`, `demo`.
 
-Exit codes (everywhere): 0 done; 1 check failed (harness verdicts); 2 usage or
-config error; 3 refused to start (fatal restore); 4 halted on a persist
-failure; 5 finished but at least one symbol was hard-failed.
+They need nothing of the harness; the `crashkit` command (`crashkit.harness.cli`)
+adds the harness's commands to this group. Exit codes (everywhere): 0 done; 1 check
+failed; 2 usage or config error; 3 refused to start (fatal restore); 4 halted on a
+persist failure; 5 finished but at least one symbol was hard-failed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from crashkit.orchestrator.runtime import (
     wall_commit_clock,
 )
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
-from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
 from crashkit.orchestrator.store.protocol import BackendFactory, load_backend_factory
-from crashkit.regime_engine.contracts import RegimeInputSnapshot
+from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
 
 EXIT_OK = 0
@@ -102,7 +103,7 @@ def _summarise(stats: RunStats, title: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """crashkit: crash-consistency harness and reference orchestrator."""
+    """The reference orchestrator: run, inspect, replay, synth, demo."""
 
 
 @main.command()
@@ -259,9 +260,6 @@ def _decision(payload: object) -> tuple[object, ...]:
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(symbols: int, ticks: int, seed: int) -> None:
     """Run, crash half-way (process gone), restart, and compare with an uninterrupted run."""
-    from crashkit.orchestrator.store.jsonl import open_jsonl_store
-    from crashkit.regime_engine.contracts import HysteresisConfig
-
     config = HysteresisConfig()
     snapshots = list(generate(symbols, ticks, seed))
     with tempfile.TemporaryDirectory(prefix="crashkit-demo-") as tmp:
@@ -302,15 +300,3 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
             + ("[green]identical[/]" if same else "[red]DIFFERENT[/]")
         )
         sys.exit(EXIT_OK if same else EXIT_CHECK_FAILED)
-
-
-def _register() -> None:
-    """Commands that live in their own modules (imported late: they pull in the harness)."""
-    from crashkit.harness.explore_cli import explore
-    from crashkit.harness.scenarios_cli import scenarios
-
-    main.add_command(explore)
-    main.add_command(scenarios)
-
-
-_register()

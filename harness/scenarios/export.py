@@ -25,7 +25,7 @@ What the steps mean (the machines and the explorer produce exactly these; the
 scenario runner's own reference is docs/scenarios.md, and the two agree):
 
 - The disk starts as `initial_state` (every byte durable), the state file at
-  `crashkit.harness.explorer.STATE_PATH`. The machines and the explorer start a run without
+  `crashkit.harness.explore.explorer.STATE_PATH`. The machines and the explorer start a run without
   a state file from an empty disk (`{missing_dir: true}`: the backend creates the
   folders), which also fixes the op indices that `crash.point` counts. A process starts (restores) before the first
   step, except that `fault` steps *before any other step* are armed before that
@@ -61,7 +61,7 @@ scenario runner's own reference is docs/scenarios.md, and the two agree):
   the page cache survives) and start a new one on the disk (restore).
 - `corrupt: {line: N, with: KIND}`: stop the running process cleanly if there is
   one, replace the 1-based complete line N of the state file as now visible with
-  `crashkit.harness.machines.corrupt.corrupt_line(line, KIND)` (the last complete line if
+  `crashkit.harness.scenarios.corrupt.corrupt_line(line, KIND)` (the last complete line if
   the file has fewer; none if it has no complete line), and reboot onto that disk
   (everything then visible is durable). A `restart` follows to restore from it.
 - `expect: {invariants: [all]}`: every oracle of contract §9 must hold; the
@@ -79,8 +79,9 @@ from typing import Any
 import yaml
 
 from crashkit.faults import FaultPlan
-from crashkit.harness.explorer import PERSISTED_KEYS, Explorer, Finding
-from crashkit.harness.observe import RecordingSink, Timeline
+from crashkit.harness.explore import Explorer, Finding, minimal_findings
+from crashkit.harness.explore.explorer import PERSISTED_KEYS
+from crashkit.harness.judge.observe import RecordingSink, Timeline
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.events import state_payload
 from crashkit.orchestrator.sources import ticks
@@ -359,8 +360,6 @@ def export_findings(
     explorer: Explorer | None = None,
 ) -> list[Path]:
     """Per invariant, the smallest finding (earliest crash point, fewest faults), exported."""
-    from crashkit.harness.explore_cli import minimal_findings
-
     return [
         export_finding(f, directory, backend=backend, runtime=runtime, explorer=explorer)
         for f, _ in minimal_findings(findings)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from crashkit.harness.explorer import Explorer, Finding, Summary, Workload
-from crashkit.harness.oracles import INVARIANTS
-from crashkit.harness.suite import SUITES, Job, run_jobs, single
+from crashkit.harness.explore import Explorer
+from crashkit.harness.explore.suite import SUITES, Job, run_jobs, single
+from crashkit.harness.explore.summary import minimal_findings, summary_table
+from crashkit.harness.explore.workload import Workload
+from crashkit.harness.scenarios.export import export_findings
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend_factory
 
@@ -31,44 +31,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not sep or n < 1 or not 0 <= i < n:
         raise click.BadParameter(f"{text!r} is not i/n with 0 <= i < n (for example 0/2)")
     return i, n
-
-
-def minimal_findings(findings: Sequence[Finding]) -> list[tuple[Finding, int]]:
-    """Per invariant, the finding with the earliest crash point (the smallest reproduction),
-    with how many findings share that invariant."""
-    best: dict[str, Finding] = {}
-    counts: dict[str, int] = {}
-    for f in findings:
-        name = f.violation.invariant
-        counts[name] = counts.get(name, 0) + 1
-        key = (f.crash_point if f.crash_point is not None else -1, len(f.workload.plan.rules))
-        current = best.get(name)
-        if current is None or key < (
-            current.crash_point if current.crash_point is not None else -1,
-            len(current.workload.plan.rules),
-        ):
-            best[name] = f
-    return [(best[name], counts[name]) for name in sorted(best)]
-
-
-def summary_table(summary: Summary, title: str) -> Table:
-    data = summary.to_dict()
-    table = Table(title=title, show_header=False)
-    table.add_row("recorded runs (workloads + fault runs)", str(data["workloads"]))
-    table.add_row("  of which fault runs (sweep, fsync models)", str(data["sweep_runs"]))
-    table.add_row("crash points", str(data["crash_points"]))
-    table.add_row("crash states checked", f"{summary.states_checked:,}")
-    outcomes = data["outcomes"]
-    assert isinstance(outcomes, dict)
-    for name, count in outcomes.items():
-        table.add_row(f"outcome: {name}", f"{count:,}")
-    by_invariant = summary.violations_by_invariant()
-    for name in INVARIANTS:
-        table.add_row(f"violations {name}", str(by_invariant[name]))
-    table.add_row("seconds", f"{summary.seconds:.1f}")
-    rate = data["states_per_second"]
-    table.add_row("states/s", "-" if rate is None else f"{rate:,.0f}")
-    return table
 
 
 @click.command()
@@ -184,8 +146,6 @@ def explore(
             )
             err.print(json.dumps(finding.to_dict()["reproduction"], sort_keys=True), soft_wrap=True)
     if summary.findings and not no_export:
-        from crashkit.harness.export import export_findings
-
         spec = None if backend == DEFAULT_BACKEND else backend
         paths = export_findings(summary.findings, export_dir, backend=spec, explorer=explorer)
         for path in paths:

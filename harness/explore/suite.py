@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from crashkit.harness.explorer import Explorer, Summary, Workload, default_workloads
+from crashkit.harness.explore import Explorer, Summary, Workload, default_workloads
 
 KINDS = ("crash", "sweep", "models")
 

@@ -1,0 +1,72 @@
+"""A workload: everything that determines one explored run, as plain seeded data.
+
+Same workload, same verdicts, on every machine: the synthetic market's seed, the
+fault plan and the fsync-failure model are all in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from crashkit.faults import DiskImage, FaultPlan, FsyncModel
+from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
+from crashkit.regime_engine.synthetic import generate
+
+STATE_DIR = "/crashkit/state"
+STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Everything that determines a run: same workload, same verdicts, on every machine."""
+
+    symbols: int = 3
+    ticks: int = 12
+    seed: int = 1
+    window_updates: int = 3
+    model: FsyncModel = FsyncModel.KEEP_DIRTY
+    plan: FaultPlan = field(default_factory=FaultPlan)
+    initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
+    torn: str = "default"  # cuts inside un-synced lines: "default" (a few) or "all" (every byte)
+    name: str = ""
+
+    @property
+    def config(self) -> HysteresisConfig:
+        return HysteresisConfig(window_updates=self.window_updates)
+
+    def snapshots(self) -> list[RegimeInputSnapshot]:
+        return list(generate(self.symbols, self.ticks, self.seed))
+
+    def image(self) -> DiskImage | None:
+        if self.initial_state is None:
+            return None
+        return DiskImage(files={STATE_PATH: self.initial_state}, dirs=(STATE_DIR,))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "symbols": self.symbols,
+            "ticks": self.ticks,
+            "seed": self.seed,
+            "window_updates": self.window_updates,
+            "fsync_model": self.model.value,
+            "fault_plan": self.plan.to_dict(),
+            "torn": self.torn,
+            "initial_state": None
+            if self.initial_state is None
+            else self.initial_state.decode("utf-8", "backslashreplace"),
+        }
+
+
+def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:
+    """The CI set: seeds x window sizes (1 commits at once, 3 is the default)."""
+    windows = (1, 2, 3)
+    for i in range(count):
+        yield Workload(
+            symbols=symbols,
+            ticks=ticks_,
+            seed=1000 + i,
+            window_updates=windows[i % 3],
+            name=f"seed{1000 + i}",
+        )

@@ -1,0 +1,61 @@
+"""What a scenario run produced: one `Check` per expectation, the `Observed` run, the result.
+
+Shared by the runner (which fills them), the expectation compare and `--update`
+(which read them) and the JUnit writer, so none of those imports another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crashkit.orchestrator.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One expectation (or self-checking step) and whether it held."""
+
+    name: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the run did, in the shape of the `expect` block."""
+
+    startup: dict[str, object] | None
+    halted_tick: int | None
+    exit_code: int | None
+    events: tuple[Event, ...]
+    final_states: dict[str, dict[str, object]]
+    restore_report: dict[str, object]
+    violations: dict[str, tuple[str, ...]]  # invariant -> messages (every id present)
+    applicable: tuple[str, ...]  # invariants checked when `expect.invariants` is absent
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioResult:
+    name: str
+    path: str
+    checks: tuple[Check, ...]
+    observed: Observed | None
+    seconds: float
+    error: str | None = None  # the runner itself failed (an exception in the code under test)
+    traces: tuple[tuple[str, ...], ...] = ()  # the op trace of each boot of the fake disk
+    notes: tuple[str, ...] = ()  # what the crash steps chose, for the reader
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def first_failure(self) -> str:
+        if self.error is not None:
+            return self.error.splitlines()[0]
+        bad = self.failures
+        return f"{bad[0].name}: {bad[0].message}" if bad else ""
