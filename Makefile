@@ -4,27 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The project is installed in setuptools' "strict" editable mode: a tree of links under
-# build/ maps the `crashkit.*` import names onto the folders (pyproject.toml), which
-# mypy and import-linter can follow. A new or removed file needs a reinstall, so the
-# install also depends on the list of package files (rewritten only when it changes).
-PACKAGE_DIRS := impl faults harness scenarios
-FILE_LIST := build/package-files.txt
-PACKAGE_FILES := $(sort $(shell find $(PACKAGE_DIRS) -type f \( -name '*.py' -o -name '*.yaml' -o -name py.typed -o -name .gitkeep \) -not -path '*/__pycache__/*' 2>/dev/null))
+# The project is installed editable in setuptools' "strict" mode, whose folder of links
+# under build/ maps the `crashkit.*` import names onto the folders (pyproject.toml's
+# package-dir) in a way mypy and import-linter can follow; tools/editable_links.py then
+# links each package to its whole folder, so a new file needs no reinstall.
 
-.PHONY: setup run test crash bench lint clean FORCE
+.PHONY: setup run test crash bench lint clean
 
 setup: $(STAMP)
 
-$(FILE_LIST): FORCE
-	@mkdir -p build
-	@echo '$(PACKAGE_FILES)' | tr ' ' '\n' > $@.new
-	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
-
-$(STAMP): pyproject.toml $(FILE_LIST)
+$(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	rm -rf build/__editable__.crashkit-*
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	$(BIN)/python tools/editable_links.py
 	touch $(STAMP)
 
 # The main job: explore the default workload at every crash point, plus the
@@ -48,8 +42,8 @@ bench: $(STAMP)
 MYPY_PACKAGES := -p crashkit.regime_engine -p crashkit.orchestrator -p crashkit.faults -p crashkit.harness
 
 lint: $(STAMP)
-	$(BIN)/ruff check impl faults harness tests benchmarks
-	$(BIN)/ruff format --check impl faults harness tests benchmarks
+	$(BIN)/ruff check impl faults harness tests benchmarks tools
+	$(BIN)/ruff format --check impl faults harness tests benchmarks tools
 	$(BIN)/mypy $(MYPY_PACKAGES)
 
 clean:

@@ -9,7 +9,7 @@ from hypothesis import settings
 
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
-from crashkit.regime_engine.contracts import HysteresisState, Regime
+from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisState, Regime
 
 # Hypothesis profiles, chosen on purpose with HYPOTHESIS_PROFILE (default `dev`); with
 # CI set, hypothesis would otherwise load its own built-in `ci` profile. The machines
@@ -32,14 +32,6 @@ settings.register_profile(
 )
 settings.register_profile("nightly", max_examples=2000, stateful_step_count=40, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-DECISION_KEYS = (
-    "symbol",
-    "engine_timestamp_ms",
-    "anchor_regime",
-    "candidate_regime",
-    "progress_current",
-)
 
 
 def make_state(
@@ -69,7 +61,7 @@ def decisions(
 
     A run_id published twice with different fields fails the test at once.
     """
-    keys = (*DECISION_KEYS, "last_commit_timestamp_ms") if with_commit else DECISION_KEYS
+    keys = (*DECISION_FIELDS, "last_commit_timestamp_ms") if with_commit else DECISION_FIELDS
     out: dict[str, tuple[object, ...]] = {}
     for event in events:
         if event.event_type in (ev.DECISION_PUBLISHED, ev.STATE_RESTORED):

@@ -14,11 +14,8 @@ from crashkit.harness.explore.suite import SUITES, Job, run_jobs, single
 from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import export_findings
-from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.errors import ConfigError, ExitCode
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend_factory
-
-EXIT_VIOLATION = 1
-EXIT_USAGE = 2
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -93,7 +90,7 @@ def explore(
         factory = load_backend_factory(backend)
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] --backend: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(ExitCode.USAGE)
     shard_ix = parse_shard(shard)
     jobs: tuple[Job, ...]
     if suite is not None:
@@ -150,4 +147,4 @@ def explore(
         paths = export_findings(summary.findings, export_dir, backend=spec, explorer=explorer)
         for path in paths:
             err.print(f"regression scenario written: {path}", highlight=False, soft_wrap=True)
-    sys.exit(EXIT_VIOLATION if summary.findings else 0)
+    sys.exit(ExitCode.CHECK_FAILED if summary.findings else ExitCode.OK)

@@ -20,10 +20,8 @@ from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, pars
 from crashkit.harness.scenarios.results import ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
+from crashkit.orchestrator.errors import ExitCode
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_FILE = 2
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -144,7 +142,7 @@ def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace:
         highlight=False,
     )
     if errors:
-        sys.exit(EXIT_BAD_FILE)
+        sys.exit(ExitCode.USAGE)
     if update:
         # what --update cannot rewrite: self-checking steps (replay) and runner errors
         stuck = [
@@ -152,5 +150,5 @@ def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace:
             for r in results
             if r.error or any(not c.ok for c in r.checks if c.name.startswith("steps["))
         ]
-        sys.exit(EXIT_FAILED if stuck else EXIT_OK)
-    sys.exit(EXIT_OK if passed == len(results) else EXIT_FAILED)
+        sys.exit(ExitCode.CHECK_FAILED if stuck else ExitCode.OK)
+    sys.exit(ExitCode.OK if passed == len(results) else ExitCode.CHECK_FAILED)

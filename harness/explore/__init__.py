@@ -7,11 +7,9 @@ was found (`Finding`, `Summary`) and how it is reported.
 
 from crashkit.harness.explore.explorer import Explorer
 from crashkit.harness.explore.summary import Finding, Summary, minimal_findings, summary_table
-from crashkit.harness.explore.workload import STATE_DIR, STATE_PATH, Workload, default_workloads
+from crashkit.harness.explore.workload import Workload, default_workloads
 
 __all__ = [
-    "STATE_DIR",
-    "STATE_PATH",
     "Explorer",
     "Finding",
     "Summary",

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
 from crashkit.harness.explore.summary import Finding, Summary
-from crashkit.harness.explore.workload import STATE_PATH, Workload
+from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import MemorySink, state_payload
@@ -38,16 +40,8 @@ from crashkit.orchestrator.store.protocol import (
     load_backend_factory,
     load_read_only_restore,
 )
-from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import PERSISTED_FIELDS, HysteresisState, RegimeInputSnapshot
 
-PERSISTED_KEYS = (
-    "symbol",
-    "engine_timestamp_ms",
-    "anchor_regime",
-    "candidate_regime",
-    "progress_current",
-    "last_commit_timestamp_ms",
-)
 UNHANDLED = "unhandled exception instead of a clean refusal: "
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
 SWEEP_OPS: frozenset[str] = frozenset(
@@ -88,7 +82,7 @@ class PointFacts:
 
     latest_published: dict[str, tuple[int, str]]
     decisions: dict[str, orc.Decision]
-    conflicts: list[orc.Violation]
+    conflicts: list[Violation]
     acked: list[HysteresisState]
     in_flight: list[HysteresisState]
     latest_acked: dict[str, HysteresisState]
@@ -125,24 +119,24 @@ def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -
     return Reference(decisions, at)
 
 
-def check_selection(timeline: Timeline, seed: ModelRestore) -> list[orc.Violation]:
+def check_selection(timeline: Timeline, seed: ModelRestore) -> list[Violation]:
     """R4: the states a backend restored from a seeded file are the contract's selection."""
     got: dict[str, dict[str, object]] = {}
     for p in timeline.publishes:
         if p.event.event_type == ev.STATE_RESTORED and p.event.symbol is not None:
             payload = p.event.payload["state"]
             assert isinstance(payload, dict)
-            got[p.event.symbol] = {k: payload[k] for k in PERSISTED_KEYS}
+            got[p.event.symbol] = {k: payload[k] for k in PERSISTED_FIELDS}
     want = {
-        symbol: {k: v for k, v in state_payload(state).items() if k in PERSISTED_KEYS}
+        symbol: {k: v for k, v in state_payload(state).items() if k in PERSISTED_FIELDS}
         for symbol, state in seed.states.items()
     }
     out = []
     for symbol in sorted(set(got) | set(want)):
         if got.get(symbol) != want.get(symbol):
             out.append(
-                orc.Violation(
-                    orc.RESTORE_TABLE,
+                Violation(
+                    Invariant.RESTORE_TABLE,
                     f"restored {got.get(symbol)} but the contract selects {want.get(symbol)}",
                     symbol,
                 )
@@ -348,7 +342,7 @@ class Explorer:
         written: list[HysteresisState],
         point: int,
         state: CrashState,
-    ) -> tuple[bool, list[orc.Violation]]:
+    ) -> tuple[bool, list[Violation]]:
         """Restart on one crash state and run every oracle; returns (refused, violations)."""
         position = point + 1  # a crash after op `point` has seen ops 0..point
         cached = self._per_point.get(point)
@@ -374,10 +368,10 @@ class Explorer:
             self._per_point = {point: cached}
         facts = cached
         r = self._restart(workload, snapshots, reference, state.image)
-        found: list[orc.Violation] = []
+        found: list[Violation] = []
         if r.refusal is not None or r.restored is None:
             if r.refusal is not None and r.refusal.startswith(UNHANDLED):
-                found.append(orc.Violation(orc.HALT, f"restart crashed: {r.refusal}"))
+                found.append(Violation(Invariant.HALT, f"restart crashed: {r.refusal}"))
             elif seed.outcome != "fatal":
                 found += orc.check_crash_not_fatal(r.refusal)
             return True, found
@@ -420,7 +414,7 @@ class Explorer:
         seed = model_restore(workload.initial_state, workload.config)
         timeline, states, refusal, refused_next, ops = self._record(workload, snapshots)
 
-        def first(v: orc.Violation) -> Finding:
+        def first(v: Violation) -> Finding:
             return Finding(v, workload, None, None, None)
 
         # checks on the recorded run itself (no crash)
@@ -429,8 +423,8 @@ class Explorer:
             if (refusal is not None) != fatal_expected and not workload.plan.rules:
                 summary.findings.append(
                     first(
-                        orc.Violation(
-                            orc.RESTORE_TABLE,
+                        Violation(
+                            Invariant.RESTORE_TABLE,
                             f"restore of the seeded file should be {seed.outcome}, backend "
                             + (f"refused: {refusal}" if refusal else "started"),
                         )
@@ -450,14 +444,14 @@ class Explorer:
         for v in orc.check_engine_events(p.event for p in timeline.publishes):
             summary.findings.append(first(v))
         if refusal is not None and refusal.startswith(UNHANDLED):
-            summary.findings.append(first(orc.Violation(orc.HALT, f"startup crashed: {refusal}")))
+            summary.findings.append(first(Violation(Invariant.HALT, f"startup crashed: {refusal}")))
         if refusal is not None:
             summary.outcomes["refused"] += 1
             if timeline.publishes:
                 summary.findings.append(
                     first(
-                        orc.Violation(
-                            orc.HALT, "events published by a process that refused to start"
+                        Violation(
+                            Invariant.HALT, "events published by a process that refused to start"
                         )
                     )
                 )

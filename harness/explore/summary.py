@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from crashkit.harness.explore.workload import Workload
-from crashkit.harness.judge import oracles as orc
-from crashkit.harness.judge.oracles import INVARIANTS
+from crashkit.harness.judge.invariants import INVARIANTS, Violation
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     """A violation with its minimal reproduction, as plain data for the scenario runner."""
 
-    violation: orc.Violation
+    violation: Violation
     workload: Workload
     crash_point: int | None
     cut: str | None
@@ -62,7 +61,7 @@ class Summary:
 
     def violations_by_invariant(self) -> dict[str, int]:
         counts = Counter(f.violation.invariant for f in self.findings)
-        return {name: counts.get(name, 0) for name in orc.INVARIANTS}
+        return {name: counts.get(name, 0) for name in INVARIANTS}
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
-
-STATE_DIR = "/crashkit/state"
-STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,63 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
-from crashkit.regime_engine.contracts import HysteresisState
-
-DURABILITY = "1-durability"
-NO_INVALID_RESTORED = "2-no-invalid-restored"
-PUBLISH_IMPLIES_COMMITTED = "3-publish-implies-committed"
-CRASH_NOT_FATAL = "4-crash-damage-not-fatal"
-CONTINUITY = "5-continuity"
-HALT = "6-halt"
-ENGINE = "7-engine-invariant"
-RESTORE_TABLE = "R4-restore-table"
-
-INVARIANTS: tuple[str, ...] = (
-    DURABILITY,
-    NO_INVALID_RESTORED,
-    PUBLISH_IMPLIES_COMMITTED,
-    CRASH_NOT_FATAL,
-    CONTINUITY,
-    HALT,
-    ENGINE,
-    RESTORE_TABLE,
-)
+from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisState
 
 Decision = tuple[object, ...]
-DECISION_FIELDS = (
-    "symbol",
-    "engine_timestamp_ms",
-    "anchor_regime",
-    "candidate_regime",
-    "progress_current",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    invariant: str
-    message: str
-    symbol: str | None = None
-    run_id: str | None = None
-    tick: int | None = None  # engine timestamp of the tick; taken from run_id when not given
-    line: int | None = None  # 1-based record line in the state file, when known
-
-    def to_dict(self) -> dict[str, object]:
-        tick = self.tick
-        if tick is None and self.run_id is not None:
-            tick = int(self.run_id.rsplit(":", 1)[1])
-        return {
-            "invariant": self.invariant,
-            "message": self.message,
-            "symbol": self.symbol,
-            "run_id": self.run_id,
-            "tick": tick,
-            "line": self.line,
-        }
 
 
 def run_id(state: HysteresisState) -> str:
@@ -102,7 +52,7 @@ def decisions_of(events: Iterable[Event]) -> tuple[dict[str, Decision], list[Vio
         if seen != value:
             conflicts.append(
                 Violation(
-                    CONTINUITY,
+                    Invariant.CONTINUITY,
                     f"{key} published twice with different states: {seen} then {value}",
                     event.symbol,
                     key,
@@ -150,12 +100,17 @@ def durability_violations(
         rid = run_id(want)
         if got is None:
             out.append(
-                Violation(DURABILITY, f"acknowledged {rid} lost: symbol not restored", symbol, rid)
+                Violation(
+                    Invariant.DURABILITY,
+                    f"acknowledged {rid} lost: symbol not restored",
+                    symbol,
+                    rid,
+                )
             )
         elif got.engine_timestamp_ms < want.engine_timestamp_ms:
             out.append(
                 Violation(
-                    DURABILITY,
+                    Invariant.DURABILITY,
                     f"acknowledged {rid} lost: restored an older state at {got.engine_timestamp_ms}",
                     symbol,
                     rid,
@@ -168,7 +123,7 @@ def durability_violations(
         ):
             out.append(
                 Violation(
-                    DURABILITY,
+                    Invariant.DURABILITY,
                     f"acknowledged {rid} restored with different fields: {got.persisted_fields()} "
                     f"instead of {want.persisted_fields()}",
                     symbol,
@@ -191,7 +146,7 @@ def invalid_restored_violations(
     """§9.2 against the persisted fields of everything written (see `check_no_invalid_restored`)."""
     return [
         Violation(
-            NO_INVALID_RESTORED,
+            Invariant.NO_INVALID_RESTORED,
             f"restored {run_id(state)} was never written whole: {state.persisted_fields()}",
             symbol,
             run_id(state),
@@ -230,7 +185,7 @@ def check_publish_implies_committed(
         if ack is None or ack > seq:
             out.append(
                 Violation(
-                    PUBLISH_IMPLIES_COMMITTED,
+                    Invariant.PUBLISH_IMPLIES_COMMITTED,
                     f"{rid} published before its record was committed"
                     + (" (never committed)" if ack is None else ""),
                     event.symbol,
@@ -247,7 +202,7 @@ def check_publish_implies_committed(
         if fields not in acked_fields[rid]:
             out.append(
                 Violation(
-                    PUBLISH_IMPLIES_COMMITTED,
+                    Invariant.PUBLISH_IMPLIES_COMMITTED,
                     f"{rid} published a state that differs from its committed record: {fields}",
                     event.symbol,
                     rid,
@@ -259,7 +214,7 @@ def check_publish_implies_committed(
             if got is None or got.engine_timestamp_ms < event.engine_timestamp_ms:
                 out.append(
                     Violation(
-                        PUBLISH_IMPLIES_COMMITTED,
+                        Invariant.PUBLISH_IMPLIES_COMMITTED,
                         f"{rid} was published but is not on disk after the crash",
                         event.symbol,
                         rid,
@@ -296,7 +251,7 @@ def check_published_survived(
         if got is None or got.engine_timestamp_ms < ts:
             out.append(
                 Violation(
-                    PUBLISH_IMPLIES_COMMITTED,
+                    Invariant.PUBLISH_IMPLIES_COMMITTED,
                     f"{rid} was published but is not on disk after the crash",
                     symbol,
                     rid,
@@ -309,7 +264,9 @@ def check_crash_not_fatal(refusal: str | None) -> list[Violation]:
     """§9.4: torn tails and lost unsynced bytes must never make restore refuse to start."""
     if refusal is None:
         return []
-    return [Violation(CRASH_NOT_FATAL, f"restart after a crash refused to start: {refusal}")]
+    return [
+        Violation(Invariant.CRASH_NOT_FATAL, f"restart after a crash refused to start: {refusal}")
+    ]
 
 
 def check_continuity(
@@ -337,7 +294,7 @@ def merge_decisions(
         if seen != value:
             conflicts.append(
                 Violation(
-                    CONTINUITY,
+                    Invariant.CONTINUITY,
                     f"{rid} published twice with different states: {seen} then {value}",
                     rid.rsplit(":", 1)[0],
                     rid,
@@ -360,7 +317,7 @@ def continuity_violations(
         if want is None:
             out.append(
                 Violation(
-                    CONTINUITY,
+                    Invariant.CONTINUITY,
                     f"{rid} published but the uninterrupted run has no such run",
                     symbol,
                     rid,
@@ -369,7 +326,7 @@ def continuity_violations(
         elif want != value:
             out.append(
                 Violation(
-                    CONTINUITY,
+                    Invariant.CONTINUITY,
                     f"{rid} decided {value}, uninterrupted run decided {want}",
                     symbol,
                     rid,
@@ -382,7 +339,7 @@ def continuity_violations(
         if up_to_ms is None or ts <= up_to_ms:
             out.append(
                 Violation(
-                    CONTINUITY,
+                    Invariant.CONTINUITY,
                     f"{rid} of the uninterrupted run was never published",
                     rid.rsplit(":", 1)[0],
                     rid,
@@ -409,19 +366,21 @@ def check_halt(
         if seq > failed and event.event_type != ev.SCHEDULING_HALTED:
             out.append(
                 Violation(
-                    HALT,
+                    Invariant.HALT,
                     f"{event.event_type} {event.run_id} published after a persist failure",
                     event.symbol,
                     event.run_id,
                 )
             )
     if not any(seq > failed and e.event_type == ev.SCHEDULING_HALTED for seq, e in publishes):
-        out.append(Violation(HALT, "no scheduling_halted event after a persist failure"))
+        out.append(Violation(Invariant.HALT, "no scheduling_halted event after a persist failure"))
     later = [seq for seq, _ in appends if seq > failed]
     if later:
-        out.append(Violation(HALT, f"{len(later)} append(s) attempted after a persist failure"))
+        out.append(
+            Violation(Invariant.HALT, f"{len(later)} append(s) attempted after a persist failure")
+        )
     if refused_next_tick is False:
-        out.append(Violation(HALT, "the runtime accepted a tick after halting"))
+        out.append(Violation(Invariant.HALT, "the runtime accepted a tick after halting"))
     return out
 
 
@@ -434,7 +393,7 @@ def check_engine(states: Iterable[HysteresisState]) -> list[Violation]:
         ):
             out.append(
                 Violation(
-                    ENGINE,
+                    Invariant.ENGINE,
                     f"{run_id(state)} breaks the engine invariant: anchor {state.anchor_regime}, "
                     f"candidate {state.candidate_regime}, progress {state.progress_current}",
                     state.symbol,
@@ -462,7 +421,7 @@ def check_engine_events(events: Iterable[Event]) -> list[Violation]:
         ):
             out.append(
                 Violation(
-                    ENGINE,
+                    Invariant.ENGINE,
                     f"{event.run_id} published breaking the engine invariant: anchor {anchor}, "
                     f"candidate {candidate}, progress {progress}",
                     event.symbol,

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from crashkit.faults import CrashFS, CrashState, FaultRule
-from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Violation
+from crashkit.harness.judge.paths import STATE_FILE_GLOB
 from crashkit.harness.scenarios import export
 
 #: One CrashFS per process, reused by every example (it keeps its pyfakefs Patcher
@@ -43,9 +44,7 @@ class MachineViolation(AssertionError):
 
     invariant: str = ""
 
-    def __init__(
-        self, violations: Sequence[orc.Violation], body: dict[str, Any], steps: int
-    ) -> None:
+    def __init__(self, violations: Sequence[Violation], body: dict[str, Any], steps: int) -> None:
         lines = [f"{v.invariant}: {v.message}" for v in violations]
         super().__init__(f"after {steps} step(s): " + "; ".join(lines))
         self.violations = tuple(violations)
@@ -57,7 +56,7 @@ class MachineViolation(AssertionError):
         return export.write_scenario(self.invariant, self.body, directory)
 
     @property
-    def first(self) -> orc.Violation:
+    def first(self) -> Violation:
         return self.violations[0]
 
 
@@ -75,7 +74,7 @@ def violation_type(invariant: str) -> type[MachineViolation]:
 
 
 def raise_violations(
-    violations: Sequence[orc.Violation], body: Callable[[], dict[str, Any]], steps: int
+    violations: Sequence[Violation], body: Callable[[], dict[str, Any]], steps: int
 ) -> None:
     """Raise for the first violated invariant (the others of the same check ride along)."""
     if not violations:
@@ -204,7 +203,6 @@ def regressions_dir(default: Path | str | None) -> Path | None:
 
 #: Fault families a machine may inject into the state file (item split: one family each).
 FAULT_FAMILIES: tuple[str, ...] = ("write", "short_write", "fsync")
-STATE_FILE_GLOB = "*/hysteresis.jsonl"
 
 
 _ARM = st.integers(0, 4)

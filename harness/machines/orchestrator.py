@@ -26,10 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import FaultPlan, FsyncModel
-from crashkit.harness.explore import STATE_PATH
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     crash_fs,
@@ -130,7 +131,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         self.rule_count += 1
         self.steps.append(step)
 
-    def _body(self, violations: list[orc.Violation]) -> dict[str, Any]:
+    def _body(self, violations: list[Violation]) -> dict[str, Any]:
         v = violations[0]
         return export.build_scenario(
             description=f"{v.invariant}: {v.message} [orchestrator-level machine "
@@ -144,7 +145,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             missing_dir=True,  # boot() starts from an empty disk
         )
 
-    def _fail(self, violations: list[orc.Violation]) -> None:
+    def _fail(self, violations: list[Violation]) -> None:
         raise_violations(violations, lambda: self._body(violations), self.rule_count)
 
     def _settle(self, position: int | None) -> None:
@@ -195,15 +196,15 @@ class OrchestratorMachine(RuleBasedStateMachine):
                 self._fail(orc.check_crash_not_fatal(exc.reason))
             self._fail(
                 [
-                    orc.Violation(
-                        orc.RESTORE_TABLE,
+                    Violation(
+                        Invariant.RESTORE_TABLE,
                         f"restore should be {expect.outcome}, backend refused: {exc.reason}",
                     )
                 ]
             )
             return
         except Exception as exc:  # a backend must refuse cleanly, not crash
-            self._fail([orc.Violation(orc.HALT, f"start raised {type(exc).__name__}: {exc}")])
+            self._fail([Violation(Invariant.HALT, f"start raised {type(exc).__name__}: {exc}")])
             return
         if probe:
             with contextlib.suppress(Exception):
@@ -222,8 +223,8 @@ class OrchestratorMachine(RuleBasedStateMachine):
 
     def _judge_restore(self, restored: dict[str, HysteresisState], expect: ModelRestore) -> None:
         table = [
-            orc.Violation(
-                orc.RESTORE_TABLE,
+            Violation(
+                Invariant.RESTORE_TABLE,
                 f"restored {restored[s].persisted_fields() if s in restored else None} but the "
                 f"contract selects "
                 f"{expect.states[s].persisted_fields() if s in expect.states else None}",

@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
-from crashkit.harness.explore import STATE_DIR, STATE_PATH
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import Timeline, recording_factory
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     CrashChoice,
@@ -148,7 +149,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.rule_count += 1
         self.steps.append(step)
 
-    def _body(self, violations: list[orc.Violation]) -> dict[str, Any]:
+    def _body(self, violations: list[Violation]) -> dict[str, Any]:
         v = violations[0]
         return export.build_scenario(
             description=f"{v.invariant}: {v.message} [store-level machine "
@@ -162,7 +163,7 @@ class StoreMachine(RuleBasedStateMachine):
             missing_dir=self.initial is None,  # boot() starts such runs from an empty disk
         )
 
-    def _fail(self, violations: list[orc.Violation]) -> None:
+    def _fail(self, violations: list[Violation]) -> None:
         raise_violations(violations, lambda: self._body(violations), self.rule_count)
 
     def _visible(self) -> bytes | None:
@@ -211,7 +212,7 @@ class StoreMachine(RuleBasedStateMachine):
             self._judge_refusal(exc.reason, expect)
             return None
         except Exception as exc:  # a backend must refuse cleanly, not crash
-            self._fail([orc.Violation(orc.HALT, f"restore raised {type(exc).__name__}: {exc}")])
+            self._fail([Violation(Invariant.HALT, f"restore raised {type(exc).__name__}: {exc}")])
             return None
         if not probe:
             self.opened = opened
@@ -271,10 +272,12 @@ class StoreMachine(RuleBasedStateMachine):
             return
         # After a power cut, refusing is taking crash damage as fatal (4); otherwise the
         # refusal misreads the restore table (R4). The scenario runner judges alike.
-        invariant = orc.CRASH_NOT_FATAL if self.crashed_since_start else orc.RESTORE_TABLE
+        invariant = (
+            Invariant.CRASH_NOT_FATAL if self.crashed_since_start else Invariant.RESTORE_TABLE
+        )
         self._fail(
             [
-                orc.Violation(
+                Violation(
                     invariant,
                     f"restore refused ({reason}) but the contract's reading is "
                     f"{expect.outcome} with {len(expect.records)} valid record(s)",
@@ -286,8 +289,8 @@ class StoreMachine(RuleBasedStateMachine):
         if expect.outcome == "fatal":
             self._fail(
                 [
-                    orc.Violation(
-                        orc.RESTORE_TABLE,
+                    Violation(
+                        Invariant.RESTORE_TABLE,
                         f"restore started although the contract says fatal (invalid lines "
                         f"{list(expect.invalid_lines)}, no valid record)",
                     )
@@ -298,8 +301,8 @@ class StoreMachine(RuleBasedStateMachine):
             got, want = restored.get(symbol), expect.states.get(symbol)
             if (got and got.persisted_fields()) != (want and want.persisted_fields()):
                 table.append(
-                    orc.Violation(
-                        orc.RESTORE_TABLE,
+                    Violation(
+                        Invariant.RESTORE_TABLE,
                         f"restored {got and got.persisted_fields()} but the contract selects "
                         f"{want and want.persisted_fields()}",
                         symbol,
@@ -381,12 +384,12 @@ class StoreMachine(RuleBasedStateMachine):
             )
         self._refresh()
         if was_failed and ok:
-            self._fail([orc.Violation(orc.HALT, "a poisoned writer acknowledged an append")])
+            self._fail([Violation(Invariant.HALT, "a poisoned writer acknowledged an append")])
         if not ok:
             self.failed = True
             if not backend.poisoned:
                 self._fail(
-                    [orc.Violation(orc.HALT, "the writer is not poisoned after a failed append")]
+                    [Violation(Invariant.HALT, "the writer is not poisoned after a failed append")]
                 )
 
     @precondition(lambda self: self.opened is not None)

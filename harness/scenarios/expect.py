@@ -15,12 +15,11 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from crashkit.harness.judge.oracles import INVARIANTS
+from crashkit.harness.judge.invariants import INVARIANTS
+from crashkit.harness.scenarios import schema as s
+from crashkit.harness.scenarios.results import Check, Observed
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
-
-from . import schema as s
-from .results import Check, Observed
 
 _STATE_EVENTS = (ev.STATE_RESTORED, ev.DECISION_PUBLISHED)
 _STATE_SUMMARY = ("anchor_regime", "candidate_regime", "progress_current", "progress_required")

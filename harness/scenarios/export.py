@@ -80,32 +80,28 @@ import yaml
 
 from crashkit.faults import FaultPlan
 from crashkit.harness.explore import Explorer, Finding, minimal_findings
-from crashkit.harness.explore.explorer import PERSISTED_KEYS
 from crashkit.harness.judge.observe import RecordingSink, Timeline
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.events import state_payload
 from crashkit.orchestrator.sources import ticks
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
-from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.regime_engine.contracts import (
+    PERSISTED_FIELDS,
+    HysteresisConfig,
+    HysteresisState,
+    Regime,
+)
 
 #: Where `make crash` writes what the machines find (relative to the repository root).
 REGRESSIONS_DIR = Path("scenarios/regressions")
 ALL_INVARIANTS: list[str] = ["all"]
-PERSISTED = (
-    "symbol",
-    "engine_timestamp_ms",
-    "anchor_regime",
-    "candidate_regime",
-    "progress_current",
-    "last_commit_timestamp_ms",
-)
 Step = dict[str, Any]
 
 
 def record_fields(state: HysteresisState) -> dict[str, Any]:
     """The six persisted fields as plain YAML data (the `record:` mapping)."""
     payload = state_payload(state)
-    return {key: payload[key] for key in PERSISTED_KEYS}
+    return {key: payload[key] for key in PERSISTED_FIELDS}
 
 
 def state_of_fields(fields: Mapping[str, Any], window_updates: int = 3) -> HysteresisState:

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from .loader import ScenarioError
-from .results import ScenarioResult
+from crashkit.harness.scenarios.loader import ScenarioError
+from crashkit.harness.scenarios.results import ScenarioResult
 
 
 def junit_xml(

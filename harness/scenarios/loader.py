@@ -24,7 +24,8 @@ import msgspec
 import yaml
 
 from crashkit.faults import FaultRule, FsyncModel
-from crashkit.harness.judge.oracles import INVARIANTS
+from crashkit.harness.judge.invariants import INVARIANTS
+from crashkit.harness.scenarios import schema as s
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.runtime import HysteresisRuntime
 from crashkit.orchestrator.sources import read_snapshots
@@ -41,8 +42,6 @@ from crashkit.regime_engine.contracts import (
     RegimeInputSnapshot,
 )
 from crashkit.regime_engine.synthetic import generate
-
-from . import schema as s
 
 PathPart = str | int
 Locator = Callable[[Sequence[PathPart]], int | None]
@@ -289,10 +288,6 @@ def _validation_error(
 
 
 # -- the loaded scenario -----------------------------------------------------------------
-
-
-STATE_DIR = "/crashkit/state"
-STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
 
 
 @dataclass(frozen=True, slots=True)

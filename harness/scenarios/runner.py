@@ -26,6 +26,7 @@ import msgspec
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
 from crashkit.harness.explore.explorer import UNHANDLED, check_selection
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import (
     AppendRecord,
@@ -35,35 +36,35 @@ from crashkit.harness.judge.observe import (
     Timeline,
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
+from crashkit.harness.scenarios import schema as s
 from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
-from crashkit.orchestrator import events as ev
-from crashkit.orchestrator.errors import HaltedError, StartupRefused
-from crashkit.orchestrator.events import Event, MemorySink
-from crashkit.orchestrator.replay import full_replay, resume_replay
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from crashkit.orchestrator.sources import ticks
-from crashkit.orchestrator.store.jsonl import restore_report
-from crashkit.orchestrator.store.memory import memory_store
-from crashkit.regime_engine.codec import RECORD_KEYS
-from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
-
-from . import schema as s
-from .expect import compare
-from .loader import (
-    STATE_DIR,
-    STATE_PATH,
+from crashkit.harness.scenarios.expect import compare
+from crashkit.harness.scenarios.loader import (
     LoadedScenario,
     PathPart,
     hex_bytes,
     key_path,
     load_scenario,
 )
-from .results import Check, Observed, ScenarioResult
+from crashkit.harness.scenarios.results import Check, Observed, ScenarioResult
+from crashkit.orchestrator import events as ev
+from crashkit.orchestrator.errors import ExitCode, HaltedError, StartupRefused
+from crashkit.orchestrator.events import Event, MemorySink
+from crashkit.orchestrator.replay import full_replay, resume_replay
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.regime_engine.contracts import (
+    PERSISTED_FIELDS,
+    HysteresisConfig,
+    HysteresisState,
+    RegimeInputSnapshot,
+)
 
-EXIT_REFUSED = 3
-EXIT_HALTED = 4
-EXIT_SYMBOL_FAILED = 5
-EXIT_CRASHED = 1  # an unhandled exception at startup: the CLI would die with a traceback
+#: What Python exits with when the CLI dies of an uncaught exception (not one of ours).
+TRACEBACK_EXIT = 1
 
 
 class _Shared:
@@ -129,16 +130,17 @@ class Proc:
 
     @property
     def exit_code(self) -> int | None:
+        """What `crashkit run` would exit with (plain data: scenario files hold ints)."""
         if self.status in ("crashed", "vanished"):
             return None
         if self.status == "refused":
-            return EXIT_CRASHED if self.unhandled else EXIT_REFUSED
+            return TRACEBACK_EXIT if self.unhandled else int(ExitCode.REFUSED)
         stats = self.runtime.stats
         if stats.halted:
-            return EXIT_HALTED
+            return int(ExitCode.HALTED)
         if stats.halted_symbols:
-            return EXIT_SYMBOL_FAILED
-        return 0
+            return int(ExitCode.SYMBOL_FAILED)
+        return int(ExitCode.OK)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def corrupt_line(line: bytes, kind: s.CorruptionKind | s.RawHex) -> bytes:
 
 def _persisted(state: HysteresisState) -> dict[str, object]:
     payload = ev.state_payload(state)
-    return {k: payload[k] for k in RECORD_KEYS if k in payload}
+    return {k: payload[k] for k in PERSISTED_FIELDS}
 
 
 # -- the machine ---------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ class Machine:
         self.baseline: list[HysteresisState] = list(seed.states.values())
         self.baseline_written: list[HysteresisState] = list(seed.records)
         self.crashed_since_start = False
-        self.violations: list[tuple[orc.Violation, str]] = []
+        self.violations: list[tuple[Violation, str]] = []
         self.step_checks: list[Check] = []
         self.traces: list[tuple[str, ...]] = []
         self.notes: list[str] = []
@@ -245,7 +247,7 @@ class Machine:
             return self.procs[-1]
         return None
 
-    def _found(self, violations: Iterable[orc.Violation], where: str) -> None:
+    def _found(self, violations: Iterable[Violation], where: str) -> None:
         self.violations.extend((v, where) for v in violations)
 
     def _epoch_procs(self, exclude: Proc | None = None) -> list[Proc]:
@@ -289,15 +291,15 @@ class Machine:
 
     def _judge_refusal(self, reason: str, model: ModelRestore, injected: bool, where: str) -> None:
         if reason.startswith(UNHANDLED):
-            self._found([orc.Violation(orc.HALT, f"startup crashed: {reason}")], where)
+            self._found([Violation(Invariant.HALT, f"startup crashed: {reason}")], where)
         elif not injected and model.outcome != "fatal":
             if self.crashed_since_start:
                 self._found(orc.check_crash_not_fatal(reason), where)
             else:
                 self._found(
                     [
-                        orc.Violation(
-                            orc.RESTORE_TABLE,
+                        Violation(
+                            Invariant.RESTORE_TABLE,
                             f"restore should be {model.outcome}, backend refused: {reason}",
                         )
                     ],
@@ -336,8 +338,8 @@ class Machine:
             if timeline.publishes:
                 self._found(
                     [
-                        orc.Violation(
-                            orc.HALT, "events published by a process that refused to start"
+                        Violation(
+                            Invariant.HALT, "events published by a process that refused to start"
                         )
                     ],
                     where,
@@ -347,7 +349,11 @@ class Machine:
         if not injected:
             if model.outcome == "fatal":
                 self._found(
-                    [orc.Violation(orc.RESTORE_TABLE, "restore should be fatal, backend started")],
+                    [
+                        Violation(
+                            Invariant.RESTORE_TABLE, "restore should be fatal, backend started"
+                        )
+                    ],
                     where,
                 )
             else:
@@ -448,11 +454,11 @@ class Machine:
         where = f"steps[{i}]"
         if acked and failed_before:
             self._found(
-                [orc.Violation(orc.HALT, "a poisoned writer acknowledged an append")], where
+                [Violation(Invariant.HALT, "a poisoned writer acknowledged an append")], where
             )
         if not acked and not inner.poisoned:
             self._found(
-                [orc.Violation(orc.HALT, "the writer is not poisoned after a failed append")],
+                [Violation(Invariant.HALT, "the writer is not poisoned after a failed append")],
                 where,
             )
 
@@ -544,7 +550,7 @@ class Machine:
 
     def _live_decisions(
         self,
-    ) -> tuple[dict[str, orc.Decision], dict[str, orc.Decision], list[orc.Violation]]:
+    ) -> tuple[dict[str, orc.Decision], dict[str, orc.Decision], list[Violation]]:
         """(published decisions, decisions plus restored states, run_ids published twice
         with different states) of the live processes."""
         events = self.visible_events()
@@ -648,7 +654,7 @@ class Machine:
             opened.backend.close()
         if model.outcome == "fatal":
             self._found(
-                [orc.Violation(orc.RESTORE_TABLE, "restore should be fatal, backend started")],
+                [Violation(Invariant.RESTORE_TABLE, "restore should be fatal, backend started")],
                 where,
             )
         else:
@@ -658,8 +664,8 @@ class Machine:
                 if got.get(sym) != want.get(sym):
                     self._found(
                         [
-                            orc.Violation(
-                                orc.RESTORE_TABLE,
+                            Violation(
+                                Invariant.RESTORE_TABLE,
                                 f"restored {got.get(sym)} but the contract selects {want.get(sym)}",
                                 sym,
                             )
@@ -732,7 +738,7 @@ class Machine:
         unpredictable = any(
             st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in steps
         ) or bool(self.sc.restart_configs)
-        return tuple(i for i in orc.INVARIANTS if not (unpredictable and i == orc.CONTINUITY))
+        return tuple(i for i in INVARIANTS if not (unpredictable and i == Invariant.CONTINUITY))
 
     def observed(self, final: dict[str, dict[str, object]], report: dict[str, object]) -> Observed:
         live = [p for p in self.procs if p.status != "vanished"]
@@ -740,14 +746,14 @@ class Machine:
         startup: dict[str, object] | None = None
         if last is not None:
             code = (
-                (EXIT_CRASHED if last.unhandled else EXIT_REFUSED)
+                (TRACEBACK_EXIT if last.unhandled else int(ExitCode.REFUSED))
                 if last.refusal is not None
-                else 0
+                else int(ExitCode.OK)
             )
             startup = {"outcome": last.outcome, "exit_code": code}
         events = tuple(self.visible_events())
         halted = [e for e in events if e.event_type == ev.SCHEDULING_HALTED]
-        by_invariant: dict[str, list[str]] = {i: [] for i in orc.INVARIANTS}
+        by_invariant: dict[str, list[str]] = {i: [] for i in INVARIANTS}
         seen: set[tuple[str, str]] = set()
         for violation, where in self.violations:
             key = (violation.invariant, violation.message)

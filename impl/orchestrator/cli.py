@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crashkit.orchestrator.config import OrchestratorConfig, load_config, require_state_path
-from crashkit.orchestrator.errors import ConfigError, StartupRefused
+from crashkit.orchestrator.errors import ConfigError, ExitCode, StartupRefused
 from crashkit.orchestrator.events import JsonlSink, MemorySink
 from crashkit.orchestrator.replay import full_replay, resume_replay
 from crashkit.orchestrator.runtime import (
@@ -34,15 +34,8 @@ from crashkit.orchestrator.runtime import (
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
 from crashkit.orchestrator.store.protocol import BackendFactory, load_backend_factory
-from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_HALTED = 4
-EXIT_SYMBOL_FAILED = 5
 
 err = Console(stderr=True)
 
@@ -82,10 +75,10 @@ def _sink(events_path: str | None) -> JsonlSink:
 
 def _exit_code(stats: RunStats) -> int:
     if stats.halted:
-        return EXIT_HALTED
+        return ExitCode.HALTED
     if stats.halted_symbols:
-        return EXIT_SYMBOL_FAILED
-    return EXIT_OK
+        return ExitCode.SYMBOL_FAILED
+    return ExitCode.OK
 
 
 def _summarise(stats: RunStats, title: str) -> None:
@@ -140,7 +133,7 @@ def run_cmd(
             sink = _sink(events_path)
             stats = TruthRuntime(sink).run(snapshots)
             _summarise(stats, "truth run")
-            sys.exit(EXIT_OK)
+            sys.exit(ExitCode.OK)
         path = require_state_path(config, state_path)
         factory = _backend(config)
         sink = _sink(events_path)
@@ -157,9 +150,9 @@ def run_cmd(
         finally:
             runtime.close()
     except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        _fail(ExitCode.USAGE, str(exc))
     except StartupRefused as exc:
-        _fail(EXIT_REFUSED, f"refusing to start: {exc}")
+        _fail(ExitCode.REFUSED, f"refusing to start: {exc}")
     _summarise(stats, f"run of {path}")
     sys.exit(_exit_code(stats))
 
@@ -198,7 +191,7 @@ def inspect(state_path: str, as_json: bool) -> None:
                     str(fields["line"]),
                 )
             console.print(won)
-    sys.exit(EXIT_REFUSED if report.outcome == "fatal" else EXIT_OK)
+    sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
 
 
 @main.command()
@@ -216,7 +209,7 @@ def replay(
 ) -> None:
     """Replay decisions: in full from empty, or mid-stream from a state file's records <= T."""
     if (from_state is None) != (at_ms is None):
-        _fail(EXIT_USAGE, "--from-state and --at go together")
+        _fail(ExitCode.USAGE, "--from-state and --at go together")
     try:
         config = load_config(config_path)
         sink = _sink(events_path)
@@ -233,9 +226,9 @@ def replay(
                 clock=_clock(config),
             )
     except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        _fail(ExitCode.USAGE, str(exc))
     except StartupRefused as exc:
-        _fail(EXIT_REFUSED, f"refusing to replay: {exc}")
+        _fail(ExitCode.REFUSED, f"refusing to replay: {exc}")
     _summarise(stats, "replay")
     sys.exit(_exit_code(stats))
 
@@ -244,14 +237,7 @@ def _decision(payload: object) -> tuple[object, ...]:
     """A published state reduced to what a decision is judged by (no wall clock, no reasons)."""
     assert isinstance(payload, dict)
     state = payload["state"]
-    keys = (
-        "symbol",
-        "engine_timestamp_ms",
-        "anchor_regime",
-        "candidate_regime",
-        "progress_current",
-    )
-    return tuple(state[k] for k in keys)
+    return tuple(state[k] for k in DECISION_FIELDS)
 
 
 @main.command()
@@ -299,4 +285,4 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
             f"decisions over both runs: {len(seen)}; uninterrupted run: {len(expected)}; "
             + ("[green]identical[/]" if same else "[red]DIFFERENT[/]")
         )
-        sys.exit(EXIT_OK if same else EXIT_CHECK_FAILED)
+        sys.exit(ExitCode.OK if same else ExitCode.CHECK_FAILED)

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every `crashkit` command exits with (README "Exit codes", contract D.36)."""
+
+    OK = 0
+    CHECK_FAILED = 1  # a harness verdict: a violation, a failed scenario, demo differs
+    USAGE = 2  # usage or config error, a bad scenario file, a backend the harness cannot see
+    REFUSED = 3  # refused to start: fatal restore, writer lock held, non-regular path
+    HALTED = 4  # an append failed: scheduling halted
+    SYMBOL_FAILED = 5  # ran to the end, but at least one symbol was hard-failed
+
 
 class ConfigError(ValueError):
     """The configuration is missing or wrong (exit 2)."""

@@ -149,6 +149,20 @@ class HysteresisConfig:
         return ALL_REGIMES if self.allowed_regimes is None else self.allowed_regimes
 
 
+#: The six fields of a `HysteresisState` that are stored (contract C1.1), in the order
+#: `persisted_fields()` gives them.
+PERSISTED_FIELDS: tuple[str, ...] = (
+    "symbol",
+    "engine_timestamp_ms",
+    "anchor_regime",
+    "candidate_regime",
+    "progress_current",
+    "last_commit_timestamp_ms",
+)
+#: What a decision is judged by: the persisted fields without the wall clock (C7.3).
+DECISION_FIELDS: tuple[str, ...] = PERSISTED_FIELDS[:5]
+
+
 @dataclass(frozen=True, slots=True)
 class HysteresisState:
     """Per-symbol hysteresis state. Only some fields are persisted (contract §1)."""

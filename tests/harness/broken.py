@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from crashkit.faults import FaultPlan, FaultRule, FsyncModel
 from crashkit.harness.explore import Workload
-from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
@@ -245,57 +245,63 @@ class Variant:
 BASE = Workload(symbols=2, ticks=8, seed=5, name="broken")
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("no-fsync", orc.DURABILITY, BASE, _with_backend(NoFsyncBackend)),
-    Variant("no-dir-fsync-on-create", orc.DURABILITY, BASE, no_dir_fsync_factory),
-    Variant("torn-tail-not-cut", orc.DURABILITY, BASE, _with_backend(NoTailCutBackend)),
+    Variant("no-fsync", Invariant.DURABILITY, BASE, _with_backend(NoFsyncBackend)),
+    Variant("no-dir-fsync-on-create", Invariant.DURABILITY, BASE, no_dir_fsync_factory),
+    Variant("torn-tail-not-cut", Invariant.DURABILITY, BASE, _with_backend(NoTailCutBackend)),
     Variant(
         "restore-by-file-order",
-        orc.RESTORE_TABLE,
+        Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=OUT_OF_ORDER),
         _restore_with("file-order"),
     ),
     Variant(
         "tie-break-to-first",
-        orc.RESTORE_TABLE,
+        Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=TIED),
         _restore_with("first-on-tie"),
     ),
-    Variant("torn-tail-fatal", orc.CRASH_NOT_FATAL, BASE, _restore_with(torn_fatal=True)),
+    Variant("torn-tail-fatal", Invariant.CRASH_NOT_FATAL, BASE, _restore_with(torn_fatal=True)),
     Variant(
         "one-invalid-line-fatal",
-        orc.RESTORE_TABLE,
+        Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=ONE_INVALID),
         _restore_with(invalid="fatal-one"),
     ),
     Variant(
         "all-invalid-restores-empty",
-        orc.RESTORE_TABLE,
+        Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=ALL_INVALID),
         _restore_with(invalid="all-empty"),
     ),
     Variant(
         "fsync-error-swallowed",
-        orc.DURABILITY,
+        Invariant.DURABILITY,
         replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.DROP),
         _with_backend(FsyncSwallowedBackend),
     ),
     Variant(
         "fsync-retried-and-carried-on",
-        orc.DURABILITY,
+        Invariant.DURABILITY,
         replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.MARK_CLEAN),
         _with_backend(FsyncRetriedBackend),
     ),
     Variant(
-        "publish-before-persist", orc.PUBLISH_IMPLIES_COMMITTED, BASE, None, PublishBeforePersist
+        "publish-before-persist",
+        Invariant.PUBLISH_IMPLIES_COMMITTED,
+        BASE,
+        None,
+        PublishBeforePersist,
     ),
     Variant(
         "scheduling-continues-after-failure",
-        orc.HALT,
+        Invariant.HALT,
         replace(BASE, plan=WRITE_FAULT),
         None,
         ContinueAfterFailure,
     ),
-    Variant("duplicate-reapplied-after-restart", orc.CONTINUITY, BASE, None, DuplicateReapplied),
+    Variant(
+        "duplicate-reapplied-after-restart", Invariant.CONTINUITY, BASE, None, DuplicateReapplied
+    ),
 )
 
 assert errno.EIO  # the fault plans above name errnos by their symbolic names

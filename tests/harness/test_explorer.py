@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from crashkit.harness.explore import Explorer, Summary, Workload
-from crashkit.harness.judge.oracles import INVARIANTS
+from crashkit.harness.judge.invariants import INVARIANTS
 from tests.harness.broken import VARIANTS
 
 SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")

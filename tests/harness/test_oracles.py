@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.observe import (
     AppendRecord,
     PublishRecord,
@@ -79,7 +80,7 @@ def file_of(*states: HysteresisState) -> bytes:
     return b"".join(encode_state(s) for s in states)
 
 
-def assert_violations(got: Sequence[orc.Violation], want: Iterable[Expected]) -> None:
+def assert_violations(got: Sequence[Violation], want: Iterable[Expected]) -> None:
     """Exactly these violations, in this order: every field, the message by fragment."""
     want = list(want)
     shape = [
@@ -110,23 +111,23 @@ def test_invariant_ids_match_the_contract_section_9_table() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text("utf-8")
     section = doc.split("## 9. Invariants", 1)[1].split("\n## ", 1)[0]
     ids = tuple(re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE))
-    assert ids == orc.INVARIANTS
-    assert len(set(orc.INVARIANTS)) == len(orc.INVARIANTS)
+    assert ids == INVARIANTS
+    assert len(set(INVARIANTS)) == len(INVARIANTS)
 
 
 def test_violation_to_dict_has_every_field_and_takes_the_tick_from_the_run_id() -> None:
-    v = orc.Violation(orc.HALT, "m", "A", "A:1", 7, 3)
+    v = Violation(Invariant.HALT, "m", "A", "A:1", 7, 3)
     assert v.to_dict() == {
-        "invariant": orc.HALT,
+        "invariant": Invariant.HALT,
         "message": "m",
         "symbol": "A",
         "run_id": "A:1",
         "tick": 7,
         "line": 3,
     }
-    derived = orc.Violation(orc.DURABILITY, "m", "X:Y", "X:Y:200").to_dict()
+    derived = Violation(Invariant.DURABILITY, "m", "X:Y", "X:Y:200").to_dict()
     assert (derived["tick"], derived["line"]) == (200, None)
-    bare = orc.Violation(orc.CRASH_NOT_FATAL, "m").to_dict()
+    bare = Violation(Invariant.CRASH_NOT_FATAL, "m").to_dict()
     assert (bare["symbol"], bare["run_id"], bare["tick"], bare["line"]) == (None, None, None, None)
 
 
@@ -169,7 +170,7 @@ def test_decisions_of_keeps_state_events_only_and_flags_conflicting_repeats() ->
     got, conflicts = orc.decisions_of([decision(A200), restored_event(other)])
     assert got == {"A:200": orc.decision_of_state(A200)}  # the first one seen is kept
     assert_violations(
-        conflicts, [V(orc.CONTINUITY, "A", "A:200", "published twice with different states")]
+        conflicts, [V(Invariant.CONTINUITY, "A", "A:200", "published twice with different states")]
     )
 
 
@@ -202,7 +203,7 @@ def test_durability_fails_when_an_acked_symbol_is_not_restored() -> None:
     restored = restored_from(file_of(B150))
     assert_violations(
         orc.check_durability([A100, B150], restored),
-        [V(orc.DURABILITY, "A", "A:100", "acknowledged A:100 lost: symbol not restored")],
+        [V(Invariant.DURABILITY, "A", "A:100", "acknowledged A:100 lost: symbol not restored")],
     )
 
 
@@ -210,7 +211,7 @@ def test_durability_fails_when_an_older_state_is_restored() -> None:
     restored = restored_from(file_of(A100, B150))  # A200's committed line is gone
     assert_violations(
         orc.check_durability([A100, B150, A200], restored),
-        [V(orc.DURABILITY, "A", "A:200", "restored an older state at 100")],
+        [V(Invariant.DURABILITY, "A", "A:200", "restored an older state at 100")],
     )
 
 
@@ -219,12 +220,12 @@ def test_durability_fails_when_the_acked_run_is_restored_with_other_fields() -> 
     restored = restored_from(file_of(B150, garbled))
     assert_violations(
         orc.check_durability([B150, A200], restored),
-        [V(orc.DURABILITY, "A", "A:200", "restored with different fields")],
+        [V(Invariant.DURABILITY, "A", "A:200", "restored with different fields")],
     )
     # a later attempt of another run does not excuse it
     assert_violations(
         orc.check_durability([B150, A200], restored, later_attempts=[A300]),
-        [V(orc.DURABILITY, "A", "A:200", "restored with different fields")],
+        [V(Invariant.DURABILITY, "A", "A:200", "restored with different fields")],
     )
 
 
@@ -232,8 +233,8 @@ def test_durability_reports_each_symbol_once_in_acked_order() -> None:
     assert_violations(
         orc.check_durability([A100, B150, A200], {}),
         [
-            V(orc.DURABILITY, "A", "A:200", "symbol not restored"),
-            V(orc.DURABILITY, "B", "B:150", "symbol not restored"),
+            V(Invariant.DURABILITY, "A", "A:200", "symbol not restored"),
+            V(Invariant.DURABILITY, "B", "B:150", "symbol not restored"),
         ],
     )
 
@@ -264,7 +265,7 @@ def test_no_invalid_restored_fails_for_a_state_nobody_wrote() -> None:
     restored = restored_from(file_of(A100, B150))
     assert_violations(
         orc.check_no_invalid_restored(restored, [A100]),
-        [V(orc.NO_INVALID_RESTORED, "B", "B:150", "restored B:150 was never written whole")],
+        [V(Invariant.NO_INVALID_RESTORED, "B", "B:150", "restored B:150 was never written whole")],
     )
 
 
@@ -273,7 +274,7 @@ def test_no_invalid_restored_fails_for_a_garbled_but_valid_record() -> None:
     restored = restored_from(file_of(garbled, A100))
     assert_violations(
         orc.check_no_invalid_restored(restored, [A100, A200]),
-        [V(orc.NO_INVALID_RESTORED, "A", "A:200", "never written whole")],
+        [V(Invariant.NO_INVALID_RESTORED, "A", "A:200", "never written whole")],
     )
 
 
@@ -282,8 +283,8 @@ def test_no_invalid_restored_reports_in_symbol_order() -> None:
     assert_violations(
         orc.check_no_invalid_restored(restored, []),
         [
-            V(orc.NO_INVALID_RESTORED, "A", "A:100", "never written whole"),
-            V(orc.NO_INVALID_RESTORED, "B", "B:150", "never written whole"),
+            V(Invariant.NO_INVALID_RESTORED, "A", "A:100", "never written whole"),
+            V(Invariant.NO_INVALID_RESTORED, "B", "B:150", "never written whole"),
         ],
     )
 
@@ -317,7 +318,7 @@ def test_publish_implies_committed_fails_for_a_never_committed_decision() -> Non
         orc.check_publish_implies_committed([(2, decision(A200))], [(1, A100)], None),
         [
             V(
-                orc.PUBLISH_IMPLIES_COMMITTED,
+                Invariant.PUBLISH_IMPLIES_COMMITTED,
                 "A",
                 "A:200",
                 "A:200 published before its record was committed (never committed)",
@@ -330,7 +331,7 @@ def test_publish_implies_committed_fails_when_published_before_the_ack() -> None
     got = orc.check_publish_implies_committed([(2, decision(A200))], [(3, A200)], None)
     assert_violations(
         got,
-        [V(orc.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "published before its record")],
+        [V(Invariant.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "published before its record")],
     )
     assert "never committed" not in got[0].message
 
@@ -342,14 +343,14 @@ def test_publish_implies_committed_fails_when_the_published_state_differs_from_t
     published_state = dataclasses.replace(A200, last_commit_timestamp_ms=999)
     assert_violations(
         orc.check_publish_implies_committed([(2, decision(published_state))], [(1, A200)], None),
-        [V(orc.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "differs from its committed record")],
+        [V(Invariant.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "differs from its committed record")],
     )
 
 
 def test_publish_implies_committed_fails_when_a_published_decision_is_lost_by_a_crash() -> None:
     published = [(2, decision(A100)), (2, decision(B150)), (4, decision(A200))]
     acks = [(1, A100), (1, B150), (3, A200)]
-    expected_a = V(orc.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "not on disk after the crash")
+    expected_a = V(Invariant.PUBLISH_IMPLIES_COMMITTED, "A", "A:200", "not on disk after the crash")
     # older record restored
     got = orc.check_publish_implies_committed(published, acks, restored_from(file_of(A100, B150)))
     assert_violations(got, [expected_a])
@@ -358,7 +359,7 @@ def test_publish_implies_committed_fails_when_a_published_decision_is_lost_by_a_
     assert_violations(
         got,
         [
-            V(orc.PUBLISH_IMPLIES_COMMITTED, "A", "A:100", "not on disk after the crash"),
+            V(Invariant.PUBLISH_IMPLIES_COMMITTED, "A", "A:100", "not on disk after the crash"),
             expected_a,
         ],
     )
@@ -387,7 +388,7 @@ def test_crash_not_fatal_fails_on_any_refusal() -> None:
     assert report.outcome == "fatal" and report.reason is not None
     assert_violations(
         orc.check_crash_not_fatal(report.reason),
-        [V(orc.CRASH_NOT_FATAL, None, None, f"refused to start: {report.reason}")],
+        [V(Invariant.CRASH_NOT_FATAL, None, None, f"refused to start: {report.reason}")],
     )
 
 
@@ -418,7 +419,7 @@ def test_continuity_fails_for_a_different_decision() -> None:
     other = make_state("A", 200, SU, TU, 1)
     assert_violations(
         orc.check_continuity([decision(A100), decision(B150), decision(other)], REFERENCE),
-        [V(orc.CONTINUITY, "A", "A:200", "uninterrupted run decided")],
+        [V(Invariant.CONTINUITY, "A", "A:200", "uninterrupted run decided")],
     )
 
 
@@ -426,13 +427,13 @@ def test_continuity_fails_for_a_run_the_reference_never_had() -> None:
     events = [decision(A100), decision(B150), decision(A200), decision(A300)]
     assert_violations(
         orc.check_continuity(events, REFERENCE),
-        [V(orc.CONTINUITY, "A", "A:300", "the uninterrupted run has no such run")],
+        [V(Invariant.CONTINUITY, "A", "A:300", "the uninterrupted run has no such run")],
     )
 
 
 def test_continuity_fails_for_a_missing_run_unless_past_the_stop_point() -> None:
     events = [decision(A100), decision(B150)]
-    missing = V(orc.CONTINUITY, "A", "A:200", "A:200 of the uninterrupted run was never")
+    missing = V(Invariant.CONTINUITY, "A", "A:200", "A:200 of the uninterrupted run was never")
     assert_violations(orc.check_continuity(events, REFERENCE), [missing])
     assert_violations(orc.check_continuity(events, REFERENCE, up_to_ms=200), [missing])
     assert orc.check_continuity(events, REFERENCE, up_to_ms=199) == []
@@ -443,7 +444,7 @@ def test_continuity_fails_for_a_run_published_twice_with_different_states() -> N
     events = [decision(A100), decision(B150), decision(A200), restored_event(other)]
     assert_violations(
         orc.check_continuity(events, REFERENCE),
-        [V(orc.CONTINUITY, "A", "A:200", "published twice with different states")],
+        [V(Invariant.CONTINUITY, "A", "A:200", "published twice with different states")],
     )
 
 
@@ -451,11 +452,11 @@ def test_continuity_takes_the_symbol_from_the_last_colon_of_the_run_id() -> None
     odd = make_state("X:Y", 5)
     assert_violations(
         orc.check_continuity([decision(odd)], {}),
-        [V(orc.CONTINUITY, "X:Y", "X:Y:5", "no such run")],
+        [V(Invariant.CONTINUITY, "X:Y", "X:Y:5", "no such run")],
     )
     assert_violations(
         orc.check_continuity([], {"X:Y:5": orc.decision_of_state(odd)}),
-        [V(orc.CONTINUITY, "X:Y", "X:Y:5", "never published")],
+        [V(Invariant.CONTINUITY, "X:Y", "X:Y:5", "never published")],
     )
 
 
@@ -479,7 +480,7 @@ def test_halt_fails_for_a_decision_published_after_the_failure() -> None:
         orc.check_halt(publishes, [(1, True), (3, False)], True),
         [
             V(
-                orc.HALT,
+                Invariant.HALT,
                 "A",
                 "A:200",
                 "hysteresis_decision_published A:200 published after a persist failure",
@@ -502,12 +503,19 @@ def test_halt_fails_for_any_other_event_after_the_failure(event: Event) -> None:
     publishes = [(2, decision(A100)), (4, event), (5, halted_event(200))]
     assert_violations(
         orc.check_halt(publishes, [(1, True), (3, False)], True),
-        [V(orc.HALT, "A", "A:200", f"{event.event_type} A:200 published after a persist failure")],
+        [
+            V(
+                Invariant.HALT,
+                "A",
+                "A:200",
+                f"{event.event_type} A:200 published after a persist failure",
+            )
+        ],
     )
 
 
 def test_halt_fails_without_scheduling_halted_after_the_failure() -> None:
-    expected = [V(orc.HALT, None, None, "no scheduling_halted event after a persist failure")]
+    expected = [V(Invariant.HALT, None, None, "no scheduling_halted event after a persist failure")]
     assert_violations(
         orc.check_halt([(2, decision(A100))], [(1, True), (3, False)], True), expected
     )
@@ -518,14 +526,14 @@ def test_halt_fails_without_scheduling_halted_after_the_failure() -> None:
 def test_halt_fails_for_an_append_after_the_failure() -> None:
     assert_violations(
         orc.check_halt([(2, halted_event())], [(1, False), (3, True), (4, False)], True),
-        [V(orc.HALT, None, None, "2 append(s) attempted after a persist failure")],
+        [V(Invariant.HALT, None, None, "2 append(s) attempted after a persist failure")],
     )
 
 
 def test_halt_fails_when_the_runtime_accepts_a_tick_after_halting() -> None:
     assert_violations(
         orc.check_halt([(2, halted_event())], [(1, False)], False),
-        [V(orc.HALT, None, None, "the runtime accepted a tick after halting")],
+        [V(Invariant.HALT, None, None, "the runtime accepted a tick after halting")],
     )
 
 
@@ -553,7 +561,7 @@ def test_engine_passes_for_consistent_states() -> None:
 def test_engine_fails_for_each_broken_shape(bad: HysteresisState) -> None:
     assert_violations(
         orc.check_engine([ENGINE_OK[0], bad, ENGINE_OK[1]]),
-        [V(orc.ENGINE, "A", "A:10", "A:10 breaks the engine invariant")],
+        [V(Invariant.ENGINE, "A", "A:10", "A:10 breaks the engine invariant")],
     )
 
 
@@ -573,7 +581,7 @@ def test_engine_events_pass_for_consistent_states_and_ignore_other_events() -> N
 def test_engine_events_fail_for_each_broken_shape(bad: HysteresisState, kind: str) -> None:
     assert_violations(
         orc.check_engine_events([decision(ENGINE_OK[1]), state_event(kind, bad)]),
-        [V(orc.ENGINE, "A", "A:10", "A:10 published breaking the engine invariant")],
+        [V(Invariant.ENGINE, "A", "A:10", "A:10 published breaking the engine invariant")],
     )
 
 
@@ -642,7 +650,7 @@ def all_oracles(
     earlier: Timeline | None = None,
     earlier_events: Sequence[Event] = (),
     up_to_ms: int | None = None,
-) -> list[orc.Violation]:
+) -> list[Violation]:
     """Every oracle on one process's observations and the store restored after it.
 
     `earlier` is the process before a crash (its acked and attempted states count
@@ -740,7 +748,7 @@ def test_dropped_append_observation_breaks_publish_implies_committed(
     assert_violations(
         got,
         [
-            V(orc.PUBLISH_IMPLIES_COMMITTED, sym, rid, "(never committed)")
+            V(Invariant.PUBLISH_IMPLIES_COMMITTED, sym, rid, "(never committed)")
             for sym, rid in zip(("SYM000", "SYM001"), tick_ids(3), strict=True)
         ],
     )
@@ -757,7 +765,7 @@ def test_publish_before_commit_breaks_publish_implies_committed(
     assert_violations(
         got,
         [
-            V(orc.PUBLISH_IMPLIES_COMMITTED, sym, rid, "published before its record was")
+            V(Invariant.PUBLISH_IMPLIES_COMMITTED, sym, rid, "published before its record was")
             for sym, rid in zip(("SYM000", "SYM001"), tick_ids(5), strict=True)
         ],
     )
@@ -777,8 +785,8 @@ def test_lost_committed_line_breaks_durability_and_publish_implies_committed(
     assert_violations(
         got,
         [
-            V(orc.DURABILITY, "SYM000", rid, f"restored an older state at {TICK_TS[-2]}"),
-            V(orc.PUBLISH_IMPLIES_COMMITTED, "SYM000", rid, "not on disk after the crash"),
+            V(Invariant.DURABILITY, "SYM000", rid, f"restored an older state at {TICK_TS[-2]}"),
+            V(Invariant.PUBLISH_IMPLIES_COMMITTED, "SYM000", rid, "not on disk after the crash"),
         ],
     )
 
@@ -796,8 +804,8 @@ def test_garbled_committed_line_breaks_durability_and_no_invalid_restored(
     assert_violations(
         all_oracles(timeline, restored),
         [
-            V(orc.DURABILITY, "SYM001", rid, "restored with different fields"),
-            V(orc.NO_INVALID_RESTORED, "SYM001", rid, "never written whole"),
+            V(Invariant.DURABILITY, "SYM001", rid, "restored with different fields"),
+            V(Invariant.NO_INVALID_RESTORED, "SYM001", rid, "never written whole"),
         ],
     )
 
@@ -818,9 +826,9 @@ def test_tampered_published_decision_breaks_continuity_engine_and_commit(
     assert_violations(
         all_oracles(timeline, restored_from(path.read_bytes())),
         [
-            V(orc.PUBLISH_IMPLIES_COMMITTED, "SYM000", rid, "differs from its committed"),
-            V(orc.CONTINUITY, "SYM000", rid, "uninterrupted run decided"),
-            V(orc.ENGINE, "SYM000", rid, "published breaking the engine invariant"),
+            V(Invariant.PUBLISH_IMPLIES_COMMITTED, "SYM000", rid, "differs from its committed"),
+            V(Invariant.CONTINUITY, "SYM000", rid, "uninterrupted run decided"),
+            V(Invariant.ENGINE, "SYM000", rid, "published breaking the engine invariant"),
         ],
     )
 
@@ -834,10 +842,10 @@ def test_failed_append_observation_breaks_halt(run: tuple[Timeline, Path]) -> No
     assert_violations(
         got,
         [
-            V(orc.HALT, sym, rid, "published after a persist failure")
+            V(Invariant.HALT, sym, rid, "published after a persist failure")
             for sym, rid in zip(("SYM000", "SYM001"), tick_ids(9), strict=True)
         ]
-        + [V(orc.HALT, None, None, "no scheduling_halted event")],
+        + [V(Invariant.HALT, None, None, "no scheduling_halted event")],
     )
 
 
@@ -891,7 +899,7 @@ def test_real_persist_failure_passes_halt_and_a_restart_keeps_every_ack(tmp_path
     # corrupting what the halt looked like makes 6-halt fire
     assert_violations(
         orc.check_halt(publishes_of(timeline), [(a.seq, a.acked) for a in timeline.appends], False),
-        [V(orc.HALT, None, None, "accepted a tick after halting")],
+        [V(Invariant.HALT, None, None, "accepted a tick after halting")],
     )
 
     # restart (C5.8): every acknowledged state comes back, the run completes

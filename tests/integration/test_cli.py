@@ -19,17 +19,10 @@ from click.testing import CliRunner
 
 from crashkit.harness.cli import main
 from crashkit.regime_engine.codec import encode_state
-from crashkit.regime_engine.contracts import Regime
+from crashkit.regime_engine.contracts import DECISION_FIELDS, Regime
 from tests.conftest import make_state
 
 CRASHKIT = [sys.executable, "-m", "harness"]
-DECISION_KEYS = (
-    "symbol",
-    "engine_timestamp_ms",
-    "anchor_regime",
-    "candidate_regime",
-    "progress_current",
-)
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -62,7 +55,7 @@ def decisions(events: list[dict[str, object]]) -> dict[str, tuple[object, ...]]:
     for event in events:
         if event["event_type"] in ("hysteresis_decision_published", "hysteresis_state_restored"):
             state = event["payload"]["state"]  # type: ignore[index]
-            value = tuple(state[k] for k in DECISION_KEYS)  # type: ignore[index]
+            value = tuple(state[k] for k in DECISION_FIELDS)  # type: ignore[index]
             run_id = event["run_id"]
             assert isinstance(run_id, str)
             assert out.setdefault(run_id, value) == value
@@ -119,7 +112,7 @@ def test_run_minimal_config_relative_state_and_events(tmp_path: Path, market: Pa
     )
     assert first["run_id"] == f"{first['symbol']}:{first['engine_timestamp_ms']}"
     assert sorted(first["payload"]["state"]) == sorted(  # type: ignore[index]
-        [*DECISION_KEYS, "last_commit_timestamp_ms", "progress_required", "reason_codes"]
+        [*DECISION_FIELDS, "last_commit_timestamp_ms", "progress_required", "reason_codes"]
     )
 
 

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from crashkit.faults import DiskImage, FaultPlan, FaultRule, FsyncModel
-from crashkit.harness.explore import STATE_DIR, STATE_PATH
 from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.harness.machines.common import crash_fs, visible_bytes
 from crashkit.harness.scenarios import export
 from crashkit.harness.scenarios.corrupt import corrupt_file, line_count
@@ -145,12 +146,12 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
         except StartupRefused:
             opened = None
             if expect.outcome != "fatal":
-                broken.add(orc.CRASH_NOT_FATAL if crashed else orc.RESTORE_TABLE)
+                broken.add(Invariant.CRASH_NOT_FATAL if crashed else Invariant.RESTORE_TABLE)
             return
         crashed = False
         restored = opened.store.states
         if expect.outcome == "fatal" or _differs(restored, expect):
-            broken.add(orc.RESTORE_TABLE)
+            broken.add(Invariant.RESTORE_TABLE)
         later = written if corrupted else maybe
         for v in (
             orc.check_durability(acked, restored, later)
@@ -183,11 +184,11 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
                 except Exception:
                     ok = False
                 if failed and ok:
-                    broken.add(orc.HALT)
+                    broken.add(Invariant.HALT)
                 if not ok:
                     failed = True
                     if not opened.backend.poisoned:
-                        broken.add(orc.HALT)
+                        broken.add(Invariant.HALT)
             elif kind == "crash":
                 point = _point(args["point"], len(fs.trace))
                 opened = None
@@ -294,7 +295,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
             runtime.start()
         except StartupRefused:
             if expect.outcome != "fatal":
-                broken.add(orc.CRASH_NOT_FATAL if crashed else orc.RESTORE_TABLE)
+                broken.add(Invariant.CRASH_NOT_FATAL if crashed else Invariant.RESTORE_TABLE)
             return
         crashed = False
         restored = dict(runtime.states)
@@ -305,7 +306,7 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
         found += orc.check_engine(restored.values())
         broken.update(v.invariant for v in found)
         if _differs(restored, expect):
-            broken.add(orc.RESTORE_TABLE)
+            broken.add(Invariant.RESTORE_TABLE)
         proc = {"runtime": runtime, "timeline": timeline, "sink": sink, "consumed": 0}
 
     def run(count: int) -> None:

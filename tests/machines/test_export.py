@@ -10,7 +10,7 @@ import yaml
 
 from crashkit.faults import FaultPlan, FaultRule
 from crashkit.harness.explore import Explorer, Finding, Workload
-from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.scenarios import export, load_scenario, run_loaded
 from crashkit.harness.scenarios.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state
@@ -135,7 +135,7 @@ def test_merge_runs_joins_consecutive_counted_runs_only() -> None:
 def test_a_finding_with_a_fault_plan_and_a_crash_becomes_fault_run_crash_restart_run() -> None:
     rule = FaultRule("fsync", "*/hysteresis.jsonl", nth=4, errno="EIO")
     workload = Workload(symbols=2, ticks=8, seed=5, plan=FaultPlan((rule,)), name="w")
-    finding = Finding(orc.Violation(orc.DURABILITY, "lost"), workload, 17, "cut text", "fsync")
+    finding = Finding(Violation(Invariant.DURABILITY, "lost"), workload, 17, "cut text", "fsync")
     scenario = export.scenario_from_finding(finding, backend="m:f")
     assert scenario["input"] == {"synthetic": {"symbols": 2, "ticks": 8, "seed": 5}}
     assert scenario["steps"] == [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crashkit.harness.judge.oracles import INVARIANTS
+from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from tests.scenarios.conftest import LIBRARY, library_files
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.harness.scenarios import ScenarioError, load_scenario
-from crashkit.harness.scenarios.loader import STATE_PATH
 from tests.scenarios.conftest import write
 
 GOOD = """\
