@@ -10,6 +10,7 @@ oracle. The I/O-error sweep fails each I/O call of the clean run in turn.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -19,30 +20,34 @@ from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
 from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
-from crashkit.harness.judge.invariants import Invariant, Violation
+from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
 from crashkit.harness.judge.paths import STATE_PATH
-from crashkit.orchestrator import events as ev
+from crashkit.harness.judge.verdicts import (
+    Ledger,
+    crash_reason,
+    judge_process,
+    judge_refusal,
+    judge_restored,
+    judge_selection,
+    uninterrupted,
+)
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
-from crashkit.orchestrator.events import MemorySink, state_payload
 from crashkit.orchestrator.runtime import (
     HysteresisRuntime,
     RuntimeClass,
     engine_commit_clock,
-    seeded_factory,
 )
 from crashkit.orchestrator.sources import ticks
-from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     BackendFactory,
     load_backend_factory,
     load_read_only_restore,
 )
-from crashkit.regime_engine.contracts import PERSISTED_FIELDS, HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
 
-UNHANDLED = "unhandled exception instead of a clean refusal: "
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
 SWEEP_OPS: frozenset[str] = frozenset(
     {
@@ -77,16 +82,25 @@ class Restart:
 
 
 @dataclass(frozen=True, slots=True)
+class Recording:
+    """The recorded first run of a workload."""
+
+    timeline: Timeline
+    states: list[tuple[int, CrashState]]  # (crash point, crash state), in order
+    refusal: str | None
+    refused_next: bool | None  # a tick offered after a halt was refused (None: none offered)
+    ops: list[str]  # op names of the trace, by index
+    restored: dict[str, HysteresisState] | None  # right after the start (None: refused)
+    injected: bool  # a fault of the plan fired while it started
+
+
+@dataclass(frozen=True, slots=True)
 class PointFacts:
     """What the recorded run had done at a crash point: the same for all its crash states."""
 
-    latest_published: dict[str, tuple[int, str]]
+    ledger: Ledger
     decisions: dict[str, orc.Decision]
     conflicts: list[Violation]
-    acked: list[HysteresisState]
-    in_flight: list[HysteresisState]
-    latest_acked: dict[str, HysteresisState]
-    later_fields: frozenset[tuple[object, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,51 +111,14 @@ class Reference:
 
 def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Reference:
     """The uninterrupted run, on an in-memory backend, seeded like the workload's file."""
-    sink = MemorySink()
     seed = model_restore(workload.initial_state, workload.config)
-    seeded = memory_store()
-    seeded.store.states.update(seed.states)
-    runtime = HysteresisRuntime(
-        config=workload.config,
-        state_path="<reference>",
-        sink=sink,
-        backend_factory=seeded_factory(seeded),
-        clock=engine_commit_clock,
-    )
-    runtime.start()
-    runtime.run(snapshots)
-    decisions, _ = orc.decisions_of(sink.events)
+    decisions = uninterrupted(workload.config, seed.states, snapshots)
     at: dict[tuple[str, int], orc.Decision] = {}
     for d in decisions.values():
         symbol, ts = d[0], d[1]
         assert isinstance(symbol, str) and isinstance(ts, int)
         at[(symbol, ts)] = d
     return Reference(decisions, at)
-
-
-def check_selection(timeline: Timeline, seed: ModelRestore) -> list[Violation]:
-    """R4: the states a backend restored from a seeded file are the contract's selection."""
-    got: dict[str, dict[str, object]] = {}
-    for p in timeline.publishes:
-        if p.event.event_type == ev.STATE_RESTORED and p.event.symbol is not None:
-            payload = p.event.payload["state"]
-            assert isinstance(payload, dict)
-            got[p.event.symbol] = {k: payload[k] for k in PERSISTED_FIELDS}
-    want = {
-        symbol: {k: v for k, v in state_payload(state).items() if k in PERSISTED_FIELDS}
-        for symbol, state in seed.states.items()
-    }
-    out = []
-    for symbol in sorted(set(got) | set(want)):
-        if got.get(symbol) != want.get(symbol):
-            out.append(
-                Violation(
-                    Invariant.RESTORE_TABLE,
-                    f"restored {got.get(symbol)} but the contract selects {want.get(symbol)}",
-                    symbol,
-                )
-            )
-    return out
 
 
 class Explorer:
@@ -187,10 +164,8 @@ class Explorer:
             clock=engine_commit_clock,
         )
 
-    def _record(
-        self, workload: Workload, snapshots: Sequence[RegimeInputSnapshot]
-    ) -> tuple[Timeline, list[tuple[int, CrashState]], str | None, bool | None, list[str]]:
-        """The recorded first run: timeline, crash states per point, refusal, halt refusal, op names."""
+    def _record(self, workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Recording:
+        """The recorded first run, and the crash states after each of its mutating ops."""
         fs = self.fs
         fs.configure(plan=workload.plan, model=workload.model, record=True)
         fs.start(workload.image())
@@ -200,12 +175,15 @@ class Explorer:
             runtime = self._runtime(workload, timeline, sink)
             refusal: str | None = None
             refused_next: bool | None = None
+            restored: dict[str, HysteresisState] | None = None
             try:
                 runtime.start()
+                restored = dict(runtime.states)
             except StartupRefused as exc:
                 refusal = exc.reason
             except Exception as exc:  # a backend must refuse cleanly, not crash
-                refusal = f"{UNHANDLED}{type(exc).__name__}: {exc}"
+                refusal = crash_reason(exc)
+            injected = any(op.injected for op in fs.trace)
             if refusal is None:
                 groups = list(ticks(snapshots))
                 for group in groups:
@@ -226,7 +204,7 @@ class Explorer:
                 torn = "all" if "all" in (self.torn, workload.torn) else "default"
                 for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))
-            return timeline, states, refusal, refused_next, ops
+            return Recording(timeline, states, refusal, refused_next, ops, restored, injected)
         finally:
             fs.stop()
 
@@ -255,9 +233,7 @@ class Explorer:
         except StartupRefused as exc:
             return Restart(timeline, sink, None, exc.reason, None, None)
         except Exception as exc:  # a backend must refuse cleanly, not crash
-            return Restart(
-                timeline, sink, None, f"{UNHANDLED}{type(exc).__name__}: {exc}", None, None
-            )
+            return Restart(timeline, sink, None, crash_reason(exc), None, None)
         restored = dict(runtime.states)
         groups = list(ticks(snapshots))
         stop_at, position = self._resume(runtime, groups, 0, reference, until_ack=True)
@@ -274,8 +250,7 @@ class Explorer:
         except StartupRefused as exc:
             return Restart(timeline, sink, restored, None, stop_at, None, exc.reason, acked)
         except Exception as exc:
-            reason = f"{UNHANDLED}{type(exc).__name__}: {exc}"
-            return Restart(timeline, sink, restored, None, stop_at, None, reason, acked)
+            return Restart(timeline, sink, restored, None, stop_at, None, crash_reason(exc), acked)
         again = dict(reopened.store.states)
         if not done:
             second = self.runtime_class(
@@ -331,6 +306,30 @@ class Explorer:
                 return False
         return True
 
+    def _point_facts(self, point: int, timeline: Timeline, seed: ModelRestore) -> PointFacts:
+        """What the recorded run had acknowledged, attempted and published by the crash
+        after op `point` (cached: the same for every crash state of the point)."""
+        cached = self._per_point.get(point)
+        if cached is not None:
+            return cached
+        position = point + 1  # a crash after op `point` has seen ops 0..point
+        pre = [p.event for p in timeline.published_before(position)]
+        decisions, conflicts = orc.decisions_of(pre)
+        in_flight = [
+            s
+            for a in timeline.appends
+            if not (a.acked and a.position <= position)
+            for s in a.states
+        ]
+        ledger = Ledger.build(
+            [*seed.states.values(), *timeline.acked_before(position)],
+            later=in_flight,
+            published=pre,
+        )
+        facts = PointFacts(replace(ledger, written=self._written_fields), decisions, conflicts)
+        self._per_point = {point: facts}
+        return facts
+
     def _check_state(
         self,
         workload: Workload,
@@ -338,69 +337,38 @@ class Explorer:
         reference: Reference,
         seed: ModelRestore,
         timeline: Timeline,
-        acks: list[tuple[int, HysteresisState]],
-        written: list[HysteresisState],
         point: int,
         state: CrashState,
     ) -> tuple[bool, list[Violation]]:
-        """Restart on one crash state and run every oracle; returns (refused, violations)."""
-        position = point + 1  # a crash after op `point` has seen ops 0..point
-        cached = self._per_point.get(point)
-        if cached is None:  # the same for every crash state of the point
-            pre = [(p.seq, p.event) for p in timeline.published_before(position)]
-            pre_decisions, pre_conflicts = orc.decisions_of(e for _, e in pre)
-            acked = [*seed.states.values(), *timeline.acked_before(position)]
-            in_flight = [
-                s
-                for a in timeline.appends
-                if not (a.acked and a.position <= position)
-                for s in a.states
-            ]
-            cached = PointFacts(
-                orc.latest_published(pre),
-                pre_decisions,
-                pre_conflicts,
-                acked,
-                in_flight,
-                orc.latest_per_symbol(acked),
-                frozenset(s.persisted_fields() for s in in_flight),
-            )
-            self._per_point = {point: cached}
-        facts = cached
+        """Restart on one crash state and judge it; returns (refused, violations)."""
+        facts = self._point_facts(point, timeline, seed)
         r = self._restart(workload, snapshots, reference, state.image)
-        found: list[Violation] = []
         if r.refusal is not None or r.restored is None:
-            if r.refusal is not None and r.refusal.startswith(UNHANDLED):
-                found.append(Violation(Invariant.HALT, f"restart crashed: {r.refusal}"))
-            elif seed.outcome != "fatal":
-                found += orc.check_crash_not_fatal(r.refusal)
-            return True, found
+            allowed = seed if seed.outcome == "fatal" else None
+            return True, judge_refusal(r.refusal or "", expected=allowed, crashed=True)
         restored = r.restored
-        found += orc.durability_violations(facts.latest_acked, restored, facts.later_fields)
-        known = self._written_fields
-        found += orc.invalid_restored_violations(restored, known)
         # publish-after-ack was judged once on the recorded run; here: did it survive?
-        found += orc.check_published_survived(facts.latest_published, restored)
-        found += orc.check_engine(restored.values())
+        found = judge_restored(restored, facts.ledger)
         r_decisions, r_conflicts = orc.decisions_of(r.sink.events)
         merged, conflicts = orc.merge_decisions(facts.decisions, r_decisions)
         found += facts.conflicts + r_conflicts + conflicts
         found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
-        found += orc.check_engine_events(r.sink.events)
-        r_publishes = [(p.seq, p.event) for p in r.timeline.publishes]
-        r_appends = r.timeline.appends
-        r_acks = [(a.seq, s) for a in r_appends if a.acked for s in a.states]
-        found += orc.check_publish_implies_committed(r_publishes, r_acks, None)
-        found += orc.check_halt(r_publishes, [(a.seq, a.acked) for a in r_appends], None)
+        found += judge_process(
+            r.timeline.publish_pairs(),
+            acks=r.timeline.ack_pairs(),
+            outcomes=r.timeline.append_outcomes(),
+        )
         # The restarted process's acknowledged appends must survive the next restore too.
         if r.again_refusal is not None:
-            found += orc.check_crash_not_fatal(r.again_refusal)
+            found += judge_refusal(r.again_refusal, expected=None, crashed=True)
         elif r.again is not None:
-            found += orc.check_durability(
-                [*facts.latest_acked.values(), *restored.values(), *r.acked_at_reopen], r.again
+            after = Ledger.build(
+                [*facts.ledger.latest_acked.values(), *restored.values(), *r.acked_at_reopen]
             )
-            r_known = known | {s.persisted_fields() for s in r.timeline.attempted()}
-            found += orc.invalid_restored_violations(r.again, r_known)
+            attempted = {s.persisted_fields() for s in r.timeline.attempted()}
+            found += judge_restored(
+                r.again, replace(after, written=self._written_fields | attempted)
+            )
         return False, found
 
     # -- a workload ---------------------------------------------------------------------
@@ -412,49 +380,26 @@ class Explorer:
         snapshots = workload.snapshots()
         reference = reference_of(workload, snapshots)
         seed = model_restore(workload.initial_state, workload.config)
-        timeline, states, refusal, refused_next, ops = self._record(workload, snapshots)
+        rec = self._record(workload, snapshots)
+        timeline, states, refusal, ops = rec.timeline, rec.states, rec.refusal, rec.ops
 
-        def first(v: Violation) -> Finding:
-            return Finding(v, workload, None, None, None)
-
-        # checks on the recorded run itself (no crash)
-        if workload.initial_state is not None:
-            fatal_expected = seed.outcome == "fatal"
-            if (refusal is not None) != fatal_expected and not workload.plan.rules:
-                summary.findings.append(
-                    first(
-                        Violation(
-                            Invariant.RESTORE_TABLE,
-                            f"restore of the seeded file should be {seed.outcome}, backend "
-                            + (f"refused: {refusal}" if refusal else "started"),
-                        )
-                    )
-                )
-            if refusal is None and not workload.plan.rules:
-                for v in check_selection(timeline, seed):
-                    summary.findings.append(first(v))
-        publishes = [(p.seq, p.event) for p in timeline.publishes]
-        acks = [(a.seq, s) for a in timeline.appends if a.acked for s in a.states]
-        for v in orc.check_publish_implies_committed(publishes, acks, None):
-            summary.findings.append(first(v))
-        for v in orc.check_halt(
-            publishes, [(a.seq, a.acked) for a in timeline.appends], refused_next
-        ):
-            summary.findings.append(first(v))
-        for v in orc.check_engine_events(p.event for p in timeline.publishes):
-            summary.findings.append(first(v))
-        if refusal is not None and refusal.startswith(UNHANDLED):
-            summary.findings.append(first(Violation(Invariant.HALT, f"startup crashed: {refusal}")))
+        # The recorded run itself (no crash): its start against the contract's reading of
+        # the initial disk (a seeded file or an empty disk), then the process.
+        found: list[Violation] = []
+        if refusal is not None:
+            found += judge_refusal(refusal, expected=seed, crashed=False, injected=rec.injected)
+        elif rec.restored is not None and not rec.injected:
+            found += judge_selection(rec.restored, seed)
+        found += judge_process(
+            timeline.publish_pairs(),
+            acks=timeline.ack_pairs(),
+            outcomes=timeline.append_outcomes(),
+            refused_next=rec.refused_next,
+            refused=refusal is not None,
+        )
+        summary.findings += [Finding(v, workload, None, None, None) for v in found]
         if refusal is not None:
             summary.outcomes["refused"] += 1
-            if timeline.publishes:
-                summary.findings.append(
-                    first(
-                        Violation(
-                            Invariant.HALT, "events published by a process that refused to start"
-                        )
-                    )
-                )
         elif timeline.first_failure() is not None:
             summary.outcomes["halted"] += 1
         else:
@@ -486,7 +431,7 @@ class Explorer:
                 if self.on_progress is not None:
                     self.on_progress(1)
                 refused, found = self._check_state(
-                    workload, snapshots, reference, seed, timeline, acks, written, point, state
+                    workload, snapshots, reference, seed, timeline, point, state
                 )
                 summary.outcomes["restart-refused" if refused else "restart-resumed"] += 1
                 for v in found:
@@ -499,6 +444,38 @@ class Explorer:
             fs.stop()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def ticks_to_first_ack(self, workload: Workload, point: int, cut: str) -> int | None:
+        """How many ticks a process restarted on the crash state (`point`, `cut`) of the
+        workload reads up to its first acknowledged append (None: no such state, a
+        refusal, or no append at all). Re-records the workload to find the state; what a
+        regression scenario needs to replay the explorer's check after that append."""
+        snapshots = workload.snapshots()
+        rec = self._record(workload, snapshots)
+        state = next((s for p, s in rec.states if p == point and s.cut == cut), None)
+        if state is None:
+            return None
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        fs.start(state.image)
+        timeline = Timeline()
+        process = self._runtime(workload, timeline, RecordingSink(timeline))
+        try:
+            try:
+                process.start()
+            except Exception:  # a refusal (or a crash): there is no append to reach
+                return None
+            for count, group in enumerate(ticks(snapshots), start=1):
+                process.tick(group)
+                if timeline.acked_before():
+                    return count
+                if process.stats.halted:
+                    return None
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                process.close()
+            fs.stop()
 
     def _clean_trace(self, workload: Workload) -> list[Op]:
         """The op trace of the workload's clean run (no faults), to place faults on."""

@@ -62,6 +62,29 @@ class Timeline:
     def first_failure(self) -> AppendRecord | None:
         return next((a for a in self.appends if not a.acked), None)
 
+    # What the judge reads (`harness.judge.verdicts.judge_process`), up to a position.
+
+    def publish_pairs(self, position: int | None = None) -> list[tuple[int, Event]]:
+        """(seq, event) of every publish at or before `position` (all if None)."""
+        return [
+            (p.seq, p.event) for p in self.publishes if position is None or p.position <= position
+        ]
+
+    def ack_pairs(self, position: int | None = None) -> list[tuple[int, HysteresisState]]:
+        """(seq, state) of every state acknowledged at or before `position`."""
+        return [
+            (a.seq, s)
+            for a in self.appends
+            if a.acked and (position is None or a.position <= position)
+            for s in a.states
+        ]
+
+    def append_outcomes(self, position: int | None = None) -> list[tuple[int, bool]]:
+        """(seq, acknowledged) of every append that returned or raised by `position`."""
+        return [
+            (a.seq, a.acked) for a in self.appends if position is None or a.position <= position
+        ]
+
 
 class RecordingBackend:
     """Forwards to the real backend and records each append's outcome."""

@@ -27,10 +27,18 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from crashkit.faults import FaultPlan, FsyncModel
 from crashkit.harness.judge import oracles as orc
-from crashkit.harness.judge.invariants import Invariant, Violation
+from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
 from crashkit.harness.judge.paths import STATE_PATH
+from crashkit.harness.judge.verdicts import (
+    Ledger,
+    crash_reason,
+    judge_continuity,
+    judge_process,
+    judge_refusal,
+    judge_restored,
+)
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     crash_fs,
@@ -189,22 +197,9 @@ class OrchestratorMachine(RuleBasedStateMachine):
         start = len(fs.trace)
         try:
             runtime.start()
-        except StartupRefused as exc:
-            if expect.outcome == "fatal":
-                return
-            if self.crashed_since_start:  # crash damage taken as fatal (4), else R4
-                self._fail(orc.check_crash_not_fatal(exc.reason))
-            self._fail(
-                [
-                    Violation(
-                        Invariant.RESTORE_TABLE,
-                        f"restore should be {expect.outcome}, backend refused: {exc.reason}",
-                    )
-                ]
-            )
-            return
-        except Exception as exc:  # a backend must refuse cleanly, not crash
-            self._fail([Violation(Invariant.HALT, f"start raised {type(exc).__name__}: {exc}")])
+        except Exception as exc:  # a refusal, or a backend that crashed instead
+            reason = exc.reason if isinstance(exc, StartupRefused) else crash_reason(exc)
+            self._fail(judge_refusal(reason, expected=expect, crashed=self.crashed_since_start))
             return
         if probe:
             with contextlib.suppress(Exception):
@@ -222,24 +217,11 @@ class OrchestratorMachine(RuleBasedStateMachine):
         self._check_live()
 
     def _judge_restore(self, restored: dict[str, HysteresisState], expect: ModelRestore) -> None:
-        table = [
-            Violation(
-                Invariant.RESTORE_TABLE,
-                f"restored {restored[s].persisted_fields() if s in restored else None} but the "
-                f"contract selects "
-                f"{expect.states[s].persisted_fields() if s in expect.states else None}",
-                s,
-            )
-            for s in sorted(set(restored) | set(expect.states))
-            if (restored[s].persisted_fields() if s in restored else None)
-            != (expect.states[s].persisted_fields() if s in expect.states else None)
-        ]
-        self._fail(table)
-        self._fail(orc.check_durability(self.acked, restored, self.maybe))
-        self._fail(orc.check_no_invalid_restored(restored, self.written))
-        for past in self.past:
-            self._fail(orc.check_publish_implies_committed(past.publishes, past.acks, restored))
-        self._fail(orc.check_engine(restored.values()))
+        published = [e for past in self.past for _, e in past.publishes]
+        ledger = Ledger.build(
+            self.acked, later=self.maybe, written=self.written, published=published
+        )
+        self._fail(judge_restored(restored, ledger, expected=expect))
 
     def _feed(self) -> bool | None:
         """Offer the running process its next tick; returns whether it was accepted
@@ -265,14 +247,17 @@ class OrchestratorMachine(RuleBasedStateMachine):
         if proc is None:
             return
         t = proc.timeline
-        publishes = [(p.seq, p.event) for p in t.publishes]
-        acks = [(a.seq, s) for a in t.appends if a.acked for s in a.states]
-        self._fail(orc.check_publish_implies_committed(publishes, acks, None))
-        self._fail(orc.check_halt(publishes, [(a.seq, a.acked) for a in t.appends], refused_next))
-        self._fail(orc.check_engine_events(proc.sink.events))
+        self._fail(
+            judge_process(
+                t.publish_pairs(),
+                acks=t.ack_pairs(),
+                outcomes=t.append_outcomes(),
+                refused_next=refused_next,
+            )
+        )
         caught_up = proc.consumed == len(self.groups) and t.first_failure() is None
         self._fail(
-            orc.check_continuity(
+            judge_continuity(
                 [*self.events, *proc.sink.events],
                 self._reference_decisions(),
                 up_to_ms=None if caught_up else -1,

@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
-from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import Timeline, recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
+from crashkit.harness.judge.verdicts import Ledger, crash_reason, judge_refusal, judge_restored
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     CrashChoice,
@@ -212,7 +212,7 @@ class StoreMachine(RuleBasedStateMachine):
             self._judge_refusal(exc.reason, expect)
             return None
         except Exception as exc:  # a backend must refuse cleanly, not crash
-            self._fail([Violation(Invariant.HALT, f"restore raised {type(exc).__name__}: {exc}")])
+            self._judge_refusal(crash_reason(exc), expect)
             return None
         if not probe:
             self.opened = opened
@@ -268,51 +268,14 @@ class StoreMachine(RuleBasedStateMachine):
         del self.steps[steps:]
 
     def _judge_refusal(self, reason: str, expect: ModelRestore) -> None:
-        if expect.outcome == "fatal":
-            return
         # After a power cut, refusing is taking crash damage as fatal (4); otherwise the
-        # refusal misreads the restore table (R4). The scenario runner judges alike.
-        invariant = (
-            Invariant.CRASH_NOT_FATAL if self.crashed_since_start else Invariant.RESTORE_TABLE
-        )
-        self._fail(
-            [
-                Violation(
-                    invariant,
-                    f"restore refused ({reason}) but the contract's reading is "
-                    f"{expect.outcome} with {len(expect.records)} valid record(s)",
-                )
-            ]
-        )
+        # refusal misreads the restore table (R4). Every driver judges alike.
+        self._fail(judge_refusal(reason, expected=expect, crashed=self.crashed_since_start))
 
     def _judge_restore(self, restored: dict[str, HysteresisState], expect: ModelRestore) -> None:
-        if expect.outcome == "fatal":
-            self._fail(
-                [
-                    Violation(
-                        Invariant.RESTORE_TABLE,
-                        f"restore started although the contract says fatal (invalid lines "
-                        f"{list(expect.invalid_lines)}, no valid record)",
-                    )
-                ]
-            )
-        table = []
-        for symbol in sorted(set(restored) | set(expect.states)):
-            got, want = restored.get(symbol), expect.states.get(symbol)
-            if (got and got.persisted_fields()) != (want and want.persisted_fields()):
-                table.append(
-                    Violation(
-                        Invariant.RESTORE_TABLE,
-                        f"restored {got and got.persisted_fields()} but the contract selects "
-                        f"{want and want.persisted_fields()}",
-                        symbol,
-                    )
-                )
-        self._fail(table)
         later = self.written if self.corrupted else self.maybe
-        self._fail(orc.check_durability(self.acked, restored, later))
-        self._fail(orc.check_no_invalid_restored(restored, self.written))
-        self._fail(orc.check_engine(restored.values()))
+        ledger = Ledger.build(self.acked, later=later, written=self.written)
+        self._fail(judge_restored(restored, ledger, expected=expect))
 
     def _reboot(self, image: DiskImage) -> None:
         """Power back on with `image` on disk (fully durable), faults disarmed."""

@@ -70,7 +70,6 @@ scenario runner's own reference is docs/scenarios.md, and the two agree):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -78,12 +77,8 @@ from typing import Any
 
 import yaml
 
-from crashkit.faults import FaultPlan
 from crashkit.harness.explore import Explorer, Finding, minimal_findings
-from crashkit.harness.judge.observe import RecordingSink, Timeline
-from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.events import state_payload
-from crashkit.orchestrator.sources import ticks
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
@@ -298,38 +293,10 @@ def scenario_from_finding(
 
 def first_ack_ticks_of(explorer: Explorer, finding: Finding) -> int | None:
     """How many ticks the process restarted on the finding's crash state reads up to its
-    first acknowledged append (None: no crash, a refusal, or no append at all).
-
-    Re-records the workload on the explorer's backend and runtime to find the state."""
-    if finding.crash_point is None:
+    first acknowledged append (None: no crash, a refusal, or no append at all)."""
+    if finding.crash_point is None or finding.cut is None:
         return None
-    w = finding.workload
-    snapshots = w.snapshots()
-    _, states, _, _, _ = explorer._record(w, snapshots)
-    state = next((s for p, s in states if p == finding.crash_point and s.cut == finding.cut), None)
-    if state is None:
-        return None
-    fs = explorer.fs
-    fs.configure(plan=FaultPlan(), model=w.model, record=False)
-    fs.start(state.image)
-    timeline = Timeline()
-    process = explorer._runtime(w, timeline, RecordingSink(timeline))
-    try:
-        try:
-            process.start()
-        except StartupRefused:
-            return None
-        for count, group in enumerate(ticks(snapshots), start=1):
-            process.tick(group)
-            if timeline.acked_before():
-                return count
-            if process.stats.halted:
-                return None
-        return None
-    finally:
-        with contextlib.suppress(Exception):
-            process.close()
-        fs.stop()
+    return explorer.ticks_to_first_ack(finding.workload, finding.crash_point, finding.cut)
 
 
 def export_finding(

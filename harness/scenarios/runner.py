@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import msgspec
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
-from crashkit.harness.explore.explorer import UNHANDLED, check_selection
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -37,6 +36,15 @@ from crashkit.harness.judge.observe import (
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
+from crashkit.harness.judge.verdicts import (
+    Ledger,
+    crash_reason,
+    judge_continuity,
+    judge_process,
+    judge_refusal,
+    judge_restored,
+    uninterrupted,
+)
 from crashkit.harness.scenarios import schema as s
 from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
 from crashkit.harness.scenarios.expect import compare
@@ -52,10 +60,9 @@ from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import ExitCode, HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
 from crashkit.orchestrator.replay import full_replay, resume_replay
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.jsonl import restore_report
-from crashkit.orchestrator.store.memory import memory_store
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
     HysteresisConfig,
@@ -277,34 +284,20 @@ class Machine:
                 out.extend(a.states)
         return out
 
-    def _check_restored(
-        self, restored: dict[str, HysteresisState], where: str, exclude: Proc | None
-    ) -> None:
-        """What a restore returned, against everything acknowledged and published before it."""
+    def _ledger(self, exclude: Proc | None) -> Ledger:
+        """What the processes of this epoch (all but `exclude`) acknowledged, attempted,
+        wrote and published before the power cut of their boot, if any."""
         acked, later = self._acked_and_later(exclude)
-        self._found(orc.check_durability(acked, restored, later), where)
-        self._found(orc.check_no_invalid_restored(restored, self._written()), where)
-        self._found(orc.check_engine(restored.values()), where)
-        for p in self._epoch_procs(exclude):
-            publishes = [(r.seq, r.event) for r in p.publishes()]
-            self._found(orc.check_publish_implies_committed(publishes, p.acks(), restored), where)
+        published = [r.event for p in self._epoch_procs(exclude) for r in p.publishes()]
+        return Ledger.build(acked, later=later, written=self._written(), published=published)
 
     def _judge_refusal(self, reason: str, model: ModelRestore, injected: bool, where: str) -> None:
-        if reason.startswith(UNHANDLED):
-            self._found([Violation(Invariant.HALT, f"startup crashed: {reason}")], where)
-        elif not injected and model.outcome != "fatal":
-            if self.crashed_since_start:
-                self._found(orc.check_crash_not_fatal(reason), where)
-            else:
-                self._found(
-                    [
-                        Violation(
-                            Invariant.RESTORE_TABLE,
-                            f"restore should be {model.outcome}, backend refused: {reason}",
-                        )
-                    ],
-                    where,
-                )
+        self._found(
+            judge_refusal(
+                reason, expected=model, crashed=self.crashed_since_start, injected=injected
+            ),
+            where,
+        )
 
     def start(self, where: str) -> Proc:
         """A new process on the disk as it is: restore, or refuse to start."""
@@ -330,35 +323,19 @@ class Machine:
             proc.status, proc.refusal, proc.outcome = "refused", exc.reason, "fatal"
         except Exception as exc:  # a backend must refuse cleanly, not crash
             proc.status, proc.outcome, proc.unhandled = "refused", "fatal", True
-            proc.refusal = f"{UNHANDLED}{type(exc).__name__}: {exc}"
+            proc.refusal = crash_reason(exc)
         injected = any(op.injected for op in fs.trace[start_pos:])
         if proc.refusal is not None:
             proc.end_pos = self._position()
             self._judge_refusal(proc.refusal, model, injected, where)
-            if timeline.publishes:
-                self._found(
-                    [
-                        Violation(
-                            Invariant.HALT, "events published by a process that refused to start"
-                        )
-                    ],
-                    where,
-                )
             return proc
         assert proc.restored is not None
-        if not injected:
-            if model.outcome == "fatal":
-                self._found(
-                    [
-                        Violation(
-                            Invariant.RESTORE_TABLE, "restore should be fatal, backend started"
-                        )
-                    ],
-                    where,
-                )
-            else:
-                self._found(check_selection(timeline, model), where)
-        self._check_restored(proc.restored, where, exclude=proc)
+        self._found(
+            judge_restored(
+                proc.restored, self._ledger(exclude=proc), expected=None if injected else model
+            ),
+            where,
+        )
         self.crashed_since_start = False
         return proc
 
@@ -645,34 +622,13 @@ class Machine:
             self._judge_refusal(exc.reason, model, False, where)
             return {}, report
         except Exception as exc:
-            reason = f"{UNHANDLED}{type(exc).__name__}: {exc}"
-            self._judge_refusal(reason, model, False, where)
+            self._judge_refusal(crash_reason(exc), model, False, where)
             return {}, report
         try:
             restored = dict(opened.store.states)
         finally:
             opened.backend.close()
-        if model.outcome == "fatal":
-            self._found(
-                [Violation(Invariant.RESTORE_TABLE, "restore should be fatal, backend started")],
-                where,
-            )
-        else:
-            got = {sym: _persisted(st) for sym, st in restored.items()}
-            want = {sym: _persisted(st) for sym, st in model.states.items()}
-            for sym in sorted(set(got) | set(want)):
-                if got.get(sym) != want.get(sym):
-                    self._found(
-                        [
-                            Violation(
-                                Invariant.RESTORE_TABLE,
-                                f"restored {got.get(sym)} but the contract selects {want.get(sym)}",
-                                sym,
-                            )
-                        ],
-                        where,
-                    )
-        self._check_restored(restored, where, exclude=None)
+        self._found(judge_restored(restored, self._ledger(exclude=None), expected=model), where)
         final: dict[str, dict[str, object]] = {
             sym: {
                 "anchor_regime": st.anchor_regime.value,
@@ -687,34 +643,23 @@ class Machine:
         return final, report
 
     def _reference(self) -> dict[str, orc.Decision]:
-        """The uninterrupted run on the same input, from the same initial state."""
-        sink = MemorySink()
-        seeded = memory_store()
-        seeded.store.states.update(self._seed_model().states)
-        runtime = HysteresisRuntime(
-            config=self.sc.config,
-            state_path="<reference>",
-            sink=sink,
-            backend_factory=seeded_factory(seeded),
-            clock=engine_commit_clock,
-        )
-        runtime.start()
-        for group in self.groups[: self.read()]:
-            runtime.tick(group)
-        decisions, _ = orc.decisions_of(sink.events)
-        return decisions
+        """The uninterrupted run on the input read so far, from the same initial state."""
+        snapshots = [snap for group in self.groups[: self.read()] for snap in group]
+        return uninterrupted(self.sc.config, self._seed_model().states, snapshots)
 
     def judge_processes(self) -> None:
         """Per process: publish after commit, the halt rule, the engine invariant downstream;
         over all of them: continuity with the uninterrupted run."""
         live = [p for p in self.procs if p.status != "vanished"]
         for p in live:
-            where = f"process {p.index}"
-            publishes = [(r.seq, r.event) for r in p.publishes()]
-            self._found(orc.check_publish_implies_committed(publishes, p.acks(), None), where)
-            appends = [(a.seq, a.acked) for a in p.appends()]
-            self._found(orc.check_halt(publishes, appends, p.refused_next), where)
-            self._found(orc.check_engine_events(e for _, e in publishes), where)
+            verdicts = judge_process(
+                [(r.seq, r.event) for r in p.publishes()],
+                acks=p.acks(),
+                outcomes=[(a.seq, a.acked) for a in p.appends()],
+                refused_next=p.refused_next,
+                refused=p.status == "refused",
+            )
+            self._found(verdicts, f"process {p.index}")
         last = live[-1] if live else None
         up_to: int | None = -1
         if (
@@ -728,7 +673,7 @@ class Machine:
             done = [ts for ts, pos in last.completed if last.seen(pos)]
             up_to = max(done) if done else -1
         self._found(
-            orc.check_continuity(self.visible_events(), self._reference(), up_to_ms=up_to),
+            judge_continuity(self.visible_events(), self._reference(), up_to_ms=up_to),
             "all processes",
         )
 

@@ -1,0 +1,262 @@
+"""The one judge: how every driver turns what it observed into violations.
+
+The oracles (`oracles.py`) check one invariant each. A driver (the explorer, the
+scenario runner, both state machines, the kit) observes three kinds of moment, and
+this module composes the oracles for each, with every message built here:
+
+- a **refused start**: `judge_refusal` (was refusing allowed?);
+- a **restore** that started: `judge_restored` (is what came back what must, and may,
+  be on disk?), against a `Ledger` of what was acknowledged, attempted, written and
+  published before it;
+- a **process** that ran: `judge_process` (publish after commit, the halt rule, the
+  engine invariant downstream), and over processes `judge_continuity`.
+
+What the contract's reading of the disk says (`expected`, a `ModelRestore`) is known
+only for backends that store contract-v1 JSON Lines (or for an empty disk); for any
+other backend the restore-table checks are skipped and the rest still hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from crashkit.harness.judge import oracles as orc
+from crashkit.harness.judge.invariants import Invariant, Violation
+from crashkit.harness.judge.model import ModelRestore
+from crashkit.orchestrator.events import Event, MemorySink, state_payload
+from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
+from crashkit.orchestrator.sources import ticks
+from crashkit.orchestrator.store.memory import memory_store
+from crashkit.regime_engine.contracts import (
+    PERSISTED_FIELDS,
+    HysteresisConfig,
+    HysteresisState,
+    RegimeInputSnapshot,
+)
+
+Fields = tuple[object, ...]
+
+#: The start of a refusal reason that is really a crash: the factory raised something
+#: other than StartupRefused (a backend must refuse cleanly, not crash).
+CRASHED = "unhandled exception instead of a clean refusal: "
+
+
+def crash_reason(exc: BaseException) -> str:
+    """The refusal reason recorded for an exception that is not a clean refusal."""
+    return f"{CRASHED}{type(exc).__name__}: {exc}"
+
+
+def is_crash(reason: str) -> bool:
+    return reason.startswith(CRASHED)
+
+
+#: The invariant a startup crash is reported under.
+STARTUP_CRASH = Invariant.HALT
+
+
+# -- what must be on disk ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """What was known before a restore, precomputed for cheap repeated judging.
+
+    `latest_acked`: each symbol's latest acknowledged (or seeded) state; `later`: the
+    persisted fields of states attempted after it (acknowledged or not), which may
+    legitimately supersede it if they reached the disk; `written`: the persisted fields
+    of every state ever written whole; `published`: each symbol's latest published
+    decision (timestamp, run_id), which must still be on disk.
+    """
+
+    latest_acked: Mapping[str, HysteresisState] = field(default_factory=dict)
+    later: frozenset[Fields] = frozenset()
+    written: frozenset[Fields] = frozenset()
+    published: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        acked: Iterable[HysteresisState],
+        *,
+        later: Iterable[HysteresisState] = (),
+        written: Iterable[HysteresisState] = (),
+        published: Iterable[Event] = (),
+    ) -> Ledger:
+        """`acked` in acknowledgement order (seeded states first)."""
+        return cls(
+            orc.latest_per_symbol(acked),
+            frozenset(s.persisted_fields() for s in later),
+            frozenset(s.persisted_fields() for s in written),
+            orc.latest_published((0, e) for e in published),
+        )
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def _fields(state: HysteresisState | None) -> dict[str, object] | None:
+    if state is None:
+        return None
+    payload = state_payload(state)
+    return {key: payload[key] for key in PERSISTED_FIELDS}
+
+
+def _reading(expected: ModelRestore) -> str:
+    """The contract's reading of a disk, for a message."""
+    if expected.outcome == "fatal":
+        lines = list(expected.invalid_lines)
+        return f"fatal: invalid line(s) {lines} and no valid record" if lines else "fatal"
+    return f"{expected.outcome} with {len(expected.records)} valid record(s)"
+
+
+# -- a refused start -------------------------------------------------------------------------
+
+
+def judge_refusal(
+    reason: str,
+    *,
+    expected: ModelRestore | None,
+    crashed: bool,
+    injected: bool = False,
+) -> list[Violation]:
+    """A start that refused (or crashed). Allowed when an injected fault caused it or the
+    contract's reading is fatal; after a power cut a refusal is crash damage taken as
+    fatal (4); otherwise it misreads the restore table (R4)."""
+    if is_crash(reason):
+        return [Violation(STARTUP_CRASH, f"startup crashed: {reason.removeprefix(CRASHED)}")]
+    if injected or (expected is not None and expected.outcome == "fatal"):
+        return []
+    if crashed:
+        return orc.check_crash_not_fatal(reason)
+    if expected is None:
+        return []
+    return [
+        Violation(
+            Invariant.RESTORE_TABLE,
+            f"restore should be {_reading(expected)}, backend refused: {reason}",
+        )
+    ]
+
+
+# -- a restore -------------------------------------------------------------------------------
+
+
+def judge_selection(
+    restored: Mapping[str, HysteresisState], expected: ModelRestore
+) -> list[Violation]:
+    """R4: a start happened exactly when the contract's reading allows one, and restored
+    exactly its selection (per symbol the highest timestamp, ties to the later line)."""
+    if expected.outcome == "fatal":
+        return [
+            Violation(
+                Invariant.RESTORE_TABLE,
+                f"restore should be {_reading(expected)}, backend started",
+            )
+        ]
+    out = []
+    for symbol in sorted(set(restored) | set(expected.states)):
+        got, want = _fields(restored.get(symbol)), _fields(expected.states.get(symbol))
+        if got != want:
+            out.append(
+                Violation(
+                    Invariant.RESTORE_TABLE,
+                    f"restored {got} but the contract selects {want}",
+                    symbol,
+                )
+            )
+    return out
+
+
+def judge_restored(
+    restored: Mapping[str, HysteresisState],
+    ledger: Ledger,
+    *,
+    expected: ModelRestore | None = None,
+) -> list[Violation]:
+    """What a restore returned: the contract's selection when it is known (R4), nothing
+    acknowledged lost (1), nothing restored that was never written whole (2), every
+    published decision still there (3), the engine invariant (7). In that order."""
+    out = [] if expected is None else judge_selection(restored, expected)
+    out += orc.durability_violations(ledger.latest_acked, restored, ledger.later)
+    out += orc.invalid_restored_violations(restored, ledger.written)
+    out += orc.check_published_survived(ledger.published, restored)
+    out += orc.check_engine(restored.values())
+    return out
+
+
+# -- a process -------------------------------------------------------------------------------
+
+
+def judge_process(
+    publishes: Sequence[tuple[int, Event]],
+    *,
+    acks: Sequence[tuple[int, HysteresisState]] = (),
+    outcomes: Sequence[tuple[int, bool]] = (),
+    refused_next: bool | None = None,
+    refused: bool = False,
+) -> list[Violation]:
+    """One process's timeline: nothing published before its record was acknowledged (3),
+    the halt rule after a failed append (6), the engine invariant downstream (7), and
+    nothing at all published by a process that refused to start (6).
+
+    `publishes` are (seq, event); `acks` (seq, state) of acknowledged appends; `outcomes`
+    (seq, acknowledged) of every append; `refused_next` whether a tick offered after a
+    halt was refused (None: none was offered)."""
+    out = orc.check_publish_implies_committed(publishes, acks, None)
+    out += orc.check_halt(publishes, outcomes, refused_next)
+    out += orc.check_engine_events(e for _, e in publishes)
+    if refused and publishes:
+        out.append(Violation(Invariant.HALT, "events published by a process that refused to start"))
+    return out
+
+
+def judge_continuity(
+    events: Iterable[Event],
+    reference: Mapping[str, orc.Decision],
+    *,
+    up_to_ms: int | None = None,
+) -> list[Violation]:
+    """Over every process: the decisions of the uninterrupted run, each run_id one state (5)."""
+    return orc.check_continuity(events, reference, up_to_ms=up_to_ms)
+
+
+# -- the uninterrupted run ---------------------------------------------------------------------
+
+
+def uninterrupted(
+    config: HysteresisConfig,
+    seed: Mapping[str, HysteresisState],
+    snapshots: Iterable[RegimeInputSnapshot],
+) -> dict[str, orc.Decision]:
+    """The reference for continuity: the same input on an in-memory backend seeded with
+    the states a correct restore of the initial disk gives, never interrupted."""
+    sink = MemorySink()
+    opened = memory_store()
+    opened.store.states.update(seed)
+    runtime = HysteresisRuntime(
+        config=config,
+        state_path="<reference>",
+        sink=sink,
+        backend_factory=seeded_factory(opened),
+        clock=engine_commit_clock,
+    )
+    runtime.start()
+    for group in ticks(snapshots):
+        runtime.tick(group)
+    return orc.decisions_of(sink.events)[0]
+
+
+__all__ = [
+    "CRASHED",
+    "STARTUP_CRASH",
+    "Ledger",
+    "crash_reason",
+    "is_crash",
+    "judge_continuity",
+    "judge_process",
+    "judge_refusal",
+    "judge_restored",
+    "judge_selection",
+    "uninterrupted",
+]
