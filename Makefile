@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check impl faults harness tests benchmarks tools
 	$(BIN)/ruff format --check impl faults harness tests benchmarks tools
 	$(BIN)/mypy $(MYPY_PACKAGES)
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
