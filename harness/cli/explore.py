@@ -15,7 +15,7 @@ from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import export_findings
 from crashkit.orchestrator.errors import ConfigError, ExitCode
-from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend_factory
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -87,7 +87,7 @@ def explore(
     and check every invariant of the contract (exit 1 on any violation)."""
     err = Console(stderr=True)
     try:
-        factory = load_backend_factory(backend)
+        declared = load_backend(backend)
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] --backend: {exc}", highlight=False, soft_wrap=True)
         sys.exit(ExitCode.USAGE)
@@ -113,8 +113,7 @@ def explore(
     with progress:
         task = progress.add_task("jobs", total=len(jobs), states=0)
         explorer = Explorer(
-            backend,
-            factory=factory,
+            declared,
             full=full,
             torn=torn,
             shard=shard_ix,

@@ -42,9 +42,9 @@ from crashkit.orchestrator.runtime import (
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
+    Backend,
     BackendFactory,
-    load_backend_factory,
-    load_read_only_restore,
+    load_backend,
 )
 from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
 
@@ -126,20 +126,20 @@ class Explorer:
 
     def __init__(
         self,
-        backend: str = DEFAULT_BACKEND,
+        backend: Backend | str | None = None,
         *,
-        factory: BackendFactory | None = None,
         runtime_class: RuntimeClass = HysteresisRuntime,
         full: bool = False,
         torn: str = "default",
         shard: tuple[int, int] = (0, 1),
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
+        if backend is None or isinstance(backend, str):
+            backend = load_backend(backend or DEFAULT_BACKEND)
         self.backend = backend
-        self.factory = factory or load_backend_factory(backend)
-        # The extra check restores use the backend's read-only restore when it has one
-        # (only when the factory came from `backend`: a given factory is its own truth).
-        self.restore_only = None if factory is not None else load_read_only_restore(backend)
+        self.factory: BackendFactory = backend.open
+        # The extra check restores use the backend's declared read-only restore, if any.
+        self.restore_only = backend.restore_only
         self.runtime_class = runtime_class
         self.full = full
         self.torn = torn

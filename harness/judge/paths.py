@@ -7,7 +7,17 @@ the same thing whichever driver replays it.
 
 from __future__ import annotations
 
+from crashkit.orchestrator.store.protocol import Capabilities
+
 STATE_DIR = "/crashkit/state"
 STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
 #: The fault-rule path pattern that matches the state file and nothing else.
 STATE_FILE_GLOB = "*/hysteresis.jsonl"
+
+
+def state_files_glob(capabilities: Capabilities) -> str:
+    """A fault-rule path pattern for the files a backend keeps: the state file alone when
+    that is all it keeps, else every file of the state folder."""
+    if capabilities.file_patterns(STATE_PATH) == (STATE_PATH,):
+        return STATE_FILE_GLOB
+    return f"{STATE_DIR}/*"

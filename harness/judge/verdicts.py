@@ -21,13 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from crashkit.faults import DiskImage
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
-from crashkit.harness.judge.model import ModelRestore
+from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.orchestrator.events import Event, MemorySink, state_payload
 from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.memory import memory_store
+from crashkit.orchestrator.store.protocol import Backend
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
     HysteresisConfig,
@@ -108,6 +111,41 @@ def _reading(expected: ModelRestore) -> str:
         lines = list(expected.invalid_lines)
         return f"fatal: invalid line(s) {lines} and no valid record" if lines else "fatal"
     return f"{expected.outcome} with {len(expected.records)} valid record(s)"
+
+
+# -- what the disk should restore to -------------------------------------------------------
+
+
+def expected_reading(
+    backend: Backend,
+    config: HysteresisConfig,
+    *,
+    state_bytes: bytes | None,
+    folder_empty: bool,
+) -> ModelRestore | None:
+    """The contract's reading of the disk a restore is about to read, when the harness
+    can tell: for a backend that stores contract-v1 lines, the state file's bytes (None:
+    no file); for any backend, an empty (or missing) state folder reads as bootstrap.
+    None otherwise: a backend's own format is its own business, and every other
+    invariant still holds."""
+    if backend.capabilities.line_format:
+        return model_restore(state_bytes, config)
+    if folder_empty:
+        return model_restore(None, config)
+    return None
+
+
+def image_reading(
+    backend: Backend, image: DiskImage, config: HysteresisConfig
+) -> ModelRestore | None:
+    """`expected_reading` of a whole disk image."""
+    prefix = STATE_DIR + "/"
+    return expected_reading(
+        backend,
+        config,
+        state_bytes=image.get(STATE_PATH),
+        folder_empty=not any(path.startswith(prefix) for path in image.files),
+    )
 
 
 # -- a refused start -------------------------------------------------------------------------
@@ -252,6 +290,7 @@ __all__ = [
     "STARTUP_CRASH",
     "Ledger",
     "crash_reason",
+    "expected_reading",
     "is_crash",
     "judge_continuity",
     "judge_process",

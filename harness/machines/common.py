@@ -211,7 +211,9 @@ _KEPT = st.integers(0, 80)
 _ERRNOS = st.sampled_from(("EIO", "ENOSPC", "EDQUOT"))
 
 
-def optional_fault(data: st.DataObject, families: Sequence[str]) -> FaultRule | None:
+def optional_fault(
+    data: st.DataObject, families: Sequence[str], path: str = STATE_FILE_GLOB
+) -> FaultRule | None:
     """A fault to arm before this append or tick, one time in five (a fired fault poisons
     the writer until the next restart, so more would mostly test refusals).
 
@@ -219,20 +221,34 @@ def optional_fault(data: st.DataObject, families: Sequence[str]) -> FaultRule | 
     shrinker can delete earlier steps without shifting the later ones' choices."""
     if not families or data.draw(_ARM, label="arm a fault first") != 4:
         return None
-    return draw_fault(data, families)
+    return draw_fault(data, families, path)
 
 
-def draw_fault(data: st.DataObject, families: Sequence[str]) -> FaultRule:
-    """One rule on the state file: a failing write, a short write or a failing fsync."""
+def draw_fault(
+    data: st.DataObject, families: Sequence[str], path: str = STATE_FILE_GLOB
+) -> FaultRule:
+    """One rule on the backend's files (`path`, a pattern): a failing write, a short write
+    or a failing fsync."""
     ordered = sorted(families)
     family = ordered[data.draw(index_below(len(ordered)), label="fault family")]
     nth = data.draw(_NTH, label="nth")
     persistent = data.draw(st.booleans(), label="persistent")
     if family == "short_write":
         kept = data.draw(_KEPT, label="bytes kept")
-        return FaultRule("write", STATE_FILE_GLOB, nth, "EIO", persistent, short_write=kept)
+        return FaultRule("write", path, nth, "EIO", persistent, short_write=kept)
     errno = data.draw(_ERRNOS, label="errno")
-    return FaultRule(family, STATE_FILE_GLOB, nth, errno, persistent)
+    return FaultRule(family, path, nth, errno, persistent)
+
+
+def folder_empty(fs: CrashFS, path: str) -> bool:
+    """Whether the folder `path` is missing or holds no file (read off the tree directly)."""
+    node: Any = fs.filesystem.root
+    for name in path.split("/")[1:]:
+        entries = getattr(node, "entries", None)
+        if entries is None or name not in entries:
+            return True
+        node = entries[name]
+    return not getattr(node, "entries", None)
 
 
 def visible_bytes(fs: CrashFS, path: str) -> bytes | None:

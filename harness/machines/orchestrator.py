@@ -28,12 +28,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from crashkit.faults import FaultPlan, FsyncModel
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Violation
-from crashkit.harness.judge.model import ModelRestore, model_restore
+from crashkit.harness.judge.model import ModelRestore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
-from crashkit.harness.judge.paths import STATE_PATH
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
+    expected_reading,
     judge_continuity,
     judge_process,
     judge_refusal,
@@ -43,11 +44,13 @@ from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     crash_fs,
     draw_crash,
+    folder_empty,
     optional_fault,
     raise_violations,
     visible_bytes,
 )
 from crashkit.harness.scenarios import export
+from crashkit.harness.scenarios.export import backend_spec
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
 from crashkit.orchestrator.runtime import (
@@ -57,9 +60,9 @@ from crashkit.orchestrator.runtime import (
     seeded_factory,
 )
 from crashkit.orchestrator.sources import snapshot_to_dict
-from crashkit.orchestrator.store.jsonl import open_jsonl_store
+from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.memory import memory_store
-from crashkit.orchestrator.store.protocol import BackendFactory
+from crashkit.orchestrator.store.protocol import Backend
 from crashkit.regime_engine.belief import SIGNATURES
 from crashkit.regime_engine.contracts import (
     HysteresisConfig,
@@ -104,8 +107,7 @@ class Past:
 class OrchestratorMachine(RuleBasedStateMachine):
     """Subclass (see `orchestrator_machine`) to pick backend, runtime, model and faults."""
 
-    factory: ClassVar[BackendFactory] = staticmethod(open_jsonl_store)
-    backend_spec: ClassVar[str | None] = None
+    backend: ClassVar[Backend] = jsonl.BACKEND
     runtime_class: ClassVar[RuntimeClass] = HysteresisRuntime
     runtime_spec: ClassVar[str | None] = None
     fsync_model: ClassVar[FsyncModel | None] = None  # None: drawn per example
@@ -148,7 +150,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             window_updates=self.config.window_updates,
             input_={"snapshots": [snapshot_to_dict(s) for g in self.groups for s in g]},
             steps=export.merge_runs(self.steps),
-            backend=self.backend_spec,
+            backend=backend_spec(self.backend),
             runtime=self.runtime_spec,
             missing_dir=True,  # boot() starts from an empty disk
         )
@@ -183,15 +185,19 @@ class OrchestratorMachine(RuleBasedStateMachine):
 
         A probe only restores and judges, then closes (no tick, the disk is left as is)."""
         fs = self.fs
-        data = visible_bytes(fs, STATE_PATH)
-        expect = model_restore(data, self.config)
+        expect = expected_reading(
+            self.backend,
+            self.config,
+            state_bytes=visible_bytes(fs, STATE_PATH),
+            folder_empty=folder_empty(fs, STATE_DIR),
+        )
         timeline = Timeline(position=lambda: len(fs.trace))
         sink = RecordingSink(timeline)
         runtime = self.runtime_class(
             config=self.config,
             state_path=STATE_PATH,
             sink=sink,
-            backend_factory=recording_factory(self.factory, timeline),
+            backend_factory=recording_factory(self.backend.open, timeline),
             clock=engine_commit_clock,
         )
         start = len(fs.trace)
@@ -216,7 +222,9 @@ class OrchestratorMachine(RuleBasedStateMachine):
                 break
         self._check_live()
 
-    def _judge_restore(self, restored: dict[str, HysteresisState], expect: ModelRestore) -> None:
+    def _judge_restore(
+        self, restored: dict[str, HysteresisState], expect: ModelRestore | None
+    ) -> None:
         published = [e for past in self.past for _, e in past.publishes]
         ledger = Ledger.build(
             self.acked, later=self.maybe, written=self.written, published=published
@@ -296,7 +304,9 @@ class OrchestratorMachine(RuleBasedStateMachine):
         # Drawn unconditionally (see optional_fault): same draws whatever the state.
         again = data.draw(AGAIN, label="re-deliver an earlier timestamp (3)") == 3
         pick = data.draw(EARLIER, label="which earlier timestamp")
-        armed = optional_fault(data, sorted(self.fault_families))
+        armed = optional_fault(
+            data, sorted(self.fault_families), state_files_glob(self.backend.capabilities)
+        )
         last = self.groups[-1][0].engine_timestamp_ms if self.groups else None
         earlier = [ts for ts in self.stamps if ts != last]
         if again and earlier:
@@ -365,8 +375,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
 def orchestrator_machine(
     name: str,
     *,
-    factory: BackendFactory | None = None,
-    backend_spec: str | None = None,
+    backend: Backend | None = None,
     runtime_class: RuntimeClass | None = None,
     runtime_spec: str | None = None,
     fsync_model: FsyncModel | None = None,
@@ -374,12 +383,11 @@ def orchestrator_machine(
 ) -> type[OrchestratorMachine]:
     """An OrchestratorMachine class for one backend / runtime / fsync model / fault family."""
     attrs: dict[str, Any] = {
-        "backend_spec": backend_spec,
         "runtime_spec": runtime_spec,
         "fsync_model": fsync_model,
     }
-    if factory is not None:
-        attrs["factory"] = staticmethod(factory)
+    if backend is not None:
+        attrs["backend"] = backend
     if runtime_class is not None:
         attrs["runtime_class"] = runtime_class
     if fault_families is not None:

@@ -30,13 +30,20 @@ from crashkit.faults import DiskImage, FaultPlan, FsyncModel
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import Timeline, recording_factory
-from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
-from crashkit.harness.judge.verdicts import Ledger, crash_reason, judge_refusal, judge_restored
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
+from crashkit.harness.judge.verdicts import (
+    Ledger,
+    crash_reason,
+    expected_reading,
+    judge_refusal,
+    judge_restored,
+)
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
     CrashChoice,
     crash_fs,
     draw_crash,
+    folder_empty,
     index_below,
     optional_fault,
     raise_violations,
@@ -44,9 +51,10 @@ from crashkit.harness.machines.common import (
 )
 from crashkit.harness.scenarios import export
 from crashkit.harness.scenarios.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
+from crashkit.harness.scenarios.export import backend_spec
 from crashkit.orchestrator.errors import StartupRefused
-from crashkit.orchestrator.store.jsonl import open_jsonl_store
-from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.protocol import Backend, OpenedStore
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
@@ -112,11 +120,12 @@ def _fields_key(state: HysteresisState) -> tuple[object, ...]:
 class StoreMachine(RuleBasedStateMachine):
     """Subclass (see `store_machine`) to pick the backend, the fsync model and the faults."""
 
-    factory: ClassVar[BackendFactory] = staticmethod(open_jsonl_store)
-    backend_spec: ClassVar[str | None] = None  # how an exported scenario names the factory
+    backend: ClassVar[Backend] = jsonl.BACKEND
     fsync_model: ClassVar[FsyncModel | None] = None  # None: drawn per example
     fault_families: ClassVar[frozenset[str]] = frozenset(FAULT_FAMILIES)
-    seeded: ClassVar[bool] = True  # start some examples from a seeded state file
+    #: Start some examples from a seeded state file, and corrupt committed lines: only
+    #: for a backend that stores contract-v1 lines (None: as its capabilities say).
+    seeded: ClassVar[bool | None] = None
     #: A clean restart after an fsync failure under mark-clean loses later acknowledged
     #: appends on any line backend (see the module notes of harness/machines): off.
     restart_after_lost_fsync: ClassVar[bool] = False
@@ -158,7 +167,7 @@ class StoreMachine(RuleBasedStateMachine):
             window_updates=WINDOW,
             input_={"snapshots": []},
             steps=self.steps,
-            backend=self.backend_spec,
+            backend=backend_spec(self.backend),
             initial_state=self.initial,
             missing_dir=self.initial is None,  # boot() starts such runs from an empty disk
         )
@@ -170,7 +179,25 @@ class StoreMachine(RuleBasedStateMachine):
         """The state file as a reader sees it now (no intercepted call, no trace entry)."""
         return visible_bytes(self.fs, STATE_PATH)
 
+    def _lines(self) -> bool:
+        """Whether the backend stores contract-v1 lines (seeded files, line corruption)."""
+        if self.seeded is not None:
+            return self.seeded
+        return self.backend.capabilities.line_format
+
+    def _expected(self) -> ModelRestore | None:
+        """The contract's reading of the disk, when the harness can read it."""
+        return expected_reading(
+            self.backend,
+            self.config,
+            state_bytes=self._visible(),
+            folder_empty=folder_empty(self.fs, STATE_DIR),
+        )
+
     def _refresh(self) -> None:
+        if not self._lines():
+            self.valid = 0  # no line to corrupt
+            return
         self.valid = len(model_restore(self._visible(), self.config).records)
 
     def _settle(self, position: int | None) -> None:
@@ -197,15 +224,14 @@ class StoreMachine(RuleBasedStateMachine):
         A probe only restores and judges; it returns the opened store (the caller
         closes it) and leaves the machine's process as it was."""
         fs = self.fs
-        data = self._visible()
-        expect = model_restore(data, self.config)
+        expect = self._expected()
         timeline = Timeline(position=lambda: len(fs.trace))
         if not probe:
             self.timeline = timeline
             self.process_start = len(fs.trace)
             self.failed = False
         try:
-            opened = recording_factory(self.factory, timeline)(STATE_PATH, self.config)
+            opened = recording_factory(self.backend.open, timeline)(STATE_PATH, self.config)
         except StartupRefused as exc:
             if not probe:
                 self.disk_changed = False
@@ -267,12 +293,14 @@ class StoreMachine(RuleBasedStateMachine):
         self.acked, self.written = acked, written
         del self.steps[steps:]
 
-    def _judge_refusal(self, reason: str, expect: ModelRestore) -> None:
+    def _judge_refusal(self, reason: str, expect: ModelRestore | None) -> None:
         # After a power cut, refusing is taking crash damage as fatal (4); otherwise the
         # refusal misreads the restore table (R4). Every driver judges alike.
         self._fail(judge_refusal(reason, expected=expect, crashed=self.crashed_since_start))
 
-    def _judge_restore(self, restored: dict[str, HysteresisState], expect: ModelRestore) -> None:
+    def _judge_restore(
+        self, restored: dict[str, HysteresisState], expect: ModelRestore | None
+    ) -> None:
         later = self.written if self.corrupted else self.maybe
         ledger = Ledger.build(self.acked, later=later, written=self.written)
         self._fail(judge_restored(restored, ledger, expected=expect))
@@ -299,7 +327,7 @@ class StoreMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def boot(self, data: st.DataObject) -> None:
         self.model = self.fsync_model or data.draw(st.sampled_from(FsyncModel), label="model")
-        lines = data.draw(seed_lines, label="seeded lines") if self.seeded else []
+        lines = data.draw(seed_lines, label="seeded lines") if self._lines() else []
         self.initial = b"".join(lines) if lines else None
         image = (
             None
@@ -325,7 +353,9 @@ class StoreMachine(RuleBasedStateMachine):
         """Append a batch, after arming a write or fsync failure now and then."""
         batch = data.draw(BATCHES, label="batch")
         self.rule_count += 1
-        armed = optional_fault(data, sorted(self.fault_families))
+        armed = optional_fault(
+            data, sorted(self.fault_families), state_files_glob(self.backend.capabilities)
+        )
         if armed is not None:
             self.steps.append({"fault": armed.to_dict()})
             self.fs.configure(plan=FaultPlan((armed,)))
@@ -432,20 +462,15 @@ class StoreMachine(RuleBasedStateMachine):
 def store_machine(
     name: str,
     *,
-    factory: BackendFactory | None = None,
-    backend_spec: str | None = None,
+    backend: Backend | None = None,
     fsync_model: FsyncModel | None = None,
     fault_families: frozenset[str] | None = None,
-    seeded: bool = True,
+    seeded: bool | None = None,
 ) -> type[StoreMachine]:
     """A StoreMachine class for one backend / fsync model / fault family."""
-    attrs: dict[str, Any] = {
-        "backend_spec": backend_spec,
-        "fsync_model": fsync_model,
-        "seeded": seeded,
-    }
-    if factory is not None:
-        attrs["factory"] = staticmethod(factory)
+    attrs: dict[str, Any] = {"fsync_model": fsync_model, "seeded": seeded}
+    if backend is not None:
+        attrs["backend"] = backend
     if fault_families is not None:
         attrs["fault_families"] = frozenset(fault_families)
     return type(name, (StoreMachine,), attrs)

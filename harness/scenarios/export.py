@@ -79,6 +79,8 @@ import yaml
 
 from crashkit.harness.explore import Explorer, Finding, minimal_findings
 from crashkit.orchestrator.events import state_payload
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
@@ -91,6 +93,14 @@ from crashkit.regime_engine.contracts import (
 REGRESSIONS_DIR = Path("scenarios/regressions")
 ALL_INVARIANTS: list[str] = ["all"]
 Step = dict[str, Any]
+
+
+def backend_spec(backend: Backend) -> str | None:
+    """How a scenario names a backend: nothing for the reference (the default), else its
+    `module:attribute` (a backend built in code without one is named by its name)."""
+    if backend is jsonl.BACKEND or backend.spec == DEFAULT_BACKEND:
+        return None
+    return backend.spec or backend.name
 
 
 def record_fields(state: HysteresisState) -> dict[str, Any]:

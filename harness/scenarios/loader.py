@@ -29,11 +29,7 @@ from crashkit.harness.scenarios import schema as s
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.runtime import HysteresisRuntime
 from crashkit.orchestrator.sources import read_snapshots
-from crashkit.orchestrator.store.protocol import (
-    DEFAULT_BACKEND,
-    BackendFactory,
-    load_backend_factory,
-)
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend, load_backend
 from crashkit.regime_engine.codec import RECORD_SCHEMA, RECORD_SCHEMA_VERSION
 from crashkit.regime_engine.contracts import (
     ContractError,
@@ -308,7 +304,7 @@ class LoadedScenario:
     snapshots: tuple[RegimeInputSnapshot, ...]
     config: HysteresisConfig
     seed: Seed
-    factory: BackendFactory
+    backend: Backend
     runtime_class: Callable[..., HysteresisRuntime]  # a HysteresisRuntime (sub)class
     model: FsyncModel
     restart_configs: dict[int, HysteresisConfig]  # step index -> the new config
@@ -420,7 +416,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raise fail(["config"], str(exc)) from exc
     snapshots = _snapshots(spec, path, fail)
     seed = _seed(spec, fail)
-    factory = _backend(spec, fail)
+    backend = _backend(spec, fail)
     runtime_class = _runtime(spec, fail)
 
     restart_configs: dict[int, HysteresisConfig] = {}
@@ -473,7 +469,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         snapshots=snapshots,
         config=config,
         seed=seed,
-        factory=factory,
+        backend=backend,
         runtime_class=runtime_class,
         model=FsyncModel(spec.fsync_model),
         restart_configs=restart_configs,
@@ -553,9 +549,9 @@ def _seed(spec: s.Scenario, fail: Fail) -> Seed:
     return Seed(b"".join(chunks), False, "file")
 
 
-def _backend(spec: s.Scenario, fail: Fail) -> BackendFactory:
+def _backend(spec: s.Scenario, fail: Fail) -> Backend:
     try:
-        return load_backend_factory(spec.backend or DEFAULT_BACKEND)
+        return load_backend(spec.backend or DEFAULT_BACKEND)
     except ConfigError as exc:
         raise fail(["backend"], str(exc)) from exc
 

@@ -39,6 +39,7 @@ from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
+    image_reading,
     judge_continuity,
     judge_process,
     judge_refusal,
@@ -230,12 +231,14 @@ class Machine:
         self.fs.restart(image)
         self.boot += 1
 
-    def _disk_model(self) -> ModelRestore:
-        """The harness's own reading (contract §4) of what a restore would read now."""
+    def _disk_model(self) -> ModelRestore | None:
+        """The harness's own reading (contract §4) of what a restore would read now (None:
+        the backend keeps its own format and the disk is not empty). A state path that is
+        not a regular file must be refused by any backend."""
         fsys = self.fs.filesystem
         if fsys.exists(STATE_PATH) and not stat.S_ISREG(fsys.stat(STATE_PATH).st_mode):
             return ModelRestore("fatal", {}, (), ())
-        return model_restore(self.fs.visible_image().get(STATE_PATH), self.config)
+        return image_reading(self.sc.backend, self.fs.visible_image(), self.config)
 
     def _position(self) -> int:
         return len(self.fs.trace)
@@ -291,7 +294,9 @@ class Machine:
         published = [r.event for p in self._epoch_procs(exclude) for r in p.publishes()]
         return Ledger.build(acked, later=later, written=self._written(), published=published)
 
-    def _judge_refusal(self, reason: str, model: ModelRestore, injected: bool, where: str) -> None:
+    def _judge_refusal(
+        self, reason: str, model: ModelRestore | None, injected: bool, where: str
+    ) -> None:
         self._found(
             judge_refusal(
                 reason, expected=model, crashed=self.crashed_since_start, injected=injected
@@ -309,7 +314,7 @@ class Machine:
             config=self.config,
             state_path=STATE_PATH,
             sink=sink,
-            backend_factory=_recording_factory(self.sc.factory, timeline),
+            backend_factory=_recording_factory(self.sc.backend, timeline),
             clock=engine_commit_clock,
         )
         start_pos = self._position()
@@ -617,7 +622,7 @@ class Machine:
         model = self._disk_model()
         where = "final restore"
         try:
-            opened = self.sc.factory(STATE_PATH, self.config)
+            opened = self.sc.backend(STATE_PATH, self.config)
         except StartupRefused as exc:
             self._judge_refusal(exc.reason, model, False, where)
             return {}, report

@@ -34,6 +34,7 @@ from crashkit.orchestrator.runtime import (
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
 from crashkit.orchestrator.store.protocol import BackendFactory, load_backend_factory
+from crashkit.orchestrator.store.report import RestoreReport
 from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
 
@@ -277,9 +278,8 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
         _summarise(
             stats, f"demo: {symbols} symbols x {ticks} ticks, restarted at tick {ticks // 2}"
         )
-        err.print(
-            f"restore on restart: {report.outcome}, {report.valid} records, {len(report.winners)} symbols"
-        )
+        records = f", {report.valid} records" if isinstance(report, RestoreReport) else ""
+        err.print(f"restore on restart: {report.outcome}{records}, {stats.restored} symbols")
         same = seen == expected
         err.print(
             f"decisions over both runs: {len(seen)}; uninterrupted run: {len(expected)}; "

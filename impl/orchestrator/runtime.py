@@ -15,8 +15,13 @@ from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import HaltedError, RestoreFatal
 from crashkit.orchestrator.events import Event, EventSink
 from crashkit.orchestrator.sources import ticks
-from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
-from crashkit.orchestrator.store.report import ENGINE_SCHEMA, RestoreReport
+from crashkit.orchestrator.store.protocol import (
+    BackendFactory,
+    OpenedStore,
+    RestoreSummary,
+    StateBackend,
+)
+from crashkit.orchestrator.store.report import ENGINE_SCHEMA
 from crashkit.regime_engine import contracts
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 from crashkit.regime_engine.engine import run, run_with_hysteresis, wall_clock_ms
@@ -106,7 +111,7 @@ class HysteresisRuntime:
         """Symbols whose already-applied prefix of a recorded input is still being skipped."""
         return len(self._resume_at)
 
-    def start(self) -> RestoreReport:
+    def start(self) -> RestoreSummary:
         """Restore or refuse (raises StartupRefused); then publish one restored event per symbol."""
         check_engine_schema()
         self._opened = self._factory(self.state_path, self.config)

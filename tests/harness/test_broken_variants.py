@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from crashkit.harness.explore import Explorer
-from tests.harness.broken import VARIANTS, Variant
+from crashkit.harness.kit.variants import VARIANTS, Variant
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
 def test_variant_is_caught_under_its_invariant(variant: Variant) -> None:
-    explorer = Explorer(factory=variant.factory, runtime_class=variant.runtime_class)
+    explorer = Explorer(variant.backend, runtime_class=variant.runtime_class)
     summary = explorer.run(variant.workload, points=variant.points)
     found = {f.violation.invariant for f in summary.findings}
     assert variant.invariant in found, (variant.name, summary.to_dict()["violations_by_invariant"])

@@ -13,7 +13,7 @@ import pytest
 
 from crashkit.harness.explore import Explorer, Summary, Workload
 from crashkit.harness.judge.invariants import INVARIANTS
-from tests.harness.broken import VARIANTS
+from crashkit.harness.kit.variants import VARIANTS
 
 SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")
 BY_NAME = {v.name: v for v in VARIANTS}
@@ -34,7 +34,7 @@ def test_early_stop_and_full_give_the_same_verdicts(name: str | None) -> None:
     kwargs = (
         {}
         if variant is None
-        else {"factory": variant.factory, "runtime_class": variant.runtime_class}
+        else {"backend": variant.backend, "runtime_class": variant.runtime_class}
     )
     workload = SMALL if variant is None else variant.workload
     quick = Explorer(**kwargs).run(workload)  # type: ignore[arg-type]
@@ -47,10 +47,8 @@ def test_early_stop_and_full_give_the_same_verdicts(name: str | None) -> None:
 
 def test_shards_partition_the_states_and_the_findings() -> None:
     variant = BY_NAME["no-fsync"]
-    whole = Explorer(factory=variant.factory).run(variant.workload)
-    parts = [
-        Explorer(factory=variant.factory, shard=(i, 3)).run(variant.workload) for i in range(3)
-    ]
+    whole = Explorer(variant.backend).run(variant.workload)
+    parts = [Explorer(variant.backend, shard=(i, 3)).run(variant.workload) for i in range(3)]
     assert sum(p.states_checked for p in parts) == whole.states_checked
     assert sum(p.crash_points for p in parts) == whole.crash_points
     assert sum(p.workloads for p in parts) == 1
@@ -88,7 +86,7 @@ def crashkit(
 
         env = {**os.environ, "PYTHONPATH": env_path}
     return subprocess.run(
-        [sys.executable, "-m", "harness", "explore", *args],
+        [sys.executable, "-m", "crashkit.harness", "explore", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -166,7 +164,7 @@ def test_cli_outside_backend_violation_exits_1_with_a_reproduction(tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("--backend", "nomodule"), "module:callable"),
+        (("--backend", "nomodule"), "module:attribute"),
         (("--backend", "no_such_module_xyz:f"), "cannot import"),
         (("--shard", "3/2"), "0 <= i < n"),
     ],

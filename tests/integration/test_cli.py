@@ -22,7 +22,7 @@ from crashkit.regime_engine.codec import encode_state
 from crashkit.regime_engine.contracts import DECISION_FIELDS, Regime
 from tests.conftest import make_state
 
-CRASHKIT = [sys.executable, "-m", "harness"]
+CRASHKIT = [sys.executable, "-m", "crashkit.harness"]
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -144,7 +144,7 @@ def test_state_flag_overrides_config(tmp_path: Path, market: Path) -> None:
             "window_updates",
         ),
         ("[engine\n", "not valid TOML"),
-        ('[engine]\nhysteresis_state_path = "s"\nbackend = "nomodule"\n', "module:callable"),
+        ('[engine]\nhysteresis_state_path = "s"\nbackend = "nomodule"\n', "module:attribute"),
     ],
 )
 def test_config_errors_exit_2_naming_file_and_key(

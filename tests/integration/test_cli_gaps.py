@@ -33,7 +33,7 @@ from crashkit.regime_engine.contracts import (
 from crashkit.regime_engine.engine import run as engine_run
 from crashkit.regime_engine.synthetic import generate
 
-CRASHKIT = [sys.executable, "-m", "harness"]
+CRASHKIT = [sys.executable, "-m", "crashkit.harness"]
 SNAPSHOTS = list(generate(3, 30, seed=11))
 GROUPS = list(ticks(SNAPSHOTS))
 HERE = "tests.integration.test_cli_gaps"

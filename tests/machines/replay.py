@@ -32,7 +32,7 @@ from crashkit.orchestrator.runtime import (
 )
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.memory import memory_store
-from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, OpenedStore, load_backend_factory
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, OpenedStore, load_backend
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 
 
@@ -113,7 +113,7 @@ class _Disk:
 
 def replay_store(scenario: Mapping[str, Any]) -> set[str]:
     """The invariants a store-level scenario breaks."""
-    factory = load_backend_factory(scenario.get("backend") or DEFAULT_BACKEND)
+    factory = load_backend(scenario.get("backend") or DEFAULT_BACKEND)
     config = HysteresisConfig(window_updates=scenario["config"]["window_updates"])
     disk = _Disk(scenario)
     fs = disk.fs
@@ -228,7 +228,7 @@ def _differs(restored: Mapping[str, HysteresisState], expect: ModelRestore) -> b
 
 def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
     """The invariants an orchestrator-level scenario breaks."""
-    factory = load_backend_factory(scenario.get("backend") or DEFAULT_BACKEND)
+    factory = load_backend(scenario.get("backend") or DEFAULT_BACKEND)
     runtime_class = _runtime_class(scenario.get("runtime"))
     config = HysteresisConfig(window_updates=scenario["config"]["window_updates"])
     snapshots = [RegimeInputSnapshot(**s) for s in scenario["input"]["snapshots"]]

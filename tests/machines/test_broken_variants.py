@@ -11,10 +11,10 @@ import pytest
 import yaml
 from hypothesis import settings
 
+from crashkit.harness.kit.selftest import TARGETS, Target, machine_for
 from crashkit.harness.machines import Budget, MachineViolation, machine_settings, run_machine
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from tests.machines.replay import replay_orchestrator, replay_store
-from tests.machines.variants import TARGETS, Target, machine_for
 
 MAX_STEPS = 6
 VARIANT_EXAMPLES = 300

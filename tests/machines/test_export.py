@@ -11,12 +11,13 @@ import yaml
 from crashkit.faults import FaultPlan, FaultRule
 from crashkit.harness.explore import Explorer, Finding, Workload
 from crashkit.harness.judge.invariants import Invariant, Violation
+from crashkit.harness.kit.selftest import TARGETS
+from crashkit.harness.kit.variants import BY_NAME
 from crashkit.harness.scenarios import export, load_scenario, run_loaded
 from crashkit.harness.scenarios.corrupt import CORRUPTIONS, corrupt_file, corrupt_line, line_count
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state
 from crashkit.regime_engine.contracts import Regime
 from tests.conftest import make_state
-from tests.machines.variants import BY_NAME, TARGETS
 
 STATE = make_state("BTC", 5, Regime.CHOP_BALANCED, Regime.SQUEEZE_UP, 1, 7)
 RECORD = encode_state(STATE)
@@ -153,7 +154,7 @@ def test_a_finding_with_a_fault_plan_and_a_crash_becomes_fault_run_crash_restart
 def test_explorer_findings_of_a_variant_are_exported(name: str, tmp_path: Path) -> None:
     target = next(t for t in TARGETS if t.variant.name == name)
     variant = BY_NAME[name]
-    explorer = Explorer(factory=variant.factory)
+    explorer = Explorer(variant.backend)
     summary = explorer.run(variant.workload)
     assert summary.findings
     paths = export.export_findings(

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from crashkit.harness.kit.variants import VARIANTS, Variant
 from crashkit.harness.scenarios import LoadedScenario, load_scenario, run_loaded
-from tests.harness.broken import VARIANTS, Variant
 from tests.scenarios.conftest import library_files
 
 
@@ -21,8 +21,8 @@ def test_library_catches_the_variant_under_its_invariant(variant: Variant) -> No
     caught: list[str] = []
     for scenario in _library():
         broken = replace(scenario, runtime_class=variant.runtime_class)
-        if variant.factory is not None:
-            broken = replace(broken, factory=variant.factory)
+        if variant.backend is not None:
+            broken = replace(broken, backend=variant.backend)
         result = run_loaded(broken)
         if any(c.name == f"invariant {variant.invariant}" for c in result.failures):
             caught.append(scenario.name)

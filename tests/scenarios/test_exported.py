@@ -10,15 +10,15 @@ import pytest
 import yaml
 
 from crashkit.harness.explore import Explorer
+from crashkit.harness.kit.variants import VARIANTS, PublishBeforePersist, no_dir_fsync_on_create
 from crashkit.harness.scenarios import load_scenario, run_loaded
-from tests.harness.broken import VARIANTS, PublishBeforePersist, no_dir_fsync_factory
 
 export = pytest.importorskip("crashkit.harness.scenarios.export")
 BY_NAME = {v.name: v for v in VARIANTS}
 
 CASES = [
-    ("no-dir-fsync-on-create", {"backend": "tests.harness.broken:no_dir_fsync_factory"}),
-    ("publish-before-persist", {"runtime": "tests.harness.broken:PublishBeforePersist"}),
+    ("no-dir-fsync-on-create", {"backend": "crashkit.harness.kit.variants:no_dir_fsync_on_create"}),
+    ("publish-before-persist", {"runtime": "crashkit.harness.kit.variants:PublishBeforePersist"}),
 ]
 
 
@@ -28,7 +28,7 @@ def test_an_exported_finding_fails_until_the_bug_is_gone(
 ) -> None:
     variant = BY_NAME[name]
     explorer = (
-        Explorer(factory=no_dir_fsync_factory)
+        Explorer(no_dir_fsync_on_create)
         if "backend" in spec
         else Explorer(runtime_class=PublishBeforePersist)
     )

@@ -137,7 +137,7 @@ CASES: list[tuple[str, str, int, str | None, tuple[str, ...]]] = [
         ("return_window must be finite",),
     ),
     ("config", GOOD + "config: {window_updates: 0}\n", 8, "config", ("window_updates",)),
-    ("backend", GOOD + "backend: nope\n", 8, "backend", ("module:callable",)),
+    ("backend", GOOD + "backend: nope\n", 8, "backend", ("module:attribute",)),
     (
         "runtime-class",
         GOOD + "runtime: crashkit.orchestrator.runtime:TruthRuntime\n",

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from crashkit.harness.kit import variants
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from crashkit.harness.scenarios import schema as s
 from crashkit.harness.scenarios.corrupt import CORRUPTIONS
 from crashkit.harness.scenarios.corrupt import corrupt_line as machine_corrupt_line
 from crashkit.harness.scenarios.results import ScenarioResult
 from crashkit.harness.scenarios.runner import corrupt_line
-from tests.harness.broken import _restore_with
 from tests.scenarios.conftest import write
 
 HEAD = """\
@@ -102,7 +102,7 @@ def test_a_restart_after_a_deliberate_corruption_is_judged_from_the_damaged_disk
 def test_replay_step_checks_itself(tmp_path: Path) -> None:
     """A live run on a broken runtime decides differently from the (reference) replay."""
     body = (
-        "runtime: tests.harness.broken:DuplicateReapplied\n"
+        "runtime: crashkit.harness.kit.variants:DuplicateReapplied\n"
         "steps:\n  - run: {ticks: 2}\n  - restart: {}\n  - run: {ticks: all}\n"
         "  - replay: {at: null}\n"
         "expect:\n  invariants: []\n"
@@ -111,7 +111,9 @@ def test_replay_step_checks_itself(tmp_path: Path) -> None:
     assert failed(result) == ["steps[3].replay"]
     assert result.failures[0].message.startswith("full replay: ")
     reference = run_text(
-        tmp_path, body.replace("runtime: tests.harness.broken:DuplicateReapplied\n", ""), seed=3
+        tmp_path,
+        body.replace("runtime: crashkit.harness.kit.variants:DuplicateReapplied\n", ""),
+        seed=3,
     )
     assert reference.passed
     assert "decisions equal the live run's" in reference.checks[0].message
@@ -148,9 +150,9 @@ def test_refusing_a_torn_tail_is_caught_with_or_without_a_crash(tmp_path: Path) 
         "steps:\n  - fault: {op: fsync, path: '*/hysteresis.jsonl', nth: 2, errno: EIO}\n"
         "  - run: {ticks: 2}\n  - crash: {point: last, cut: 1}\n  - restart: {}\n"
     )
-    torn_fatal = _restore_with(torn_fatal=True)
+    torn_fatal = variants.torn_tail_fatal
     for body, invariant in ((seeded, "R4-restore-table"), (crashed, "4-crash-damage-not-fatal")):
         loaded = load_scenario(write(tmp_path, "t", HEAD.format(seed=5) + body))
         assert run_loaded(loaded).passed
-        result = run_loaded(replace(loaded, factory=torn_fatal))
+        result = run_loaded(replace(loaded, backend=torn_fatal))
         assert f"invariant {invariant}" in failed(result), result.failures

@@ -286,8 +286,8 @@ def test_runtime_start_refused_when_the_file_appears_while_creating_publishes_no
     path = tmp_path / "s.jsonl"
     real_make_parents = jsonl._make_parents
 
-    def make_parents_then_intrude(directory: str) -> None:
-        real_make_parents(directory)
+    def make_parents_then_intrude(directory: str, fsync_dir: Callable[[str], None]) -> None:
+        real_make_parents(directory, fsync_dir)
         path.write_bytes(b"x")  # another process creates the file first
 
     monkeypatch.setattr(jsonl, "_make_parents", make_parents_then_intrude)

@@ -1,7 +1,11 @@
 """The reference backend: an append-only JSON Lines state file (contract §§3-5).
 
 Plain `os` calls only (no buffering layer to second-guess), so the `faults`
-layer can intercept and crash every one of them.
+layer can intercept and crash every one of them. Declared as `BACKEND` (what
+`crashkit.orchestrator.store.jsonl:BACKEND` names). Variants (the harness's broken
+backends, an author's experiment) subclass `JsonlStateBackend` and pass it as
+`writer=` to `open_jsonl_store`: its `fd`, `committed_bytes` and `torn_tail_bytes`
+are public, and `fsync_directory` is the one hook for every directory fsync.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
-from crashkit.orchestrator.store.protocol import OpenedStore
+from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore
 from crashkit.orchestrator.store.report import (
     ENGINE_SCHEMA,
     RestoreReport,
@@ -128,7 +132,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _make_parents(directory: str) -> None:
+def _make_parents(directory: str, fsync_dir: Callable[[str], None]) -> None:
     """Create missing parent folders one by one, each made durable in its own parent."""
     missing: list[str] = []
     current = directory
@@ -143,7 +147,7 @@ def _make_parents(directory: str) -> None:
             os.mkdir(folder)
         except FileExistsError:
             continue
-        _fsync_dir(os.path.dirname(folder) or ".")
+        fsync_dir(os.path.dirname(folder) or ".")
 
 
 class JsonlStateBackend:
@@ -160,6 +164,28 @@ class JsonlStateBackend:
     @property
     def poisoned(self) -> bool:
         return self._poisoned is not None
+
+    @property
+    def fd(self) -> int:
+        """The locked `O_APPEND` descriptor every append writes through."""
+        if self._fd is None:
+            raise PersistenceError(f"writer for {self.path} is closed")
+        return self._fd
+
+    @property
+    def committed_bytes(self) -> int:
+        """Where the next append starts: the file up to its last `\\n` (once cut)."""
+        return self._committed_bytes
+
+    @property
+    def torn_tail_bytes(self) -> int:
+        """Bytes after the last `\\n` still to be cut before the first append (C5.4)."""
+        return self._torn_tail_bytes
+
+    @staticmethod
+    def fsync_directory(directory: str) -> None:
+        """Make a directory's entries durable (every directory fsync goes through here)."""
+        _fsync_dir(directory)
 
     def _fail(self, what: str, exc: OSError | None, detail: str = "") -> PersistenceError:
         code = exc.errno if exc is not None else None
@@ -230,7 +256,11 @@ def _lock(fd: int, path: str) -> None:
 
 
 def open_jsonl_writer(
-    path: str, report: RestoreReport, *, existed: bool = False
+    path: str,
+    report: RestoreReport,
+    *,
+    existed: bool = False,
+    writer: type[JsonlStateBackend] = JsonlStateBackend,
 ) -> JsonlStateBackend:
     """Open (creating durably if needed) and lock the state file after a restore of it.
 
@@ -240,7 +270,7 @@ def open_jsonl_writer(
     directory = os.path.dirname(os.path.abspath(path))
     try:
         if not existed:
-            _make_parents(directory)
+            _make_parents(directory, writer.fsync_directory)
     except OSError as exc:
         raise RestoreFatal(
             path,
@@ -292,7 +322,7 @@ def open_jsonl_writer(
             )
         if created:
             try:
-                _fsync_dir(directory)
+                writer.fsync_directory(directory)
             except OSError as exc:
                 raise RestoreFatal(
                     path,
@@ -301,10 +331,12 @@ def open_jsonl_writer(
     except BaseException:
         os.close(fd)
         raise
-    return JsonlStateBackend(path, fd, report.committed_bytes, report.torn_tail_bytes)
+    return writer(path, fd, report.committed_bytes, report.torn_tail_bytes)
 
 
-def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
+def open_jsonl_store(
+    path: str, config: HysteresisConfig, *, writer: type[JsonlStateBackend] = JsonlStateBackend
+) -> OpenedStore:
     """The reference `BackendFactory`: lock, restore through the same descriptor, refuse
     on fatal; the descriptor then becomes the writer.
 
@@ -316,7 +348,7 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
         fd = os.open(path, flags)
     except FileNotFoundError:
         report = RestoreReport(path=path, outcome="bootstrap")
-        backend = open_jsonl_writer(path, report)
+        backend = open_jsonl_writer(path, report, writer=writer)
         return OpenedStore(backend, store_from_report(report, config), report)
     except OSError as exc:
         raise _open_error(path, exc) from exc
@@ -331,7 +363,7 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
         # anything appended to it is acknowledged. Once per start.
         directory = os.path.dirname(os.path.abspath(path))
         try:
-            _fsync_dir(directory)
+            writer.fsync_directory(directory)
         except OSError as exc:
             raise RestoreFatal(
                 path,
@@ -341,7 +373,7 @@ def open_jsonl_store(path: str, config: HysteresisConfig) -> OpenedStore:
     except BaseException:
         os.close(fd)
         raise
-    backend = JsonlStateBackend(path, fd, report.committed_bytes, report.torn_tail_bytes)
+    backend = writer(path, fd, report.committed_bytes, report.torn_tail_bytes)
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
 
 
@@ -356,3 +388,13 @@ def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
     if report.outcome == "fatal":
         raise RestoreFatal(path, report.reason or "fatal restore")
     return store_from_report(report, config)
+
+
+#: The reference backend's declaration (`crashkit.orchestrator.store.jsonl:BACKEND`).
+BACKEND = Backend(
+    name="jsonl",
+    open=open_jsonl_store,
+    restore_only=restore_only,
+    capabilities=Capabilities(line_format=True, single_writer=True, files=("{path}",)),
+    spec="crashkit.orchestrator.store.jsonl:BACKEND",
+)

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crashkit.orchestrator.errors import PersistenceError
-from crashkit.orchestrator.store.protocol import OpenedStore
-from crashkit.orchestrator.store.report import Outcome, RestoreReport
+from crashkit.orchestrator.store.protocol import OpenedStore, Outcome, RestoreSummary
 from crashkit.regime_engine.contracts import HysteresisState, HysteresisStore
 
 
@@ -35,4 +34,4 @@ def memory_store(store: HysteresisStore | None = None, path: str = "<memory>") -
     """An opened in-memory store, optionally seeded (mid-stream replay)."""
     seeded = store or HysteresisStore()
     outcome: Outcome = "ok" if seeded.states else "bootstrap"
-    return OpenedStore(MemoryBackend(), seeded, RestoreReport(path=path, outcome=outcome))
+    return OpenedStore(MemoryBackend(), seeded, RestoreSummary(path=path, outcome=outcome))

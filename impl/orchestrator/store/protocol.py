@@ -1,22 +1,24 @@
 """The backend protocol: the only way the orchestrator and the harness touch storage.
 
-A backend is opened by a factory `(path, config) -> OpenedStore`. Opening
-restores (or raises `StartupRefused`); `append` is durable on return or raises
-`PersistenceError` and poisons the backend; `close` releases the writer.
-A new backend (SQLite, a server database, ...) implements these two shapes and
-is named on the command line as `module:callable`.
+A backend is opened by a factory `(path, config) -> OpenedStore`. Opening restores
+(or raises `StartupRefused`); `append` is durable on return or raises
+`PersistenceError` and poisons the backend; `close` releases the writer. The factory
+and what the backend is are declared once, in a `Backend` object (its capabilities
+tell the harness which checks apply), and named as `module:attribute`.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
 
 from crashkit.orchestrator.errors import ConfigError
-from crashkit.orchestrator.store.report import RestoreReport
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
+
+Outcome = Literal["ok", "bootstrap", "fatal"]
 
 
 @runtime_checkable
@@ -31,15 +33,31 @@ class StateBackend(Protocol):
         ...
 
     def close(self) -> None:
-        """Release the file/lock. Idempotent."""
+        """Release the file/lock. Idempotent; must not raise."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreSummary:
+    """What a restore saw, in terms any backend can give: the outcome (`ok`: states
+    restored, `bootstrap`: an empty store, `fatal`: refused) and why.
+
+    `notes` are short lines for an operator (what restore skipped, what it will repair).
+    A line-file backend returns the richer `RestoreReport` (store.report)."""
+
+    path: str
+    outcome: Outcome
+    reason: str | None = None
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
 class OpenedStore:
     backend: StateBackend
     store: HysteresisStore
-    report: RestoreReport
+    report: RestoreSummary
 
 
 class BackendFactory(Protocol):
@@ -54,31 +72,77 @@ class ReadOnlyRestore(Protocol):
         ...
 
 
-DEFAULT_BACKEND = "crashkit.orchestrator.store.jsonl:open_jsonl_store"
-RESTORE_ONLY_NAME = "restore_only"
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend is, so the harness knows which checks apply to it.
 
-
-def load_read_only_restore(spec: str) -> ReadOnlyRestore | None:
-    """The backend module's optional `restore_only(path, config)`, or None.
-
-    The harness uses it for its extra check restores (cheaper than opening the
-    writer); the orchestrator never does.
+    - `line_format`: the state lives at the path as contract-v1 JSON Lines, so the
+      byte-level restore table (torn tails, invalid lines, ties by line order), seeded
+      state files and `crashkit inspect` apply;
+    - `single_writer`: a second open of a path that is open must be refused;
+    - `files`: the files it keeps, as patterns in which `{path}` is the state path and
+      `{dir}` its folder (default: only the path; a journal beside it would add
+      `"{path}-journal"`; a whole folder `"{dir}/*"`).
     """
-    module_name = spec.partition(":")[0]
+
+    line_format: bool = False
+    single_writer: bool = False
+    files: tuple[str, ...] = ("{path}",)
+
+    def file_patterns(self, path: str) -> tuple[str, ...]:
+        directory = path.rsplit("/", 1)[0] if "/" in path else "."
+        return tuple(p.format(path=path, dir=directory) for p in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A backend, declared once: `BACKEND = Backend("mystore", open_store, ...)` in the
+    backend's module, named as `mymodule:BACKEND`.
+
+    Calling it opens the store (a `Backend` is itself a `BackendFactory`). `restore_only`
+    is an optional read-only restore, as the factory would restore but with no writer
+    and no lock; the harness uses it for its extra check restores."""
+
+    name: str
+    open: BackendFactory
+    restore_only: ReadOnlyRestore | None = None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    #: How it was named (`module:attribute`), for messages and exported scenarios.
+    spec: str | None = None
+
+    def __call__(self, path: str, config: HysteresisConfig) -> OpenedStore:
+        return self.open(path, config)
+
+
+DEFAULT_BACKEND = "crashkit.orchestrator.store.jsonl:BACKEND"
+
+
+def _check_factory(spec: str, factory: object, what: str) -> None:
+    """A factory must take (path, config): say so now, not as a crash at startup."""
+    if not callable(factory):
+        raise ConfigError(f"backend {spec!r}: {what} is not callable")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    found = getattr(module, RESTORE_ONLY_NAME, None)
-    return found if callable(found) else None
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to check
+    try:
+        signature.bind("path", HysteresisConfig())
+    except TypeError as exc:
+        raise ConfigError(
+            f"backend {spec!r}: {what} must take (path, config), but its signature is "
+            f"{signature} ({exc})"
+        ) from exc
 
 
-def load_backend_factory(spec: str) -> BackendFactory:
-    """Resolve `module:callable` to a factory, with an error that says how to fix it."""
+def load_backend(spec: str) -> Backend:
+    """Resolve `module:attribute` to a `Backend`, with an error that says how to fix it.
+
+    The attribute is a `Backend` declaration, or a bare factory `(path, config)`, which
+    is taken as a backend that declares no capabilities."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
-            f"backend {spec!r} is not of the form 'module:callable' "
+            f"backend {spec!r} is not of the form 'module:attribute' "
             f"(for example {DEFAULT_BACKEND!r})"
         )
     try:
@@ -88,7 +152,27 @@ def load_backend_factory(spec: str) -> BackendFactory:
             f"backend {spec!r}: cannot import module {module_name!r} ({exc}); "
             "is it installed or on PYTHONPATH?"
         ) from exc
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise ConfigError(f"backend {spec!r}: module {module_name!r} has no callable {attr!r}")
-    return factory  # type: ignore[no-any-return]
+    if not hasattr(module, attr):
+        raise ConfigError(f"backend {spec!r}: module {module_name!r} has no attribute {attr!r}")
+    found = getattr(module, attr)
+    if isinstance(found, Backend):
+        _check_factory(spec, found.open, f"{attr}.open")
+        if found.restore_only is not None:
+            _check_factory(spec, found.restore_only, f"{attr}.restore_only")
+        return found if found.spec == spec else _with_spec(found, spec)
+    if not callable(found):
+        raise ConfigError(
+            f"backend {spec!r}: {attr!r} is neither a Backend declaration nor a factory "
+            f"(path, config) -> OpenedStore, but {type(found).__name__}"
+        )
+    _check_factory(spec, found, repr(attr))
+    return Backend(name=spec, open=found, spec=spec)
+
+
+def _with_spec(backend: Backend, spec: str) -> Backend:
+    return Backend(backend.name, backend.open, backend.restore_only, backend.capabilities, spec)
+
+
+def load_backend_factory(spec: str) -> BackendFactory:
+    """The factory of `load_backend(spec)` (what the orchestrator opens stores with)."""
+    return load_backend(spec)

@@ -11,8 +11,8 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import compress, islice
-from typing import Literal
 
+from crashkit.orchestrator.store.protocol import RestoreSummary
 from crashkit.regime_engine.codec import (
     RecordError,
     StoreRecord,
@@ -29,7 +29,6 @@ from crashkit.regime_engine.contracts import (
     HysteresisStore,
 )
 
-Outcome = Literal["ok", "bootstrap", "fatal"]
 ENGINE_SCHEMA: tuple[str, str] = (HYSTERESIS_STATE_SCHEMA, HYSTERESIS_STATE_SCHEMA_VERSION)
 
 
@@ -40,12 +39,10 @@ class InvalidLine:
 
 
 @dataclass(frozen=True, slots=True)
-class RestoreReport:
-    """What restore saw. `winners` maps symbol -> (1-based line, record)."""
+class RestoreReport(RestoreSummary):
+    """What restore of a line file saw: the summary plus the line-level counts
+    (contract C4.12). `winners` maps symbol -> (1-based line, record)."""
 
-    path: str
-    outcome: Outcome
-    reason: str | None = None
     lines: int = 0
     valid: int = 0
     blank: int = 0
@@ -54,6 +51,16 @@ class RestoreReport:
     ties: int = 0
     file_bytes: int = 0
     winners: Mapping[str, tuple[int, StoreRecord]] = field(default_factory=dict)
+
+    def notes(self) -> tuple[str, ...]:
+        """What restore passed over: each invalid line with its reason, the torn tail."""
+        out = [f"line {bad.line} skipped: {bad.reason}" for bad in self.invalid]
+        if self.torn_tail_bytes:
+            out.append(
+                f"torn tail of {self.torn_tail_bytes} byte(s) after the last complete line "
+                "ignored (cut before the next append)"
+            )
+        return tuple(out)
 
     @property
     def symbols(self) -> tuple[str, ...]:

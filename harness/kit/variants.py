@@ -1,22 +1,27 @@
 """Deliberately broken backends and runtimes: the harness must catch every one of them.
 
-Each variant breaks exactly one rule of the contract, the way a plausible bug
-would. `VARIANTS` names the invariant the explorer must report for it and the
-workload that exposes it. The reference implementation must report nothing on
-the same workloads (see test_broken_variants.py).
+Each variant breaks exactly one rule of the contract, the way a plausible bug would,
+and names the invariant a check must report for it. The reference must report nothing
+on the same workloads. They ship with the package so that `pytest --crashkit-selftest`
+proves, on the machine at hand, that the kit catches real bugs; the project's own
+tests run them against every driver (explorer, scenario library, both machines).
+
+Every broken backend is a module-level `Backend` here, so an exported regression
+scenario can name it (`backend: crashkit.harness.kit.variants:no_fsync`). They are
+written on the reference's public hooks only (`writer=`, `fsync_directory`, the
+restore functions of `store.report`), as an outside author would write them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from crashkit.faults import FaultPlan, FaultRule, FsyncModel
-from crashkit.harness.explore import Workload
+from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
@@ -24,7 +29,7 @@ from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
-from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore
+from crashkit.orchestrator.store.protocol import Backend, BackendFactory, OpenedStore
 from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
 from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
 from crashkit.regime_engine.contracts import (
@@ -34,19 +39,19 @@ from crashkit.regime_engine.contracts import (
     Regime,
     RegimeInputSnapshot,
 )
+from crashkit.regime_engine.engine import run_with_hysteresis
 
 # -- broken writers ---------------------------------------------------------------------------
 
 
-class NoFsyncBackend(JsonlStateBackend):
+class NoFsyncWriter(JsonlStateBackend):
     """Acknowledges after write(): the bytes sit in the page cache only."""
 
     def append(self, states: Sequence[HysteresisState]) -> None:
-        assert self._fd is not None
-        os.write(self._fd, b"".join(encode_state(s) for s in states))
+        os.write(self.fd, b"".join(encode_state(s) for s in states))
 
 
-class NoTailCutBackend(JsonlStateBackend):
+class NoTailCutWriter(JsonlStateBackend):
     """Appends after a torn tail instead of cutting it first."""
 
     def append(self, states: Sequence[HysteresisState]) -> None:
@@ -54,62 +59,53 @@ class NoTailCutBackend(JsonlStateBackend):
         super().append(states)
 
 
-class FsyncSwallowedBackend(JsonlStateBackend):
+class FsyncSwallowedWriter(JsonlStateBackend):
     """Ignores an fsync error and acknowledges anyway."""
 
     def append(self, states: Sequence[HysteresisState]) -> None:
-        assert self._fd is not None
-        os.write(self._fd, b"".join(encode_state(s) for s in states))
+        os.write(self.fd, b"".join(encode_state(s) for s in states))
         with contextlib.suppress(OSError):
-            os.fsync(self._fd)
+            os.fsync(self.fd)
 
 
-class FsyncRetriedBackend(JsonlStateBackend):
+class FsyncRetriedWriter(JsonlStateBackend):
     """Retries a failed fsync and carries on when the retry succeeds (the classic bug)."""
 
     def append(self, states: Sequence[HysteresisState]) -> None:
-        assert self._fd is not None
-        os.write(self._fd, b"".join(encode_state(s) for s in states))
+        os.write(self.fd, b"".join(encode_state(s) for s in states))
         for _ in range(3):
             try:
-                os.fsync(self._fd)
+                os.fsync(self.fd)
                 return
             except OSError as exc:
                 last = exc
         raise PersistenceError(f"fsync kept failing: {last}", last.errno)
 
 
-def _with_backend(cls: type[JsonlStateBackend]) -> BackendFactory:
-    def factory(path: str, config: HysteresisConfig) -> OpenedStore:
-        opened = open_jsonl_store(path, config)
-        good = opened.backend
-        assert isinstance(good, JsonlStateBackend)
-        bad = cls(good.path, good._fd or -1, good._committed_bytes, good._torn_tail_bytes)
-        good._fd = None  # hand the descriptor (and its lock) over
-        return OpenedStore(bad, opened.store, opened.report)
+class NoDirFsyncWriter(JsonlStateBackend):
+    """Never makes a directory entry durable: a new state file can vanish whole."""
 
-    return factory
+    @staticmethod
+    def fsync_directory(directory: str) -> None:
+        pass
 
 
-def no_dir_fsync_factory(path: str, config: HysteresisConfig) -> OpenedStore:
-    """Creates the state file without making its directory entry durable."""
-    real = jsonl._fsync_dir
-    created = not os.path.exists(path)
-    try:
-        if created:
-            jsonl._fsync_dir = lambda _path: None
-        return open_jsonl_store(path, config)
-    finally:
-        jsonl._fsync_dir = real
+def _writer(cls: type[JsonlStateBackend]) -> BackendFactory:
+    return functools.partial(open_jsonl_store, writer=cls)
 
 
 # -- broken restores ----------------------------------------------------------------------------
 
 
-def _restore_with(
+def restore_with(
     select: str = "timestamp", *, torn_fatal: bool = False, invalid: str = "skip"
 ) -> BackendFactory:
-    """A restore that differs from the contract in one way, then the real writer."""
+    """A restore that differs from the contract in one way, then the real writer.
+
+    `select`: "timestamp" (the contract), "file-order" (the last line wins) or
+    "first-on-tie" (a tie goes to the earlier line); `torn_fatal`: a torn tail refuses;
+    `invalid`: "skip" (the contract), "fatal-one" (one invalid line refuses) or
+    "all-empty" (a file of only invalid lines restores as empty)."""
 
     def factory(path: str, config: HysteresisConfig) -> OpenedStore:
         data = read_state_file(path)
@@ -135,7 +131,7 @@ def _restore_with(
                     best is None or state.engine_timestamp_ms > best.engine_timestamp_ms
                 ):
                     store.states[state.symbol] = state
-        backend = jsonl.open_jsonl_writer(path, report)
+        backend = jsonl.open_jsonl_writer(path, report, existed=data is not None)
         return OpenedStore(backend, store, report)
 
     return factory
@@ -145,6 +141,8 @@ def _restore_with(
 
 
 class PublishBeforePersist(HysteresisRuntime):
+    """Publishes a tick's decisions, then appends them."""
+
     def _persist_then_publish(
         self,
         snapshots: Sequence[RegimeInputSnapshot],
@@ -179,19 +177,16 @@ class DuplicateReapplied(HysteresisRuntime):
     def _decide(
         self, snapshots: Sequence[RegimeInputSnapshot]
     ) -> tuple[list[Event], list[HysteresisState]]:
-        states = self.states
+        store = HysteresisStore(self.states)
         out: list[Event] = []
         new: list[HysteresisState] = []
-        from crashkit.regime_engine.engine import run_with_hysteresis
-
-        assert self._opened is not None
         for snapshot in snapshots:
-            prev = states.get(snapshot.symbol)
+            prev = store.states.get(snapshot.symbol)
             if prev is not None and snapshot.engine_timestamp_ms < prev.engine_timestamp_ms:
                 continue
             state = run_with_hysteresis(
                 snapshot,
-                self._opened.store,
+                store,
                 self.config,
                 clock=functools.partial(int, snapshot.engine_timestamp_ms),
             )
@@ -202,14 +197,35 @@ class DuplicateReapplied(HysteresisRuntime):
 
 # -- the catalogue ---------------------------------------------------------------------------------
 
-STATE = HysteresisState
+
+def _declared(name: str, factory: BackendFactory) -> Backend:
+    """A broken variant of the reference, declared like it (a line file, one writer)."""
+    return replace(
+        jsonl.BACKEND, name=name, open=factory, restore_only=None, spec=f"{__name__}:{name}"
+    )
+
+
+no_fsync = _declared("no_fsync", _writer(NoFsyncWriter))
+no_dir_fsync_on_create = _declared("no_dir_fsync_on_create", _writer(NoDirFsyncWriter))
+torn_tail_not_cut = _declared("torn_tail_not_cut", _writer(NoTailCutWriter))
+restore_by_file_order = _declared("restore_by_file_order", restore_with("file-order"))
+tie_break_to_first = _declared("tie_break_to_first", restore_with("first-on-tie"))
+torn_tail_fatal = _declared("torn_tail_fatal", restore_with(torn_fatal=True))
+one_invalid_line_fatal = _declared("one_invalid_line_fatal", restore_with(invalid="fatal-one"))
+all_invalid_restores_empty = _declared(
+    "all_invalid_restores_empty", restore_with(invalid="all-empty")
+)
+fsync_error_swallowed = _declared("fsync_error_swallowed", _writer(FsyncSwallowedWriter))
+fsync_retried_and_carried_on = _declared(
+    "fsync_retried_and_carried_on", _writer(FsyncRetriedWriter)
+)
 
 
 def _line(symbol: str, ts: int, anchor: Regime, progress: int = 0) -> bytes:
     candidate = Regime.SQUEEZE_UP if progress else None
     if candidate == anchor:
         candidate = Regime.SQUEEZE_DOWN
-    return encode_state(STATE(symbol, ts, anchor, candidate, progress, 3, None))
+    return encode_state(HysteresisState(symbol, ts, anchor, candidate, progress, 3, None))
 
 
 T0 = 1_700_000_000_000 - 60_000  # one tick before the synthetic market starts
@@ -233,75 +249,85 @@ WRITE_FAULT = FaultPlan(
 
 @dataclass(frozen=True, slots=True)
 class Variant:
+    """One deliberate bug: what it breaks, what it plugs in, and the run that exposes it."""
+
     name: str
-    invariant: str
+    invariant: Invariant
     workload: Workload
-    factory: BackendFactory | None = None
+    backend: Backend | None = None  # None: the reference backend
     runtime_class: RuntimeClass = HysteresisRuntime
     points: str = "all"
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def runtime_spec(self) -> str | None:
+        """How a scenario names the runtime (`module:Class`), None for the reference."""
+        if self.runtime_class is HysteresisRuntime:
+            return None
+        return f"{self.runtime_class.__module__}:{self.runtime_class.__qualname__}"
 
 
 BASE = Workload(symbols=2, ticks=8, seed=5, name="broken")
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("no-fsync", Invariant.DURABILITY, BASE, _with_backend(NoFsyncBackend)),
-    Variant("no-dir-fsync-on-create", Invariant.DURABILITY, BASE, no_dir_fsync_factory),
-    Variant("torn-tail-not-cut", Invariant.DURABILITY, BASE, _with_backend(NoTailCutBackend)),
+    Variant("no-fsync", Invariant.DURABILITY, BASE, no_fsync),
+    Variant("no-dir-fsync-on-create", Invariant.DURABILITY, BASE, no_dir_fsync_on_create),
+    Variant("torn-tail-not-cut", Invariant.DURABILITY, BASE, torn_tail_not_cut),
     Variant(
         "restore-by-file-order",
         Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=OUT_OF_ORDER),
-        _restore_with("file-order"),
+        restore_by_file_order,
     ),
     Variant(
         "tie-break-to-first",
         Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=TIED),
-        _restore_with("first-on-tie"),
+        tie_break_to_first,
     ),
-    Variant("torn-tail-fatal", Invariant.CRASH_NOT_FATAL, BASE, _restore_with(torn_fatal=True)),
+    Variant("torn-tail-fatal", Invariant.CRASH_NOT_FATAL, BASE, torn_tail_fatal),
     Variant(
         "one-invalid-line-fatal",
         Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=ONE_INVALID),
-        _restore_with(invalid="fatal-one"),
+        one_invalid_line_fatal,
     ),
     Variant(
         "all-invalid-restores-empty",
         Invariant.RESTORE_TABLE,
         replace(BASE, initial_state=ALL_INVALID),
-        _restore_with(invalid="all-empty"),
+        all_invalid_restores_empty,
     ),
     Variant(
         "fsync-error-swallowed",
         Invariant.DURABILITY,
         replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.DROP),
-        _with_backend(FsyncSwallowedBackend),
+        fsync_error_swallowed,
     ),
     Variant(
         "fsync-retried-and-carried-on",
         Invariant.DURABILITY,
         replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.MARK_CLEAN),
-        _with_backend(FsyncRetriedBackend),
+        fsync_retried_and_carried_on,
     ),
     Variant(
         "publish-before-persist",
         Invariant.PUBLISH_IMPLIES_COMMITTED,
         BASE,
-        None,
-        PublishBeforePersist,
+        runtime_class=PublishBeforePersist,
     ),
     Variant(
         "scheduling-continues-after-failure",
         Invariant.HALT,
         replace(BASE, plan=WRITE_FAULT),
-        None,
-        ContinueAfterFailure,
+        runtime_class=ContinueAfterFailure,
     ),
     Variant(
-        "duplicate-reapplied-after-restart", Invariant.CONTINUITY, BASE, None, DuplicateReapplied
+        "duplicate-reapplied-after-restart",
+        Invariant.CONTINUITY,
+        BASE,
+        runtime_class=DuplicateReapplied,
     ),
 )
 
-assert errno.EIO  # the fault plans above name errnos by their symbolic names
+BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
