@@ -1,11 +1,17 @@
 """The exhaustive crash explorer.
 
-For a deterministic workload: run it once under the recording file system
-(and its uninterrupted twin on an in-memory backend as the reference); then for
-every crash point (after each mutating op) and every crash state the faults
-layer derives there, materialise that disk on a fresh fake file system,
-restart the orchestrator on it, resume on the same input, and check every
-oracle. The I/O-error sweep fails each I/O call of the clean run in turn.
+For a deterministic workload: run it once under the recording file system (and its
+uninterrupted twin on an in-memory backend as the reference); then for every crash
+point (after each mutating op) and every crash state the faults layer derives there,
+materialise that disk on a fresh fake file system, restart the orchestrator on it,
+resume on the same input, and judge it (`harness.judge.verdicts`). The I/O-error sweep
+fails each I/O call of the clean run in turn.
+
+A backend under test is not trusted to behave: any exception from any of its calls
+is a finding, never a crash of the explorer; a cap on findings per invariant keeps a
+badly broken backend from turning a suite into hours (an invariant that reached the
+cap is no longer judged, and a state none of whose invariants is still open is not
+restarted at all).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
 from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
-from crashkit.harness.judge.invariants import Violation
+from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
-from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.judge.observe import RecordingSink, Timeline, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
+    judge_close,
     judge_process,
     judge_refusal,
     judge_restored,
@@ -34,16 +41,13 @@ from crashkit.harness.judge.verdicts import (
     uninterrupted,
 )
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
-from crashkit.orchestrator.runtime import (
-    HysteresisRuntime,
-    RuntimeClass,
-    engine_commit_clock,
-)
+from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     Backend,
     BackendFactory,
+    OpenedStore,
     load_backend,
 )
 from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
@@ -65,6 +69,36 @@ SWEEP_OPS: frozenset[str] = frozenset(
         "close",
     }
 )
+FSYNC_OPS = frozenset({"fsync", "fdatasync", "dirfsync"})
+
+#: What a restart's judgement covers: the restore, the resumed process, and its re-restore.
+RESTART_INVARIANTS = frozenset(
+    {
+        Invariant.DURABILITY,
+        Invariant.NO_INVALID_RESTORED,
+        Invariant.PUBLISH_IMPLIES_COMMITTED,
+        Invariant.CRASH_NOT_FATAL,
+        Invariant.CONTINUITY,
+        Invariant.HALT,
+        Invariant.ENGINE,
+        Invariant.PROTOCOL,
+    }
+)
+#: What the recorded run's judgement covers (R4 when the start is predictable).
+RUN_INVARIANTS = frozenset(
+    {
+        Invariant.PUBLISH_IMPLIES_COMMITTED,
+        Invariant.HALT,
+        Invariant.ENGINE,
+        Invariant.PROTOCOL,
+        Invariant.RESTORE_TABLE,
+    }
+)
+
+
+class NotApplicable(ValueError):
+    """A workload the backend cannot be run on as declared (a seeded line file for a
+    backend that keeps its own format)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,7 @@ class Restart:
     again: dict[str, HysteresisState] | None  # the restore after its first append, no crash
     again_refusal: str | None = None
     acked_at_reopen: list[HysteresisState] = field(default_factory=list)
+    close_errors: tuple[str, ...] = ()  # what close() raised, if anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +127,7 @@ class Recording:
     ops: list[str]  # op names of the trace, by index
     restored: dict[str, HysteresisState] | None  # right after the start (None: refused)
     injected: bool  # a fault of the plan fired while it started
+    close_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +158,10 @@ def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -
 
 
 class Explorer:
-    """Runs workloads against one backend (and optionally a runtime variant)."""
+    """Runs workloads against one backend (and optionally a runtime variant).
+
+    `max_findings`: keep at most this many findings per invariant (None: all); an
+    invariant that reached it is no longer judged by this explorer."""
 
     def __init__(
         self,
@@ -133,6 +172,7 @@ class Explorer:
         torn: str = "default",
         shard: tuple[int, int] = (0, 1),
         on_progress: Callable[[int], None] | None = None,
+        max_findings: int | None = None,
     ) -> None:
         if backend is None or isinstance(backend, str):
             backend = load_backend(backend or DEFAULT_BACKEND)
@@ -145,11 +185,38 @@ class Explorer:
         self.torn = torn
         self.shard = shard
         self.on_progress = on_progress
+        self.max_findings = max_findings
         self.fs = CrashFS(record=True)
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
         self._per_point: dict[int, PointFacts] = {}
         self._written_fields: frozenset[tuple[object, ...]] = frozenset()
+        self._kept: Counter[str] = Counter()  # findings kept per invariant, across jobs
+
+    # -- the cap ------------------------------------------------------------------------
+
+    def capped(self) -> frozenset[Invariant]:
+        """The invariants that reached `max_findings`: no longer judged."""
+        if self.max_findings is None:
+            return frozenset()
+        return frozenset(i for i in INVARIANTS if self._kept[i.value] >= self.max_findings)
+
+    def _keep(
+        self,
+        summary: Summary,
+        violations: Iterable[Violation],
+        workload: Workload,
+        point: int | None,
+        cut: str | None,
+        op: str | None,
+    ) -> None:
+        for v in violations:
+            name = v.invariant.value
+            summary.violated[name] += 1
+            if self.max_findings is not None and self._kept[name] >= self.max_findings:
+                continue
+            self._kept[name] += 1
+            summary.findings.append(Finding(v, workload, point, cut, op))
 
     # -- one process --------------------------------------------------------------------
 
@@ -176,6 +243,7 @@ class Explorer:
             refusal: str | None = None
             refused_next: bool | None = None
             restored: dict[str, HysteresisState] | None = None
+            closing: list[str] = []
             try:
                 runtime.start()
                 restored = dict(runtime.states)
@@ -196,15 +264,16 @@ class Explorer:
                         refused_next = False
                     except HaltedError:
                         refused_next = True
-                runtime.close()
+                close_quietly(runtime.close, closing)
             ops = [op.op for op in fs.trace]
             states: list[tuple[int, CrashState]] = []
-            points = fs.crash_points()
-            for point in points:
-                torn = "all" if "all" in (self.torn, workload.torn) else "default"
+            torn = "all" if "all" in (self.torn, workload.torn) else "default"
+            for point in fs.crash_points():
                 for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))
-            return Recording(timeline, states, refusal, refused_next, ops, restored, injected)
+            return Recording(
+                timeline, states, refusal, refused_next, ops, restored, injected, tuple(closing)
+            )
         finally:
             fs.stop()
 
@@ -214,6 +283,8 @@ class Explorer:
         snapshots: Sequence[RegimeInputSnapshot],
         reference: Reference,
         image: DiskImage,
+        *,
+        converge: bool = True,
     ) -> Restart:
         """Boot the fake disk onto a crash image, restart and resume on the same input.
 
@@ -222,12 +293,14 @@ class Explorer:
         restore must hold what was acknowledged, which catches appends landing
         behind bytes the backend should have cut (a torn tail). The run then goes
         on in that reopened store. The check sits at the same place with or
-        without early stop, so both give the same verdicts.
+        without early stop, so both give the same verdicts. Without `converge` (the
+        continuity invariant is capped) the process stops after that first append.
         """
         self.fs.restart(image)
         timeline = Timeline()
         sink = RecordingSink(timeline)
         runtime = self._runtime(workload, timeline, sink)
+        closing: list[str] = []
         try:
             runtime.start()
         except StartupRefused as exc:
@@ -237,21 +310,40 @@ class Explorer:
         restored = dict(runtime.states)
         groups = list(ticks(snapshots))
         stop_at, position = self._resume(runtime, groups, 0, reference, until_ack=True)
-        runtime.close()
+        close_quietly(runtime.close, closing)
         acked = timeline.acked_before()
         if not acked:  # nothing new on disk: the reopened store would equal `restored`
-            return Restart(timeline, sink, restored, None, stop_at, restored)
+            return Restart(
+                timeline, sink, restored, None, stop_at, restored, None, [], tuple(closing)
+            )
+        if not converge and stop_at is None and position < len(groups):
+            stop_at = groups[position - 1][0].engine_timestamp_ms
         done = stop_at is not None or position >= len(groups) or runtime.stats.halted
+        reopened: OpenedStore
         try:
             if done and self.restore_only is not None:
                 again = dict(self.restore_only(STATE_PATH, workload.config).states)
-                return Restart(timeline, sink, restored, None, stop_at, again, None, acked)
+                return Restart(
+                    timeline, sink, restored, None, stop_at, again, None, acked, tuple(closing)
+                )
             reopened = self.factory(STATE_PATH, workload.config)
+            again = dict(reopened.store.states)
         except StartupRefused as exc:
-            return Restart(timeline, sink, restored, None, stop_at, None, exc.reason, acked)
+            return Restart(
+                timeline, sink, restored, None, stop_at, None, exc.reason, acked, tuple(closing)
+            )
         except Exception as exc:
-            return Restart(timeline, sink, restored, None, stop_at, None, crash_reason(exc), acked)
-        again = dict(reopened.store.states)
+            return Restart(
+                timeline,
+                sink,
+                restored,
+                None,
+                stop_at,
+                None,
+                crash_reason(exc),
+                acked,
+                tuple(closing),
+            )
         if not done:
             second = self.runtime_class(
                 config=workload.config,
@@ -262,10 +354,10 @@ class Explorer:
             )
             second.start()
             stop_at, _ = self._resume(second, groups, 0, reference, until_ack=False)
-            second.close()
+            close_quietly(second.close, closing)
         else:
-            reopened.backend.close()
-        return Restart(timeline, sink, restored, None, stop_at, again, None, acked)
+            close_quietly(reopened.backend.close, closing)
+        return Restart(timeline, sink, restored, None, stop_at, again, None, acked, tuple(closing))
 
     def _resume(
         self,
@@ -339,25 +431,29 @@ class Explorer:
         timeline: Timeline,
         point: int,
         state: CrashState,
+        capped: frozenset[Invariant],
     ) -> tuple[bool, list[Violation]]:
         """Restart on one crash state and judge it; returns (refused, violations)."""
         facts = self._point_facts(point, timeline, seed)
-        r = self._restart(workload, snapshots, reference, state.image)
+        converge = Invariant.CONTINUITY not in capped
+        r = self._restart(workload, snapshots, reference, state.image, converge=converge)
         if r.refusal is not None or r.restored is None:
             allowed = seed if seed.outcome == "fatal" else None
             return True, judge_refusal(r.refusal or "", expected=allowed, crashed=True)
         restored = r.restored
         # publish-after-ack was judged once on the recorded run; here: did it survive?
         found = judge_restored(restored, facts.ledger)
-        r_decisions, r_conflicts = orc.decisions_of(r.sink.events)
-        merged, conflicts = orc.merge_decisions(facts.decisions, r_decisions)
-        found += facts.conflicts + r_conflicts + conflicts
-        found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
+        if converge:
+            r_decisions, r_conflicts = orc.decisions_of(r.sink.events)
+            merged, conflicts = orc.merge_decisions(facts.decisions, r_decisions)
+            found += facts.conflicts + r_conflicts + conflicts
+            found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
         found += judge_process(
             r.timeline.publish_pairs(),
             acks=r.timeline.ack_pairs(),
             outcomes=r.timeline.append_outcomes(),
         )
+        found += judge_close(r.close_errors)
         # The restarted process's acknowledged appends must survive the next restore too.
         if r.again_refusal is not None:
             found += judge_refusal(r.again_refusal, expected=None, crashed=True)
@@ -369,14 +465,19 @@ class Explorer:
             found += judge_restored(
                 r.again, replace(after, written=self._written_fields | attempted)
             )
-        return False, found
+        return False, [v for v in found if v.invariant not in capped]
 
     # -- a workload ---------------------------------------------------------------------
 
     def run(self, workload: Workload, *, points: str = "all") -> Summary:
         """Explore one workload. `points="end"` checks only the crash states after the last op."""
+        if workload.initial_state is not None and not self.backend.capabilities.line_format:
+            raise NotApplicable(
+                f"workload {workload.name or '-'} seeds a state file of contract-v1 lines; "
+                f"backend {self.backend.name} does not declare line_format"
+            )
         started = time.perf_counter()
-        summary = Summary(workloads=1)
+        summary = Summary(workloads=1, findings_cap=self.max_findings)
         snapshots = workload.snapshots()
         reference = reference_of(workload, snapshots)
         seed = model_restore(workload.initial_state, workload.config)
@@ -397,7 +498,12 @@ class Explorer:
             refused_next=rec.refused_next,
             refused=refusal is not None,
         )
-        summary.findings += [Finding(v, workload, None, None, None) for v in found]
+        found += judge_close(rec.close_errors)
+        capped = self.capped()
+        summary.judged(RUN_INVARIANTS - capped)
+        self._keep(
+            summary, (v for v in found if v.invariant not in capped), workload, None, None, None
+        )
         if refusal is not None:
             summary.outcomes["refused"] += 1
         elif timeline.first_failure() is not None:
@@ -416,6 +522,8 @@ class Explorer:
             # The recorded run is judged (and counted) once, by the shard of its first state.
             summary.workloads = 0
             summary.findings.clear()
+            summary.violated.clear()
+            summary.checked.clear()
             summary.outcomes.clear()
         written = [*seed.records, *timeline.attempted()]
         self._written_fields = frozenset(s.persisted_fields() for s in written)
@@ -427,19 +535,20 @@ class Explorer:
                 self._counter += 1
                 if (self._counter - 1) % count != index:
                     continue
-                summary.states_checked += 1
                 if self.on_progress is not None:
                     self.on_progress(1)
-                refused, found = self._check_state(
-                    workload, snapshots, reference, seed, timeline, point, state
+                capped = self.capped()
+                if capped >= RESTART_INVARIANTS:
+                    summary.states_skipped += 1
+                    continue
+                summary.states_checked += 1
+                refused, violations = self._check_state(
+                    workload, snapshots, reference, seed, timeline, point, state, capped
                 )
+                summary.judged(RESTART_INVARIANTS - capped)
                 summary.outcomes["restart-refused" if refused else "restart-resumed"] += 1
-                for v in found:
-                    summary.findings.append(
-                        Finding(
-                            v, workload, point, state.cut, ops[point] if point < len(ops) else None
-                        )
-                    )
+                op = ops[point] if point < len(ops) else None
+                self._keep(summary, violations, workload, point, state.cut, op)
         finally:
             fs.stop()
         summary.seconds = time.perf_counter() - started
@@ -486,16 +595,17 @@ class Explorer:
             runtime = self._runtime(workload, Timeline(), RecordingSink(Timeline()))
             try:
                 runtime.start()
-                runtime.run(workload.snapshots())
-            finally:
-                runtime.close()
+            except Exception:  # judged when the workload itself is explored
+                return list(fs.trace)
+            runtime.run(workload.snapshots())
+            close_quietly(runtime.close, [])
             return list(fs.trace)
         finally:
             fs.stop()
 
     def _faulty_runs(self, workloads: Iterable[tuple[Workload, str]]) -> Summary:
         """Run fault workloads, sharded by run (every run is recorded once, in one shard)."""
-        summary = Summary()
+        summary = Summary(findings_cap=self.max_findings)
         index, count = self.shard
         whole = self.shard
         for workload, points in workloads:
@@ -546,9 +656,6 @@ class Explorer:
             for rule in rules
             if not rule.persistent
         )
-
-
-FSYNC_OPS = frozenset({"fsync", "fdatasync", "dirfsync"})
 
 
 def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:

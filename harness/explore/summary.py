@@ -1,7 +1,9 @@
 """What an exploration found: findings with their reproduction, and the summary of a run.
 
-Plain data (`to_dict` is the stable `crashkit explore --json` shape), plus the pieces
-every reader of a summary shares: each invariant's smallest finding and the table.
+Plain data: `to_dict` is the stable `crashkit explore --json` shape and `from_dict`
+reads it back, so shards run on other machines sum into one verdict (`crashkit merge`).
+Also the pieces every reader of a summary shares: each invariant's smallest finding
+and the summary table.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.table import Table
 
 from crashkit.harness.explore.workload import Workload
-from crashkit.harness.judge.invariants import INVARIANTS, Violation
+from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +42,27 @@ class Finding:
             },
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        repro = data["reproduction"]
+        return cls(
+            Violation.from_dict(data),
+            Workload.from_dict(repro["workload"]),
+            repro.get("crash_point"),
+            repro.get("cut"),
+            repro.get("crash_after_op"),
+        )
+
 
 @dataclass(slots=True)
 class Summary:
+    """Counts over the runs and crash states checked, and the findings kept.
+
+    `violated` counts every violation, `findings` keeps at most `findings_cap` of each
+    invariant (None: all); `checked` counts, per invariant, the runs and crash states it
+    was judged on; `states_skipped` the states not restarted because every invariant
+    they could break had reached the cap."""
+
     workloads: int = 0
     crash_points: int = 0
     states_checked: int = 0
@@ -49,6 +70,10 @@ class Summary:
     outcomes: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    violated: Counter[str] = field(default_factory=Counter)
+    checked: Counter[str] = field(default_factory=Counter)
+    states_skipped: int = 0
+    findings_cap: int | None = None
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -58,20 +83,37 @@ class Summary:
         self.outcomes.update(other.outcomes)
         self.findings.extend(other.findings)
         self.seconds += other.seconds
+        self.violated.update(other.violated)
+        self.checked.update(other.checked)
+        self.states_skipped += other.states_skipped
+        if other.findings_cap is not None:
+            self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
+
+    def judged(self, invariants: Iterable[Invariant]) -> None:
+        self.checked.update(i.value for i in invariants)
+
+    @property
+    def violations(self) -> int:
+        return sum(self.violated.values())
 
     def violations_by_invariant(self) -> dict[str, int]:
-        counts = Counter(f.violation.invariant for f in self.findings)
-        return {name: counts.get(name, 0) for name in INVARIANTS}
+        return {name.value: self.violated.get(name.value, 0) for name in INVARIANTS}
+
+    def checked_by_invariant(self) -> dict[str, int]:
+        return {name.value: self.checked.get(name.value, 0) for name in INVARIANTS}
 
     def to_dict(self) -> dict[str, object]:
         return {
             "workloads": self.workloads,
             "crash_points": self.crash_points,
             "states_checked": self.states_checked,
+            "states_skipped": self.states_skipped,
             "sweep_runs": self.sweep_runs,
             "outcomes": dict(sorted(self.outcomes.items())),
-            "violations": len(self.findings),
+            "violations": self.violations,
             "violations_by_invariant": self.violations_by_invariant(),
+            "checked_by_invariant": self.checked_by_invariant(),
+            "findings_cap": self.findings_cap,
             "states_per_second": round(self.states_checked / self.seconds, 1)
             if self.seconds
             else None,
@@ -79,26 +121,49 @@ class Summary:
             "findings": [f.to_dict() for f in self.findings],
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        """Inverse of `to_dict` (what `--json` printed, read back)."""
+        return cls(
+            workloads=int(data["workloads"]),
+            crash_points=int(data["crash_points"]),
+            states_checked=int(data["states_checked"]),
+            sweep_runs=int(data["sweep_runs"]),
+            outcomes=Counter({str(k): int(v) for k, v in data["outcomes"].items()}),
+            findings=[Finding.from_dict(f) for f in data.get("findings", [])],
+            seconds=float(data["seconds"]),
+            violated=Counter(
+                {str(k): int(v) for k, v in data["violations_by_invariant"].items() if v}
+            ),
+            checked=Counter(
+                {str(k): int(v) for k, v in data.get("checked_by_invariant", {}).items() if v}
+            ),
+            states_skipped=int(data.get("states_skipped", 0)),
+            findings_cap=data.get("findings_cap"),
+        )
+
 
 def finding_key(finding: Finding) -> str:
     blob = json.dumps(finding.to_dict(), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
+def _size(f: Finding) -> tuple[int, int, int]:
+    """Smaller is a smaller reproduction: earlier crash point, fewer faults, fewer ticks."""
+    point = f.crash_point if f.crash_point is not None else -1
+    return (point, len(f.workload.plan.rules), f.workload.ticks * f.workload.symbols)
+
+
 def minimal_findings(findings: Sequence[Finding]) -> list[tuple[Finding, int]]:
-    """Per invariant, the finding with the earliest crash point (the smallest reproduction),
-    with how many findings share that invariant."""
+    """Per invariant, the finding with the smallest reproduction (earliest crash point,
+    fewest faults), with how many findings share that invariant."""
     best: dict[str, Finding] = {}
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for f in findings:
-        name = f.violation.invariant
-        counts[name] = counts.get(name, 0) + 1
-        key = (f.crash_point if f.crash_point is not None else -1, len(f.workload.plan.rules))
+        name = f.violation.invariant.value
+        counts[name] += 1
         current = best.get(name)
-        if current is None or key < (
-            current.crash_point if current.crash_point is not None else -1,
-            len(current.workload.plan.rules),
-        ):
+        if current is None or _size(f) < _size(current):
             best[name] = f
     return [(best[name], counts[name]) for name in sorted(best)]
 
@@ -110,6 +175,10 @@ def summary_table(summary: Summary, title: str) -> Table:
     table.add_row("  of which fault runs (sweep, fsync models)", str(data["sweep_runs"]))
     table.add_row("crash points", str(data["crash_points"]))
     table.add_row("crash states checked", f"{summary.states_checked:,}")
+    if summary.states_skipped:
+        table.add_row(
+            "crash states skipped (every invariant capped)", f"{summary.states_skipped:,}"
+        )
     outcomes = data["outcomes"]
     assert isinstance(outcomes, dict)
     for name, count in outcomes.items():

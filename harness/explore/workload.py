@@ -6,8 +6,9 @@ fault plan and the fsync-failure model are all in it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
@@ -54,7 +55,29 @@ class Workload:
             "initial_state": None
             if self.initial_state is None
             else self.initial_state.decode("utf-8", "backslashreplace"),
+            "initial_state_hex": None if self.initial_state is None else self.initial_state.hex(),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Workload:
+        """Inverse of `to_dict` (a shard's JSON summary read back by `crashkit merge`)."""
+        raw = data.get("initial_state_hex")
+        initial = None
+        if raw is not None:
+            initial = bytes.fromhex(raw)
+        elif data.get("initial_state") is not None:
+            initial = str(data["initial_state"]).encode("utf-8")
+        return cls(
+            symbols=int(data["symbols"]),
+            ticks=int(data["ticks"]),
+            seed=int(data["seed"]),
+            window_updates=int(data["window_updates"]),
+            model=FsyncModel(data["fsync_model"]),
+            plan=FaultPlan.from_dict(data["fault_plan"]),
+            initial_state=initial,
+            torn=str(data.get("torn", "default")),
+            name=str(data.get("name", "")),
+        )
 
 
 def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:

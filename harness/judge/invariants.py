@@ -9,8 +9,10 @@ order of their ids, so a table sorted by id and one in declaration order agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Invariant(StrEnum):
@@ -67,6 +69,18 @@ class Violation:
     run_id: str | None = None
     tick: int | None = None  # engine timestamp of the tick; taken from run_id when not given
     line: int | None = None  # 1-based record line in the state file, when known
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Violation:
+        """Inverse of `to_dict` (findings read back from a JSON summary)."""
+        return cls(
+            Invariant(data["invariant"]),
+            str(data["message"]),
+            data.get("symbol"),
+            data.get("run_id"),
+            data.get("tick"),
+            data.get("line"),
+        )
 
     def to_dict(self) -> dict[str, object]:
         tick = self.tick

@@ -139,3 +139,11 @@ def recording_factory(factory: BackendFactory, timeline: Timeline) -> BackendFac
 
 def event_sink_of(timeline: Timeline) -> EventSink:
     return RecordingSink(timeline)
+
+
+def close_quietly(close: Callable[[], None], errors: list[str]) -> None:
+    """Call a backend's close; what it raises is recorded (a finding), never propagated."""
+    try:
+        close()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")

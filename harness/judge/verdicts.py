@@ -54,8 +54,8 @@ def is_crash(reason: str) -> bool:
     return reason.startswith(CRASHED)
 
 
-#: The invariant a startup crash is reported under.
-STARTUP_CRASH = Invariant.HALT
+#: The invariant a startup crash (and any other breach of the protocol) is reported under.
+STARTUP_CRASH = Invariant.PROTOCOL
 
 
 # -- what must be on disk ------------------------------------------------------------------
@@ -249,6 +249,11 @@ def judge_process(
     return out
 
 
+def judge_close(errors: Iterable[str]) -> list[Violation]:
+    """`close()` must release the writer and return: what it raised is a finding (P)."""
+    return [Violation(Invariant.PROTOCOL, f"close() raised {error}") for error in errors]
+
+
 def judge_continuity(
     events: Iterable[Event],
     reference: Mapping[str, orc.Decision],
@@ -292,6 +297,7 @@ __all__ = [
     "crash_reason",
     "expected_reading",
     "is_crash",
+    "judge_close",
     "judge_continuity",
     "judge_process",
     "judge_refusal",

@@ -29,12 +29,13 @@ from crashkit.faults import FaultPlan, FsyncModel
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore
-from crashkit.harness.judge.observe import RecordingSink, Timeline, recording_factory
+from crashkit.harness.judge.observe import RecordingSink, Timeline, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     expected_reading,
+    judge_close,
     judge_continuity,
     judge_process,
     judge_refusal,
@@ -208,8 +209,9 @@ class OrchestratorMachine(RuleBasedStateMachine):
             self._fail(judge_refusal(reason, expected=expect, crashed=self.crashed_since_start))
             return
         if probe:
-            with contextlib.suppress(Exception):
-                runtime.close()
+            errors: list[str] = []
+            close_quietly(runtime.close, errors)
+            self._fail(judge_close(errors))
             self._judge_restore(dict(runtime.states), expect)
             return
         self.proc = Process(runtime, timeline, sink, start)
@@ -356,10 +358,11 @@ class OrchestratorMachine(RuleBasedStateMachine):
     def restart(self, data: st.DataObject) -> None:
         """Clean restart (the page cache survives); the new process catches up on the input."""
         self._step({"restart": {}})
+        errors: list[str] = []
         if self.proc is not None:
-            with contextlib.suppress(Exception):
-                self.proc.runtime.close()
+            close_quietly(self.proc.runtime.close, errors)
             self._settle(None)
+        self._fail(judge_close(errors))
         self.fs.configure(plan=FaultPlan())
         self._start()
 

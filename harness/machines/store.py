@@ -29,12 +29,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
-from crashkit.harness.judge.observe import Timeline, recording_factory
+from crashkit.harness.judge.observe import Timeline, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     expected_reading,
+    judge_close,
     judge_refusal,
     judge_restored,
 )
@@ -108,9 +109,11 @@ seed_lines = st.booleans().flatmap(
 )
 
 
-def _close(opened: OpenedStore) -> None:
-    with contextlib.suppress(Exception):
-        opened.backend.close()
+def _close(opened: OpenedStore) -> list[Violation]:
+    """Close a store the machine opened; what close() raised is a finding."""
+    errors: list[str] = []
+    close_quietly(opened.backend.close, errors)
+    return judge_close(errors)
 
 
 def _fields_key(state: HysteresisState) -> tuple[object, ...]:
@@ -212,11 +215,12 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _stop(self) -> None:
         """Clean stop of the running process (the page cache survives)."""
+        found: list[Violation] = []
         if self.opened is not None:
-            with contextlib.suppress(Exception):
-                self.opened.backend.close()
+            found = _close(self.opened)
             self.opened = None
         self._settle(None)
+        self._fail(found)
 
     def _open(self, *, probe: bool = False) -> OpenedStore | None:
         """Start a process: restore through the factory, then judge the restore.
@@ -247,7 +251,7 @@ class StoreMachine(RuleBasedStateMachine):
             self._judge_restore(opened.store.states, expect)
         except BaseException:
             if probe:
-                _close(opened)
+                self._fail(_close(opened))
             raise
         return opened
 
@@ -268,7 +272,7 @@ class StoreMachine(RuleBasedStateMachine):
             if opened is None:
                 continue
             if not torn:
-                _close(opened)
+                self._fail(_close(opened))
                 continue
             self._probe_append(opened)
         self.steps[-2:] = [choice.step(), {"restart": {}}]
@@ -286,10 +290,10 @@ class StoreMachine(RuleBasedStateMachine):
             self.acked.append(record)
         except Exception:
             pass  # a failure is legitimate (the cut may fail); the record may or may not land
-        _close(opened)
+        self._fail(_close(opened))
         again = self._open(probe=True)
         if again is not None:
-            _close(again)
+            self._fail(_close(again))
         self.acked, self.written = acked, written
         del self.steps[steps:]
 

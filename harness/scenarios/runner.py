@@ -33,6 +33,7 @@ from crashkit.harness.judge.observe import (
     RecordingBackend,
     RecordingSink,
     Timeline,
+    close_quietly,
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
@@ -40,6 +41,7 @@ from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     image_reading,
+    judge_close,
     judge_continuity,
     judge_process,
     judge_refusal,
@@ -367,7 +369,9 @@ class Machine:
     def _stop(self, proc: Proc | None) -> None:
         """A clean exit of a live process (the end of its input, or an operator's restart)."""
         if proc is not None and proc.status in ("running", "halted"):
-            proc.runtime.close()
+            errors: list[str] = []
+            close_quietly(proc.runtime.close, errors)
+            self._found(judge_close(errors), f"process {proc.index}")
             if proc.status == "running":
                 proc.status = "exited"
             proc.end_pos = self._position()
@@ -629,10 +633,10 @@ class Machine:
         except Exception as exc:
             self._judge_refusal(crash_reason(exc), model, False, where)
             return {}, report
-        try:
-            restored = dict(opened.store.states)
-        finally:
-            opened.backend.close()
+        restored = dict(opened.store.states)
+        errors: list[str] = []
+        close_quietly(opened.backend.close, errors)
+        self._found(judge_close(errors), where)
         self._found(judge_restored(restored, self._ledger(exclude=None), expected=model), where)
         final: dict[str, dict[str, object]] = {
             sym: {
