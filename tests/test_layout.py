@@ -30,9 +30,13 @@ def test_every_package_folder_is_listed() -> None:
     found: set[str] = set()
     for name, folder in mapping.items():
         base = ROOT / folder
-        for init in base.rglob("__init__.py"):
-            relative = init.parent.relative_to(base).parts
-            found.add(".".join((name, *relative)))
+        if name == "crashkit.scenarios":  # data: every folder of the library
+            folders = [base, *(p for p in base.rglob("*") if p.is_dir())]
+        else:  # code: every folder with an __init__.py
+            folders = [init.parent for init in base.rglob("__init__.py")]
+        for path in folders:
+            if "__pycache__" not in path.parts:
+                found.add(".".join((name, *path.relative_to(base).parts)))
     assert set(packages) == found
 
 

@@ -1,7 +1,8 @@
 """`crashkit scenarios run`: execute scenario files, show a summary, optionally write JUnit XML.
 
-Exit codes: 0 every scenario passed; 1 at least one failed; 2 a scenario file is
-bad (it cannot be run as written), which wins over 1 so it gets fixed first.
+Exit codes: 0 every scenario passed (or does not apply to the backend); 1 at least one
+failed; 2 a scenario file is bad (it cannot be run as written) or a usage error, which
+wins over 1 so it gets fixed first.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from rich.table import Table
 
 from crashkit.harness.scenarios.expect import updated_expect
 from crashkit.harness.scenarios.junit import write_junit
+from crashkit.harness.scenarios.library import library_path
 from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
 from crashkit.harness.scenarios.results import ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
-from crashkit.orchestrator.errors import ExitCode
+from crashkit.orchestrator.errors import ConfigError, ExitCode
+from crashkit.orchestrator.store.protocol import Backend, load_backend
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -29,7 +32,7 @@ def collect(paths: tuple[str, ...]) -> tuple[list[Path], list[ScenarioError]]:
     """Scenario files under the given files and folders, sorted, each once."""
     files: list[Path] = []
     errors: list[ScenarioError] = []
-    for raw in paths or ("scenarios",):
+    for raw in paths or (str(library_path()),):
         path = Path(raw)
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES))
@@ -41,9 +44,10 @@ def collect(paths: tuple[str, ...]) -> tuple[list[Path], list[ScenarioError]]:
 
 
 def run_files(
-    files: list[Path], *, update: bool = False
+    files: list[Path], *, update: bool = False, backend: Backend | None = None
 ) -> tuple[list[ScenarioResult], list[ScenarioError], list[Path]]:
-    """Load and run each file; with `update`, rewrite the expect blocks that differ."""
+    """Load and run each file (on `backend` instead of the one it names, if given); with
+    `update`, rewrite the expect blocks that differ."""
     results: list[ScenarioResult] = []
     errors: list[ScenarioError] = []
     updated: list[Path] = []
@@ -54,12 +58,12 @@ def run_files(
             if loaded.name in names:
                 raise loaded.error(["name"], f"already used by {names[loaded.name]}")
             names[loaded.name] = path
-            result = run_loaded(loaded)
+            result = run_loaded(loaded, backend=backend)
         except ScenarioError as exc:
             errors.append(exc)
             continue
         results.append(result)
-        if update and result.observed is not None and not _stuck(result):
+        if update and result.observed is not None and not _stuck(result) and backend is None:
             data, _ = parse_yaml(loaded.text, str(path))
             original = data.get("expect") if isinstance(data, dict) else None
             text = rewrite_expect(loaded.text, updated_expect(original, result.observed))
@@ -82,8 +86,9 @@ def summary_table(results: list[ScenarioResult], errors: list[ScenarioError]) ->
     table.add_column("result")
     table.add_column("seconds", justify="right")
     table.add_column("first failure", overflow="ellipsis", no_wrap=True, max_width=90)
+    styles = {"pass": "[green]pass[/]", "n/a": "[dim]n/a[/]"}
     for r in results:
-        verdict = "[green]pass[/]" if r.passed else "[red]ERROR[/]" if r.error else "[red]FAIL[/]"
+        verdict = styles.get(r.status, f"[red]{r.status}[/]")
         table.add_row(escape(r.name), verdict, f"{r.seconds:.3f}", escape(r.first_failure))
     for e in errors:
         table.add_row(escape(Path(e.file).stem), "[red]BAD FILE[/]", "-", escape(str(e)))
@@ -104,12 +109,40 @@ def scenarios() -> None:
     "--junit-xml", "junit", type=click.Path(dir_okay=False), default=None, help="JUnit XML file."
 )
 @click.option("--trace", "show_trace", is_flag=True, help="Print each scenario's op trace.")
-def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace: bool) -> None:
-    """Run scenario files (PATHs are files or folders; default: scenarios/)."""
+@click.option(
+    "--backend",
+    "backend_spec",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="Run every file on this backend instead of the one it names (default: the file's).",
+)
+def run_cmd(
+    paths: tuple[str, ...],
+    update: bool,
+    junit: str | None,
+    show_trace: bool,
+    backend_spec: str | None,
+) -> None:
+    """Run scenario files (PATHs are files or folders; default: the shipped library)."""
     # CI logs are not terminals: give the table room instead of rich's 80 columns
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    err = Console(stderr=True, soft_wrap=True)
+    backend: Backend | None = None
+    if backend_spec is not None:
+        if update:
+            err.print(
+                "[bold red]error:[/] --update rewrites a file's expectations from the backend it "
+                "was written for; run it without --backend",
+                highlight=False,
+            )
+            sys.exit(ExitCode.USAGE)
+        try:
+            backend = load_backend(backend_spec)
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] --backend: {escape(str(exc))}", highlight=False)
+            sys.exit(ExitCode.USAGE)
     files, errors = collect(paths)
-    results, bad, updated = run_files(files, update=update)
+    results, bad, updated = run_files(files, update=update, backend=backend)
     errors += bad
     console.print(summary_table(results, errors))
     for r in results:
@@ -121,7 +154,7 @@ def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace:
                 console.print(f"boot {boot}:", highlight=False)
                 for op in trace:
                     console.print(f"  {escape(op)}", highlight=False)
-        if r.passed or update:
+        if r.passed or r.not_applicable is not None or update:
             continue
         console.print(f"[bold red]{escape(r.name)}[/] ({escape(r.path)})")
         if r.error:
@@ -135,10 +168,12 @@ def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace:
     if junit:
         write_junit(junit, results, errors)
     passed = sum(1 for r in results if r.passed)
+    skipped = sum(1 for r in results if r.not_applicable is not None)
+    failed = len(results) - passed - skipped
     seconds = sum(r.seconds for r in results)
     console.print(
-        f"{passed} passed, {len(results) - passed} failed, {len(errors)} bad file(s) "
-        f"in {seconds:.2f} s",
+        f"{passed} passed, {failed} failed, {skipped} not applicable, {len(errors)} bad "
+        f"file(s) in {seconds:.2f} s",
         highlight=False,
     )
     if errors:
@@ -151,4 +186,4 @@ def run_cmd(paths: tuple[str, ...], update: bool, junit: str | None, show_trace:
             if r.error or any(not c.ok for c in r.checks if c.name.startswith("steps["))
         ]
         sys.exit(ExitCode.CHECK_FAILED if stuck else ExitCode.OK)
-    sys.exit(ExitCode.OK if passed == len(results) else ExitCode.CHECK_FAILED)
+    sys.exit(ExitCode.CHECK_FAILED if failed else ExitCode.OK)

@@ -179,8 +179,22 @@ def invariant_ids(want: list[str] | Any, applicable: Sequence[str]) -> tuple[str
     return tuple(want)
 
 
-def compare(expect: s.Expect, observed: Observed) -> list[Check]:
-    """One check per expectation, in the order of the `expect` block's keys."""
+def compare(expect: s.Expect, observed: Observed, *, reference: bool = True) -> list[Check]:
+    """One check per expectation, in the order of the `expect` block's keys; with
+    `reference` (the run is on the backend the file was written for) also the
+    `expect.reference` block, as checks named `reference.<key>`."""
+    out = _compare_block(expect, observed)
+    if reference and isinstance(expect.reference, s.Expect):
+        for check in _compare_block(expect.reference, observed, every_invariant=False):
+            out.append(Check(f"reference.{check.name}", check.ok, check.message))
+    return out
+
+
+def _compare_block(
+    expect: s.Expect, observed: Observed, *, every_invariant: bool = True
+) -> list[Check]:
+    """The block's checks; `every_invariant`: an absent `invariants` key means all of them
+    (a `reference` block checks invariants only when it lists them)."""
     out: list[Check] = []
     if isinstance(expect.startup, s.StartupExpect):
         if observed.startup is None:
@@ -200,7 +214,10 @@ def compare(expect: s.Expect, observed: Observed) -> list[Check]:
         out.append(_compare_final(expect.final_states, observed.final_states))
     if isinstance(expect.restore_report, s.RestoreReportExpect):
         out.extend(_compare_report(expect.restore_report, observed.restore_report))
-    for invariant in invariant_ids(expect.invariants, observed.applicable):
+    listed = isinstance(expect.invariants, list)
+    for invariant in (
+        invariant_ids(expect.invariants, observed.applicable) if listed or every_invariant else ()
+    ):
         found = observed.violations[invariant]
         message = ""
         if found:
@@ -285,7 +302,10 @@ def updated_expect(original: object, observed: Observed) -> dict[str, object]:
     the ones that held (`[all]` when every applicable or listed one did).
     """
     block = original if isinstance(original, dict) and original else None
-    keys = [k for k in s.EXPECT_KEYS if block is None or k in block]
+    # (an absent block gets every key but `reference`, which only an author can add)
+    keys = [
+        k for k in s.EXPECT_KEYS if (block is None and k != "reference") or (block and k in block)
+    ]
     if block is not None:  # keep the author's order
         keys = [k for k in block if k in s.EXPECT_KEYS]
     out: dict[str, object] = {}
@@ -311,6 +331,8 @@ def updated_expect(original: object, observed: Observed) -> dict[str, object]:
         elif key == "restore_report":
             chosen = [k for k in s.REPORT_KEYS if not isinstance(sub, dict) or not sub or k in sub]
             out[key] = _report_dict(chosen, observed.restore_report)
+        elif key == "reference":
+            out[key] = updated_expect(sub, observed) if isinstance(sub, dict) and sub else {}
         elif key == "invariants":
             asked = invariant_ids(sub, observed.applicable)
             held = [i for i in INVARIANTS if i in asked and not observed.violations[i]]

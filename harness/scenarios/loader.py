@@ -16,7 +16,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +312,9 @@ class LoadedScenario:
     fault_rules: dict[int, FaultRule]
     text: str
     locate: Locator
+    #: What the backend under test must be for this scenario to apply (`requires:` plus
+    #: what the file itself implies), with the reason for each.
+    requires: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -463,6 +466,10 @@ def load_scenario(path: str | Path) -> LoadedScenario:
             except ValueError as exc:
                 raise fail(["steps", i, "corrupt", "with", "raw_hex"], f"not hex: {exc}") from exc
     _check_expect(spec.expect, fail)
+    if isinstance(spec.expect.reference, s.Expect):
+        if spec.expect.reference.reference is not msgspec.UNSET:
+            raise fail(["expect", "reference", "reference"], "a reference block does not nest")
+        _check_expect(spec.expect.reference, fail)
     return LoadedScenario(
         path=path,
         spec=spec,
@@ -477,10 +484,35 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         fault_rules=fault_rules,
         text=text,
         locate=locate,
+        requires=requirements(spec),
     )
 
 
 Fail = Callable[[Sequence[PathPart], str], ScenarioError]
+
+
+def requirements(spec: s.Scenario) -> dict[str, str]:
+    """What the scenario needs of the backend, each with why: stated in `requires:`, or
+    implied by the file (seeded or damaged lines need a line-format backend; an exact op
+    index or cut text describes the reference's own trace)."""
+    out: dict[str, str] = {name: "stated in requires:" for name in spec.requires or ()}
+    init = spec.initial_state
+    if init is not None and (init.lines or init.kind != "file"):
+        out.setdefault("line_format", "initial_state holds state-file lines or a special file")
+    for i, step in enumerate(spec.steps):
+        if isinstance(step.corrupt, s.CorruptStep):
+            out.setdefault("line_format", f"steps[{i}] corrupts a line of the state file")
+        if isinstance(step.crash, s.CrashStep):
+            crash = step.crash
+            named = isinstance(crash.cut, str) and crash.cut not in ("first", "last")
+            if isinstance(crash.point, int) or isinstance(crash.cut, int) or named:
+                out.setdefault(
+                    "reference",
+                    f"steps[{i}] names a crash point or cut of the reference's own trace",
+                )
+    if isinstance(spec.expect.restore_report, s.RestoreReportExpect):
+        out.setdefault("line_format", "expect.restore_report is the line report of `inspect`")
+    return out
 
 
 def _snapshots(spec: s.Scenario, path: Path, fail: Fail) -> tuple[RegimeInputSnapshot, ...]:

@@ -44,10 +44,26 @@ class ScenarioResult:
     error: str | None = None  # the runner itself failed (an exception in the code under test)
     traces: tuple[tuple[str, ...], ...] = ()  # the op trace of each boot of the fake disk
     notes: tuple[str, ...] = ()  # what the crash steps chose, for the reader
+    #: Why the scenario does not apply to the backend it was asked to run on (not run).
+    not_applicable: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(c.ok for c in self.checks)
+        """Ran and every check held (a scenario that does not apply did not pass)."""
+        return self.not_applicable is None and self.error is None and all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> bool:
+        return self.not_applicable is None and not self.passed
+
+    @property
+    def status(self) -> str:
+        """pass | FAIL | ERROR | n/a"""
+        if self.not_applicable is not None:
+            return "n/a"
+        if self.error is not None:
+            return "ERROR"
+        return "pass" if self.passed else "FAIL"
 
     @property
     def failures(self) -> list[Check]:
@@ -55,6 +71,8 @@ class ScenarioResult:
 
     @property
     def first_failure(self) -> str:
+        if self.not_applicable is not None:
+            return f"not applicable: {self.not_applicable}"
         if self.error is not None:
             return self.error.splitlines()[0]
         bad = self.failures

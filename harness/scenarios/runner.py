@@ -19,7 +19,7 @@ import stat
 import time
 import traceback
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 
@@ -66,6 +66,7 @@ from crashkit.orchestrator.replay import full_replay, resume_replay
 from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.jsonl import restore_report
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
     HysteresisConfig,
@@ -622,7 +623,9 @@ class Machine:
         """Stop the last process, then restore the final disk: (final states, restore report)."""
         self._stop(self.current())
         self._arm(None)
-        report = restore_report(STATE_PATH).to_json()
+        # `crashkit inspect` of the final disk: a reading of contract-v1 lines only
+        line_format = self.sc.backend.capabilities.line_format
+        report = restore_report(STATE_PATH).to_json() if line_format else {}
         model = self._disk_model()
         where = "final restore"
         try:
@@ -727,12 +730,48 @@ class Machine:
         )
 
 
-def run_loaded(sc: LoadedScenario, fs: CrashFS | None = None) -> ScenarioResult:
+def gaps(sc: LoadedScenario, backend: Backend, *, as_written: bool) -> list[str]:
+    """Why `sc` does not apply to `backend` (empty: it does): each requirement it does not
+    meet, with the scenario's reason for it. `as_written`: `backend` is the one the file
+    was written for."""
+    caps = backend.capabilities
+    met = {
+        "line_format": caps.line_format,
+        "single_writer": caps.single_writer,
+        "reference": as_written,
+    }
+    return [
+        f"needs {name} ({why}); {backend.name} "
+        + (
+            "is not the backend it was written for"
+            if name == "reference"
+            else f"does not declare {name}"
+        )
+        for name, why in sorted(sc.requires.items())
+        if not met.get(name, False)
+    ]
+
+
+def run_loaded(
+    sc: LoadedScenario, fs: CrashFS | None = None, *, backend: Backend | None = None
+) -> ScenarioResult:
     """Execute a loaded scenario and compare it with its expectations.
 
+    `backend` runs it on another backend than the file names: then it applies only if
+    the backend meets what the scenario requires, and `expect.reference` is not judged.
     A step that cannot be carried out (a crash cut that this run does not have, ...)
     is a failed check; the remaining steps are skipped, the final disk still judged.
     """
+    # Only on the backend the file was written for (its `backend:` key, or the reference)
+    # do its trace details and `expect.reference` apply.
+    as_written = backend is None or backend.spec == (sc.spec.backend or DEFAULT_BACKEND)
+    if backend is not None:
+        sc = replace(sc, backend=backend)
+    missing = gaps(sc, sc.backend, as_written=as_written)
+    if missing:
+        return ScenarioResult(
+            sc.name, str(sc.path), (), None, 0.0, not_applicable="; ".join(missing)
+        )
     fs = fs or shared_fs()
     started = time.perf_counter()
     machine = Machine(sc, fs)
@@ -760,7 +799,7 @@ def run_loaded(sc: LoadedScenario, fs: CrashFS | None = None) -> ScenarioResult:
     finally:
         fs.stop()
     observed = machine.observed(final, report)
-    checks = [*machine.step_checks, *compare(sc.spec.expect, observed)]
+    checks = [*machine.step_checks, *compare(sc.spec.expect, observed, reference=as_written)]
     return ScenarioResult(
         sc.name,
         str(sc.path),

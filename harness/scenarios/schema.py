@@ -205,6 +205,10 @@ class RestoreReportExpect(_Strict, frozen=True):
 
 
 class Expect(_Strict, frozen=True):
+    """What must be observed. `reference` holds expectations that describe only the
+    reference backend (the tick at which its Nth write fails, its exact event counts,
+    its line report): judged for it, not for other backends."""
+
     startup: StartupExpect | UnsetType = UNSET
     halted_tick: int | UnsetType | None = UNSET
     exit_code: int | UnsetType | None = UNSET
@@ -212,7 +216,12 @@ class Expect(_Strict, frozen=True):
     final_states: dict[str, FinalStateExpect] | UnsetType = UNSET
     restore_report: RestoreReportExpect | UnsetType = UNSET
     invariants: list[str] | UnsetType = UNSET
+    reference: Expect | UnsetType = UNSET
 
+
+#: What a scenario may need of the backend under test (`requires:`; also inferred).
+Requirement = Literal["line_format", "single_writer", "reference"]
+REQUIREMENTS: tuple[str, ...] = ("line_format", "single_writer", "reference")
 
 EXPECT_KEYS: tuple[str, ...] = (
     "startup",
@@ -222,6 +231,7 @@ EXPECT_KEYS: tuple[str, ...] = (
     "final_states",
     "restore_report",
     "invariants",
+    "reference",
 )
 REPORT_KEYS: tuple[str, ...] = (
     "outcome",
@@ -247,6 +257,7 @@ class Scenario(_Strict, frozen=True):
     steps: list[Step]
     backend: str | None = None
     runtime: str | None = None
+    requires: list[Requirement] | None = None
     fsync_model: FsyncModelName = "keep-dirty"
     config: ConfigSpec = msgspec.field(default_factory=ConfigSpec)
     initial_state: InitialState | None = None

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from crashkit.faults import CrashFS, DiskImage, cut_offsets
+from crashkit.faults import TORN_MODES, CrashFS, DiskImage, TornMode, cut_offsets
+from crashkit.faults.crash import enumerate_states
 from tests.faults.conftest import DIR, PATH
 
 
@@ -22,6 +23,36 @@ def test_all_cuts_are_every_offset_and_none_is_all_or_nothing() -> None:
     assert cut_offsets(b"", "default") == [0]
     with pytest.raises(ValueError, match="unknown torn mode 'some'"):
         cut_offsets(b"x", "some")
+
+
+def test_torn_modes_are_an_enum_whose_values_are_the_old_strings() -> None:
+    assert TORN_MODES == ("none", "default", "all")
+    assert [mode.value for mode in TornMode] == list(TORN_MODES)
+    for mode in TornMode:
+        assert cut_offsets(b"ab\nc", mode) == cut_offsets(b"ab\nc", mode.value)
+
+
+@pytest.mark.parametrize("mode", list(TornMode))
+def test_crash_states_take_the_torn_mode_as_enum_or_string(crash: CrashFS, mode: TornMode) -> None:
+    crash.start(DiskImage({PATH: b"a\n"}))
+    os.write(os.open(PATH, os.O_WRONLY | os.O_APPEND), b"bcde\nf")
+    by_enum = [(s.cut, s.image) for s in crash.crash_states(torn=mode)]
+    by_name = [(s.cut, s.image) for s in crash.crash_states(torn=mode.value)]
+    assert by_enum == by_name
+    assert len(by_enum) == {"none": 2, "default": 7, "all": 8}[mode.value]
+
+
+@pytest.mark.parametrize("bad", ["some", "ALL", None, 1])
+def test_an_unknown_torn_mode_is_refused_naming_the_allowed_ones(
+    crash: CrashFS, bad: object
+) -> None:
+    crash.start(DiskImage({PATH: b""}))
+    message = f"unknown torn mode {bad!r}; allowed: none, default, all"
+    with pytest.raises(ValueError) as info:
+        crash.crash_states(torn=bad)  # type: ignore[arg-type]
+    assert str(info.value) == message
+    with pytest.raises(ValueError, match="unknown torn mode"):
+        enumerate_states(crash.snapshot(), torn=bad)  # type: ignore[arg-type]
 
 
 def test_files_combine_as_a_product_and_cuts_say_what_was_kept(crash: CrashFS) -> None:

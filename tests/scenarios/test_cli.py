@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from crashkit.harness.cli import main
+from crashkit.harness.scenarios.library import library_files
 from tests.scenarios.conftest import LIBRARY, write
 
 PASSING = """\
@@ -38,7 +39,7 @@ def test_library_passes_and_junit_lists_every_scenario(tmp_path: Path) -> None:
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
     assert len(cases) == len(list(LIBRARY.rglob("*.yaml"))) == int(suite.get("tests", "0"))
     assert {c.get("classname") for c in cases} >= {"scenarios.fsync", "scenarios.restore"}
-    assert "passed, 0 failed, 0 bad file(s)" in output
+    assert "passed, 0 failed, 0 not applicable, 0 bad file(s)" in output
 
 
 def test_failure_exits_1_with_the_first_failure_in_the_table(tmp_path: Path) -> None:
@@ -74,14 +75,15 @@ def test_duplicate_names_and_missing_paths_are_bad(tmp_path: Path) -> None:
     assert code == 2 and "no such file or folder" in output
 
 
-def test_default_path_is_the_scenarios_folder(
+def test_default_path_is_the_shipped_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios").mkdir()  # a folder of that name in the current one is not it
     write(tmp_path / "scenarios", "good", PASSING.format(name="good"))
     monkeypatch.chdir(tmp_path)
     code, output = run()
-    assert code == 0 and "good" in output
+    assert code == 0 and "good" not in output
+    assert f"{len(library_files())} passed, 0 failed" in output
     assert os.getcwd() == str(tmp_path)
 
 

@@ -78,6 +78,9 @@ def mutations(expect: s.Expect) -> Iterator[tuple[str, s.Expect]]:
                 "restore_report.invalid",
                 replace(expect, restore_report=replace(report, invalid=more)),
             )
+    if isinstance(expect.reference, s.Expect):
+        for name, wrong in mutations(expect.reference):
+            yield f"reference.{name}", replace(expect, reference=wrong)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
@@ -108,5 +111,5 @@ def test_a_wrong_value_in_the_file_fails_the_run(tmp_path: Path) -> None:
     copy.write_text(text)
     result = run_loaded(load_scenario(copy))
     assert not result.passed
-    assert [c.name for c in result.failures] == ["exit_code"]
+    assert [c.name for c in result.failures] == ["reference.exit_code"]
     assert result.failures[0].message == "want 5, got 4"

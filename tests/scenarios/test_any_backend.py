@@ -1,0 +1,80 @@
+"""The library runs on any backend: what a scenario needs is stated or inferred, a scenario
+that does not apply says why, and `expect.reference` is judged for the reference only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crashkit.harness.cli import main
+from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.scenarios.library import library_files
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.protocol import Capabilities
+
+#: The reference's code, declared as a backend that keeps its own format: the harness may
+#: not read its file, so line-level scenarios do not apply and nothing else changes.
+OPAQUE = replace(
+    jsonl.BACKEND,
+    name="opaque",
+    capabilities=Capabilities(line_format=False, single_writer=True),
+    spec="tests.scenarios.test_any_backend:OPAQUE",
+)
+
+
+def test_requirements_are_inferred_from_the_file() -> None:
+    by_name = {p.stem: load_scenario(p) for p in library_files()}
+    assert set(by_name["tie-later-line-wins"].requires) == {"line_format"}  # seeded lines
+    assert set(by_name["corrupt-middle-line-garbage"].requires) == {"line_format"}  # corrupt
+    assert "reference" in by_name["crash-torn-mid-line"].requires  # a named cut
+    assert by_name["fsync-eio-drop"].requires == {}  # its reference details are in a block
+    assert by_name["restart-every-tick"].requires == {}
+
+
+def test_on_a_backend_of_its_own_format_line_scenarios_do_not_apply_and_the_rest_pass() -> None:
+    results = {p.stem: run_loaded(load_scenario(p), backend=OPAQUE) for p in library_files()}
+    skipped = {name for name, r in results.items() if r.not_applicable is not None}
+    failed = {name: r.first_failure for name, r in results.items() if r.failed}
+    assert not failed, failed
+    assert "tie-later-line-wins" in skipped and "crash-torn-mid-line" in skipped
+    assert "needs line_format" in results["tie-later-line-wins"].first_failure
+    assert "opaque does not declare line_format" in results["tie-later-line-wins"].first_failure
+    ran = [r for r in results.values() if r.not_applicable is None]
+    assert len(ran) >= 25
+    # no `reference.*` check was judged on it
+    assert not any(c.name.startswith("reference.") for r in ran for c in r.checks)
+
+
+def test_the_reference_block_is_judged_for_the_reference() -> None:
+    result = run_loaded(load_scenario(next(p for p in library_files() if p.stem == "short-write")))
+    assert result.passed
+    judged = [c.name for c in result.checks if c.name.startswith("reference.")]
+    assert "reference.halted_tick" in judged and "reference.events.by_type" in judged
+
+
+def test_cli_runs_the_library_on_another_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    done = runner.invoke(
+        main, ["scenarios", "run", "--backend", "tests.scenarios.test_any_backend:OPAQUE"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "n/a" in done.output and "0 failed" in done.output
+    assert " not applicable" in done.output
+
+
+def test_update_with_another_backend_is_a_usage_error(tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        main,
+        ["scenarios", "run", "--update", "--backend", "tests.scenarios.test_any_backend:OPAQUE"],
+    )
+    assert done.exit_code == 2
+    assert "without --backend" in done.output
+
+
+def test_a_bad_backend_spec_is_a_usage_error() -> None:
+    done = CliRunner().invoke(main, ["scenarios", "run", "--backend", "nomodule"])
+    assert done.exit_code == 2
+    assert "module:attribute" in done.output
