@@ -51,7 +51,20 @@ def ci_suite(scale: int = 1) -> tuple[Job, ...]:
     return tuple(jobs)
 
 
+def quick_suite() -> tuple[Job, ...]:
+    """About a minute on 2 cores: four workloads (windows 1-3), one cut at every byte,
+    the I/O-error sweep and the fsync-failure models on one small workload each."""
+    jobs = [Job("crash", w) for w in default_workloads(4, symbols=3, ticks_=12)]
+    jobs.append(
+        Job("crash", Workload(2, 4, seed=0, window_updates=2, torn="all", name="everybyte0"))
+    )
+    jobs.append(Job("sweep", Workload(2, 6, seed=1, window_updates=3, name="sweep1")))
+    jobs.append(Job("models", Workload(2, 6, seed=3, window_updates=2, name="models3")))
+    return tuple(jobs)
+
+
 SUITES: dict[str, Callable[[], tuple[Job, ...]]] = {
+    "quick": quick_suite,
     "ci": ci_suite,
     "nightly": lambda: ci_suite(scale=10),
 }

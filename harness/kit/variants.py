@@ -15,7 +15,9 @@ restore functions of `store.report`), as an outside author would write them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +31,7 @@ from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
+from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import Backend, BackendFactory, OpenedStore
 from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
 from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
@@ -90,6 +93,24 @@ class NoDirFsyncWriter(JsonlStateBackend):
         pass
 
 
+class NoLockWriter(JsonlStateBackend):
+    """Takes no writer lock: two writers can interleave their lines (C5.9)."""
+
+    @staticmethod
+    def lock(fd: int, path: str) -> None:
+        pass
+
+
+class CloseRaisesWriter(JsonlStateBackend):
+    """Closes its descriptor, then raises: the protocol's close() must return."""
+
+    def close(self) -> None:
+        was_open = self._fd is not None
+        super().close()
+        if was_open:
+            raise OSError(errno.EIO, "close reported an error after releasing the writer")
+
+
 def _writer(cls: type[JsonlStateBackend]) -> BackendFactory:
     return functools.partial(open_jsonl_store, writer=cls)
 
@@ -135,6 +156,64 @@ def restore_with(
         return OpenedStore(backend, store, report)
 
     return factory
+
+
+def missing_file_refused(path: str, config: HysteresisConfig) -> OpenedStore:
+    """Refuses to start when there is no state file yet (C4.2 says: bootstrap)."""
+    if not os.path.exists(path):
+        raise RestoreFatal(path, "no state file")
+    return open_jsonl_store(path, config)
+
+
+def special_file_as_empty(path: str, config: HysteresisConfig) -> OpenedStore:
+    """Takes a state path that is not a regular file (a directory, a FIFO) as no state
+    at all, and runs in memory: a misconfigured path silently resets hysteresis."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        return memory_store(path=path)
+    return open_jsonl_store(path, config)
+
+
+def open_error_as_empty(path: str, config: HysteresisConfig) -> OpenedStore:
+    """Takes a state file it cannot open or read as no state at all (C4.3 says refuse)."""
+    try:
+        return open_jsonl_store(path, config)
+    except RestoreFatal as exc:
+        if "cannot open" in exc.reason or "cannot read" in exc.reason:
+            return memory_store(path=path)
+        raise
+
+
+def _salvage(line: bytes, config: HysteresisConfig) -> HysteresisState | None:
+    """A lenient reading of an invalid line: whatever fields parse, defaults for the rest."""
+    try:
+        obj = json.loads(line)
+        symbol, ts = obj["symbol"], obj["engine_timestamp_ms"]
+        anchor = Regime(obj.get("anchor_regime", Regime.CHOP_BALANCED.value))
+        progress = int(obj.get("progress_current", 0))
+        raw = obj.get("candidate_regime")
+        candidate = None if raw is None else Regime(raw)
+        return HysteresisState(symbol, ts, anchor, candidate, progress, config.window_updates, None)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def lenient_salvage(path: str, config: HysteresisConfig) -> OpenedStore:
+    """Repairs invalid lines instead of skipping them (C4.6): it restores states that no
+    writer ever wrote."""
+    opened = open_jsonl_store(path, config)
+    report = opened.report
+    if not isinstance(report, RestoreReport) or not report.invalid:
+        return opened
+    data = read_state_file(path) or b""
+    lines = data.split(b"\n")
+    for bad in report.invalid:
+        state = _salvage(lines[bad.line - 1], config)
+        best = opened.store.states.get(state.symbol) if state is not None else None
+        if state is not None and (
+            best is None or state.engine_timestamp_ms >= best.engine_timestamp_ms
+        ):
+            opened.store.states[state.symbol] = state
+    return opened
 
 
 # -- broken runtimes -----------------------------------------------------------------------------
@@ -219,6 +298,12 @@ fsync_error_swallowed = _declared("fsync_error_swallowed", _writer(FsyncSwallowe
 fsync_retried_and_carried_on = _declared(
     "fsync_retried_and_carried_on", _writer(FsyncRetriedWriter)
 )
+no_writer_lock = _declared("no_writer_lock", _writer(NoLockWriter))
+missing_file_refuses = _declared("missing_file_refuses", missing_file_refused)
+close_raises = _declared("close_raises", _writer(CloseRaisesWriter))
+special_file_restores_empty = _declared("special_file_restores_empty", special_file_as_empty)
+open_error_restores_empty = _declared("open_error_restores_empty", open_error_as_empty)
+invalid_lines_salvaged = _declared("invalid_lines_salvaged", lenient_salvage)
 
 
 def _line(symbol: str, ts: int, anchor: Regime, progress: int = 0) -> bytes:
@@ -247,6 +332,10 @@ WRITE_FAULT = FaultPlan(
 )
 
 
+DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
+KIT = frozenset({"kit"})
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     """One deliberate bug: what it breaks, what it plugs in, and the run that exposes it."""
@@ -258,6 +347,9 @@ class Variant:
     runtime_class: RuntimeClass = HysteresisRuntime
     points: str = "all"
     notes: tuple[str, ...] = field(default=())
+    #: The drivers that must catch it: the explorer, the scenario library, a state
+    #: machine, the kit's own checks (restore rows, single writer, restore table).
+    caught_by: frozenset[str] = DRIVERS
 
     @property
     def runtime_spec(self) -> str | None:
@@ -327,6 +419,43 @@ VARIANTS: tuple[Variant, ...] = (
         Invariant.CONTINUITY,
         BASE,
         runtime_class=DuplicateReapplied,
+    ),
+    # what the kit's own checks exist for
+    Variant("no-writer-lock", Invariant.SINGLE_WRITER, BASE, no_writer_lock, caught_by=KIT),
+    Variant(
+        "missing-file-refuses",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        missing_file_refuses,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+    ),
+    Variant(
+        "close-raises",
+        Invariant.PROTOCOL,
+        BASE,
+        close_raises,
+        caught_by=frozenset({"explorer", "scenarios", "machine", "kit"}),
+    ),
+    Variant(
+        "special-file-restores-empty",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        special_file_restores_empty,
+        caught_by=frozenset({"scenarios", "kit"}),
+    ),
+    Variant(
+        "open-error-restores-empty",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        open_error_restores_empty,
+        caught_by=KIT,
+    ),
+    Variant(
+        "invalid-lines-salvaged",
+        Invariant.NO_INVALID_RESTORED,
+        BASE,
+        invalid_lines_salvaged,
+        caught_by=frozenset({"scenarios", "kit"}),
     ),
 )
 

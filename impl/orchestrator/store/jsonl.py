@@ -5,7 +5,8 @@ layer can intercept and crash every one of them. Declared as `BACKEND` (what
 `crashkit.orchestrator.store.jsonl:BACKEND` names). Variants (the harness's broken
 backends, an author's experiment) subclass `JsonlStateBackend` and pass it as
 `writer=` to `open_jsonl_store`: its `fd`, `committed_bytes` and `torn_tail_bytes`
-are public, and `fsync_directory` is the one hook for every directory fsync.
+are public, and `fsync_directory` and `lock` are the hooks for every directory
+fsync and for the writer lock.
 """
 
 from __future__ import annotations
@@ -187,6 +188,11 @@ class JsonlStateBackend:
         """Make a directory's entries durable (every directory fsync goes through here)."""
         _fsync_dir(directory)
 
+    @staticmethod
+    def lock(fd: int, path: str) -> None:
+        """Take the single-writer lock on the descriptor (C5.9), or refuse."""
+        _lock(fd, path)
+
     def _fail(self, what: str, exc: OSError | None, detail: str = "") -> PersistenceError:
         code = exc.errno if exc is not None else None
         reason = f"{what} failed on {self.path}"
@@ -310,7 +316,7 @@ def open_jsonl_writer(
                 path, f"cannot create state file: {exc.strerror} (errno {exc.errno})"
             ) from exc
     try:
-        _lock(fd, path)
+        writer.lock(fd, path)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise RestoreFatal(path, f"state path is {_kind(st.st_mode)}, not a regular file")
@@ -354,7 +360,7 @@ def open_jsonl_store(
         raise _open_error(path, exc) from exc
     try:
         info = _check_regular(fd, path)
-        _lock(fd, path)
+        writer.lock(fd, path)
         report = parse_state_bytes(_read_fd(fd, path, info.st_size), path)
         if report.outcome == "fatal":
             raise RestoreFatal(path, report.reason or "fatal restore")

@@ -1,0 +1,83 @@
+"""The kit's own checks: the reference passes every one, and each variant made for them is
+caught under its invariant (every check has a bug it must find)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from crashkit.harness.explore.explorer import NotApplicable
+from crashkit.harness.judge.invariants import Invariant
+from crashkit.harness.kit import checks
+from crashkit.harness.kit.variants import VARIANTS, Variant
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.protocol import Backend, Capabilities
+
+
+def _run(check: Callable[[], checks.Outcome]) -> checks.Outcome:
+    try:
+        return check()
+    except NotApplicable as exc:  # (a backend that cannot even be prepared)
+        return checks.Outcome(notes=[str(exc)])
+
+
+def all_checks(backend: Backend) -> dict[str, checks.Outcome]:
+    out = {name: _run(lambda row=row: row(backend)) for name, row in checks.NEUTRAL_ROWS.items()}
+    for row in checks.TABLE_ROWS:
+        out[f"table {row}"] = _run(lambda row=row: checks.check_table_row(backend, row))
+    out["single writer"] = _run(lambda: checks.check_single_writer(backend))
+    return out
+
+
+def test_the_reference_passes_every_check() -> None:
+    results = all_checks(jsonl.BACKEND)
+    assert {name: r.violations for name, r in results.items() if r.violations} == {}
+    assert all(r.restores > 0 for r in results.values())
+    # the crash row really restarts on many disks
+    assert results["crash-damage-never-fatal"].restores > 20
+
+
+KIT = [v for v in VARIANTS if "kit" in v.caught_by]
+
+
+@pytest.mark.parametrize("variant", KIT, ids=[v.name for v in KIT])
+def test_each_kit_variant_is_caught_under_its_invariant(variant: Variant) -> None:
+    assert variant.backend is not None
+    found = {
+        name: {v.invariant for v in r.violations} for name, r in all_checks(variant.backend).items()
+    }
+    caught = [name for name, invariants in found.items() if variant.invariant in invariants]
+    assert caught, (variant.name, {k: v for k, v in found.items() if v})
+
+
+def test_every_neutral_row_has_a_variant_it_catches() -> None:
+    rows_catching: dict[str, set[str]] = {name: set() for name in checks.NEUTRAL_ROWS}
+    for variant in VARIANTS:
+        if variant.backend is None:
+            continue
+        for name, row in checks.NEUTRAL_ROWS.items():
+            outcome = _run(lambda row=row, b=variant.backend: row(b))
+            if any(v.invariant is variant.invariant for v in outcome.violations):
+                rows_catching[name].add(variant.name)
+    missing = [name for name, caught in rows_catching.items() if not caught]
+    # the two bootstrap rows share a variant; every row catches at least one
+    assert missing == [], rows_catching
+
+
+def test_checks_that_need_a_capability_say_so() -> None:
+    opaque = Backend("opaque", jsonl.open_jsonl_store, capabilities=Capabilities())
+    with pytest.raises(NotApplicable, match="does not declare single_writer"):
+        checks.check_single_writer(opaque)
+    with pytest.raises(NotApplicable, match="does not declare line_format"):
+        checks.check_table_row(opaque, "6-zero-bytes")
+    # the neutral rows need nothing: they run on it, and it passes them
+    assert all(not row(opaque).violations for row in checks.NEUTRAL_ROWS.values())
+
+
+def test_a_damaged_store_check_names_the_contract_rule() -> None:
+    from crashkit.harness.kit.variants import all_invalid_restores_empty
+
+    out = checks.row_damaged_whole(all_invalid_restores_empty)
+    assert [v.invariant for v in out.violations] == [Invariant.RESTORE_TABLE]
+    assert "C4.7" in out.violations[0].message
