@@ -24,15 +24,37 @@ import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from crashkit.faults.image import DiskImage
 from crashkit.faults.model import FileSnap, Snapshot
 
-#: `torn` modes: "none" = a file keeps all or none of its unsynced bytes; "default" =
-#: line boundaries plus three cuts inside each line and a zero-filled tail; "all" =
-#: every byte offset (plus the zero-filled tail).
-TORN_MODES: tuple[str, ...] = ("none", "default", "all")
+
+class TornMode(StrEnum):
+    """Where a crash may cut the unsynced bytes of a file.
+
+    ``NONE``: a file keeps all or none of them. ``DEFAULT``: line boundaries plus three
+    cuts inside each line (first byte, middle, just before its newline) and a
+    zero-filled tail. ``ALL``: every byte offset, plus the zero-filled tail.
+    """
+
+    NONE = "none"
+    DEFAULT = "default"
+    ALL = "all"
+
+
+#: The `TornMode` values, as plain strings (scenario files and the CLI use them).
+TORN_MODES: tuple[str, ...] = tuple(mode.value for mode in TornMode)
 DEFAULT_CAP = 4096
+
+
+def torn_mode(torn: TornMode | str) -> TornMode:
+    """`torn` as a `TornMode`: the enum or its value (ValueError naming the allowed ones)."""
+    if isinstance(torn, TornMode):
+        return torn
+    if torn not in TORN_MODES:
+        raise ValueError(f"unknown torn mode {torn!r}; allowed: {', '.join(TORN_MODES)}")
+    return TornMode(torn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +84,14 @@ class FileOption:
 # -- per-file options ---------------------------------------------------------------------
 
 
-def cut_offsets(unsynced: bytes, torn: str = "default") -> list[int]:
+def cut_offsets(unsynced: bytes, torn: TornMode | str = TornMode.DEFAULT) -> list[int]:
     """Prefix lengths of the unsynced bytes a torn write may leave, ascending."""
-    if torn not in TORN_MODES:
-        raise ValueError(f"unknown torn mode {torn!r}; allowed: {', '.join(TORN_MODES)}")
+    torn = torn_mode(torn)
     n = len(unsynced)
-    if torn == "all":
+    if torn is TornMode.ALL:
         return list(range(n + 1))
     offsets = {0, n}
-    if torn == "default":
+    if torn is TornMode.DEFAULT:
         start = 0
         while start < n:
             nl = unsynced.find(b"\n", start)
@@ -92,8 +113,11 @@ def _cut_desc(off: int, unsynced: bytes) -> str:
     return f"{off}/{n} unsynced bytes kept ({where})"
 
 
-def file_options(snap: FileSnap, torn: str = "default") -> tuple[tuple[FileOption, ...], int]:
+def file_options(
+    snap: FileSnap, torn: TornMode | str = TornMode.DEFAULT
+) -> tuple[tuple[FileOption, ...], int]:
     """The distinct contents a crash may leave for one file, and the index of "all kept"."""
+    torn = torn_mode(torn)
     view = snap.writeback
     durable = snap.durable
     if view == durable:
@@ -114,7 +138,7 @@ def file_options(snap: FileSnap, torn: str = "default") -> tuple[tuple[FileOptio
             options.append(
                 FileOption(base + unsynced[:off], prefix + _cut_desc(off, unsynced) + lost)
             )
-        if torn != "none" and unsynced:
+        if torn is not TornMode.NONE and unsynced:
             zeros = b"\0" * len(unsynced)
             options.append(
                 FileOption(base + zeros, f"{prefix}{len(unsynced)} unsynced bytes zero-filled")
@@ -307,13 +331,12 @@ def _image(layout: _Layout, content: Mapping[int, bytes]) -> DiskImage:
 def enumerate_states(
     snap: Snapshot,
     *,
-    torn: str = "default",
+    torn: TornMode | str = TornMode.DEFAULT,
     cap: int = DEFAULT_CAP,
     point: int | None = None,
 ) -> CrashEnumeration:
     """Every distinct crash state of `snap` (or a deterministic sample of `cap` of them)."""
-    if torn not in TORN_MODES:
-        raise ValueError(f"unknown torn mode {torn!r}; allowed: {', '.join(TORN_MODES)}")
+    torn = torn_mode(torn)
     if cap < 1:
         raise ValueError(f"cap must be >= 1, got {cap}")
     rng = random.Random(f"crashkit-faults:{point}")

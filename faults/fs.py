@@ -10,6 +10,10 @@ Usage::
             ...                     # state.image: a disk a power cut may leave
     fs.stop()
 
+The fault model is split by concern: which calls are seen (`intercept`), what they
+may fail with (`plan`), what is durable (`model`), what a power cut may leave
+(`crash`), the op names (`ops`). This module only runs them together.
+
 Speed matters (an explorer restarts a program on tens of thousands of crash images),
 so one pyfakefs `Patcher` is kept for the whole process: `stop()` pauses it and hands
 the global Patcher slot back (so other pyfakefs users are unaffected), `start()` resumes
@@ -22,19 +26,32 @@ run); `close()` releases it for good.
 from __future__ import annotations
 
 import sys
-from os import getenv
 from types import TracebackType
 from typing import Any
 
-from pyfakefs import fake_pathlib
-from pyfakefs.fake_file import FakeDirectory, FakeFile
-from pyfakefs.fake_filesystem import FakeFilesystem
-from pyfakefs.fake_filesystem_unittest import Patcher
-
+from crashkit.faults._pyfakefs import (
+    FakeDirectory,
+    FakeFile,
+    FakeFilesystem,
+    ModuleCacheKey,
+    Patcher,
+    active_patcher,
+    claim_patcher_slot,
+    entries,
+    fast_paths,
+    fast_reset,
+    find_new_modules,
+    installed_fake_module,
+    module_cache_key,
+    rebuild_module_cache,
+    release_patcher_slot,
+    repoint_pathlib,
+)
 from crashkit.faults.crash import (
     DEFAULT_CAP,
     CrashEnumeration,
     CrashState,
+    TornMode,
     enumerate_states,
 )
 from crashkit.faults.crash import durable_image as _durable_image
@@ -64,22 +81,15 @@ class _Host:
 
     patcher: Patcher | None = None
     owner: CrashFS | None = None
-    cache_key: tuple[frozenset[str], frozenset[str], bool] = (frozenset(), frozenset(), False)
+    cache_key: ModuleCacheKey = (frozenset(), frozenset(), False)
     modules: tuple[int, str | None] = (0, None)
-
-
-def _cache_key() -> tuple[frozenset[str], frozenset[str], bool]:
-    return (
-        frozenset(Patcher.PATCHED_MODULE_NAMES),
-        frozenset(Patcher.ADDITIONAL_SKIP_NAMES),
-        Patcher.PATCH_DEFAULT_ARGS,
-    )
 
 
 def _acquire_patcher() -> Patcher:
     """Start (first time) or resume our Patcher; refuse if a foreign one is active."""
     patcher = _Host.patcher
-    if Patcher.PATCHER is not None and Patcher.PATCHER is not patcher:
+    active = active_patcher()
+    if active is not None and active is not patcher:
         raise RuntimeError(
             "another pyfakefs Patcher (e.g. the pytest `fs` fixture) is active; "
             "CrashFS needs its own: do not nest them"
@@ -87,142 +97,35 @@ def _acquire_patcher() -> Patcher:
     if patcher is None:
         patcher = Patcher(modules_to_patch=dict(_MODULES_TO_PATCH))
         patcher.setUp()
-        if not isinstance(patcher.fake_modules.get("os"), CrashOs):
+        if not isinstance(installed_fake_module(patcher, "os"), CrashOs):
             patcher.tearDown()
             raise RuntimeError("pyfakefs did not install the CrashFS os module")
         _Host.patcher = patcher
-        _Host.cache_key = _cache_key()
+        _Host.cache_key = module_cache_key()
         return patcher
-    Patcher.PATCHER = patcher
-    Patcher.REF_COUNT = 1
-    if _cache_key() != _Host.cache_key:
+    claim_patcher_slot(patcher)
+    if module_cache_key() != _Host.cache_key:
         # another Patcher with other arguments rebuilt pyfakefs's module cache: redo ours
-        names, skips, defaults = _Host.cache_key
-        Patcher.PATCHED_MODULE_NAMES = set(names)
-        Patcher.ADDITIONAL_SKIP_NAMES = set(skips)
-        Patcher.PATCH_DEFAULT_ARGS = defaults
-        patcher.clear_cache()
-        patcher._find_modules()
+        rebuild_module_cache(patcher, _Host.cache_key)
     elif _modules_marker() != _Host.modules:
-        patcher._find_modules()  # modules imported while paused must be patched too
+        find_new_modules(patcher)  # modules imported while paused must be patched too
     patcher.resume()
     assert patcher.fs is not None
-    fake_pathlib.init_module(patcher.fs)  # type: ignore[no-untyped-call]  # may be re-pointed
+    repoint_pathlib(patcher.fs)  # another Patcher may have pointed it at its own
     return patcher
 
 
 def _park_patcher(patcher: Patcher) -> None:
     """Pause patching and free pyfakefs's global Patcher slot, keeping ours for later."""
     patcher.pause()
-    if Patcher.PATCHER is patcher:
-        Patcher.PATCHER = None
-        Patcher.REF_COUNT = 0
+    release_patcher_slot(patcher)
     _Host.modules = _modules_marker()
-
-
-def _is_clean_abs(path: object) -> bool:
-    """An absolute, already normalised str path (pyfakefs would return it unchanged)."""
-    return (
-        type(path) is str
-        and path.startswith("/")
-        and "//" not in path
-        and "/." not in path
-        and (len(path) == 1 or not path.endswith("/"))
-    )
-
-
-class _Accelerator:
-    """Fast paths for pyfakefs's path resolution on our own fake file system.
-
-    pyfakefs spends most of an `os.open` normalising and resolving paths (~25 us per
-    call). For a clean absolute path on a POSIX fake file system holding no symlink,
-    `absnormpath` and `resolve_path` return the path unchanged and `exists` is a walk
-    of the entry dicts: those cases skip the generic code (identical results), every
-    other case goes to pyfakefs. Any symlink creation turns the fast paths off until
-    the next `start()`.
-    """
-
-    def __init__(self, fs: FakeFilesystem) -> None:
-        self.fs = fs
-        self.symlinks = False
-        cls = type(fs)
-        self._absnormpath = cls.absnormpath.__get__(fs)
-        self._resolve_path = cls.resolve_path.__get__(fs)
-        self._exists = cls.exists.__get__(fs)
-        self._create_symlink = cls.create_symlink.__get__(fs)
-        fs.absnormpath = self.absnormpath  # type: ignore[method-assign]
-        fs.resolve_path = self.resolve_path  # type: ignore[method-assign]
-        fs.exists = self.exists  # type: ignore[method-assign]
-        fs.create_symlink = self.create_symlink  # type: ignore[method-assign]
-
-    def _fast(self, path: object) -> bool:
-        fs = self.fs
-        return (
-            not self.symlinks
-            and not fs._is_windows_fs
-            and fs.is_case_sensitive
-            and _is_clean_abs(path)
-        )
-
-    def absnormpath(self, path: Any) -> Any:
-        return path if self._fast(path) else self._absnormpath(path)
-
-    def resolve_path(self, file_path: Any, allow_fd: bool = False) -> Any:
-        return file_path if self._fast(file_path) else self._resolve_path(file_path, allow_fd)
-
-    def exists(self, file_path: Any, check_link: bool = False) -> bool:
-        if check_link or not self._fast(file_path) or file_path == self.fs.devnull:
-            return bool(self._exists(file_path, check_link))
-        node: Any = self.fs.root
-        for name in file_path.split("/")[1:]:
-            if not name:
-                continue
-            if not isinstance(node, FakeDirectory):
-                return False
-            node = node.entries.get(name)
-            if node is None:
-                return False
-        return True
-
-    def create_symlink(self, *args: Any, **kwargs: Any) -> Any:
-        self.symlinks = True
-        return self._create_symlink(*args, **kwargs)
-
-
-def _accelerator(fs: FakeFilesystem) -> _Accelerator:
-    found = fs.__dict__.get("_crash_accelerator")
-    if isinstance(found, _Accelerator):
-        return found
-    accelerator = _Accelerator(fs)
-    fs.__dict__["_crash_accelerator"] = accelerator
-    return accelerator
-
-
-def _reset_fs(fs: FakeFilesystem, disk_size: int | None) -> None:
-    """An empty fake file system with /tmp, like `fs.reset()` but ~8x cheaper."""
-    mounts = fs.mount_points
-    if fs.is_windows_fs or list(mounts) != ["/"] or (getenv("TMPDIR") or "/tmp") != "/tmp":
-        fs.reset(total_size=disk_size)
-        return
-    mount = mounts["/"]
-    root = FakeDirectory("/", filesystem=fs)
-    root.st_ino = 1
-    root.st_dev = mount["idev"]
-    fs.root = root
-    fs.open_files.clear()
-    fs._free_fd_heap.clear()
-    fs.last_ino = 1
-    fs._cwd = "/"
-    mount["used_size"] = 0
-    mount["total_size"] = disk_size
-    fs._add_standard_streams()
-    root.add_entry(FakeDirectory("tmp", filesystem=fs))
 
 
 def _materialise(fs: FakeFilesystem, image: DiskImage) -> None:
     """Put `image` into the (just reset) fake file system, bypassing path resolution."""
     dirs: dict[str, FakeDirectory] = {"/": fs.root}
-    for name, entry in fs.root.entries.items():
+    for name, entry in entries(fs.root).items():
         if isinstance(entry, FakeDirectory):
             dirs["/" + name] = entry
 
@@ -342,8 +245,8 @@ class CrashFS:
 
     def _begin(self, fs: FakeFilesystem, image: DiskImage | None) -> None:
         set_active_session(None)
-        _accelerator(fs).symlinks = False
-        _reset_fs(fs, self.disk_size)
+        fast_paths(fs).symlinks = False
+        fast_reset(fs, self.disk_size)
         if image is not None:
             _materialise(fs, image)
         session = Session(fs, self.plan, self.model, self.record)
@@ -425,7 +328,10 @@ class CrashFS:
         return session.snapshot_at(point)
 
     def enumerate_crash_states(
-        self, point: int | None = None, torn: str = "default", cap: int | None = None
+        self,
+        point: int | None = None,
+        torn: TornMode | str = TornMode.DEFAULT,
+        cap: int | None = None,
     ) -> CrashEnumeration:
         """Crash states after op `point` (None: now) with the combination count and cap flag."""
         result = enumerate_states(
@@ -435,7 +341,9 @@ class CrashFS:
             self.capped[point] = result.combinations
         return result
 
-    def crash_states(self, point: int | None = None, torn: str = "default") -> list[CrashState]:
+    def crash_states(
+        self, point: int | None = None, torn: TornMode | str = TornMode.DEFAULT
+    ) -> list[CrashState]:
         """Distinct disks a power cut just after op `point` (None: now) may leave."""
         return list(self.enumerate_crash_states(point, torn).states)
 

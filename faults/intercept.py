@@ -1,15 +1,39 @@
 """Interception of the code under test's file-system calls, on top of pyfakefs.
 
-Three hooks, all reporting to the one active `Session` (patching is process-global):
+This is where the fault model meets the code under test: every call below is counted
+against the fault plan (and may fail with the rule's errno instead of running), runs on
+the fake file system, updates the durability model, and is recorded as one `Op`.
 
-- `CrashOs`, a subclass of pyfakefs's fake `os` module given to the Patcher with
-  `modules_to_patch={"os": CrashOs}`: that also catches `from os import fsync`;
-- `CrashFcntl`, a fake `fcntl` whose `flock` really excludes (pyfakefs's is a no-op),
-  so a second writer on the same file is refused as it would be on Linux;
-- file objects made by `open()`, `io.open()`, `os.fdopen()` and `pathlib` all come out
-  of `FakeFileOpen.call`, which is wrapped while a session runs: the returned pyfakefs
-  wrapper gets its class swapped to a subclass whose write/flush/close/truncate/read
-  report to the session.
+Intercepted (recorded and faultable; `crashkit.faults.ops.OpKind` names them):
+
+- `os`: open (files and directory descriptors), read, write, pread, pwrite, close,
+  fsync, fdatasync (a directory's fsync is the op `dirfsync`), ftruncate, truncate,
+  rename, replace, unlink, remove, mkdir (also each directory os.makedirs creates),
+  rmdir, removedirs (one `rmdir` per directory), sync (recorded, cannot fail);
+- `fcntl.flock`, which really excludes here (pyfakefs's is a no-op), so a second
+  writer on the same file is refused as on Linux;
+- file objects from `open()`, `io.open()`, `os.fdopen()` and `pathlib`: write,
+  writelines, flush, close, truncate, the read methods and iteration. `seek`/`tell`
+  are not ops, but their internal flush is not recorded as one either.
+
+NOT intercepted (neither recorded nor faultable, and invisible to the durability model):
+
+- `mmap`, `os.writev`/`readv`, `os.sendfile`, `os.copy_file_range`,
+  `os.posix_fallocate`: pyfakefs does not fake them, so they reach the *real* os with a
+  fake descriptor number (EBADF at best, another real file at worst);
+- symlinks and hard links (`os.symlink`, `os.link`): pyfakefs makes them, but crash
+  states do not model them;
+- metadata and lookups: `stat`/`lstat`/`fstat`, `listdir`/`scandir`, `chmod`, `utime`,
+  `os.path.*`: answered by pyfakefs, never fail by plan, never crash points.
+
+How: `CrashOs`, a subclass of pyfakefs's fake `os` given to the Patcher with
+`modules_to_patch={"os": CrashOs}` (which also catches `from os import fsync`);
+`CrashFcntl`, a fake `fcntl`; and a hook on pyfakefs's one open() entry point that
+swaps the returned wrapper's class to `CrashBinaryFile`/`CrashTextFile`. All report to
+the one active `Session` (patching is process-global). Every intercepted call goes
+through `Session.check` / `Session.attempt` / `Session.run`: count the call against the
+plan, record and raise an injected error, call pyfakefs, record and re-raise its
+OSError; each call then records its success with what is special about it.
 
 This module deliberately imports names *from* `os` rather than the module: pyfakefs
 replaces every module-level reference to the `os` module while patching, and the
@@ -44,24 +68,45 @@ from os import (
     strerror,
     umask,
 )
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
-from pyfakefs import fake_os
-from pyfakefs.fake_file import (
+from crashkit.faults._pyfakefs import (
     FakeBinaryFileWrapper,
     FakeDirectory,
     FakeDirWrapper,
-    FakeFile,
+    FakeFcntlModule,
+    FakeFilesystem,
     FakeFileWrapper,
+    FakeOsModule,
     FakeTextFileWrapper,
+    byte_contents,
+    close_shared_descriptor,
+    hook_file_open,
+    inode,
+    is_binary,
+    last_inode,
+    live_handle_ids,
+    open_directory,
+    open_file,
+    retype_wrapper,
+    route_skipped_modules,
+    truncates_on_open,
+    wrapped_file,
+    wrapper_attr,
+    wrapper_is_open,
 )
-from pyfakefs.fake_filesystem import FakeFilesystem
-from pyfakefs.fake_io import FakeFcntlModule
-from pyfakefs.fake_open import FakeFileOpen
-
 from crashkit.faults.model import DurabilityModel, Snapshot
+from crashkit.faults.ops import OpKind
 from crashkit.faults.plan import FaultInjector, FaultPlan, FaultRule, FsyncModel
 from crashkit.faults.trace import Op
+
+T = TypeVar("T")
+
+# module-level names: a global lookup is cheaper than an enum attribute on the hot path
+OPEN, WRITE, FLUSH, READ, CLOSE = OpKind.OPEN, OpKind.WRITE, OpKind.FLUSH, OpKind.READ, OpKind.CLOSE
+FSYNC, FDATASYNC, DIRFSYNC, SYNC = OpKind.FSYNC, OpKind.FDATASYNC, OpKind.DIRFSYNC, OpKind.SYNC
+FTRUNCATE, RENAME, REPLACE, FLOCK = OpKind.FTRUNCATE, OpKind.RENAME, OpKind.REPLACE, OpKind.FLOCK
+UNLINK, MKDIR, RMDIR = OpKind.UNLINK, OpKind.MKDIR, OpKind.RMDIR
 
 _FLAG_NAMES: tuple[tuple[str, int], ...] = (
     ("O_APPEND", O_APPEND),
@@ -112,11 +157,6 @@ def errno_name(exc: OSError) -> str:
     return errno_module.errorcode.get(code, str(code))
 
 
-def _raise_injected(rule: FaultRule, path: str) -> NoReturn:
-    code = rule.code
-    raise OSError(code, strerror(code), path)
-
-
 class Session:
     """One run's interception state: fault counters, durability model, trace, locks."""
 
@@ -139,14 +179,58 @@ class Session:
         # flock table: inode -> {id(open file description): (mode, description)}
         self.locks: dict[int, dict[int, tuple[int, object]]] = {}
 
-    # -- bookkeeping ---------------------------------------------------------------------
+    # -- the one fault/record sequence ---------------------------------------------------
+    #
+    # An intercepted call is: `check` (count it against the plan; an injected error is
+    # recorded and raised), `attempt` (call pyfakefs; its OSError is recorded and
+    # re-raised), then `log` of its success with what is special about it. `run` is
+    # `check` + `attempt`. Where an injected fault is not simply "raise instead of
+    # calling", the call uses `fault` + `inject` in place of `check`: close reports it
+    # after the descriptor is released, fsync after the FsyncModel acted on the file.
 
-    def fault(self, op: str, *paths: str) -> FaultRule | None:
+    def fault(self, op: OpKind, *paths: str) -> FaultRule | None:
+        """Count this call against the plan; the rule that fires on it, if any."""
         return self.injector.check(op, *paths)
+
+    def inject(
+        self, rule: FaultRule, op: OpKind, path: str, detail: str = "", *, mutating: bool = False
+    ) -> NoReturn:
+        """Record the injected error of `rule` and raise it (an OSError naming `path`)."""
+        self.log(op, path, detail, rule.errno, mutating=mutating, injected=True)
+        code = rule.code
+        raise OSError(code, strerror(code), path)
+
+    def check(self, op: OpKind, path: str, detail: str = "", *others: str) -> FaultRule | None:
+        """`fault` + `inject`: an error rule raises here; a short-write rule is returned.
+
+        `others`: further paths the rule may match (a rename's destination).
+        """
+        rule = self.injector.check(op, path, *others)
+        if rule is not None and rule.short_write is None:
+            self.inject(rule, op, path, detail)
+        return rule
+
+    def attempt(
+        self, op: OpKind, path: str, detail: str, call: Callable[..., T], /, *args: Any
+    ) -> T:
+        """`call(*args)`; an OSError it raises is recorded (not a crash point).
+
+        (No keyword arguments: accepting them costs every call; pass a lambda instead.)
+        """
+        try:
+            return call(*args)
+        except OSError as exc:
+            self.log(op, path, detail, errno_name(exc))
+            raise
+
+    def run(self, op: OpKind, path: str, detail: str, call: Callable[..., T], /, *args: Any) -> T:
+        """`check` + `attempt`, for any op but write (whose short writes `check` returns)."""
+        self.check(op, path, detail)
+        return self.attempt(op, path, detail, call, *args)
 
     def log(
         self,
-        op: str,
+        op: OpKind,
         path: str,
         detail: str = "",
         error: str | None = None,
@@ -154,13 +238,24 @@ class Session:
         mutating: bool = False,
         injected: bool = False,
     ) -> None:
+        """Append an op to the trace; a mutating one is a crash point (snapshot taken)."""
         if not self.record:
             return
         index = len(self.trace)
-        self.trace.append(Op(index, op, path, detail, error, mutating, injected))
+        self.trace.append(Op(index, str(op), path, detail, error, mutating, injected))
         if mutating:
             self.points.append(index)
             self.snapshots[index] = self.model.snapshot(self.fs.root)
+
+    def handle(self, op: OpKind, fd: int) -> Any:
+        """The handle of descriptor `fd`; a bad descriptor is recorded as `<fd N>`."""
+        try:
+            return open_file(self.fs, fd)
+        except OSError as exc:
+            self.log(op, f"<fd {fd}>", error=errno_name(exc))
+            raise
+
+    # -- queries -------------------------------------------------------------------------
 
     def snapshot_at(self, point: int) -> Snapshot:
         """The state just after op `point` (ops that change nothing share a snapshot)."""
@@ -174,7 +269,7 @@ class Session:
         raw = fspath(path)
         text: str = fsdecode(raw) if isinstance(raw, bytes) else str(raw)
         if dir_fd is not None and not text.startswith("/"):
-            text = f"{handle_path(self.fs.get_open_file(dir_fd))}/{text}"
+            text = f"{handle_path(open_file(self.fs, dir_fd))}/{text}"
         if (
             text.startswith("/")
             and "//" not in text
@@ -187,7 +282,9 @@ class Session:
     # -- flock ---------------------------------------------------------------------------
 
     def flock(self, handle: Any, operation: int, path: str) -> None:
-        ino = handle.get_object().stat_result.st_ino
+        """flock(2) on an open file description: EWOULDBLOCK with LOCK_NB, else EDEADLK
+        (one process cannot wait for itself)."""
+        ino = inode(handle.get_object())
         key = id(handle)
         table = self.locks.setdefault(ino, {})
         if operation & LOCK_UN:
@@ -211,7 +308,7 @@ class Session:
         """
         if not self.locks:
             return
-        alive = {id(h) for entry in self.fs.open_files if entry for h in entry}
+        alive = live_handle_ids(self.fs)
         for ino in list(self.locks):
             table = self.locks[ino]
             for key in [key for key in table if key not in alive]:
@@ -230,10 +327,7 @@ def active_session() -> Session | None:
 
 def set_active_session(session: Session | None) -> None:
     _Active.session = session
-    if session is None:
-        FakeFileOpen.call = _ORIGINAL_CALL  # type: ignore[method-assign]
-    else:
-        FakeFileOpen.call = _hooked_call  # type: ignore[method-assign]
+    hook_file_open(None if session is None else _open_file_object)
 
 
 def _session_for(fs: FakeFilesystem) -> Session | None:
@@ -253,7 +347,7 @@ def handle_path(handle: Any) -> str:
 # -- the fake os module -------------------------------------------------------------------
 
 
-class CrashOs(fake_os.FakeOsModule):
+class CrashOs(FakeOsModule):
     """pyfakefs's fake `os`, reporting every I/O call to the active session.
 
     Also fills pyfakefs gaps a backend would trip on: lseek's return value,
@@ -281,16 +375,9 @@ class CrashOs(fake_os.FakeOsModule):
     @staticmethod
     def dir() -> list[str]:
         # also patch `from os import ftruncate` & co, which pyfakefs leaves to the real os
-        names = fake_os.FakeOsModule.dir()
+        names = FakeOsModule.dir()
         extra = ("ftruncate", "truncate", "fdopen", "sync", "pread", "pwrite")
         return [*names, *(n for n in extra if n not in names)]
-
-    def _handle(self, session: Session, op: str, fd: int) -> Any:
-        try:
-            return self.filesystem.get_open_file(fd)
-        except OSError as exc:
-            session.log(op, f"<fd {fd}>", error=errno_name(exc))
-            raise
 
     def open(
         self,
@@ -305,36 +392,24 @@ class CrashOs(fake_os.FakeOsModule):
             return super().open(path, flags, mode, dir_fd=dir_fd)
         abspath = s.abspath(path, dir_fd)
         detail = flags_text(flags) if s.record else ""
-        rule = s.fault("open", abspath)
-        if rule is not None:
-            s.log("open", abspath, detail, rule.errno, injected=True)
-            _raise_injected(rule, abspath)
+        s.check(OPEN, abspath, detail)
         if flags & O_DIRECTORY and flags & O_ACCMODE == O_RDONLY and not flags & O_CREAT:
             fd = self._open_directory(abspath)
             if fd is not None:  # (None: not a plain directory; pyfakefs decides below)
-                s.log("open", abspath, detail)
+                s.log(OPEN, abspath, detail)
                 return fd
         if mode is None:  # what pyfakefs would compute, without its two umask syscalls
             mode = 0o777 & ~_UMASK
-        before = self.filesystem.last_ino
-        # pyfakefs chmods the file on every os.open, existing ones too (POSIX only sets the
-        # mode of a file the call creates); skipping it when nothing can be created is
-        # both more faithful and faster.
-        self._keep_mode = not flags & O_CREAT
-        try:
-            fd = super().open(path, flags, mode, dir_fd=dir_fd)
-        except OSError as exc:
-            s.log("open", abspath, detail, errno_name(exc))
-            raise
-        finally:
-            self._keep_mode = False
-        handle = self.filesystem.get_open_file(fd)
+        fs = self.filesystem
+        before = last_inode(fs)
+        fd = s.attempt(OPEN, abspath, detail, self._fake_open, path, flags, mode, dir_fd)
+        handle = open_file(fs, fd)
         handle._crash_path = abspath  # type: ignore[union-attr]
         if flags & O_APPEND and flags & O_ACCMODE == O_RDWR and isinstance(handle, FakeFileWrapper):
             # POSIX: O_APPEND moves each write to the end, but the offset starts at 0, so
             # the descriptor reads from the start. pyfakefs starts it at the end.
             handle.seek(0)
-        created = self.filesystem.last_ino > before
+        created = last_inode(fs) > before
         truncated = False
         if (
             isinstance(handle, FakeFileWrapper)
@@ -343,8 +418,18 @@ class CrashOs(fake_os.FakeOsModule):
         ):
             s.model.truncated(handle.get_object(), 0)
             truncated = True
-        s.log("open", abspath, detail, mutating=created or truncated)
+        s.log(OPEN, abspath, detail, mutating=created or truncated)
         return fd
+
+    def _fake_open(self, path: Any, flags: int, mode: int, dir_fd: int | None) -> int:
+        """pyfakefs's os.open. It chmods the file on every call, existing files too (POSIX
+        only sets the mode of a file the call creates): skipped when nothing can be
+        created, both more faithful and faster."""
+        self._keep_mode = not flags & O_CREAT
+        try:
+            return super().open(path, flags, mode, dir_fd=dir_fd)
+        finally:
+            self._keep_mode = False
 
     def _open_directory(self, abspath: str) -> int | None:
         """The directory-fd open (for a directory fsync) without pyfakefs's general path:
@@ -355,9 +440,7 @@ class CrashOs(fake_os.FakeOsModule):
             return None
         if not isinstance(obj, FakeDirectory):
             return None
-        wrapper = FakeDirWrapper(obj, abspath, self.filesystem)
-        fd = self.filesystem.add_open_file(wrapper)
-        wrapper.filedes = fd
+        fd, wrapper = open_directory(self.filesystem, obj, abspath)
         wrapper._crash_path = abspath  # type: ignore[attr-defined]
         return fd
 
@@ -365,62 +448,39 @@ class CrashOs(fake_os.FakeOsModule):
         s = _session_for(self.filesystem)
         if s is None or not isinstance(fd, int) or fd < 3:
             return super().write(fd, contents)
-        handle = self._handle(s, "write", fd)
+        handle = s.handle(WRITE, fd)
         if not isinstance(handle, FakeFileWrapper | FakeDirWrapper):
             return super().write(fd, contents)
         path = handle_path(handle)
         requested = len(contents)
-        rule = s.fault("write", path)
-        if rule is not None:
-            if rule.short_write is None:
-                s.log("write", path, f"{requested} bytes", rule.errno, injected=True)
-                _raise_injected(rule, path)
+        asked = f"{requested} bytes"
+        rule = s.check(WRITE, path, asked)
+        if rule is not None:  # a short write
             contents = contents[: rule.short_write]
-        try:
-            written = super().write(fd, contents)
-        except OSError as exc:
-            s.log("write", path, f"{requested} bytes", errno_name(exc))
-            raise
-        detail = f"{written} bytes"
-        if rule is not None:
+        written = s.attempt(WRITE, path, asked, super().write, fd, contents)
+        if rule is None:
+            s.log(WRITE, path, f"{written} bytes", mutating=True)
+        else:
             detail = f"short write: {written} of {requested} bytes"
-        s.log("write", path, detail, mutating=True, injected=rule is not None)
+            s.log(WRITE, path, detail, mutating=True, injected=True)
         return written
 
     def read(self, fd: int, n: int) -> bytes:
         s = _session_for(self.filesystem)
         if s is None or not isinstance(fd, int) or fd < 3:
             return super().read(fd, n)
-        handle = self._handle(s, "read", fd)
+        handle = s.handle(READ, fd)
         if not isinstance(handle, FakeFileWrapper | FakeDirWrapper):
             return super().read(fd, n)
         path = handle_path(handle)
-        rule = s.fault("read", path)
-        if rule is not None:
-            s.log("read", path, f"up to {n} bytes", rule.errno, injected=True)
-            _raise_injected(rule, path)
-        try:
-            data = super().read(fd, n)
-        except OSError as exc:
-            s.log("read", path, f"up to {n} bytes", errno_name(exc))
-            raise
-        s.log("read", path, f"{len(data)} bytes")
+        data = s.run(READ, path, f"up to {n} bytes", super().read, fd, n)
+        s.log(READ, path, f"{len(data)} bytes")
         return data
 
     def _close_fd(self, fd: int) -> None:
-        """Close one descriptor; `os.dup` copies share the handle and must stay open.
-
-        pyfakefs closes the shared handle itself, which leaves the copies unusable and
-        their slots never freed.
-        """
-        fs = self.filesystem
-        handle = fs.get_open_file(fd)
-        others = [i for i, e in enumerate(fs.open_files) if e and i != fd and handle in e]
-        if not others:
-            return super().close(fd)
-        fs.close_open_file(fd)
-        if getattr(handle, "filedes", None) == fd:
-            handle.filedes = others[0]
+        """Close one descriptor; `os.dup` copies share the handle and must stay open."""
+        if not close_shared_descriptor(self.filesystem, fd):
+            super().close(fd)
 
     def close(self, fd: int) -> None:
         s = _session_for(self.filesystem)
@@ -428,46 +488,36 @@ class CrashOs(fake_os.FakeOsModule):
             return super().close(fd)
         if s is None:
             return self._close_fd(fd)
-        handle = self._handle(s, "close", fd)
-        path = handle_path(handle)
-        rule = s.fault("close", path)
+        path = handle_path(s.handle(CLOSE, fd))
+        rule = s.fault(CLOSE, path)
         try:
-            self._close_fd(fd)
-        except OSError as exc:
-            s.log("close", path, error=errno_name(exc))
-            raise
+            s.attempt(CLOSE, path, "", self._close_fd, fd)
         finally:
             s.release_locks()
         if rule is not None:  # like close(2): the descriptor is gone, the error reported
-            s.log("close", path, error=rule.errno, injected=True)
-            _raise_injected(rule, path)
-        s.log("close", path)
+            s.inject(rule, CLOSE, path)
+        s.log(CLOSE, path)
 
-    def _sync(self, op: str, fd: Any, original: Callable[[int], None]) -> None:
+    def _sync(self, op: OpKind, fd: Any, original: Callable[[int], None]) -> None:
         s = _session_for(self.filesystem)
         if s is not None and not isinstance(fd, int) and hasattr(fd, "fileno"):
             fd = fd.fileno()
         if s is None or not isinstance(fd, int) or fd < 3:
             return original(fd)
-        handle = self._handle(s, op, fd)
+        handle = s.handle(op, fd)
         is_dir = isinstance(handle, FakeDirWrapper)
         if not is_dir and not isinstance(handle, FakeFileWrapper):
             return original(fd)
-        kind = "dirfsync" if is_dir else op
-        detail = op if is_dir else ""
+        kind = DIRFSYNC if is_dir else op
+        detail = op.value if is_dir else ""
         path = handle_path(handle)
         obj = handle.get_object()
         rule = s.fault(kind, path)
-        if rule is not None:
+        if rule is not None:  # the failure has happened: the FsyncModel acts (a crash point)
             if not is_dir:
                 s.model.fsync_failed(obj)
-            s.log(kind, path, detail, rule.errno, mutating=True, injected=True)
-            _raise_injected(rule, path)
-        try:
-            original(fd)
-        except OSError as exc:
-            s.log(kind, path, detail, errno_name(exc))
-            raise
+            s.inject(rule, kind, path, detail, mutating=True)
+        s.attempt(kind, path, detail, original, fd)
         if isinstance(obj, FakeDirectory):
             s.model.dir_synced(obj)
         else:
@@ -475,10 +525,10 @@ class CrashOs(fake_os.FakeOsModule):
         s.log(kind, path, detail, mutating=True)
 
     def fsync(self, fd: int) -> None:
-        self._sync("fsync", fd, super().fsync)
+        self._sync(FSYNC, fd, super().fsync)
 
     def fdatasync(self, fd: int) -> None:
-        self._sync("fdatasync", fd, super().fdatasync)
+        self._sync(FDATASYNC, fd, super().fdatasync)
 
     def sync(self) -> None:
         """sync(2): everything becomes durable (it cannot fail)."""
@@ -486,22 +536,18 @@ class CrashOs(fake_os.FakeOsModule):
         if s is None:
             return
         s.model.sync_all(self.filesystem.root)
-        s.log("sync", "/", mutating=True)
+        s.log(SYNC, "/", mutating=True)
 
     def ftruncate(self, fd: int, length: int) -> None:
         s = _session_for(self.filesystem)
         if s is None or not isinstance(fd, int) or fd < 3:
             return super().ftruncate(fd, length)
-        handle = self._handle(s, "ftruncate", fd)
+        handle = s.handle(FTRUNCATE, fd)
         path = handle_path(handle)
-        self._truncate(
-            s,
-            path,
-            f"to {length} bytes",
-            length,
-            lambda: super(CrashOs, self).ftruncate(fd, length),
-            handle.get_object,
-        )
+        detail = f"to {length} bytes"
+        s.run(FTRUNCATE, path, detail, super().ftruncate, fd, length)
+        s.model.truncated(handle.get_object(), length)
+        s.log(FTRUNCATE, path, detail, mutating=True)
 
     def truncate(self, path: Any, length: int) -> None:
         s = _session_for(self.filesystem)
@@ -510,59 +556,30 @@ class CrashOs(fake_os.FakeOsModule):
         if isinstance(path, int):
             return self.ftruncate(path, length)
         abspath = s.abspath(path)
-        self._truncate(
-            s,
-            abspath,
-            f"truncate() to {length} bytes",
-            length,
-            lambda: super(CrashOs, self).truncate(path, length),
-            lambda: self.filesystem.resolve(abspath),
-        )
-
-    @staticmethod
-    def _truncate(
-        s: Session,
-        path: str,
-        detail: str,
-        length: int,
-        call: Callable[[], None],
-        target: Callable[[], FakeFile],
-    ) -> None:
-        rule = s.fault("ftruncate", path)
-        if rule is not None:
-            s.log("ftruncate", path, detail, rule.errno, injected=True)
-            _raise_injected(rule, path)
-        try:
-            call()
-        except OSError as exc:
-            s.log("ftruncate", path, detail, errno_name(exc))
-            raise
-        s.model.truncated(target(), length)
-        s.log("ftruncate", path, detail, mutating=True)
+        detail = f"truncate() to {length} bytes"
+        s.run(FTRUNCATE, abspath, detail, super().truncate, path, length)
+        s.model.truncated(self.filesystem.resolve(abspath), length)
+        s.log(FTRUNCATE, abspath, detail, mutating=True)
 
     def _move(
         self,
-        op: str,
+        op: OpKind,
+        call: Callable[..., None],
         src: Any,
         dst: Any,
         src_dir_fd: int | None,
         dst_dir_fd: int | None,
-        call: Callable[[], None],
     ) -> None:
         s = _session_for(self.filesystem)
         if s is None:
-            return call()
+            return call(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
         a, b = s.abspath(src, src_dir_fd), s.abspath(dst, dst_dir_fd)
-        rule = s.fault(op, a, b)
-        if rule is not None:
-            s.log(op, a, f"-> {b}", rule.errno, injected=True)
-            _raise_injected(rule, a)
-        try:
-            call()
-        except OSError as exc:
-            s.log(op, a, f"-> {b}", errno_name(exc))
-            raise
-        s.log(op, a, f"-> {b}", mutating=True)
+        detail = f"-> {b}"
+        s.check(op, a, detail, b)  # a rule on either path fires
+        s.attempt(
+            op, a, detail, lambda: call(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        )
+        s.log(op, a, detail, mutating=True)
 
     def rename(
         self,
@@ -572,16 +589,7 @@ class CrashOs(fake_os.FakeOsModule):
         src_dir_fd: int | None = None,
         dst_dir_fd: int | None = None,
     ) -> None:
-        self._move(
-            "rename",
-            src,
-            dst,
-            src_dir_fd,
-            dst_dir_fd,
-            lambda: super(CrashOs, self).rename(
-                src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd
-            ),
-        )
+        self._move(RENAME, super().rename, src, dst, src_dir_fd, dst_dir_fd)
 
     def replace(
         self,
@@ -591,52 +599,30 @@ class CrashOs(fake_os.FakeOsModule):
         src_dir_fd: int | None = None,
         dst_dir_fd: int | None = None,
     ) -> None:
-        self._move(
-            "replace",
-            src,
-            dst,
-            src_dir_fd,
-            dst_dir_fd,
-            lambda: super(CrashOs, self).replace(
-                src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd
-            ),
-        )
+        self._move(REPLACE, super().replace, src, dst, src_dir_fd, dst_dir_fd)
 
-    def _path_op(self, op: str, path: Any, dir_fd: int | None, call: Callable[[], None]) -> None:
+    def _path_op(
+        self, op: OpKind, call: Callable[..., None], path: Any, *args: Any, dir_fd: int | None
+    ) -> None:
+        """unlink/remove/rmdir/mkdir: `call(path, *args, dir_fd=dir_fd)`, a crash point."""
         s = _session_for(self.filesystem)
         if s is None:
-            return call()
+            return call(path, *args, dir_fd=dir_fd)
         abspath = s.abspath(path, dir_fd)
-        rule = s.fault(op, abspath)
-        if rule is not None:
-            s.log(op, abspath, error=rule.errno, injected=True)
-            _raise_injected(rule, abspath)
-        try:
-            call()
-        except OSError as exc:
-            s.log(op, abspath, error=errno_name(exc))
-            raise
+        s.run(op, abspath, "", lambda: call(path, *args, dir_fd=dir_fd))
         s.log(op, abspath, mutating=True)
 
     def unlink(self, path: Any, *, dir_fd: int | None = None) -> None:
-        self._path_op(
-            "unlink", path, dir_fd, lambda: super(CrashOs, self).unlink(path, dir_fd=dir_fd)
-        )
+        self._path_op(UNLINK, super().unlink, path, dir_fd=dir_fd)
 
     def remove(self, path: Any, dir_fd: int | None = None) -> None:
-        self._path_op(
-            "unlink", path, dir_fd, lambda: super(CrashOs, self).remove(path, dir_fd=dir_fd)
-        )
+        self._path_op(UNLINK, super().remove, path, dir_fd=dir_fd)
 
     def rmdir(self, path: Any, *, dir_fd: int | None = None) -> None:
-        self._path_op(
-            "rmdir", path, dir_fd, lambda: super(CrashOs, self).rmdir(path, dir_fd=dir_fd)
-        )
+        self._path_op(RMDIR, super().rmdir, path, dir_fd=dir_fd)
 
     def mkdir(self, path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
-        self._path_op(
-            "mkdir", path, dir_fd, lambda: super(CrashOs, self).mkdir(path, mode, dir_fd=dir_fd)
-        )
+        self._path_op(MKDIR, super().mkdir, path, mode, dir_fd=dir_fd)
 
     def removedirs(self, name: Any) -> None:
         """Like CPython's: every directory removed is an `rmdir` op of its own."""
@@ -656,7 +642,7 @@ class CrashOs(fake_os.FakeOsModule):
     def lseek(self, fd: int, pos: int, how: int) -> int:
         """pyfakefs returns None; os.lseek returns the new offset (sizes are read so)."""
         super().lseek(fd, pos, how)  # EBADF unless a regular file's descriptor
-        handle = self.filesystem.get_open_file(fd)
+        handle = open_file(self.filesystem, fd)
         return int(handle.tell()) if isinstance(handle, FakeFileWrapper) else 0
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
@@ -701,7 +687,7 @@ _OS_OVERRIDES = (
 )
 for _name in _OS_OVERRIDES:
     # like pyfakefs's own methods: calls from skipped modules go to the real os
-    setattr(CrashOs, _name, fake_os.handle_original_call(getattr(CrashOs, _name)))
+    setattr(CrashOs, _name, route_skipped_modules(getattr(CrashOs, _name)))
 
 
 # -- the fake fcntl module ----------------------------------------------------------------
@@ -716,23 +702,11 @@ class CrashFcntl(FakeFcntlModule):
             fd = fd.fileno()
         if s is None or not isinstance(fd, int):
             return super().flock(fd, operation)
-        try:
-            handle = self.filesystem.get_open_file(fd)
-        except OSError as exc:
-            s.log("flock", f"<fd {fd}>", error=errno_name(exc))
-            raise
+        handle = s.handle(FLOCK, fd)
         path = handle_path(handle)
         detail = flock_text(operation) if s.record else ""
-        rule = s.fault("flock", path)
-        if rule is not None:
-            s.log("flock", path, detail, rule.errno, injected=True)
-            _raise_injected(rule, path)
-        try:
-            s.flock(handle, operation, path)
-        except OSError as exc:
-            s.log("flock", path, detail, errno_name(exc))
-            raise
-        s.log("flock", path, detail)
+        s.run(FLOCK, path, detail, s.flock, handle, operation, path)
+        s.log(FLOCK, path, detail)
 
 
 # -- file objects (open(), io.open(), os.fdopen(), pathlib) --------------------------------
@@ -781,35 +755,24 @@ class _Busy:
 
 
 def _file_write(f: Any, data: Any) -> Any:
-    orig = FakeFileWrapper.__getattr__(f, "write")
+    orig = wrapper_attr(f, "write")
     s = _file_session(f)
     if s is None:
         return orig(data)
     path: str = f.__dict__["_crash_path"]
-    unit = "bytes" if f.__dict__.get("_binary") else "chars"
+    unit = "bytes" if is_binary(f) else "chars"
     requested = len(data)
-    rule = s.fault("write", path)
-    if rule is not None:
-        if rule.short_write is None:
-            s.log("write", path, f"{requested} {unit}", rule.errno, injected=True)
-            _raise_injected(rule, path)
+    asked = f"{requested} {unit}"
+    rule = s.check(WRITE, path, asked)
+    if rule is not None:  # a short write
         data = data[: rule.short_write]
-    try:
-        with _Busy(f):
-            result = orig(data)
-    except OSError as exc:
-        s.log("write", path, f"{requested} {unit}", errno_name(exc))
-        raise
+    with _Busy(f):
+        result = s.attempt(WRITE, path, asked, orig, data)
     if rule is not None:
-        s.log(
-            "write",
-            path,
-            f"short write: {len(data)} of {requested} {unit}",
-            mutating=True,
-            injected=True,
-        )
+        detail = f"short write: {len(data)} of {requested} {unit}"
+        s.log(WRITE, path, detail, mutating=True, injected=True)
         return len(data)
-    s.log("write", path, f"{requested} {unit}", mutating=True)
+    s.log(WRITE, path, asked, mutating=True)
     return result
 
 
@@ -818,81 +781,60 @@ def _file_flush(f: Any) -> None:
     if s is None:
         return FakeFileWrapper.flush(f)
     path: str = f.__dict__["_crash_path"]
-    rule = s.fault("flush", path)
-    if rule is not None:
-        s.log("flush", path, error=rule.errno, injected=True)
-        _raise_injected(rule, path)
-    obj = f.__dict__["file_object"]
-    before = obj.byte_contents
-    try:
-        with _Busy(f):
-            FakeFileWrapper.flush(f)
-    except OSError as exc:
-        s.log("flush", path, error=errno_name(exc))
-        raise
-    s.log("flush", path, mutating=obj.byte_contents is not before)
+    s.check(FLUSH, path)
+    obj = wrapped_file(f)
+    before = byte_contents(obj)
+    with _Busy(f):
+        s.attempt(FLUSH, path, "", FakeFileWrapper.flush, f)
+    s.log(FLUSH, path, mutating=byte_contents(obj) is not before)  # moved bytes in?
 
 
 def _file_close(f: Any) -> None:
+    """Like `CrashOs.close`, but a close that flushes is a crash point, failed or not."""
     s = _file_session(f)
-    if s is None or not FakeFileWrapper._is_open(f):
+    if s is None or not wrapper_is_open(f):
         return FakeFileWrapper.close(f)
     path: str = f.__dict__["_crash_path"]
-    rule = s.fault("close", path)
-    obj = f.__dict__["file_object"]
-    before = obj.byte_contents
+    rule = s.fault(CLOSE, path)
+    obj = wrapped_file(f)
+    before = byte_contents(obj)
     try:
         with _Busy(f):
             FakeFileWrapper.close(f)
     except OSError as exc:
-        s.log("close", path, error=errno_name(exc), mutating=obj.byte_contents is not before)
+        s.log(CLOSE, path, error=errno_name(exc), mutating=byte_contents(obj) is not before)
         raise
     finally:
         s.release_locks()
-    changed = obj.byte_contents is not before
+    changed = byte_contents(obj) is not before
     if rule is not None:  # the file is closed (buffered bytes flushed); the error reported
-        s.log("close", path, error=rule.errno, mutating=changed, injected=True)
-        _raise_injected(rule, path)
-    s.log("close", path, mutating=changed)
+        s.inject(rule, CLOSE, path, mutating=changed)
+    s.log(CLOSE, path, mutating=changed)
 
 
 def _file_truncate(f: Any, args: tuple[Any, ...]) -> int:
-    orig = FakeFileWrapper.__getattr__(f, "truncate")
+    orig = wrapper_attr(f, "truncate")
     s = _file_session(f)
     if s is None:
         return int(orig(*args))
     path: str = f.__dict__["_crash_path"]
-    rule = s.fault("ftruncate", path)
-    if rule is not None:
-        s.log("ftruncate", path, "truncate()", rule.errno, injected=True)
-        _raise_injected(rule, path)
-    try:
-        with _Busy(f):
-            size = int(orig(*args))
-    except OSError as exc:
-        s.log("ftruncate", path, "truncate()", errno_name(exc))
-        raise
-    s.model.truncated(f.__dict__["file_object"], size)
-    s.log("ftruncate", path, f"truncate() to {size}", mutating=True)
+    with _Busy(f):
+        size = int(s.run(FTRUNCATE, path, "truncate()", orig, *args))
+    s.model.truncated(wrapped_file(f), size)
+    s.log(FTRUNCATE, path, f"truncate() to {size}", mutating=True)
     return size
 
 
 def _file_read(f: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     s = _file_session(f)
     if s is None:
-        return FakeFileWrapper.__getattr__(f, name)(*args, **kwargs)
+        return wrapper_attr(f, name)(*args, **kwargs)
     path: str = f.__dict__["_crash_path"]
-    rule = s.fault("read", path)
-    if rule is not None:
-        s.log("read", path, f"{name}()", rule.errno, injected=True)
-        _raise_injected(rule, path)
-    try:
-        with _Busy(f):
-            result = FakeFileWrapper.__getattr__(f, name)(*args, **kwargs)
-    except OSError as exc:
-        s.log("read", path, f"{name}()", errno_name(exc))
-        raise
-    s.log("read", path, f"{name}()")
+    detail = f"{name}()"
+    s.check(READ, path, detail)
+    with _Busy(f):  # the lookup is part of the call: for a read method it flushes
+        result = s.attempt(READ, path, detail, lambda: wrapper_attr(f, name)(*args, **kwargs))
+    s.log(READ, path, detail)
     return result
 
 
@@ -964,11 +906,8 @@ class _CrashFile:
         s = _file_session(self)
         if s is not None:
             path: str = object.__getattribute__(self, "__dict__")["_crash_path"]
-            rule = s.fault("read", path)
-            if rule is not None:
-                s.log("read", path, "iteration", rule.errno, injected=True)
-                _raise_injected(rule, path)
-            s.log("read", path, "iteration")
+            s.check(READ, path, "iteration")
+            s.log(READ, path, "iteration")
         return FakeFileWrapper.__iter__(self)  # type: ignore[arg-type]
 
 
@@ -984,35 +923,16 @@ class CrashTextFile(_CrashFile, FakeTextFileWrapper):  # type: ignore[misc]
     __slots__ = ()
 
 
-_ORIGINAL_CALL = FakeFileOpen.call
-
-
-def _hooked_call(
-    self: FakeFileOpen,
-    file_: Any,
-    mode: str = "r",
-    buffering: int = -1,
-    encoding: str | None = None,
-    errors: str | None = None,
-    newline: str | None = None,
-    closefd: bool = True,
-    opener: Any = None,
-    open_modes: Any = None,
+def _open_file_object(
+    fs: FakeFilesystem, call: Callable[[], Any], file_: Any, mode: str, opener: Any
 ) -> Any:
-    """`FakeFileOpen.call` while a session runs: fault, record, and hook the file object."""
+    """Every fake open() while a session runs: fault, record, and hook the file object."""
     s = _Active.session
-
-    def call() -> Any:
-        return _ORIGINAL_CALL(
-            self, file_, mode, buffering, encoding, errors, newline, closefd, opener, open_modes
-        )
-
-    if s is None or self.raw_io or self.filesystem is not s.fs:
+    if s is None or fs is not s.fs:
         return call()
-    fs = s.fs
     if isinstance(file_, int):
         try:
-            path = handle_path(fs.get_open_file(file_))
+            path = handle_path(open_file(fs, file_))
         except OSError:
             return call()
     else:
@@ -1022,32 +942,21 @@ def _hooked_call(
     own = not isinstance(file_, int) and (
         opener is None or getattr(opener, "__module__", "") in ("pathlib", "pathlib._local")
     )
+    detail = f"mode {mode!r}"
     if own:
-        rule = s.fault("open", path)
-        if rule is not None:
-            s.log("open", path, f"mode {mode!r}", rule.errno, injected=True)
-            _raise_injected(rule, path)
-    before = fs.last_ino
-    try:
-        wrapper = call()
-    except OSError as exc:
-        if own:
-            s.log("open", path, f"mode {mode!r}", errno_name(exc))
-        raise
-    if isinstance(wrapper, FakeBinaryFileWrapper):
-        wrapper.__class__ = CrashBinaryFile
-    elif isinstance(wrapper, FakeTextFileWrapper):
-        wrapper.__class__ = CrashTextFile
-    else:
+        s.check(OPEN, path, detail)
+    before = last_inode(fs)
+    wrapper = s.attempt(OPEN, path, detail, call) if own else call()
+    if not retype_wrapper(wrapper, CrashBinaryFile, CrashTextFile):
         return wrapper
     d = wrapper.__dict__
     d["_crash_path"] = path
     d["_crash_gen"] = s.gen
     d["_crash_busy"] = False
-    created = fs.last_ino > before
-    truncated = wrapper.open_modes.truncate and wrapper.open_modes.can_write
+    created = last_inode(fs) > before
+    truncated = truncates_on_open(wrapper)
     if truncated:
-        s.model.truncated(wrapper.file_object, 0)
+        s.model.truncated(wrapped_file(wrapper), 0)
     if own:
-        s.log("open", path, f"mode {mode!r}", mutating=created or truncated)
+        s.log(OPEN, path, detail, mutating=created or truncated)
     return wrapper

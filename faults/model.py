@@ -20,13 +20,19 @@ system is gone.
 
 from __future__ import annotations
 
-import stat
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pyfakefs.fake_file import FakeDirectory, FakeFile
-
+from crashkit.faults._pyfakefs import (
+    FakeDirectory,
+    FakeFile,
+    byte_contents,
+    entries,
+    inode,
+    is_regular,
+    set_contents,
+)
 from crashkit.faults.plan import FsyncModel
 
 _EMPTY: Mapping[str, int] = {}
@@ -114,17 +120,6 @@ class Snapshot:
     paths: Mapping[int, str]
 
 
-def _ino(obj: FakeFile) -> int:
-    """The inode number (pyfakefs assigns it when the object enters a directory)."""
-    ino = obj.stat_result.st_ino
-    assert ino is not None, f"{obj.name!r} was never added to a directory"
-    return ino
-
-
-def _is_regular(obj: FakeFile) -> bool:
-    return stat.S_ISREG(obj.stat_result.st_mode)
-
-
 def _join(parent: str, name: str) -> str:
     return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
@@ -153,16 +148,16 @@ class DurabilityModel:
         seen: set[int] = set()
         while pending:
             obj = pending.pop()
-            if _ino(obj) in seen:
+            if inode(obj) in seen:
                 continue
-            seen.add(_ino(obj))
+            seen.add(inode(obj))
             if isinstance(obj, FakeDirectory):
                 self.dir_synced(obj)
-                pending.extend(obj.entries.values())
-            elif _is_regular(obj):
+                pending.extend(entries(obj).values())
+            elif is_regular(obj):
                 self.fsync_ok(obj)
         for obj in list(self.objects.values()):
-            if _ino(obj) not in seen and not isinstance(obj, FakeDirectory) and _is_regular(obj):
+            if inode(obj) not in seen and not isinstance(obj, FakeDirectory) and is_regular(obj):
                 self.fsync_ok(obj)
 
     # -- per-call updates --------------------------------------------------------------
@@ -172,20 +167,20 @@ class DurabilityModel:
 
     def fsync_ok(self, obj: FakeFile) -> None:
         """A successful fsync/fdatasync: what writeback can persist is now durable."""
-        ino = _ino(obj)
+        ino = inode(obj)
         self.objects[ino] = obj
         fd = self.files.get(ino, _NEW_FILE)
-        view = apply_poison(obj.byte_contents or b"", fd.poison)
+        view = apply_poison(byte_contents(obj) or b"", fd.poison)
         self.files[ino] = FileDurability(durable=view, low=len(view), poison=fd.poison)
 
     def fsync_failed(self, obj: FakeFile) -> None:
         """A failed fsync/fdatasync: apply the configured `FsyncModel` to the dirty range."""
         if self.model is FsyncModel.KEEP_DIRTY:
             return
-        ino = _ino(obj)
+        ino = inode(obj)
         self.objects[ino] = obj
         fd = self.files.get(ino, _NEW_FILE)
-        current = obj.byte_contents or b""
+        current = byte_contents(obj) or b""
         view = apply_poison(current, fd.poison)
         start = dirty_start(fd.durable, view, fd.low)
         size = len(view) - start
@@ -199,11 +194,11 @@ class DurabilityModel:
         else:  # DROP: the page cache loses the bytes now; reads see the disk's content
             dropped = view[:start] + base
             if dropped != current:
-                obj.set_initial_contents(dropped)
+                set_contents(obj, dropped)
 
     def truncated(self, obj: FakeFile, size: int) -> None:
         """The file was cut to `size` (ftruncate, O_TRUNC, mode "w"): track the low mark."""
-        ino = _ino(obj)
+        ino = inode(obj)
         self.objects[ino] = obj
         fd = self.files.get(ino, _NEW_FILE)
         poison = tuple(
@@ -213,11 +208,11 @@ class DurabilityModel:
 
     def dir_synced(self, directory: FakeDirectory) -> None:
         """A successful fsync of a directory: its current entries are durable."""
-        entries = directory.entries
-        self.objects[_ino(directory)] = directory
-        for child in entries.values():
-            self.objects[_ino(child)] = child
-        self.dirs[_ino(directory)] = {name: _ino(child) for name, child in entries.items()}
+        children = entries(directory)
+        self.objects[inode(directory)] = directory
+        for child in children.values():
+            self.objects[inode(child)] = child
+        self.dirs[inode(directory)] = {name: inode(child) for name, child in children.items()}
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -240,33 +235,33 @@ class DurabilityModel:
                     continue
                 if isinstance(obj, FakeDirectory):
                     queue.append((obj, path))
-                elif _is_regular(obj):
+                elif is_regular(obj):
                     paths[ino] = path
                     files[ino] = self._file_snap(obj, states.get(ino, _NEW_FILE))
                 continue
             directory, path = queue.popleft()
-            dino = _ino(directory)
+            dino = inode(directory)
             if dino in current:
                 continue
             paths.setdefault(dino, path)
-            entries = directory.entries
-            cur = {name: _ino(child) for name, child in entries.items()}
+            children = entries(directory)
+            cur = {name: inode(child) for name, child in children.items()}
             current[dino] = cur
             dur = self.dirs.get(dino, _EMPTY)
             durable[dino] = dur
-            for name, child in entries.items():
-                cino = _ino(child)
+            for name, child in children.items():
+                cino = inode(child)
                 objects[cino] = child
                 if isinstance(child, FakeDirectory):
                     queue.append((child, _join(path, name)))
-                elif cino not in files and _is_regular(child):
+                elif cino not in files and is_regular(child):
                     paths.setdefault(cino, _join(path, name))
                     files[cino] = self._file_snap(child, states.get(cino, _NEW_FILE))
             for name, cino in dur.items():
                 if cur.get(name) != cino:
                     detached.append((cino, _join(path, name)))
-        return Snapshot(_ino(root), current, durable, files, paths)
+        return Snapshot(inode(root), current, durable, files, paths)
 
     @staticmethod
     def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:
-        return FileSnap(obj.byte_contents or b"", fd.durable, fd.low, fd.poison)
+        return FileSnap(byte_contents(obj) or b"", fd.durable, fd.low, fd.poison)

@@ -1,5 +1,11 @@
 """Fault plans: which intercepted call fails, how, and what a failed fsync leaves behind.
 
+Fault model: a rule makes the nth matching call fail with an errno before it has any
+effect, except close (it still closes: buffered bytes flushed, descriptor released)
+and fsync (the `FsyncModel` acts on the dirty bytes); a short write writes a prefix and
+says so. `sync` cannot fail. Only the calls `crashkit.faults.intercept` records can be
+failed.
+
 Plans are plain frozen data so that scenario files (YAML/JSON) can carry them and a
 failing run can be replayed exactly: `to_dict()`/`from_dict()` round-trip through
 JSON- and YAML-safe dicts.
@@ -14,24 +20,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-#: Every op name the interception layer reports (and a rule may target).
-OPS: tuple[str, ...] = (
-    "open",
-    "write",
-    "flush",
-    "fsync",
-    "fdatasync",
-    "read",
-    "replace",
-    "rename",
-    "ftruncate",
-    "dirfsync",
-    "unlink",
-    "mkdir",
-    "rmdir",
-    "close",
-    "flock",
-)
+from crashkit.faults.ops import FAULTABLE_NAMES, OpKind
+
+#: The op names a rule may target, in `OpKind` order (`crashkit.faults.ops.FAULTABLE`).
+OPS: tuple[str, ...] = FAULTABLE_NAMES
 
 #: errno names a rule may use: every name the platform's `errno` module knows
 #: (aliases such as EWOULDBLOCK for EAGAIN included).
@@ -107,6 +99,8 @@ class FaultRule:
     short_write: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.op, OpKind):  # kept as the plain name: to_dict() stays YAML-safe
+            object.__setattr__(self, "op", self.op.value)
         if self.op not in OPS:
             raise ValueError(f"unknown op {self.op!r}; allowed: {', '.join(OPS)}")
         _check_type("path", self.path, str)
@@ -117,7 +111,7 @@ class FaultRule:
         errno_code(self.errno)
         _check_type("persistent", self.persistent, bool)
         if self.short_write is not None:
-            if self.op != "write":
+            if self.op != OpKind.WRITE:
                 raise ValueError(f"short_write only applies to op 'write', not {self.op!r}")
             _check_type("short_write", self.short_write, int)
             if self.short_write < 0:

@@ -1,4 +1,8 @@
-"""The op trace: one frozen record per intercepted call, so a crash can be placed after any op."""
+"""The op trace: one frozen record per intercepted call, so a crash can be placed after any op.
+
+Fault model: a power cut may come after any op; only after a mutating one (a crash
+point, see `crashkit.faults.ops`) can it leave a disk that an earlier point cannot.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-#: Ops that may change what a crash leaves behind, so each one is a crash point.
-#: `open`, `flush` and `close` are crash points only when they changed something
-#: (created or truncated a file, moved buffered bytes into the file).
-MUTATING_OPS: frozenset[str] = frozenset(
-    {
-        "write",
-        "ftruncate",
-        "fsync",
-        "fdatasync",
-        "dirfsync",
-        "replace",
-        "rename",
-        "unlink",
-        "mkdir",
-        "rmdir",
-        "sync",
-    }
-)
+from crashkit.faults.ops import MUTATING
+
+#: `crashkit.faults.ops.MUTATING` as plain strings (the name harness code imports).
+MUTATING_OPS: frozenset[str] = frozenset(op.value for op in MUTATING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +21,7 @@ class Op:
     """One intercepted call.
 
     `index` is its position in the trace (a crash "after op k" sees the effects of ops
-    0..k). `path` is absolute (for rename/replace: the source; `detail` names the
+    0..k). `op` is an `OpKind` value, kept as a plain str. `path` is absolute (for rename/replace: the source; `detail` names the
     destination). `error` is the errno name the call raised, or None. `injected` says a
     fault rule caused the error (or the short write). `mutating` marks crash points.
     """

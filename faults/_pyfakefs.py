@@ -1,0 +1,466 @@
+"""Every use of pyfakefs beyond its public classes, in one place.
+
+Checked against pyfakefs 6.3.2 (`CHECKED_VERSION`). pyfakefs has no stable API for what
+the crash layer needs (descriptor tables, inode numbers, the open() entry point, the
+process-wide Patcher), so the layer reaches into it; an upgrade that changes one of
+these breaks here and nowhere else. No other `crashkit.faults` module imports pyfakefs:
+the public classes they subclass or construct are re-exported from here.
+
+The touches, and why each is needed:
+
+Patcher (process-global state; `crashkit.faults.fs` keeps one Patcher for the process):
+
+- `Patcher.PATCHER` / `Patcher.REF_COUNT`: pyfakefs's "one active Patcher" slot.
+  Read to refuse a foreign Patcher; set when ours resumes and cleared when it is
+  parked, so another pyfakefs user (the pytest `fs` fixture) can run between runs.
+  (`active_patcher`, `claim_patcher_slot`, `release_patcher_slot`)
+- `Patcher.PATCHED_MODULE_NAMES` / `ADDITIONAL_SKIP_NAMES` / `PATCH_DEFAULT_ARGS`:
+  the key of pyfakefs's class-level module cache. Another Patcher with other arguments
+  rebuilds that cache; ours then restores its key, `clear_cache()`s and re-runs
+  `_find_modules()`. (`module_cache_key`, `rebuild_module_cache`)
+- `Patcher._find_modules()`: also re-run when modules were imported while our
+  Patcher was paused, so they are patched too. (`find_new_modules`)
+- `Patcher.fake_modules`: to check that our `os` replacement was installed.
+  (`installed_fake_module`)
+- `fake_pathlib.init_module(fs)`: re-points pyfakefs's fake pathlib at our file system
+  on resume (another Patcher may have pointed it at its own). (`repoint_pathlib`)
+
+The file system (`crashkit.faults.fs` resets it directly, ~8x cheaper than `reset()`):
+
+- `mount_points`, `open_files`, `_free_fd_heap`, `last_ino`, `_cwd`,
+  `_add_standard_streams()`, root `st_ino`/`st_dev`: what `FakeFilesystem.reset()` sets,
+  set by hand for the common case (POSIX, one mount, /tmp as temp dir). (`fast_reset`)
+- Replacing the bound methods `absnormpath`, `resolve_path`, `exists` and
+  `create_symlink` on our instance: pyfakefs looks them up on the instance for every
+  path it resolves, so clean absolute paths can skip its generic code; relies on
+  what those return for a clean absolute path on a case-sensitive POSIX file system
+  without symlinks (the path itself; `exists` = a walk of `entries`). `_is_windows_fs`
+  is read on every such call (the public property costs a call). (`FastPaths`)
+- `get_open_file(fd)`: the handle of a descriptor. (`open_file`)
+- `open_files`: every descriptor's handles, to see which handles are still open (flock
+  release) and which descriptors share a handle (os.dup). (`live_handle_ids`,
+  `close_shared_descriptor`)
+- `add_open_file` / `close_open_file` and a handle's `filedes`: a directory descriptor
+  without pyfakefs's general open path, and closing one `os.dup` copy without closing
+  the shared handle (pyfakefs closes it, leaving the copies unusable).
+  (`open_directory`, `close_shared_descriptor`)
+
+Files and directories (`crashkit.faults.model` freezes them into snapshots):
+
+- `FakeDirectory.entries`: name -> child. (`entries`)
+- `FakeFile.stat_result`: `st_ino` (the inode key of the durability model) and
+  `st_mode` (regular file or not). (`inode`, `is_regular`)
+- `FakeFile.byte_contents` (compared by identity to see whether a flush or close moved
+  bytes into the file) and `set_initial_contents` (the DROP fsync model rewrites what
+  reads see). (`byte_contents`, `set_contents`)
+
+File objects (open(), io.open(), os.fdopen(), pathlib; see `crashkit.faults.intercept`):
+
+- `FakeFileOpen.call`: the one function every fake open() goes through; replaced
+  while a session runs, restored after. Its parameter list and `raw_io` (set on the
+  opens pyfakefs's own os.open makes, which are recorded there) are internal.
+  (`hook_file_open`)
+- Swapping a returned wrapper's `__class__` to a subclass: the wrappers have no
+  `__slots__`, so a subclass adding only methods is layout-compatible. (`retype_wrapper`)
+- `FakeFileWrapper.__getattr__`: the wrappers produce `write`, `truncate` and the read
+  methods there (not as methods), so the hooks fetch them through it. (`wrapper_attr`)
+- `FakeFileWrapper._is_open`, `_binary`, `file_object` (read from the instance dict,
+  past the hooks' `__getattribute__`), `open_modes.truncate`/`can_write`.
+  (`wrapper_is_open`, `is_binary`, `wrapped_file`, `truncates_on_open`)
+
+The fake os module:
+
+- `fake_os.handle_original_call`: the decorator pyfakefs puts on its own os methods so
+  calls from skipped modules reach the real os; our overrides get it too.
+  (`route_skipped_modules`)
+- `FakeOsModule.open` calls `self.chmod` on every file it opens (`CrashOs` skips it
+  when nothing is created); `FakeOsModule.dir()` lists the names the Patcher also
+  patches where they were imported with `from os import ...`. Behaviours relied on,
+  not touched here.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from operator import attrgetter
+from os import getenv
+from typing import Any, Final
+
+from pyfakefs import fake_os, fake_pathlib
+from pyfakefs.fake_file import (
+    FakeBinaryFileWrapper,
+    FakeDirectory,
+    FakeDirWrapper,
+    FakeFile,
+    FakeFileWrapper,
+    FakeTextFileWrapper,
+)
+from pyfakefs.fake_filesystem import FakeFilesystem
+from pyfakefs.fake_filesystem_unittest import Patcher
+from pyfakefs.fake_io import FakeFcntlModule
+from pyfakefs.fake_open import FakeFileOpen
+from pyfakefs.fake_os import FakeOsModule
+
+__all__ = [
+    "CHECKED_VERSION",
+    "FakeBinaryFileWrapper",
+    "FakeDirWrapper",
+    "FakeDirectory",
+    "FakeFcntlModule",
+    "FakeFile",
+    "FakeFileWrapper",
+    "FakeFilesystem",
+    "FakeOsModule",
+    "FakeTextFileWrapper",
+    "FastPaths",
+    "ModuleCacheKey",
+    "OpenHook",
+    "Patcher",
+    "active_patcher",
+    "byte_contents",
+    "claim_patcher_slot",
+    "close_shared_descriptor",
+    "entries",
+    "fast_paths",
+    "fast_reset",
+    "find_new_modules",
+    "hook_file_open",
+    "inode",
+    "installed_fake_module",
+    "is_binary",
+    "is_clean_abs",
+    "is_regular",
+    "last_inode",
+    "live_handle_ids",
+    "module_cache_key",
+    "open_directory",
+    "open_file",
+    "rebuild_module_cache",
+    "release_patcher_slot",
+    "repoint_pathlib",
+    "retype_wrapper",
+    "route_skipped_modules",
+    "set_contents",
+    "truncates_on_open",
+    "wrapped_file",
+    "wrapper_attr",
+    "wrapper_is_open",
+]
+
+#: The pyfakefs version every touch below was checked against.
+CHECKED_VERSION: Final = "6.3.2"
+
+# -- the Patcher ------------------------------------------------------------------------
+
+#: What pyfakefs's module cache was built for: (patched names, skip names, default args).
+ModuleCacheKey = tuple[frozenset[str], frozenset[str], bool]
+
+
+def active_patcher() -> Patcher | None:
+    """The Patcher holding pyfakefs's global slot, if any."""
+    return Patcher.PATCHER
+
+
+def claim_patcher_slot(patcher: Patcher) -> None:
+    """Make `patcher` the active one (as its first `setUp()` would)."""
+    Patcher.PATCHER = patcher
+    Patcher.REF_COUNT = 1
+
+
+def release_patcher_slot(patcher: Patcher) -> None:
+    """Free the global slot if `patcher` holds it (it stays usable for a later claim)."""
+    if Patcher.PATCHER is patcher:
+        Patcher.PATCHER = None
+        Patcher.REF_COUNT = 0
+
+
+def module_cache_key() -> ModuleCacheKey:
+    return (
+        frozenset(Patcher.PATCHED_MODULE_NAMES),
+        frozenset(Patcher.ADDITIONAL_SKIP_NAMES),
+        Patcher.PATCH_DEFAULT_ARGS,
+    )
+
+
+def rebuild_module_cache(patcher: Patcher, key: ModuleCacheKey) -> None:
+    """Rebuild the module cache for `key` after another Patcher rebuilt it for its own."""
+    names, skips, defaults = key
+    Patcher.PATCHED_MODULE_NAMES = set(names)
+    Patcher.ADDITIONAL_SKIP_NAMES = set(skips)
+    Patcher.PATCH_DEFAULT_ARGS = defaults
+    patcher.clear_cache()
+    patcher._find_modules()
+
+
+def find_new_modules(patcher: Patcher) -> None:
+    """Find the modules imported since the last scan, so resuming patches them too."""
+    patcher._find_modules()
+
+
+def installed_fake_module(patcher: Patcher, name: str) -> Any:
+    """The fake module `patcher` installed for `name` (None if it installed none)."""
+    return patcher.fake_modules.get(name)
+
+
+def repoint_pathlib(fs: FakeFilesystem) -> None:
+    fake_pathlib.init_module(fs)  # type: ignore[no-untyped-call]
+
+
+# -- the file system ----------------------------------------------------------------------
+
+
+def fast_reset(fs: FakeFilesystem, disk_size: int | None) -> None:
+    """An empty file system holding /tmp, like `fs.reset(total_size=disk_size)`.
+
+    Done by hand for a POSIX file system with only the root mount and /tmp as temp dir
+    (~8x cheaper); any other case goes to `reset()`.
+    """
+    mounts = fs.mount_points
+    if fs.is_windows_fs or list(mounts) != ["/"] or (getenv("TMPDIR") or "/tmp") != "/tmp":
+        fs.reset(total_size=disk_size)
+        return
+    mount = mounts["/"]
+    root = FakeDirectory("/", filesystem=fs)
+    root.st_ino = 1
+    root.st_dev = mount["idev"]
+    fs.root = root
+    fs.open_files.clear()
+    fs._free_fd_heap.clear()
+    fs.last_ino = 1
+    fs._cwd = "/"
+    mount["used_size"] = 0
+    mount["total_size"] = disk_size
+    fs._add_standard_streams()
+    root.add_entry(FakeDirectory("tmp", filesystem=fs))
+
+
+def is_clean_abs(path: object) -> bool:
+    """An absolute, already normalised str path (pyfakefs would return it unchanged)."""
+    return (
+        type(path) is str
+        and path.startswith("/")
+        and "//" not in path
+        and "/." not in path
+        and (len(path) == 1 or not path.endswith("/"))
+    )
+
+
+def _override(fs: FakeFilesystem, name: str, replacement: Callable[..., Any]) -> Any:
+    """Replace method `name` on this instance only; return the class's version, bound."""
+    original = getattr(type(fs), name).__get__(fs)
+    setattr(fs, name, replacement)
+    return original
+
+
+class FastPaths:
+    """Fast paths for pyfakefs's path resolution on our own fake file system.
+
+    pyfakefs spends most of an `os.open` normalising and resolving paths (~25 us per
+    call). For a clean absolute path on a POSIX fake file system holding no symlink,
+    `absnormpath` and `resolve_path` return the path unchanged and `exists` is a walk
+    of the entry dicts: those cases skip the generic code (identical results), every
+    other case goes to pyfakefs. Any symlink creation turns the fast paths off until
+    `symlinks` is reset (by the next `CrashFS.start()`).
+    """
+
+    def __init__(self, fs: FakeFilesystem) -> None:
+        self.fs = fs
+        self.symlinks = False
+        self._absnormpath = _override(fs, "absnormpath", self.absnormpath)
+        self._resolve_path = _override(fs, "resolve_path", self.resolve_path)
+        self._exists = _override(fs, "exists", self.exists)
+        self._create_symlink = _override(fs, "create_symlink", self.create_symlink)
+
+    def _fast(self, path: object) -> bool:
+        fs = self.fs
+        return (
+            not self.symlinks
+            and not fs._is_windows_fs
+            and fs.is_case_sensitive
+            and is_clean_abs(path)
+        )
+
+    def absnormpath(self, path: Any) -> Any:
+        return path if self._fast(path) else self._absnormpath(path)
+
+    def resolve_path(self, file_path: Any, allow_fd: bool = False) -> Any:
+        return file_path if self._fast(file_path) else self._resolve_path(file_path, allow_fd)
+
+    def exists(self, file_path: Any, check_link: bool = False) -> bool:
+        if check_link or not self._fast(file_path) or file_path == self.fs.devnull:
+            return bool(self._exists(file_path, check_link))
+        node: Any = self.fs.root
+        for name in file_path.split("/")[1:]:
+            if not name:
+                continue
+            if not isinstance(node, FakeDirectory):
+                return False
+            node = node.entries.get(name)
+            if node is None:
+                return False
+        return True
+
+    def create_symlink(self, *args: Any, **kwargs: Any) -> Any:
+        self.symlinks = True
+        return self._create_symlink(*args, **kwargs)
+
+
+def fast_paths(fs: FakeFilesystem) -> FastPaths:
+    """The `FastPaths` of `fs`, installed on first use (kept in the instance's dict)."""
+    found = fs.__dict__.get("_crash_fast_paths")
+    if isinstance(found, FastPaths):
+        return found
+    shortcuts = FastPaths(fs)
+    fs.__dict__["_crash_fast_paths"] = shortcuts
+    return shortcuts
+
+
+#: The handle (file or directory wrapper) of a descriptor; OSError EBADF if none.
+#: (An alias, not a wrapper: it is called on every descriptor op.)
+open_file: Final = FakeFilesystem.get_open_file
+
+
+#: The last inode number handed out (`fs.last_ino`): it grows when a call creates a file.
+last_inode: Final[Callable[[FakeFilesystem], int]] = attrgetter("last_ino")
+
+
+def live_handle_ids(fs: FakeFilesystem) -> set[int]:
+    """`id()` of every handle some descriptor still refers to."""
+    return {id(handle) for entry in fs.open_files if entry for handle in entry}
+
+
+def open_directory(
+    fs: FakeFilesystem, directory: FakeDirectory, path: str
+) -> tuple[int, FakeDirWrapper]:
+    """A new descriptor on `directory`, and its handle."""
+    wrapper = FakeDirWrapper(directory, path, fs)
+    fd = fs.add_open_file(wrapper)
+    wrapper.filedes = fd
+    return fd, wrapper
+
+
+def close_shared_descriptor(fs: FakeFilesystem, fd: int) -> bool:
+    """Close `fd` alone if other descriptors (os.dup copies) share its handle.
+
+    False when `fd` is the handle's last descriptor: the caller closes it normally.
+    """
+    handle = fs.get_open_file(fd)
+    others = [i for i, e in enumerate(fs.open_files) if e and i != fd and handle in e]
+    if not others:
+        return False
+    fs.close_open_file(fd)
+    if getattr(handle, "filedes", None) == fd:
+        handle.filedes = others[0]
+    return True
+
+
+# -- files and directories ------------------------------------------------------------------
+
+
+#: The live name -> child mapping of a directory (do not mutate). An `attrgetter`, not a
+#: function: the snapshot walks call it for every directory.
+entries: Final[Callable[[FakeDirectory], dict[str, FakeFile]]] = attrgetter("entries")
+
+
+def inode(obj: FakeFile) -> int:
+    """The inode number (pyfakefs assigns it when the object enters a directory)."""
+    ino = obj.stat_result.st_ino
+    assert ino is not None, f"{obj.name!r} was never added to a directory"
+    return ino
+
+
+def is_regular(obj: FakeFile) -> bool:
+    return stat.S_ISREG(obj.stat_result.st_mode)
+
+
+#: What reads of a file see (None for a file never written); a new object whenever the
+#: content changes. An `attrgetter`, like `entries`.
+byte_contents: Final[Callable[[FakeFile], bytes | None]] = attrgetter("byte_contents")
+
+
+def set_contents(obj: FakeFile, data: bytes) -> None:
+    """Replace what reads of the file see (no size checks, no timestamps)."""
+    obj.set_initial_contents(data)
+
+
+# -- file objects ---------------------------------------------------------------------------
+
+#: The `name` method of a file wrapper as pyfakefs builds it (write, truncate, read...).
+wrapper_attr: Final = FakeFileWrapper.__getattr__
+
+#: Whether a file wrapper is still open.
+wrapper_is_open: Final = FakeFileWrapper._is_open
+
+
+def wrapped_file(wrapper: Any) -> FakeFile:
+    """The file a wrapper reads and writes."""
+    file: FakeFile = wrapper.__dict__["file_object"]
+    return file
+
+
+def is_binary(wrapper: Any) -> bool:
+    return bool(wrapper.__dict__.get("_binary"))
+
+
+def truncates_on_open(wrapper: FakeFileWrapper) -> bool:
+    """The open mode truncated the file ("w", "w+", "wb"...)."""
+    return bool(wrapper.open_modes.truncate and wrapper.open_modes.can_write)
+
+
+def retype_wrapper(wrapper: Any, binary: type, text: type) -> bool:
+    """Give a binary/text file wrapper the class `binary`/`text` (False: neither kind)."""
+    if isinstance(wrapper, FakeBinaryFileWrapper):
+        wrapper.__class__ = binary
+    elif isinstance(wrapper, FakeTextFileWrapper):
+        wrapper.__class__ = text
+    else:
+        return False
+    return True
+
+
+#: `hook(fs, call, file_, mode, opener)`: called for every fake open() while installed;
+#: `call()` performs the open and returns the wrapper.
+OpenHook = Callable[[FakeFilesystem, Callable[[], Any], Any, str, Any], Any]
+
+_ORIGINAL_OPEN_CALL: Final = FakeFileOpen.call
+_open_hook: OpenHook | None = None
+
+
+def _hooked_open_call(
+    self: FakeFileOpen,
+    file_: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Any = None,
+    open_modes: Any = None,
+) -> Any:
+    def call() -> Any:
+        return _ORIGINAL_OPEN_CALL(
+            self, file_, mode, buffering, encoding, errors, newline, closefd, opener, open_modes
+        )
+
+    hook = _open_hook
+    if hook is None or self.raw_io:  # raw_io: the fake os.open's own open
+        return call()
+    return hook(self.filesystem, call, file_, mode, opener)
+
+
+def hook_file_open(hook: OpenHook | None) -> None:
+    """Send every fake open() through `hook` (None: back to pyfakefs's own)."""
+    global _open_hook
+    _open_hook = hook
+    if hook is None:
+        FakeFileOpen.call = _ORIGINAL_OPEN_CALL  # type: ignore[method-assign]
+    else:
+        FakeFileOpen.call = _hooked_open_call  # type: ignore[method-assign]
+
+
+# -- the fake os module ---------------------------------------------------------------------
+
+#: Decorator for FakeOsModule overrides: calls from modules pyfakefs skips go to the real os.
+route_skipped_modules: Final = fake_os.handle_original_call
