@@ -1,21 +1,36 @@
-"""`crashkit explore`: the crash explorer from the command line, with progress and a summary."""
+"""`crashkit explore`: the crash explorer from the command line, with progress and a summary.
+
+Exit codes: 0 no violation; 1 at least one violation; 2 a usage error (a bad
+`--backend` or `--shard`, options `--suite` ignores, a backend whose I/O the fault
+layer cannot see).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crashkit.harness.explore import Explorer
+from crashkit.harness.explore.explorer import NotApplicable
+from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import SUITES, Job, run_jobs, single
 from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
-from crashkit.harness.scenarios.export import export_findings
+from crashkit.harness.scenarios.export import backend_spec, export_findings
 from crashkit.orchestrator.errors import ConfigError, ExitCode
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend
+
+#: Options that shape the one workload, which `--suite` replaces.
+WORKLOAD_OPTIONS = ("symbols", "ticks", "seed", "window", "sweep", "models")
+DEFAULT_MAX_FINDINGS = 20
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -30,8 +45,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _usage(err: Console, message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(ExitCode.USAGE)
+
+
 @click.command()
-@click.option("--backend", default=DEFAULT_BACKEND, show_default=True, help="module:factory")
+@click.option("--backend", default=DEFAULT_BACKEND, show_default=True, help="module:attribute")
 @click.option("--symbols", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--ticks", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -61,13 +81,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option(
-    "--export-dir",
-    default="scenarios/regressions",
+    "--max-findings",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_FINDINGS,
     show_default=True,
-    help="Where each invariant's smallest finding is written as a regression scenario.",
+    help="Keep at most N findings per invariant, then stop judging it (0: no cap).",
+)
+@click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where each invariant's smallest finding is written as a scenario "
+    "(default: a new folder under the system's temporary folder).",
 )
 @click.option("--no-export", is_flag=True, help="Do not write regression scenarios.")
+@click.pass_context
 def explore(
+    ctx: click.Context,
     backend: str,
     symbols: int,
     ticks: int,
@@ -80,17 +110,32 @@ def explore(
     full: bool,
     torn: str,
     as_json: bool,
-    export_dir: str,
+    max_findings: int,
+    export_dir: str | None,
     no_export: bool,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
     err = Console(stderr=True)
+    given = [
+        f"--{name}"
+        for name in WORKLOAD_OPTIONS
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if suite is not None and given:
+        _usage(
+            err, f"--suite runs its own workloads; it cannot be combined with {', '.join(given)}"
+        )
+    if no_export and export_dir is not None:
+        _usage(err, "--export-dir and --no-export exclude each other")
     try:
         declared = load_backend(backend)
     except ConfigError as exc:
-        err.print(f"[bold red]error:[/] --backend: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(ExitCode.USAGE)
+        _usage(err, f"--backend: {exc}")
+    try:
+        require_visible(declared)
+    except InvisibleIO as exc:
+        _usage(err, str(exc))
     shard_ix = parse_shard(shard)
     jobs: tuple[Job, ...]
     if suite is not None:
@@ -110,40 +155,58 @@ def explore(
         console=err,
         transient=as_json,
     )
-    with progress:
-        task = progress.add_task("jobs", total=len(jobs), states=0)
-        explorer = Explorer(
-            declared,
-            full=full,
-            torn=torn,
-            shard=shard_ix,
-            on_progress=lambda n: progress.update(
+    explorer = Explorer(
+        declared,
+        full=full,
+        torn=torn,
+        shard=shard_ix,
+        max_findings=max_findings or None,
+    )
+    try:
+        with progress:
+            task = progress.add_task("jobs", total=len(jobs), states=0)
+            explorer.on_progress = lambda n: progress.update(
                 task, states=progress.tasks[0].fields["states"] + n
-            ),
-        )
-        done = [0]
+            )
+            done = [0]
 
-        def on_job(job: Job) -> None:
-            progress.update(task, completed=done[0], description=f"{job.kind} {job.workload.name}")
-            done[0] += 1
+            def on_job(job: Job) -> None:
+                progress.update(
+                    task, completed=done[0], description=f"{job.kind} {job.workload.name}"
+                )
+                done[0] += 1
 
-        summary = run_jobs(explorer, jobs, on_job)
-        progress.update(task, completed=len(jobs), description="done")
+            summary = run_jobs(explorer, jobs, on_job)
+            progress.update(task, completed=len(jobs), description="done")
+    except (InvisibleIO, NotApplicable) as exc:
+        _usage(err, str(exc))
     if as_json:
         click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
     else:
-        Console(stderr=True).print(summary_table(summary, title))
+        Console(stderr=True).print(summary_table(summary, escape(title)))
         for finding, count in minimal_findings(summary.findings):
             err.print(
-                f"[bold red]violation[/] {finding.violation.invariant} ({count} in all): "
-                f"{finding.violation.message}",
+                f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "
+                f"{escape(finding.violation.message)}",
                 highlight=False,
                 soft_wrap=True,
             )
             err.print(json.dumps(finding.to_dict()["reproduction"], sort_keys=True), soft_wrap=True)
     if summary.findings and not no_export:
-        spec = None if backend == DEFAULT_BACKEND else backend
-        paths = export_findings(summary.findings, export_dir, backend=spec, explorer=explorer)
+        folder = (
+            Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="crashkit-findings-"))
+        )
+        try:
+            paths = export_findings(
+                summary.findings, folder, backend=backend_spec(declared), explorer=explorer
+            )
+        except OSError as exc:
+            _usage(err, f"--export-dir: cannot write {folder}: {exc.strerror or exc}")
         for path in paths:
-            err.print(f"regression scenario written: {path}", highlight=False, soft_wrap=True)
-    sys.exit(ExitCode.CHECK_FAILED if summary.findings else ExitCode.OK)
+            err.print(
+                f"regression scenario written: {escape(str(path))}  "
+                f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
+                highlight=False,
+                soft_wrap=True,
+            )
+    sys.exit(ExitCode.CHECK_FAILED if summary.violations else ExitCode.OK)

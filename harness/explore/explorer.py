@@ -22,7 +22,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, FsyncModel, Op
+from crashkit.faults import (
+    IO_ERROR_SWEEP,
+    SYNC,
+    CrashFS,
+    CrashState,
+    DiskImage,
+    EscapeWatch,
+    FaultPlan,
+    FaultRule,
+    FsyncModel,
+    Op,
+)
+from crashkit.harness.explore.probe import WATCHED_ROOT, InvisibleIO
 from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
@@ -53,23 +65,6 @@ from crashkit.orchestrator.store.protocol import (
 from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
 
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
-SWEEP_OPS: frozenset[str] = frozenset(
-    {
-        "open",
-        "write",
-        "fsync",
-        "fdatasync",
-        "ftruncate",
-        "dirfsync",
-        "read",
-        "replace",
-        "rename",
-        "mkdir",
-        "flock",
-        "close",
-    }
-)
-FSYNC_OPS = frozenset({"fsync", "fdatasync", "dirfsync"})
 
 #: What a restart's judgement covers: the restore, the resumed process, and its re-restore.
 RESTART_INVARIANTS = frozenset(
@@ -93,6 +88,13 @@ RUN_INVARIANTS = frozenset(
         Invariant.PROTOCOL,
         Invariant.RESTORE_TABLE,
     }
+)
+
+
+#: Said of a startup crash when the fault layer saw no call of the backend at all.
+NO_VISIBLE_IO = (
+    " (the fault layer saw no file-system call of the backend at all: if it does its I/O "
+    "in C, such as the sqlite3 module, the harness cannot see or crash it)"
 )
 
 
@@ -244,27 +246,32 @@ class Explorer:
             refused_next: bool | None = None
             restored: dict[str, HysteresisState] | None = None
             closing: list[str] = []
-            try:
-                runtime.start()
-                restored = dict(runtime.states)
-            except StartupRefused as exc:
-                refusal = exc.reason
-            except Exception as exc:  # a backend must refuse cleanly, not crash
-                refusal = crash_reason(exc)
-            injected = any(op.injected for op in fs.trace)
-            if refusal is None:
-                groups = list(ticks(snapshots))
-                for group in groups:
-                    runtime.tick(group)
-                    if runtime.stats.halted:
-                        break
-                if runtime.stats.halted or timeline.first_failure() is not None:
-                    try:
-                        runtime.tick(groups[-1])
-                        refused_next = False
-                    except HaltedError:
-                        refused_next = True
-                close_quietly(runtime.close, closing)
+            with EscapeWatch((WATCHED_ROOT,)) as watch:
+                try:
+                    runtime.start()
+                    restored = dict(runtime.states)
+                except StartupRefused as exc:
+                    refusal = exc.reason
+                except Exception as exc:  # a backend must refuse cleanly, not crash
+                    refusal = crash_reason(exc)
+                    if not fs.trace:
+                        refusal += NO_VISIBLE_IO
+                injected = any(op.injected for op in fs.trace)
+                if refusal is None:
+                    groups = list(ticks(snapshots))
+                    for group in groups:
+                        runtime.tick(group)
+                        if runtime.stats.halted:
+                            break
+                    if runtime.stats.halted or timeline.first_failure() is not None:
+                        try:
+                            runtime.tick(groups[-1])
+                            refused_next = False
+                        except HaltedError:
+                            refused_next = True
+                    close_quietly(runtime.close, closing)
+            if watch.escapes:
+                raise InvisibleIO(self.backend, watch.escapes)
             ops = [op.op for op in fs.trace]
             states: list[tuple[int, CrashState]] = []
             torn = "all" if "all" in (self.torn, workload.torn) else "default"
@@ -641,7 +648,7 @@ class Explorer:
     def fsync_models(self, workload: Workload) -> Summary:
         """Fail each fsync of the clean run once, under each fsync-failure model, and crash
         after every op of that run: the failed bytes may, must not, or cannot persist."""
-        rules = [r for r in fault_rules(self._clean_trace(workload), ("EIO",)) if r.op in FSYNC_OPS]
+        rules = [r for r in fault_rules(self._clean_trace(workload), ("EIO",)) if r.op in SYNC]
         return self._faulty_runs(
             (
                 replace(
@@ -664,7 +671,7 @@ def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:
     seen: Counter[tuple[str, str]] = Counter()
     for op in trace:
         seen[(op.op, op.path)] += 1
-        if op.op not in SWEEP_OPS:
+        if op.op not in IO_ERROR_SWEEP:
             continue
         for code in errnos:
             for persistent in (False, True):

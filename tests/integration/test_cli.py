@@ -202,7 +202,9 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
     expected = decisions(read_events(reference_events))
     assert len(expected) == 6000
     killed_mid_run = 0
-    for attempt, delay in enumerate((0.0, 0.35, 0.6, 0.9, 1.3, 1.8)):
+    # Kill once before anything is published, then once the events file holds about k
+    # events (polled, so a slow or loaded machine still kills mid-run).
+    for attempt, events_before_kill in enumerate((0, 300, 1500, 3000, 4500, 5700)):
         state = tmp_path / f"s{attempt}" / "h.jsonl"
         first, second = tmp_path / f"a{attempt}.jsonl", tmp_path / f"b{attempt}.jsonl"
         args = [
@@ -216,7 +218,11 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
             str(state),
         ]
         proc = subprocess.Popen([*args, "--events", str(first)], stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while events_before_kill and proc.poll() is None and time.monotonic() < deadline:
+            if first.exists() and first.stat().st_size >= events_before_kill * 300:
+                break
+            time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if first.exists() and 0 < len(read_events(first)) < 6000:
@@ -224,7 +230,7 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
         done = subprocess.run([*args, "--events", str(second)], capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
         events = (read_events(first) if first.exists() else []) + read_events(second)
-        assert decisions(events) == expected, f"kill after {delay}s"
+        assert decisions(events) == expected, f"kill after about {events_before_kill} events"
     assert killed_mid_run >= 2  # the test really interrupted runs, not only before or after
 
 
