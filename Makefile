@@ -29,11 +29,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -n auto
 
-# The CI crash-consistency suite, sharded over all cores (summary at the end), and the
-# state machines (hypothesis profile: `make crash PROFILE=nightly` for the long run).
+# The CI crash-consistency suite: the conformance kit on the reference backend (every
+# item of `--crashkit-suite`, sharded over all cores, one summary table at the end), its
+# self-test (every shipped broken variant caught), and the machines' shrink-and-export
+# tests of those variants. `make crash SUITE=nightly PROFILE=nightly` for the long run.
+SUITE ?= ci
 PROFILE ?= ci
+REFERENCE := crashkit.orchestrator.store.jsonl:BACKEND
 crash: $(STAMP)
-	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto -m crash tests/crash tests/machines
+	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto -m "crashkit or crash" \
+		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest tests/machines
 
 # Restore throughput of a 1,000,000-record state file.
 bench: $(STAMP)

@@ -11,6 +11,10 @@ from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
 from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisState, Regime
 
+#: pytester drives the kit's plugin in subprocesses (tests/kit): the fault layer patches the
+#: process, so each run gets its own.
+pytest_plugins = ["pytester"]
+
 # Hypothesis profiles, chosen on purpose with HYPOTHESIS_PROFILE (default `dev`); with
 # CI set, hypothesis would otherwise load its own built-in `ci` profile. The machines
 # in tests/machines run `max_examples` examples of `stateful_step_count` steps per item.

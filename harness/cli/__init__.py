@@ -1,7 +1,7 @@
 """The `crashkit` command: the orchestrator's own commands plus the harness's.
 
 `crashkit.orchestrator.cli` owns `run`, `inspect`, `replay`, `synth` and `demo`;
-this room adds `explore` and `scenarios`. One group, so `crashkit --help` lists all.
+this room adds `explore`, `scenarios` and `merge`. One group, so `crashkit --help` lists all.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from crashkit.harness.cli.explore import explore
+from crashkit.harness.cli.merge import merge
 from crashkit.harness.cli.scenarios import scenarios
 from crashkit.orchestrator import cli as orchestrator_cli
 
@@ -22,3 +23,4 @@ for _command in orchestrator_cli.main.commands.values():
     main.add_command(_command)
 main.add_command(explore)
 main.add_command(scenarios)
+main.add_command(merge)

@@ -163,8 +163,10 @@ def replay_store(scenario: Mapping[str, Any]) -> set[str]:
     def stop() -> None:
         nonlocal opened
         if opened is not None:
-            with contextlib.suppress(Exception):
+            try:
                 opened.backend.close()
+            except Exception:  # the protocol's close() returns
+                broken.add(Invariant.PROTOCOL)
             opened = None
         settle(None)
 
@@ -361,8 +363,10 @@ def replay_orchestrator(scenario: Mapping[str, Any]) -> set[str]:
                 disk.crash(args)
             elif kind == "restart":
                 if proc is not None:
-                    with contextlib.suppress(Exception):
+                    try:
                         proc["runtime"].close()
+                    except Exception:  # the protocol's close() returns
+                        broken.add(Invariant.PROTOCOL)
                     settle(None)
                 disk.disarm()
                 start()

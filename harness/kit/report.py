@@ -1,0 +1,162 @@
+"""The kit's one table: per invariant, how often it was judged, how often it broke, the
+smallest reproduction and the command that replays it; plus what did not apply and why.
+
+`KitReport` adds up item results (`runs.KitResult`) in one process, or the JSON files of
+several (`crashkit merge`, which also reads `crashkit explore --json` summaries).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from crashkit.harness.judge.invariants import INVARIANTS
+
+#: The explorer counts a report carries over from `crashkit explore --json`.
+EXPLORER_COUNTS = ("workloads", "crash_points", "states_checked", "sweep_runs")
+
+
+@dataclass(slots=True)
+class KitReport:
+    checked: Counter[str] = field(default_factory=Counter)
+    violated: Counter[str] = field(default_factory=Counter)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    not_applicable: list[tuple[str, str, str]] = field(default_factory=list)  # check, item, why
+    explorer: Counter[str] = field(default_factory=Counter)
+    items: int = 0
+    seconds: float = 0.0
+
+    def add(self, result: Mapping[str, Any]) -> None:
+        """One item's `KitResult.to_json()`."""
+        self.items += 1
+        self.seconds += float(result.get("seconds", 0.0))
+        if result.get("not_applicable"):
+            self.not_applicable.append((result["check"], result["item"], result["not_applicable"]))
+            return
+        self.checked.update(result.get("checked", {}))
+        self.violated.update(result.get("violated", {}))
+        self.findings.extend(
+            {**f, "check": result["check"], "item": result["item"]}
+            for f in result.get("findings", [])
+        )
+        explored = result.get("explored") or {}
+        self.explorer.update({k: int(explored.get(k, 0)) for k in EXPLORER_COUNTS})
+
+    def add_summary(self, summary: Mapping[str, Any]) -> None:
+        """A `crashkit explore --json` summary (one shard)."""
+        self.items += 1
+        self.seconds += float(summary.get("seconds", 0.0))
+        self.checked.update({k: int(v) for k, v in summary.get("checked_by_invariant", {}).items()})
+        self.violated.update(
+            {k: int(v) for k, v in summary.get("violations_by_invariant", {}).items()}
+        )
+        self.explorer.update({k: int(summary.get(k, 0)) for k in EXPLORER_COUNTS})
+        for f in summary.get("findings", []):
+            self.findings.append(
+                {
+                    "invariant": f["invariant"],
+                    "message": f["message"],
+                    "file": None,
+                    "replay": f"crashkit explore (reproduction {f.get('reproduction')})",
+                    "check": "explorer",
+                    "item": "",
+                }
+            )
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Another process's `to_json()` (a shard of the same run)."""
+        self.items += int(other.get("items", 0))
+        self.seconds += float(other.get("seconds", 0.0))
+        self.checked.update(other.get("checked_by_invariant", {}))
+        self.violated.update(other.get("violations_by_invariant", {}))
+        self.findings.extend(other.get("findings", []))
+        self.not_applicable.extend(
+            (str(a), str(b), str(c)) for a, b, c in other.get("not_applicable", [])
+        )
+        self.explorer.update({k: int(other.get(k, 0)) for k in EXPLORER_COUNTS})
+
+    @property
+    def violations(self) -> int:
+        return sum(self.violated.values())
+
+    def smallest(self) -> dict[str, dict[str, Any]]:
+        """Per invariant, the finding to read first: one with a scenario file if any."""
+        best: dict[str, dict[str, Any]] = {}
+        for f in self.findings:
+            name = f.get("invariant") or "scenario expectations"
+            current = best.get(name)
+            if current is None or (f.get("file") and not current.get("file")):
+                best[name] = f
+        return best
+
+    def to_json(self, **header: Any) -> dict[str, Any]:
+        names = [i.value for i in INVARIANTS]
+        extra = sorted(k for k in self.violated if k not in names)
+        return {
+            **header,
+            "items": self.items,
+            "seconds": round(self.seconds, 3),
+            "violations": self.violations,
+            "checked_by_invariant": {k: self.checked.get(k, 0) for k in names},
+            "violations_by_invariant": {k: self.violated.get(k, 0) for k in [*names, *extra]},
+            **{k: self.explorer.get(k, 0) for k in EXPLORER_COUNTS},
+            "findings": self.findings,
+            "not_applicable": [list(x) for x in self.not_applicable],
+        }
+
+    def table(self, title: str) -> Table:
+        table = Table(title=escape(title))
+        table.add_column("invariant")
+        table.add_column("checked", justify="right")
+        table.add_column("violated", justify="right")
+        table.add_column("replay the smallest reproduction", overflow="fold")
+        smallest = self.smallest()
+        names = [i.value for i in INVARIANTS]
+        for name in [*names, *(k for k in self.violated if k not in names)]:
+            violated = self.violated.get(name, 0)
+            cell = ""
+            f = smallest.get(name)
+            if f is not None:
+                cell = escape(f["replay"])
+            style = "[red]" if violated else ""
+            table.add_row(
+                escape(name),
+                f"{self.checked.get(name, 0):,}",
+                f"{style}{violated:,}{'[/]' if style else ''}",
+                cell,
+            )
+        return table
+
+    def not_applicable_lines(self) -> list[str]:
+        """What did not run, grouped by check and reason."""
+        grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for check, item, why in self.not_applicable:
+            grouped[(check, _reason(why))].append(item)
+        lines = []
+        for (check, why), items in sorted(grouped.items()):
+            shown = ", ".join(items[:4]) + (
+                f", ... ({len(items)} in all)" if len(items) > 4 else ""
+            )
+            lines.append(f"{check} ({len(items)}): {why} [{shown}]")
+        return lines
+
+
+def _reason(why: str) -> str:
+    """A reason with the per-item detail cut, so that items group: 'needs line_format'."""
+    return why.split(" (", 1)[0] if why.startswith("needs ") else why
+
+
+def merged(reports: Iterable[Mapping[str, Any]]) -> KitReport:
+    """Kit reports and explorer summaries added up into one."""
+    total = KitReport()
+    for data in reports:
+        if "checked_by_invariant" in data and "items" in data:
+            total.merge(data)
+        else:
+            total.add_summary(data)
+    return total
