@@ -26,7 +26,7 @@ from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings
 from crashkit.orchestrator.errors import ConfigError, ExitCode
-from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
 
 #: Options that shape the one workload, which `--suite` replaces.
 WORKLOAD_OPTIONS = ("symbols", "ticks", "seed", "window", "sweep", "models")
@@ -128,6 +128,7 @@ def explore(
         )
     if no_export and export_dir is not None:
         _usage(err, "--export-dir and --no-export exclude each other")
+    importable_from(Path.cwd())  # a backend module in the current folder, as `python -m` finds it
     try:
         declared = load_backend(backend)
     except ConfigError as exc:

@@ -23,7 +23,7 @@ from crashkit.harness.scenarios.results import ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
 from crashkit.orchestrator.errors import ConfigError, ExitCode
-from crashkit.orchestrator.store.protocol import Backend, load_backend
+from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -127,6 +127,7 @@ def run_cmd(
     # CI logs are not terminals: give the table room instead of rich's 80 columns
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True, soft_wrap=True)
+    importable_from(Path.cwd())  # backends named by --backend or a file, beside it
     backend: Backend | None = None
     if backend_spec is not None:
         if update:

@@ -30,7 +30,7 @@ from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.kit.report import KitReport
 from crashkit.harness.kit.suites import KIT_SUITES, KitSuite
 from crashkit.orchestrator.errors import ConfigError
-from crashkit.orchestrator.store.protocol import Backend, load_backend
+from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
 SUITE_MODULE = "crashkit.harness.kit.suite"
 DEFAULT_MAX_FINDINGS = 10
@@ -148,6 +148,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[KIT_KEY] = kit
     config.stash[REPORT_KEY] = KitReport()
+    # a backend module beside the tests is importable, as pytest's `pythonpath` would make it
+    importable_from(config.invocation_params.dir, config.rootpath)
     if spec is not None:
         try:
             backend = load_backend(spec)

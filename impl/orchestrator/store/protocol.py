@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -132,6 +134,15 @@ def _check_factory(spec: str, factory: object, what: str) -> None:
             f"backend {spec!r}: {what} must take (path, config), but its signature is "
             f"{signature} ({exc})"
         ) from exc
+
+
+def importable_from(*folders: str | os.PathLike[str]) -> None:
+    """Let `module:attribute` specs name modules in these folders (as `python -m` would
+    the current one): they go first on `sys.path`, once."""
+    for folder in reversed(folders):
+        text = os.fspath(folder)
+        if text not in sys.path:
+            sys.path.insert(0, text)
 
 
 def load_backend(spec: str) -> Backend:
