@@ -162,7 +162,13 @@ def judge_refusal(
     contract's reading is fatal; after a power cut a refusal is crash damage taken as
     fatal (4); otherwise it misreads the restore table (R4)."""
     if is_crash(reason):
-        return [Violation(STARTUP_CRASH, f"startup crashed: {reason.removeprefix(CRASHED)}")]
+        return [
+            Violation(
+                STARTUP_CRASH,
+                f"startup crashed: {reason.removeprefix(CRASHED)} (a backend that cannot "
+                "start must raise orchestrator.errors.StartupRefused, not crash)",
+            )
+        ]
     if injected or (expected is not None and expected.outcome == "fatal"):
         return []
     if crashed:

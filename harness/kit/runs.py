@@ -78,7 +78,7 @@ class KitResult:
                 {
                     "invariant": v.invariant.value,
                     "message": v.message,
-                    "file": None if file is None else str(file),
+                    "file": None if file is None else shown(file),
                     "replay": reproduce,
                 }
             )
@@ -120,7 +120,7 @@ class KitResult:
             if f["invariant"] in seen:
                 continue
             seen.add(f["invariant"])
-            lines.append(f"  {f['invariant']}: {f['message']}")
+            lines.append(f"  {f['invariant'] or EXPECTATIONS}: {f['message']}")
             if f.get("file"):
                 lines.append(f"    scenario: {f['file']}")
             lines.append(f"    replay:   {f['replay']}")
@@ -135,8 +135,16 @@ def pytest_replay(backend: Backend, item: str) -> str:
     return f"pytest --crashkit-backend={shlex.quote(_spec(backend))} -k {shlex.quote(item)}"
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def scenario_replay(path: Path) -> str:
-    return f"crashkit scenarios run {shlex.quote(str(path))} --trace"
+    return f"crashkit scenarios run {shlex.quote(shown(path))} --trace"
 
 
 # -- the explorer -----------------------------------------------------------------------
@@ -183,7 +191,7 @@ def explore(
             {
                 "invariant": name,
                 "message": f.violation.message,
-                "file": str(path) if path else None,
+                "file": shown(path) if path else None,
                 "replay": replay,
             }
         )
@@ -279,7 +287,10 @@ def scenario(backend: Backend, path: Path) -> KitResult:
     if run.not_applicable is not None:
         result.not_applicable = run.not_applicable
         return result
-    replay = f"crashkit scenarios run {shlex.quote(str(path))} --backend {shlex.quote(_spec(backend))} --trace"
+    replay = (
+        f"crashkit scenarios run {shlex.quote(shown(path))} "
+        f"--backend {shlex.quote(_spec(backend))} --trace"
+    )
     invariants = [c for c in run.checks if c.name.startswith("invariant ")]
     for c in invariants:
         name = c.name.removeprefix("invariant ")

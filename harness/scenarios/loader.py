@@ -502,6 +502,8 @@ def requirements(spec: s.Scenario) -> dict[str, str]:
     for i, step in enumerate(spec.steps):
         if isinstance(step.corrupt, s.CorruptStep):
             out.setdefault("line_format", f"steps[{i}] corrupts a line of the state file")
+        if isinstance(step.replay, s.ReplayStep) and step.replay.at is not None:
+            out.setdefault("line_format", f"steps[{i}] replays from the state file's records")
         if isinstance(step.crash, s.CrashStep):
             crash = step.crash
             named = isinstance(crash.cut, str) and crash.cut not in ("first", "last")
