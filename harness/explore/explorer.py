@@ -9,9 +9,11 @@ fails each I/O call of the clean run in turn.
 
 A backend under test is not trusted to behave: any exception from any of its calls
 is a finding, never a crash of the explorer; a cap on findings per invariant keeps a
-badly broken backend from turning a suite into hours (an invariant that reached the
-cap is no longer judged, and a state none of whose invariants is still open is not
-restarted at all).
+badly broken backend from turning a suite into hours: an invariant that reached the cap
+is no longer judged, from then on each crash point is restarted only on its two extreme
+states (none and all of the unsynced data kept: a backend that never syncs has a crash
+state per unsynced line at every point), and a state none of whose invariants is still
+open is not restarted at all. The summary counts what was skipped.
 """
 
 from __future__ import annotations
@@ -537,6 +539,9 @@ class Explorer:
         fs = self.fs
         self._per_point = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        # Each point's first and last crash state (nothing of the unsynced data kept, all
+        # of it kept): once an invariant reached the cap only those are restarted.
+        extremes = {(p, id(s)) for p, group in _by_point(states) for s in (group[0], group[-1])}
         try:
             for point, state in states:
                 self._counter += 1
@@ -545,7 +550,7 @@ class Explorer:
                 if self.on_progress is not None:
                     self.on_progress(1)
                 capped = self.capped()
-                if capped >= RESTART_INVARIANTS:
+                if capped >= RESTART_INVARIANTS or (capped and (point, id(state)) not in extremes):
                     summary.states_skipped += 1
                     continue
                 summary.states_checked += 1
@@ -663,6 +668,16 @@ class Explorer:
             for rule in rules
             if not rule.persistent
         )
+
+
+def _by_point(
+    states: Sequence[tuple[int, CrashState]],
+) -> list[tuple[int, list[CrashState]]]:
+    """The crash states grouped by their point, in order."""
+    groups: dict[int, list[CrashState]] = {}
+    for point, state in states:
+        groups.setdefault(point, []).append(state)
+    return list(groups.items())
 
 
 def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:

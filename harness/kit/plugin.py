@@ -225,6 +225,39 @@ def pytest_collection_modifyitems(
         dropped = set(map(id, drop))
         config.hook.pytest_deselected(items=drop)
         items[:] = [i for i in items if id(i) not in dropped]
+    _spread(items)
+
+
+#: The items that take seconds to minutes (the rest take milliseconds).
+HEAVY = frozenset(
+    {
+        "test_crash_exploration",
+        "test_io_error_sweep",
+        "test_fsync_failure_models",
+        "test_state_machine",
+    }
+)
+
+
+def _spread(items: list[pytest.Item]) -> None:
+    """Space the kit's heavy items evenly among its light ones, in place.
+
+    pytest-xdist hands each worker a run of consecutive items first; with the heavy ones
+    side by side, one worker would get them all and the others would wait for it."""
+    slots = [n for n, item in enumerate(items) if _is_kit(item)]
+    kit = [items[n] for n in slots]
+    heavy = [i for i in kit if getattr(i, "originalname", i.name) in HEAVY]
+    light = [i for i in kit if getattr(i, "originalname", i.name) not in HEAVY]
+    if not heavy or not light:
+        return
+    order: list[pytest.Item] = []
+    step = len(kit) / len(heavy)
+    marks = {int(k * step) for k in range(len(heavy))}
+    h, l_ = iter(heavy), iter(light)
+    for n in range(len(kit)):
+        order.append(next(h) if n in marks else next(l_))
+    for n, item in zip(slots, order, strict=True):
+        items[n] = item
 
 
 @pytest.fixture(scope="session")
