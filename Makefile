@@ -32,13 +32,15 @@ test: $(STAMP)
 # The CI crash-consistency suite: the conformance kit on the reference backend (every
 # item of `--crashkit-suite`, sharded over all cores, one summary table at the end), its
 # self-test (every shipped broken variant caught), and the machines' shrink-and-export
-# tests of those variants. `make crash SUITE=nightly PROFILE=nightly` for the long run.
+# tests of those variants, and the kit run on an outside backend with several defects.
+# `make crash SUITE=nightly PROFILE=nightly` for the long run.
 SUITE ?= ci
 PROFILE ?= ci
 REFERENCE := crashkit.orchestrator.store.jsonl:BACKEND
 crash: $(STAMP)
 	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto -m "crashkit or crash" \
-		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest tests/machines
+		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest \
+		tests/machines tests/kit
 
 # Restore throughput of a 1,000,000-record state file.
 bench: $(STAMP)

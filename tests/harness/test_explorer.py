@@ -114,24 +114,32 @@ def test_cli_json_on_the_reference_exits_0_with_the_documented_keys() -> None:
 
 
 OUTSIDE_BACKEND = '''
-"""A backend that lives outside the project: it forgets to fsync."""
+"""A backend that lives outside the project: it forgets to fsync (public hooks only)."""
 import os
 from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
-from crashkit.orchestrator.store.protocol import OpenedStore
 from crashkit.regime_engine.codec import encode_state
 
 
 class Lazy(JsonlStateBackend):
     def append(self, states):
-        os.write(self._fd, b"".join(encode_state(s) for s in states))
+        os.write(self.fd, b"".join(encode_state(s) for s in states))
 
 
 def open_lazy(path, config):
-    opened = open_jsonl_store(path, config)
-    good = opened.backend
-    lazy = Lazy(good.path, good._fd, good._committed_bytes, good._torn_tail_bytes)
-    good._fd = None
-    return OpenedStore(lazy, opened.store, opened.report)
+    return open_jsonl_store(path, config, writer=Lazy)
+'''
+
+SQLITE_BACKEND = '''
+"""A backend on the standard sqlite3 module: its I/O happens in C."""
+import os, sqlite3
+from crashkit.orchestrator.store.protocol import OpenedStore, RestoreSummary
+from crashkit.regime_engine.contracts import HysteresisStore
+
+
+def open_sqlite(path, config):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path)
+    return OpenedStore(conn, HysteresisStore(), RestoreSummary(path, "bootstrap"))
 '''
 
 
@@ -168,3 +176,36 @@ def test_cli_usage_errors_exit_2(args: tuple[str, ...], needle: str) -> None:
     done = crashkit(*args)
     assert done.returncode == 2
     assert needle in done.stderr
+
+
+def test_cli_a_backend_whose_io_is_invisible_exits_2_naming_the_call(tmp_path: Path) -> None:
+    (tmp_path / "sql_backend.py").write_text(textwrap.dedent(SQLITE_BACKEND))
+    done = crashkit("--backend", "sql_backend:open_sqlite", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "sqlite3.connect('/crashkit/state/hysteresis.jsonl')" in done.stderr
+    assert "cannot see" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_findings_go_to_a_temporary_folder_not_the_current_one(tmp_path: Path) -> None:
+    (tmp_path / "lazy_backend.py").write_text(textwrap.dedent(OUTSIDE_BACKEND))
+    done = crashkit(
+        "--backend", "lazy_backend:open_lazy", "--symbols", "1", "--ticks", "3", cwd=tmp_path
+    )
+    assert done.returncode == 1
+    written = re.findall(r"regression scenario written: (\S+)", done.stderr)
+    assert written and all(not Path(p).is_relative_to(tmp_path) for p in written)
+    assert not (tmp_path / "scenarios").exists()
+
+
+def test_the_findings_cap_bounds_the_work_on_a_broken_backend() -> None:
+    from crashkit.harness.kit.variants import no_fsync
+
+    workload = Workload(symbols=2, ticks=8, seed=5, name="capped")
+    full = Explorer(no_fsync).run(workload)
+    capped = Explorer(no_fsync, max_findings=1).run(workload)
+    kept = {f.violation.invariant for f in capped.findings}
+    assert all(sum(f.violation.invariant == i for f in capped.findings) == 1 for i in kept)
+    assert capped.violations >= len(capped.findings) and capped.states_skipped > 0
+    assert capped.states_checked < full.states_checked
+    assert kept <= {f.violation.invariant for f in full.findings}
+    assert capped.to_dict()["findings_cap"] == 1
