@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
@@ -74,8 +75,8 @@ def _usage(err: Console, message: str) -> NoReturn:
 @click.option("--full", is_flag=True, help="Never stop a resumed run early.")
 @click.option(
     "--torn",
-    type=click.Choice(["default", "all"]),
-    default="default",
+    type=click.Choice([TornMode.DEFAULT.value, TornMode.ALL.value]),
+    default=TornMode.DEFAULT.value,
     show_default=True,
     help="Cuts inside un-synced lines: a few per line, or every byte.",
 )
@@ -159,7 +160,7 @@ def explore(
     explorer = Explorer(
         declared,
         full=full,
-        torn=torn,
+        torn=TornMode(torn),
         shard=shard_ix,
         max_findings=max_findings or None,
     )

@@ -35,6 +35,7 @@ from crashkit.faults import (
     FaultRule,
     FsyncModel,
     Op,
+    TornMode,
 )
 from crashkit.harness.explore.probe import WATCHED_ROOT, InvisibleIO
 from crashkit.harness.explore.summary import Finding, Summary
@@ -173,7 +174,7 @@ class Explorer:
         *,
         runtime_class: RuntimeClass = HysteresisRuntime,
         full: bool = False,
-        torn: str = "default",
+        torn: TornMode = TornMode.DEFAULT,
         shard: tuple[int, int] = (0, 1),
         on_progress: Callable[[int], None] | None = None,
         max_findings: int | None = None,
@@ -276,7 +277,7 @@ class Explorer:
                 raise InvisibleIO(self.backend, watch.escapes)
             ops = [op.op for op in fs.trace]
             states: list[tuple[int, CrashState]] = []
-            torn = "all" if "all" in (self.torn, workload.torn) else "default"
+            torn = TornMode.ALL if TornMode.ALL in (self.torn, workload.torn) else TornMode.DEFAULT
             for point in fs.crash_points():
                 for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))

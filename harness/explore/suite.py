@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer, Summary, Workload, default_workloads
 
 KINDS = ("crash", "sweep", "models")
@@ -37,7 +38,10 @@ def ci_suite(scale: int = 1) -> tuple[Job, ...]:
     I/O-error sweep on two workloads and the fsync-failure models on two more."""
     jobs = [Job("crash", w) for w in default_workloads(48 * scale, symbols=3, ticks_=30)]
     jobs += [
-        Job("crash", Workload(2, 6, seed=s, window_updates=2, torn="all", name=f"everybyte{s}"))
+        Job(
+            "crash",
+            Workload(2, 6, seed=s, window_updates=2, torn=TornMode.ALL, name=f"everybyte{s}"),
+        )
         for s in range(2 * scale)
     ]
     jobs += [
@@ -56,7 +60,7 @@ def quick_suite() -> tuple[Job, ...]:
     the I/O-error sweep and the fsync-failure models on one small workload each."""
     jobs = [Job("crash", w) for w in default_workloads(4, symbols=3, ticks_=12)]
     jobs.append(
-        Job("crash", Workload(2, 4, seed=0, window_updates=2, torn="all", name="everybyte0"))
+        Job("crash", Workload(2, 4, seed=0, window_updates=2, torn=TornMode.ALL, name="everybyte0"))
     )
     jobs.append(Job("sweep", Workload(2, 6, seed=1, window_updates=3, name="sweep1")))
     jobs.append(Job("models", Workload(2, 6, seed=3, window_updates=2, name="models3")))

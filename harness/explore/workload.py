@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crashkit.faults import DiskImage, FaultPlan, FsyncModel
+from crashkit.faults import DiskImage, FaultPlan, FsyncModel, TornMode
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
@@ -27,7 +27,7 @@ class Workload:
     model: FsyncModel = FsyncModel.KEEP_DIRTY
     plan: FaultPlan = field(default_factory=FaultPlan)
     initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
-    torn: str = "default"  # cuts inside un-synced lines: "default" (a few) or "all" (every byte)
+    torn: TornMode = TornMode.DEFAULT  # cuts inside un-synced lines: a few, or every byte
     name: str = ""
 
     @property
@@ -51,7 +51,7 @@ class Workload:
             "window_updates": self.window_updates,
             "fsync_model": self.model.value,
             "fault_plan": self.plan.to_dict(),
-            "torn": self.torn,
+            "torn": self.torn.value,
             "initial_state": None
             if self.initial_state is None
             else self.initial_state.decode("utf-8", "backslashreplace"),
@@ -75,7 +75,7 @@ class Workload:
             model=FsyncModel(data["fsync_model"]),
             plan=FaultPlan.from_dict(data["fault_plan"]),
             initial_state=initial,
-            torn=str(data.get("torn", "default")),
+            torn=TornMode(data.get("torn", TornMode.DEFAULT.value)),
             name=str(data.get("name", "")),
         )
 

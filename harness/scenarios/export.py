@@ -3,9 +3,11 @@
 A failure found by a state machine or by the explorer is only useful if it can be
 replayed after the hypothesis version, the seed or the explorer's enumeration
 order changed: so it is written as plain data in the scenario format (run by
-`harness/scenarios/`), into `scenarios/regressions/<invariant>-<sha>.yaml`, where
-`<sha>` is the first 12 hex digits of the SHA-256 of the file's YAML text without
-its `name` line (the name is the file stem, so it cannot hash itself).
+`harness/scenarios/`), as `<folder>/<invariant>-<sha>.yaml` in a folder the caller
+names (the project's own `make crash` uses `scenarios/regressions/`; the CLI and the
+kit never write there unless asked), where `<sha>` is the first 12 hex digits of the
+SHA-256 of the file's YAML text without its `name` line (the name is the file stem,
+so it cannot hash itself).
 
 Schema (top-level keys, in this order)::
 
@@ -89,8 +91,6 @@ from crashkit.regime_engine.contracts import (
     Regime,
 )
 
-#: Where `make crash` writes what the machines find (relative to the repository root).
-REGRESSIONS_DIR = Path("scenarios/regressions")
 ALL_INVARIANTS: list[str] = ["all"]
 Step = dict[str, Any]
 
@@ -311,7 +311,7 @@ def first_ack_ticks_of(explorer: Explorer, finding: Finding) -> int | None:
 
 def export_finding(
     finding: Finding,
-    directory: Path | str = REGRESSIONS_DIR,
+    directory: Path | str,
     *,
     backend: str | None = None,
     runtime: str | None = None,
@@ -326,7 +326,7 @@ def export_finding(
 
 def export_findings(
     findings: Sequence[Finding],
-    directory: Path | str = REGRESSIONS_DIR,
+    directory: Path | str,
     *,
     backend: str | None = None,
     runtime: str | None = None,
