@@ -22,7 +22,7 @@ from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
-from crashkit.harness.explore.suite import SUITES, Job, run_jobs, single
+from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, single
 from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings
@@ -34,16 +34,11 @@ WORKLOAD_OPTIONS = ("symbols", "ticks", "seed", "window", "sweep", "models")
 DEFAULT_MAX_FINDINGS = 20
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """`i/n` with 0 <= i < n (shards are numbered from 0)."""
-    index, sep, count = text.partition("/")
+def _shard(text: str) -> tuple[int, int]:
     try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i, n = -1, 0
-    if not sep or n < 1 or not 0 <= i < n:
-        raise click.BadParameter(f"{text!r} is not i/n with 0 <= i < n (for example 0/2)")
-    return i, n
+        return parse_shard(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from exc
 
 
 def _usage(err: Console, message: str) -> NoReturn:
@@ -138,7 +133,7 @@ def explore(
         require_visible(declared)
     except InvisibleIO as exc:
         _usage(err, str(exc))
-    shard_ix = parse_shard(shard)
+    shard_ix = _shard(shard)
     jobs: tuple[Job, ...]
     if suite is not None:
         jobs = SUITES[suite]()

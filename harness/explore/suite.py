@@ -22,6 +22,18 @@ class Job:
     workload: Workload
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/n` with 0 <= i < n (shards are numbered from 0); ValueError says what is wrong."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise ValueError(f"{text!r} is not i/n with 0 <= i < n (for example 0/2)")
+    return i, n
+
+
 def single(workload: Workload, *, sweep: bool = False, models: bool = False) -> tuple[Job, ...]:
     """One workload: its crash exploration, plus the sweep and fsync models if asked."""
     jobs = [Job("crash", workload)]

@@ -27,6 +27,7 @@ import pytest
 from rich.console import Console
 
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
+from crashkit.harness.explore.suite import parse_shard
 from crashkit.harness.kit.report import KitReport
 from crashkit.harness.kit.suites import KIT_SUITES, KitSuite
 from crashkit.orchestrator.errors import ConfigError
@@ -103,14 +104,10 @@ def _option(config: pytest.Config, name: str) -> Any:
 def _shard(text: str | None) -> tuple[int, int]:
     if text is None:
         return (0, 1)
-    index, sep, count = text.partition("/")
     try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i, n = -1, 0
-    if not sep or n < 1 or not 0 <= i < n:
-        raise pytest.UsageError(f"--crashkit-shard: {text!r} is not i/n with 0 <= i < n (e.g. 0/2)")
-    return i, n
+        return parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--crashkit-shard: {exc}") from exc
 
 
 def _findings_dir(config: pytest.Config) -> tuple[Path, bool]:

@@ -9,9 +9,12 @@ whatever the line held before.
 from __future__ import annotations
 
 import json
+import typing
+from typing import Literal
 
-#: The `with:` values of a `corrupt` step, in the order a shrinker prefers them.
-CORRUPTIONS: tuple[str, ...] = (
+#: The `with:` values of a `corrupt` step (the scenario schema's type), in the order a
+#: shrinker prefers them.
+CorruptionKind = Literal[
     "garbage",
     "non_utf8",
     "extra_key",
@@ -20,7 +23,8 @@ CORRUPTIONS: tuple[str, ...] = (
     "unknown_regime",
     "negative",
     "zero_bytes",
-)
+]
+CORRUPTIONS: tuple[str, ...] = typing.get_args(CorruptionKind)
 
 
 def _as_object(line: bytes) -> dict[str, object]:

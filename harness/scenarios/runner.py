@@ -49,6 +49,7 @@ from crashkit.harness.judge.verdicts import (
     uninterrupted,
 )
 from crashkit.harness.scenarios import schema as s
+from crashkit.harness.scenarios.corrupt import CorruptionKind
 from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
 from crashkit.harness.scenarios.expect import compare
 from crashkit.harness.scenarios.loader import (
@@ -167,7 +168,7 @@ class StepFailed(Exception):
         self.message = message
 
 
-def corrupt_line(line: bytes, kind: s.CorruptionKind | s.RawHex) -> bytes:
+def corrupt_line(line: bytes, kind: CorruptionKind | s.RawHex) -> bytes:
     """The replacement bytes for one line (without its `\\n`): the state machines' own
     vocabulary, so an exported `corrupt` step writes exactly the bytes the machine wrote."""
     if isinstance(kind, s.RawHex):

@@ -13,20 +13,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from crashkit.harness.scenarios.corrupt import CorruptionKind
 from crashkit.regime_engine.contracts import Regime
 
 FsyncModelName = Literal["keep-dirty", "mark-clean", "drop"]
 Outcome = Literal["ok", "bootstrap", "fatal"]
-CorruptionKind = Literal[
-    "garbage",
-    "non_utf8",
-    "extra_key",
-    "missing_key",
-    "wrong_type",
-    "unknown_regime",
-    "negative",
-    "zero_bytes",
-]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(ge=1)]
 

@@ -4,13 +4,14 @@ reproduces it. (`make crash`: it runs the kit's ci suite in a subprocess.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.kit.helpers import run_kit
 
 #: Its defects: no fsync (1-durability, 3-publish-implies-committed), no poisoning after a
 #: failed write (6-halt), a raw OSError instead of StartupRefused (P-backend-protocol), a
@@ -78,31 +79,10 @@ DEFECTS = {
 def test_each_defect_is_named_under_its_invariant_and_replays(tmp_path: Path) -> None:
     (tmp_path / "mystore.py").write_text(MYSTORE)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    env.pop("PYTEST_ADDOPTS", None)
-    report = tmp_path / "kit.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--crashkit-backend=mystore:BACKEND",
-            "--crashkit-suite=ci",
-            "-n",
-            "2",
-            f"--crashkit-json={report}",
-            f"--crashkit-findings={tmp_path / 'findings'}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done, data = run_kit(
+        tmp_path, "-n", "2", "--crashkit-backend=mystore:BACKEND", "--crashkit-suite=ci"
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    data = json.loads(report.read_text())
     broken = {name for name, count in data["violations_by_invariant"].items() if count}
     assert broken >= DEFECTS, broken
     assert data["violations_by_invariant"]["W5-single-writer"] == 0  # not declared: not run
