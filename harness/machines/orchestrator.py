@@ -10,7 +10,7 @@ judged too), then restart on that disk; clean restart. A (re)started process
 resumes on the whole input from its first tick (contract C6.7). The reference is an
 in-memory runtime fed every tick, never interrupted.
 
-Oracles (harness/oracles.py): after every tick 3 (publish implies committed), 6
+Oracles (harness/judge/oracles.py, composed by harness/judge/verdicts.py): after every tick 3 (publish implies committed), 6
 (halt), 7 (engine) and 5 (continuity; "never published" only once the process has
 caught up without halting); at every restart 1, 2, 3 (published decisions still on
 disk), 4, 7, and R4 (the restore equals the contract's reading of the disk).

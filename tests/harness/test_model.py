@@ -1,4 +1,4 @@
-"""`harness/model.py::model_restore` against the backend's `parse_state_bytes` (R4-restore-table).
+"""`harness/judge/model.py::model_restore` against the backend's `parse_state_bytes` (R4-restore-table).
 
 Each crafted file states its expected outcome, the line each symbol's winner
 must come from and the invalid lines (with their reason category). Both readers

@@ -1,4 +1,4 @@
-"""The §9 oracles of `harness/oracles.py`, one by one, then on a real recorded run.
+"""The §9 oracles of `harness/judge/oracles.py`, one by one, then on a real recorded run.
 
 Each oracle gets at least one input that must pass and one input per distinct
 failure mode, and the failure must be exactly the expected `Violation`:

@@ -1,5 +1,5 @@
 """A small, independent replay of exported scenarios, following the step semantics that
-harness/export.py documents, to check that what the machines export reproduces.
+harness/scenarios/export.py documents, to check that what the machines export reproduces.
 
 Not the scenario runner (harness/scenarios/ is): it only answers "which invariants
 break when these steps run", with the same oracles, so a test can assert that a

@@ -1,4 +1,4 @@
-"""The machines catch every broken variant of tests/harness/broken.py, shrink it to a
+"""The machines catch every broken variant of crashkit.harness.kit.variants, shrink it to a
 handful of rules, and export the minimal case as a scenario (into a tmp dir, never
 into the repository's scenarios/regressions)."""
 

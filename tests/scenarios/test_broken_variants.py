@@ -1,5 +1,5 @@
 """The library has teeth: run with each deliberately broken backend or runtime of
-tests/harness/broken.py, it fails, and under the invariant that variant breaks."""
+crashkit.harness.kit.variants, it fails, and under the invariant that variant breaks."""
 
 from __future__ import annotations
 
