@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/crashkit explore --sweep --models
 
 test: $(STAMP)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 # The CI crash-consistency suite: the conformance kit on the reference backend (every
 # item of `--crashkit-suite`, sharded over all cores, one summary table at the end), its
@@ -38,7 +38,7 @@ SUITE ?= ci
 PROFILE ?= ci
 REFERENCE := crashkit.orchestrator.store.jsonl:BACKEND
 crash: $(STAMP)
-	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto -m "crashkit or crash" \
+	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto --dist worksteal -m "crashkit or crash" \
 		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest \
 		tests/machines tests/kit
 
