@@ -255,6 +255,17 @@ def judge_process(
     return out
 
 
+def judge_append(*, acked: bool, failed_before: bool, poisoned: bool) -> list[Violation]:
+    """One store-level append (contract C5.6): a writer that failed once refuses every
+    later append, and one whose append failed says it is poisoned (6)."""
+    out = []
+    if acked and failed_before:
+        out.append(Violation(Invariant.HALT, "a poisoned writer acknowledged an append"))
+    if not acked and not poisoned:
+        out.append(Violation(Invariant.HALT, "the writer is not poisoned after a failed append"))
+    return out
+
+
 def judge_close(errors: Iterable[str]) -> list[Violation]:
     """`close()` must release the writer and return: what it raised is a finding (P)."""
     return [Violation(Invariant.PROTOCOL, f"close() raised {error}") for error in errors]
@@ -303,6 +314,7 @@ __all__ = [
     "crash_reason",
     "expected_reading",
     "is_crash",
+    "judge_append",
     "judge_close",
     "judge_continuity",
     "judge_process",

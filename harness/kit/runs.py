@@ -174,6 +174,14 @@ def explore(
         return result
     explorer = Explorer(backend, shard=(part, parts), max_findings=max_findings)
     summary: Summary = run_jobs(explorer, jobs)
+    if kind != "crash" and not summary.sweep_runs and part == 0:
+        result.not_applicable = (
+            "the backend made no fsync, fdatasync or directory fsync in its clean run: there "
+            "is none to fail (and nothing it acknowledges is durable)"
+            if kind == "models"
+            else "the backend made no file-system call the sweep could fail"
+        )
+        return result
     for name, count in summary.checked.items():
         result.checked[name] += count
     folder = findings_dir / f"explorer-{kind}-part{part}of{parts}"

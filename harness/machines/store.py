@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
-from crashkit.harness.judge.invariants import Invariant, Violation
+from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import Timeline, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
@@ -35,6 +35,7 @@ from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     expected_reading,
+    judge_append,
     judge_close,
     judge_refusal,
     judge_restored,
@@ -380,14 +381,9 @@ class StoreMachine(RuleBasedStateMachine):
                 op.op in ("fsync", "fdatasync") and op.error for op in trace[before:]
             )
         self._refresh()
-        if was_failed and ok:
-            self._fail([Violation(Invariant.HALT, "a poisoned writer acknowledged an append")])
         if not ok:
             self.failed = True
-            if not backend.poisoned:
-                self._fail(
-                    [Violation(Invariant.HALT, "the writer is not poisoned after a failed append")]
-                )
+        self._fail(judge_append(acked=ok, failed_before=was_failed, poisoned=backend.poisoned))
 
     @precondition(lambda self: self.opened is not None)
     @rule(data=st.data())

@@ -41,6 +41,7 @@ from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     image_reading,
+    judge_append,
     judge_close,
     judge_continuity,
     judge_process,
@@ -439,16 +440,8 @@ class Machine:
         proc.direct.append(
             AppendRecord(proc.timeline.next_seq(), states, acked, error, self._position())
         )
-        where = f"steps[{i}]"
-        if acked and failed_before:
-            self._found(
-                [Violation(Invariant.HALT, "a poisoned writer acknowledged an append")], where
-            )
-        if not acked and not inner.poisoned:
-            self._found(
-                [Violation(Invariant.HALT, "the writer is not poisoned after a failed append")],
-                where,
-            )
+        verdicts = judge_append(acked=acked, failed_before=failed_before, poisoned=inner.poisoned)
+        self._found(verdicts, f"steps[{i}]")
 
     def _pick_cut(
         self, i: int, states: list[CrashState], cut: int | str, unreachable: str = "fail"
