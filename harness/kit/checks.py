@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule
+from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule, OpKind
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -191,7 +191,7 @@ row_directory_at_path = _special("directory")
 row_fifo_at_path = _special("fifo")
 
 
-def _faulted(op: str, errno: str) -> Callable[[Backend], Outcome]:
+def _faulted(op: OpKind, errno: str) -> Callable[[Backend], Outcome]:
     def row(backend: Backend) -> Outcome:
         out = Outcome()
         image = prepared_store(backend)
@@ -215,8 +215,8 @@ def _faulted(op: str, errno: str) -> Callable[[Backend], Outcome]:
     return row
 
 
-row_unreadable_open = _faulted("open", "EACCES")
-row_unreadable_read = _faulted("read", "EIO")
+row_unreadable_open = _faulted(OpKind.OPEN, "EACCES")
+row_unreadable_read = _faulted(OpKind.READ, "EIO")
 
 
 def _garble(data: bytes, start: int) -> bytes:

@@ -22,9 +22,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from crashkit.faults import FaultPlan, FaultRule, FsyncModel
+from crashkit.faults import FaultPlan, FaultRule, FsyncModel, OpKind
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
+from crashkit.harness.judge.paths import STATE_FILE_GLOB
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
@@ -326,9 +327,9 @@ ONE_INVALID = (
 ALL_INVALID = b"garbage\n{}\n"
 
 # A fault on the 4th fsync of the state file: mid-run, after some acknowledged ticks.
-FSYNC_FAULT = FaultPlan((FaultRule("fsync", "*/hysteresis.jsonl", nth=4, errno="EIO"),))
+FSYNC_FAULT = FaultPlan((FaultRule(OpKind.FSYNC, STATE_FILE_GLOB, nth=4, errno="EIO"),))
 WRITE_FAULT = FaultPlan(
-    (FaultRule("write", "*/hysteresis.jsonl", nth=4, errno="ENOSPC", persistent=True),)
+    (FaultRule(OpKind.WRITE, STATE_FILE_GLOB, nth=4, errno="ENOSPC", persistent=True),)
 )
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from crashkit.faults import CrashFS, CrashState, FaultRule
+from crashkit.faults import CrashFS, CrashState, FaultRule, OpKind
 from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.paths import STATE_FILE_GLOB
 from crashkit.harness.scenarios import export
@@ -202,7 +202,9 @@ def regressions_dir(default: Path | str | None) -> Path | None:
 
 
 #: Fault families a machine may inject into the state file (item split: one family each).
-FAULT_FAMILIES: tuple[str, ...] = ("write", "short_write", "fsync")
+FAULT_FAMILIES: tuple[str, ...] = (OpKind.WRITE.value, "short_write", OpKind.FSYNC.value)
+#: The syncs of a file (not of a directory): what the mark-clean model can lose.
+FILE_SYNCS = frozenset({OpKind.FSYNC, OpKind.FDATASYNC})
 
 
 _ARM = st.integers(0, 4)
@@ -235,7 +237,7 @@ def draw_fault(
     persistent = data.draw(st.booleans(), label="persistent")
     if family == "short_write":
         kept = data.draw(_KEPT, label="bytes kept")
-        return FaultRule("write", path, nth, "EIO", persistent, short_write=kept)
+        return FaultRule(OpKind.WRITE, path, nth, "EIO", persistent, short_write=kept)
     errno = data.draw(_ERRNOS, label="errno")
     return FaultRule(family, path, nth, errno, persistent)
 

@@ -43,6 +43,7 @@ from crashkit.harness.judge.verdicts import (
 )
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
+    FILE_SYNCS,
     crash_fs,
     draw_crash,
     folder_empty,
@@ -248,7 +249,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         proc.consumed += 1
         if self.model is FsyncModel.MARK_CLEAN:
             self.lost_fsync |= any(
-                op.op in ("fsync", "fdatasync") and op.error for op in self.fs.trace[before:]
+                op.op in FILE_SYNCS and op.error for op in self.fs.trace[before:]
             )
         return True
 

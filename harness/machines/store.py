@@ -42,6 +42,7 @@ from crashkit.harness.judge.verdicts import (
 )
 from crashkit.harness.machines.common import (
     FAULT_FAMILIES,
+    FILE_SYNCS,
     CrashChoice,
     crash_fs,
     draw_crash,
@@ -377,9 +378,7 @@ class StoreMachine(RuleBasedStateMachine):
         except Exception:
             ok = False
         if not ok and self.model is FsyncModel.MARK_CLEAN:
-            self.lost_fsync |= any(
-                op.op in ("fsync", "fdatasync") and op.error for op in trace[before:]
-            )
+            self.lost_fsync |= any(op.op in FILE_SYNCS and op.error for op in trace[before:])
         self._refresh()
         if not ok:
             self.failed = True
