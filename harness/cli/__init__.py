@@ -1,7 +1,8 @@
 """The `crashkit` command: the orchestrator's own commands plus the harness's.
 
 `crashkit.orchestrator.cli` owns `run`, `inspect`, `replay`, `synth` and `demo`;
-this room adds `explore`, `scenarios` and `merge`. One group, so `crashkit --help` lists all.
+this room adds `explore`, `scenarios` and `merge`. One group, so `crashkit --help` lists all;
+a bare `crashkit` prints that help and exits 0.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from crashkit.harness.cli.scenarios import scenarios
 from crashkit.orchestrator import cli as orchestrator_cli
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.group(
+    cls=orchestrator_cli.OutputGuardGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(package_name="crashkit", prog_name="crashkit")
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """crashkit: crash-consistency harness and reference orchestrator."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 for _command in orchestrator_cli.main.commands.values():

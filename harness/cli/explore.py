@@ -26,7 +26,7 @@ from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, s
 from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings
-from crashkit.orchestrator.errors import ConfigError, ExitCode
+from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
 
 #: Options that shape the one workload, which `--suite` replaces.
@@ -188,7 +188,8 @@ def explore(
                 highlight=False,
                 soft_wrap=True,
             )
-            err.print(json.dumps(finding.to_dict()["reproduction"], sort_keys=True), soft_wrap=True)
+            reproduction = json.dumps(finding.to_dict()["reproduction"], sort_keys=True)
+            err.print(reproduction, soft_wrap=True, markup=False, highlight=False)
     if summary.findings and not no_export:
         folder = (
             Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="crashkit-findings-"))
@@ -198,7 +199,7 @@ def explore(
                 summary.findings, folder, backend=backend_spec(declared), explorer=explorer
             )
         except OSError as exc:
-            _usage(err, f"--export-dir: cannot write {folder}: {exc.strerror or exc}")
+            _usage(err, f"--export-dir {folder}: cannot write: {os_error_text(exc)}")
         for path in paths:
             err.print(
                 f"regression scenario written: {escape(str(path))}  "

@@ -14,33 +14,38 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from crashkit.harness.scenarios.expect import updated_expect
 from crashkit.harness.scenarios.junit import write_junit
 from crashkit.harness.scenarios.library import library_path
 from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
-from crashkit.harness.scenarios.results import ScenarioResult
+from crashkit.harness.scenarios.results import STEP_CHECK, ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
-from crashkit.orchestrator.errors import ConfigError, ExitCode
+from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
 SUFFIXES = (".yaml", ".yml")
 
 
 def collect(paths: tuple[str, ...]) -> tuple[list[Path], list[ScenarioError]]:
-    """Scenario files under the given files and folders, sorted, each once."""
+    """Scenario files under the given files and folders, sorted, each once; a given path
+    that does not exist or holds no scenario file is an error (exit 2)."""
     files: list[Path] = []
     errors: list[ScenarioError] = []
     for raw in paths or (str(library_path()),):
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES))
+            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES)
+            if not found and paths:  # the library's empty regressions/ folder is no error
+                errors.append(ScenarioError(raw, None, "no scenario files (*.yaml, *.yml) here"))
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
             errors.append(ScenarioError(raw, None, "no such file or folder"))
-    return list(dict.fromkeys(files)), errors  # an empty folder (regressions/) is no error
+    return list(dict.fromkeys(files)), errors
 
 
 def run_files(
@@ -63,7 +68,7 @@ def run_files(
             errors.append(exc)
             continue
         results.append(result)
-        if update and result.observed is not None and not _stuck(result) and backend is None:
+        if update and result.observed is not None and backend is None and not _broken(result):
             data, _ = parse_yaml(loaded.text, str(path))
             original = data.get("expect") if isinstance(data, dict) else None
             text = rewrite_expect(loaded.text, updated_expect(original, result.observed))
@@ -73,11 +78,10 @@ def run_files(
     return results, errors, updated
 
 
-def _stuck(result: ScenarioResult) -> bool:
-    """What --update cannot fix: a runner error or a failed step (replay, missing cut)."""
-    return result.error is not None or any(
-        not c.ok for c in result.checks if c.name.startswith("steps[")
-    )
+def _broken(result: ScenarioResult) -> bool:
+    """A run `--update` must not record: it raised, or a step failed (the run is not the
+    one the file describes). A violated invariant still lets the other keys be rewritten."""
+    return result.error is not None or any(c.name.startswith(STEP_CHECK) for c in result.failures)
 
 
 def summary_table(results: list[ScenarioResult], errors: list[ScenarioError]) -> Table:
@@ -155,7 +159,7 @@ def run_cmd(
                 console.print(f"boot {boot}:", highlight=False)
                 for op in trace:
                     console.print(f"  {escape(op)}", highlight=False)
-        if r.passed or r.not_applicable is not None or update:
+        if r.passed or r.not_applicable is not None or (update and not r.stuck):
             continue
         console.print(f"[bold red]{escape(r.name)}[/] ({escape(r.path)})")
         if r.error:
@@ -167,7 +171,17 @@ def run_cmd(
     for path in updated:
         console.print(f"updated {escape(str(path))}", highlight=False)
     if junit:
-        write_junit(junit, results, errors)
+        try:
+            write_junit(junit, results, errors)
+        except OSError as exc:
+            err.print(
+                Text.assemble(
+                    ("error: ", "bold red"),
+                    f"--junit-xml {junit}: cannot write: {os_error_text(exc)}"
+                    " (the results above are complete)",
+                )
+            )
+            sys.exit(ExitCode.USAGE)
     passed = sum(1 for r in results if r.passed)
     skipped = sum(1 for r in results if r.not_applicable is not None)
     failed = len(results) - passed - skipped
@@ -180,11 +194,13 @@ def run_cmd(
     if errors:
         sys.exit(ExitCode.USAGE)
     if update:
-        # what --update cannot rewrite: self-checking steps (replay) and runner errors
-        stuck = [
-            r
-            for r in results
-            if r.error or any(not c.ok for c in r.checks if c.name.startswith("steps["))
-        ]
+        # what --update cannot rewrite: runner errors, failed steps, violated invariants
+        stuck = [r for r in results if r.stuck]
+        for r in stuck:
+            console.print(
+                f"not updated to pass: {escape(r.name)} (--update records values, never a "
+                "runner error, a failed step or a violated invariant)",
+                highlight=False,
+            )
         sys.exit(ExitCode.CHECK_FAILED if stuck else ExitCode.OK)
     sys.exit(ExitCode.CHECK_FAILED if failed else ExitCode.OK)

@@ -15,9 +15,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.scenarios import schema as s
-from crashkit.harness.scenarios.results import Check, Observed
+from crashkit.harness.scenarios.results import INVARIANT_CHECK, Check, Observed
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
 
@@ -223,7 +222,7 @@ def _compare_block(
         if found:
             more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
             message = f"{found[0]}{more}"
-        out.append(Check(f"invariant {invariant}", not found, message))
+        out.append(Check(f"{INVARIANT_CHECK}{invariant}", not found, message))
     return out
 
 
@@ -298,8 +297,9 @@ def updated_expect(original: object, observed: Observed) -> dict[str, object]:
     """The `expect` block that `observed` satisfies, in the author's chosen shape.
 
     Keys (and sub-keys) present in `original` are rewritten; an absent or empty block
-    gets every key. `events` keeps its form (`by_type` or `exact`); `invariants` lists
-    the ones that held (`[all]` when every applicable or listed one did).
+    gets every key. `events` keeps its form (`by_type` or `exact`); `invariants` stays
+    as the author wrote it (`[all]` in a new block): an observed violation is a bug to
+    fix, never an expectation to record.
     """
     block = original if isinstance(original, dict) and original else None
     # (an absent block gets every key but `reference`, which only an author can add)
@@ -333,9 +333,6 @@ def updated_expect(original: object, observed: Observed) -> dict[str, object]:
             out[key] = _report_dict(chosen, observed.restore_report)
         elif key == "reference":
             out[key] = updated_expect(sub, observed) if isinstance(sub, dict) and sub else {}
-        elif key == "invariants":
-            asked = invariant_ids(sub, observed.applicable)
-            held = [i for i in INVARIANTS if i in asked and not observed.violations[i]]
-            explicit = isinstance(sub, list) and sub != ["all"]
-            out[key] = held if explicit or len(held) != len(asked) else ["all"]
+        elif key == "invariants":  # never narrowed to what held: a violation stays one
+            out[key] = list(sub) if isinstance(sub, list) else ["all"]
     return out

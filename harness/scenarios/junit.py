@@ -56,4 +56,6 @@ def _classname(path: str) -> str:
 def write_junit(
     path: str, results: Sequence[ScenarioResult], errors: Sequence[ScenarioError]
 ) -> None:
+    """Write the report, creating its folder (as pytest's `--junit-xml` does). Raises OSError."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     junit_xml(results, errors).write(path, encoding="utf-8", xml_declaration=True)

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 from crashkit.orchestrator.events import Event
 
+#: How check names begin: a step that checks itself (`steps[3]...`) and an invariant
+#: (`invariant 1-durability`). Neither is an expectation `--update` may rewrite.
+STEP_CHECK = "steps["
+INVARIANT_CHECK = "invariant "
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -68,6 +73,15 @@ class ScenarioResult:
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
+
+    @property
+    def stuck(self) -> bool:
+        """Failed in a way `--update` cannot rewrite: a runner error, a failed step, a
+        violated invariant (the file describes a bug to fix, not a value to record)."""
+        return self.not_applicable is None and (
+            self.error is not None
+            or any(c.name.startswith((STEP_CHECK, INVARIANT_CHECK)) for c in self.failures)
+        )
 
     @property
     def first_failure(self) -> str:

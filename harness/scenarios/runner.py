@@ -53,14 +53,8 @@ from crashkit.harness.scenarios import schema as s
 from crashkit.harness.scenarios.corrupt import CorruptionKind
 from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
 from crashkit.harness.scenarios.expect import compare
-from crashkit.harness.scenarios.loader import (
-    LoadedScenario,
-    PathPart,
-    hex_bytes,
-    key_path,
-    load_scenario,
-)
-from crashkit.harness.scenarios.results import Check, Observed, ScenarioResult
+from crashkit.harness.scenarios.loader import LoadedScenario, hex_bytes, load_scenario
+from crashkit.harness.scenarios.results import INVARIANT_CHECK, Check, Observed, ScenarioResult
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import ExitCode, HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
@@ -69,6 +63,7 @@ from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.jsonl import restore_report
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend
+from crashkit.orchestrator.validation import PathPart, key_path
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
     HysteresisConfig,
@@ -203,6 +198,7 @@ class Machine:
         self.crashed_since_start = False
         self.violations: list[tuple[Violation, str]] = []
         self.step_checks: list[Check] = []
+        self.at_step = -1  # the index of the step being carried out
         self.traces: list[tuple[str, ...]] = []
         self.notes: list[str] = []
 
@@ -384,6 +380,7 @@ class Machine:
     def run_steps(self) -> None:
         """The steps in order; the first process starts before the first non-`fault` step."""
         for i, step in enumerate(self.sc.spec.steps):
+            self.at_step = i
             where = f"steps[{i}]"
             if not self.procs and not isinstance(step.fault, s.FaultStep):
                 self.start(where)
@@ -760,7 +757,9 @@ def run_loaded(
     `backend` runs it on another backend than the file names: then it applies only if
     the backend meets what the scenario requires, and `expect.reference` is not judged.
     A step that cannot be carried out (a crash cut that this run does not have, ...)
-    is a failed check; the remaining steps are skipped, the final disk still judged.
+    is one failed check: the remaining steps are skipped, and since the run is then not
+    the one the file describes, its expectations are not judged (only the invariants,
+    which hold on any run).
     """
     # Only on the backend the file was written for (its `backend:` key, or the reference)
     # do its trace details and `expect.reference` apply.
@@ -778,10 +777,18 @@ def run_loaded(
     machine.power_on()
     try:
         try:
+            step_failed = False
             try:
                 machine.run_steps()
             except StepFailed as exc:
-                machine.step_checks.append(Check(exc.key, False, exc.message))
+                step_failed = True
+                left = len(sc.spec.steps) - machine.at_step - 1
+                skipped = f"; the {left} step(s) after it were not run" if left else ""
+                machine.step_checks.append(Check(exc.key, False, exc.message + skipped))
+                machine.notes.append(
+                    f"{exc.key} failed: the expectations were not judged "
+                    "(the run is not the one the file describes); the invariants were"
+                )
             final, report = machine.finish()
             machine.judge_processes()
         except Exception:
@@ -799,7 +806,10 @@ def run_loaded(
     finally:
         fs.stop()
     observed = machine.observed(final, report)
-    checks = [*machine.step_checks, *compare(sc.spec.expect, observed, reference=as_written)]
+    judged = compare(sc.spec.expect, observed, reference=as_written)
+    if step_failed:
+        judged = [c for c in judged if c.name.startswith(INVARIANT_CHECK)]
+    checks = [*machine.step_checks, *judged]
     return ScenarioResult(
         sc.name,
         str(sc.path),

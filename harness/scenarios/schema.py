@@ -152,9 +152,16 @@ STEP_KINDS: tuple[str, ...] = ("run", "append", "fault", "crash", "restart", "co
 # -- expectations ----------------------------------------------------------------------------
 
 
+#: The exit codes a scenario can observe (README "Exit codes"): the last process's start
+#: exits 0, 3 when it refused, 1 when it crashed with a traceback instead of refusing;
+#: a whole run adds 4 (halted) and 5 (a symbol hard-failed).
+StartupExit = Literal[0, 1, 3]
+RunExit = Literal[0, 1, 3, 4, 5]
+
+
 class StartupExpect(_Strict, frozen=True):
     outcome: Outcome | UnsetType = UNSET
-    exit_code: int | UnsetType = UNSET
+    exit_code: StartupExit | UnsetType = UNSET
 
 
 class EventExpect(_Strict, frozen=True):
@@ -202,7 +209,7 @@ class Expect(_Strict, frozen=True):
 
     startup: StartupExpect | UnsetType = UNSET
     halted_tick: int | UnsetType | None = UNSET
-    exit_code: int | UnsetType | None = UNSET
+    exit_code: RunExit | UnsetType | None = UNSET
     events: EventsExpect | UnsetType = UNSET
     final_states: dict[str, FinalStateExpect] | UnsetType = UNSET
     restore_report: RestoreReportExpect | UnsetType = UNSET

@@ -1,26 +1,40 @@
 """The orchestrator's own commands: `run`, `inspect`, `replay`, `synth`, `demo`.
 
 They need nothing of the harness; the `crashkit` command (`crashkit.harness.cli`)
-adds the harness's commands to this group. Exit codes (everywhere): 0 done; 1 check
-failed; 2 usage or config error; 3 refused to start (fatal restore); 4 halted on a
-persist failure; 5 finished but at least one symbol was hard-failed.
+adds the harness's commands to this group. Exit codes (everywhere, `ExitCode`):
+0 done; 1 check failed; 2 usage or config error; 3 refused to start (fatal
+restore); 4 halted on a persist failure; 5 finished but at least one symbol was
+hard-failed; 6 an output could not be written (the tick was persisted, its events
+may not have been published: contract D.39).
+
+User text (paths, reasons, symbols) is printed as `rich.text.Text`, never as
+console markup, so `x[red]y` stays `x[red]y`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from crashkit.orchestrator.config import OrchestratorConfig, load_config, require_state_path
-from crashkit.orchestrator.errors import ConfigError, ExitCode, StartupRefused
+from crashkit.orchestrator.errors import (
+    ConfigError,
+    ExitCode,
+    PublishError,
+    StartupRefused,
+    os_error_text,
+)
 from crashkit.orchestrator.events import JsonlSink, MemorySink
 from crashkit.orchestrator.replay import full_replay, resume_replay
 from crashkit.orchestrator.runtime import (
@@ -33,17 +47,56 @@ from crashkit.orchestrator.runtime import (
 )
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
-from crashkit.orchestrator.store.protocol import BackendFactory, load_backend_factory
+from crashkit.orchestrator.store.protocol import (
+    BackendFactory,
+    RestoreSummary,
+    load_backend_factory,
+)
 from crashkit.orchestrator.store.report import RestoreReport
 from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
 
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+PUBLISH_STOPPED = "stopped: the events output failed"
 
 
-def _fail(code: int, message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(Text.assemble(("error: ", "bold red"), message))
     sys.exit(code)
+
+
+def _note(message: str) -> None:
+    err.print(Text(message))
+
+
+def _cell(value: object) -> Text:
+    """A table cell: user text as it is, and JSON's `null` for a missing value."""
+    return Text("null" if value is None else str(value))
+
+
+def _quiet_stdout() -> None:
+    """Point a closed stdout at /dev/null, so the exit-time flush cannot fail noisily."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class OutputGuardGroup(click.Group):
+    """A group whose commands end with exit 6 and one line, not a traceback (or click's
+    exit 1), when stdout is closed under them (`crashkit ... | head -1`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_stdout()
+            _fail(
+                ExitCode.OUTPUT_FAILED,
+                "stdout was closed before the output was complete (the reading end of a pipe "
+                "exited); nothing else was affected",
+            )
 
 
 def _clock(config: OrchestratorConfig) -> CommitClock:
@@ -65,13 +118,19 @@ def _backend(config: OrchestratorConfig) -> BackendFactory:
     try:
         return load_backend_factory(config.backend)
     except ConfigError as exc:
-        raise ConfigError(f"{config.source}: [engine] {exc}") from exc
+        raise config.error(["engine", "backend"], str(exc)) from exc
 
 
 def _sink(events_path: str | None) -> JsonlSink:
+    """The events output; one that cannot be opened is a usage error, found before any tick."""
     if events_path is None:
-        return JsonlSink(sys.stdout.buffer)
-    return JsonlSink.open(events_path)
+        return JsonlSink(sys.stdout.buffer, "stdout")
+    try:
+        return JsonlSink.open(events_path)
+    except OSError as exc:
+        raise ConfigError(
+            f"--events {events_path}: cannot open for appending: {os_error_text(exc)}"
+        ) from exc
 
 
 def _exit_code(stats: RunStats) -> int:
@@ -82,20 +141,52 @@ def _exit_code(stats: RunStats) -> int:
     return ExitCode.OK
 
 
-def _summarise(stats: RunStats, title: str) -> None:
-    table = Table(title=title, show_header=False)
+def _summarise(stats: RunStats, title: str, stopped: str | None = None) -> None:
+    table = Table(title=Text(title), show_header=False)
     table.add_row("ticks", str(stats.ticks))
     table.add_row("decisions published", str(stats.decisions))
     table.add_row("symbols restored", str(stats.restored))
     table.add_row("duplicate runs skipped", str(stats.duplicates))
     table.add_row("already-applied snapshots skipped", str(stats.resume_skipped))
     for symbol, reason in sorted(stats.halted_symbols.items()):
-        table.add_row(f"halted {symbol}", reason)
-    table.add_row("scheduling", stats.halt_reason or "ran to the end")
+        table.add_row(Text(f"halted {symbol}"), Text(reason))
+    table.add_row("scheduling", Text(stats.halt_reason or stopped or "ran to the end"))
     err.print(table)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _applied(message: str, stats: RunStats | None, *, persisted: str | None) -> str:
+    """An error that stopped a started run, with what the run had done before it."""
+    if stats is None:
+        return message
+    if stats.ticks == 0:
+        unchanged = f"; {persisted} is unchanged" if persisted else ""
+        return f"{message}; no tick was run before it{unchanged}"
+    done = f"{stats.ticks} tick(s) were run before it ({stats.decisions} decision(s)"
+    if persisted:
+        return (
+            f"{message}; {done} persisted to {persisted} and published); "
+            "a restart resumes after them"
+        )
+    return f"{message}; {done} published; nothing was persisted)"
+
+
+def _publish_failed(exc: PublishError, stats: RunStats, *, persisted: str | None) -> NoReturn:
+    """Contract D.39: the tick was persisted before publishing; a restart republishes."""
+    if exc.output == "stdout":
+        _quiet_stdout()
+    if persisted is None:
+        meaning = "nothing is persisted by this command; run it again to get every event"
+    else:
+        meaning = (
+            f"the tick being published was already persisted to {persisted}, so its events may "
+            "be missing downstream; a restart resumes after it and publishes each symbol's "
+            "latest state as hysteresis_state_restored"
+        )
+    code = ExitCode.HALTED if stats.halted else ExitCode.OUTPUT_FAILED
+    _fail(code, f"{exc}; scheduling stopped at tick {stats.ticks}: {meaning}")
+
+
+@click.group(cls=OutputGuardGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The reference orchestrator: run, inspect, replay, synth, demo."""
 
@@ -104,18 +195,43 @@ def main() -> None:
 @click.option("--symbols", type=click.IntRange(min=1), required=True, help="Number of symbols.")
 @click.option("--ticks", type=click.IntRange(min=0), required=True, help="Number of ticks.")
 @click.option("--seed", type=int, required=True, help="Seed: same arguments, same bytes.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File (default stdout).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File, its folders created (default stdout).",
+)
 def synth(symbols: int, ticks: int, seed: int, out: str | None) -> None:
     """Write a seeded synthetic market as snapshots JSONL."""
-    stream: IO[bytes] = open(out, "wb") if out else sys.stdout.buffer  # noqa: SIM115
+    stream: IO[bytes] = sys.stdout.buffer
+    if out:
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            stream = open(out, "wb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            _fail(ExitCode.USAGE, f"--out {out}: cannot write: {os_error_text(exc)}")
+    written = 0
     try:
         for snapshot in generate(symbols, ticks, seed):
             stream.write(encode_snapshot(snapshot))
+            written += 1
+        stream.flush()
+    except OSError as exc:
+        if not out:
+            _quiet_stdout()
+        _fail(
+            ExitCode.OUTPUT_FAILED,
+            f"{out or 'stdout'}: cannot write snapshots: {os_error_text(exc)} "
+            "(the output is incomplete)",
+        )
     finally:
         if out:
-            stream.close()
-        else:
-            stream.flush()
+            with contextlib.suppress(OSError):
+                stream.close()
+    _note(
+        f"synth: {written} snapshots ({symbols} symbols x {ticks} ticks, seed {seed}) "
+        f"to {out or 'stdout'}"
+    )
 
 
 @main.command("run")
@@ -127,12 +243,19 @@ def run_cmd(
     config_path: str, input_path: str | None, events_path: str | None, state_path: str | None
 ) -> None:
     """Run the orchestrator on a recorded input (or the config's synthetic market)."""
+    stats: RunStats | None = None  # set once ticks may run: errors then say what was done
+    persisted: str | None = None
     try:
         config = load_config(config_path)
         snapshots = _snapshots(config, input_path)
         if config.engine_mode == "truth":
             sink = _sink(events_path)
-            stats = TruthRuntime(sink).run(snapshots)
+            truth = TruthRuntime(sink)
+            stats = truth.stats
+            try:
+                truth.run(snapshots)
+            finally:
+                sink.close()
             _summarise(stats, "truth run")
             sys.exit(ExitCode.OK)
         path = require_state_path(config, state_path)
@@ -145,17 +268,34 @@ def run_cmd(
             backend_factory=factory,
             clock=_clock(config),
         )
-        runtime.start()
         try:
-            stats = runtime.run(snapshots)
+            report = runtime.start()
+            stats, persisted = runtime.stats, path
+            _restore_notes(report)
+            runtime.run(snapshots)
         finally:
             runtime.close()
+            sink.close()
     except ConfigError as exc:
-        _fail(ExitCode.USAGE, str(exc))
+        _fail(ExitCode.USAGE, _applied(str(exc), stats, persisted=persisted))
     except StartupRefused as exc:
         _fail(ExitCode.REFUSED, f"refusing to start: {exc}")
-    _summarise(stats, f"run of {path}")
-    sys.exit(_exit_code(stats))
+    except PublishError as exc:
+        if stats is None:  # the restored events of start(): nothing was scheduled
+            _fail(
+                ExitCode.OUTPUT_FAILED,
+                f"{exc}; no tick was run, and the next start publishes the restored states again",
+            )
+        _summarise(stats, f"run of {persisted}" if persisted else "truth run", PUBLISH_STOPPED)
+        _publish_failed(exc, stats, persisted=persisted)
+    _summarise(runtime.stats, f"run of {path}")
+    sys.exit(_exit_code(runtime.stats))
+
+
+def _restore_notes(report: RestoreSummary) -> None:
+    """What restore passed over (invalid lines, a torn tail to cut), as `inspect` shows it."""
+    for note in report.notes():
+        _note(f"restore of {report.path}: {note}")
 
 
 @main.command()
@@ -164,41 +304,47 @@ def run_cmd(
 def inspect(state_path: str, as_json: bool) -> None:
     """Read-only fsck of a state file: the restore report (exit 3 if restore would be fatal)."""
     report = restore_report(state_path)
+    if not os.path.exists(state_path):
+        _note(f"no file at {state_path}: a restore starts empty (outcome bootstrap)")
+    data = report.to_json()
     if as_json:
-        click.echo(json.dumps(report.to_json(), sort_keys=True, indent=2))
-    else:
-        data = report.to_json()
-        table = Table(title=f"restore report: {state_path}", show_header=False)
-        for key in ("outcome", "reason", "lines", "valid", "blank", "torn_tail_bytes", "ties"):
-            table.add_row(key, str(data[key]))
-        console = Console()
-        console.print(table)
-        if report.invalid:
-            bad = Table("line", "reason", title="invalid lines")
-            for item in report.invalid:
-                bad.add_row(str(item.line), item.reason)
-            console.print(bad)
-        if report.winners:
-            won = Table("symbol", "ts", "anchor", "candidate", "progress", "line", title="restored")
-            symbols = data["symbols"]
-            assert isinstance(symbols, dict)
-            for symbol, fields in symbols.items():
-                won.add_row(
-                    symbol,
-                    str(fields["engine_timestamp_ms"]),
-                    str(fields["anchor_regime"]),
-                    str(fields["candidate_regime"]),
-                    str(fields["progress_current"]),
-                    str(fields["line"]),
-                )
-            console.print(won)
+        click.echo(json.dumps(data, sort_keys=True, indent=2))
+        sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
+    table = Table(title=Text(f"restore report: {state_path}"), show_header=False)
+    for key in ("outcome", "reason", "lines", "valid", "blank", "torn_tail_bytes", "ties"):
+        table.add_row(key, _cell(data[key]))
+    console = Console(highlight=False)
+    console.print(table)
+    if report.invalid:
+        bad = Table("line", "reason", title="invalid lines")
+        for item in report.invalid:
+            bad.add_row(str(item.line), _cell(item.reason))
+        console.print(bad)
+    symbols = data["symbols"]
+    if isinstance(symbols, dict) and symbols:
+        won = Table("symbol", "ts", "anchor", "candidate", "progress", "line", title="restored")
+        for symbol, fields in symbols.items():
+            won.add_row(
+                _cell(symbol),
+                *(
+                    _cell(fields[key])
+                    for key in (
+                        "engine_timestamp_ms",
+                        "anchor_regime",
+                        "candidate_regime",
+                        "progress_current",
+                        "line",
+                    )
+                ),
+            )
+        console.print(won)
     sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
 
 
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--from-state", "from_state", default=None, type=click.Path(dir_okay=False))
+@click.option("--from-state", "from_state", default=None, type=click.Path())
 @click.option("--at", "at_ms", type=int, default=None, help="Resume at engine time T (ms).")
 @click.option("--events", "events_path", default=None, type=click.Path(dir_okay=False))
 def replay(
@@ -211,25 +357,39 @@ def replay(
     """Replay decisions: in full from empty, or mid-stream from a state file's records <= T."""
     if (from_state is None) != (at_ms is None):
         _fail(ExitCode.USAGE, "--from-state and --at go together")
+    if from_state is not None and not os.path.exists(from_state):
+        _fail(
+            ExitCode.USAGE,
+            f"--from-state {from_state}: no such file (a mid-stream replay seeds from an "
+            "existing state file; for a replay from empty, leave out --from-state and --at)",
+        )
+    stats = RunStats()
     try:
         config = load_config(config_path)
         sink = _sink(events_path)
         snapshots = read_snapshots(input_path)
-        if from_state is None or at_ms is None:
-            stats = full_replay(config.hysteresis, snapshots, sink, clock=_clock(config))
-        else:
-            stats = resume_replay(
-                config.hysteresis,
-                snapshots,
-                sink,
-                state_path=from_state,
-                at_ms=at_ms,
-                clock=_clock(config),
-            )
+        try:
+            if from_state is None or at_ms is None:
+                full_replay(config.hysteresis, snapshots, sink, clock=_clock(config), stats=stats)
+            else:
+                resume_replay(
+                    config.hysteresis,
+                    snapshots,
+                    sink,
+                    state_path=from_state,
+                    at_ms=at_ms,
+                    clock=_clock(config),
+                    stats=stats,
+                )
+        finally:
+            sink.close()
     except ConfigError as exc:
-        _fail(ExitCode.USAGE, str(exc))
+        _fail(ExitCode.USAGE, _applied(str(exc), stats if stats.ticks else None, persisted=None))
     except StartupRefused as exc:
         _fail(ExitCode.REFUSED, f"refusing to replay: {exc}")
+    except PublishError as exc:
+        _summarise(stats, "replay", PUBLISH_STOPPED)
+        _publish_failed(exc, stats, persisted=None)
     _summarise(stats, "replay")
     sys.exit(_exit_code(stats))
 
@@ -279,10 +439,12 @@ def demo(symbols: int, ticks: int, seed: int) -> None:
             stats, f"demo: {symbols} symbols x {ticks} ticks, restarted at tick {ticks // 2}"
         )
         records = f", {report.valid} records" if isinstance(report, RestoreReport) else ""
-        err.print(f"restore on restart: {report.outcome}{records}, {stats.restored} symbols")
+        _note(f"restore on restart: {report.outcome}{records}, {stats.restored} symbols")
         same = seen == expected
         err.print(
-            f"decisions over both runs: {len(seen)}; uninterrupted run: {len(expected)}; "
-            + ("[green]identical[/]" if same else "[red]DIFFERENT[/]")
+            Text.assemble(
+                f"decisions over both runs: {len(seen)}; uninterrupted run: {len(expected)}; ",
+                ("identical", "green") if same else ("DIFFERENT", "red"),
+            )
         )
         sys.exit(ExitCode.OK if same else ExitCode.CHECK_FAILED)

@@ -1,20 +1,25 @@
-"""Orchestrator configuration, read from TOML with strict, path-naming errors.
+"""Orchestrator configuration, read from TOML with strict errors that say where.
 
-Relative paths resolve against the config file's folder, so a config and its
-state file can move together.
+Every error names the file, the line when it can be found, the section and key, and
+what is allowed there (the keys of the section, the values of an enum). Relative
+paths resolve against the config file's folder, so a config and its state file can
+move together.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND
+from crashkit.orchestrator.validation import PathPart, explain, key_path
 from crashkit.regime_engine.contracts import ContractError, HysteresisConfig, Regime
 
 EngineMode = Literal["hysteresis", "truth"]
@@ -38,8 +43,8 @@ class _HysteresisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
 
 class _MarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    symbols: int = 4
-    ticks: int = 200
+    symbols: Annotated[int, msgspec.Meta(ge=1)] = 4
+    ticks: Annotated[int, msgspec.Meta(ge=0)] = 200
     seed: int = 7
 
 
@@ -67,16 +72,64 @@ class OrchestratorConfig:
     hysteresis: HysteresisConfig
     market: MarketConfig | None
     source: str = "<memory>"
+    text: str | None = None  # the TOML as read, where error lines are looked up
+
+    def error(self, parts: Sequence[PathPart], message: str) -> ConfigError:
+        """An error about a key of this config, naming its file, line and section."""
+        return _error(self.source, self.text, parts, message)
+
+
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]")
+_KEY = re.compile(r"\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+
+def toml_line(text: str, parts: Sequence[PathPart]) -> int | None:
+    """The 1-based line of `[section]` (one part) or of `key =` inside it (two or more)."""
+    names = [part for part in parts if isinstance(part, str)][:2]
+    if not names:
+        return None
+    section, key = (None, names[0]) if len(names) == 1 else (names[0], names[1])
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(1)
+            if len(names) == 1 and current == key:
+                return number
+            continue
+        found = _KEY.match(line)
+        if found and current == section and found.group(1).strip('"') == key:
+            return number
+    return None
+
+
+def _error(source: str, text: str | None, parts: Sequence[PathPart], message: str) -> ConfigError:
+    """`FILE:LINE: [section] key: message`, in the file's own TOML terms."""
+    line = toml_line(text, parts) if text is not None else None
+    where = source if line is None else f"{source}:{line}"
+    if not parts:
+        return ConfigError(f"{where}: {message}")
+    if len(parts) == 1 and message.startswith("unknown key"):
+        message = message.replace("unknown key", "unknown section or top-level key", 1)
+        return ConfigError(f"{where}: {message.replace('allowed keys', 'allowed sections')}")
+    section, rest = parts[0], parts[1:]
+    return ConfigError(f"{where}: [{section}]{' ' + key_path(rest) if rest else ''}: {message}")
 
 
 def parse_config(
-    data: dict[str, object], source: str = "<memory>", base_dir: Path | None = None
+    data: dict[str, object],
+    source: str = "<memory>",
+    base_dir: Path | None = None,
+    text: str | None = None,
 ) -> OrchestratorConfig:
-    """Validate a decoded TOML document; every error names the source and the key path."""
+    """Validate a decoded TOML document (`text`, if given, is where lines are looked up)."""
     try:
         raw = msgspec.convert(data, _ConfigFile, strict=True)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+        parts, message = explain(exc, data, _ConfigFile)
+        if message.startswith("missing required key `engine`"):
+            message = "missing the [engine] section (it holds hysteresis_state_path)"
+        raise _error(source, text, parts, message) from exc
     h = raw.hysteresis
     try:
         hysteresis = HysteresisConfig(
@@ -88,17 +141,21 @@ def parse_config(
             allowed_regimes=None if h.allowed_regimes is None else tuple(h.allowed_regimes),
         )
     except ContractError as exc:
-        raise ConfigError(f"{source}: [hysteresis] {exc}") from exc
+        message = str(exc)
+        field = message.split(" ", 1)[0]
+        where: list[PathPart] = ["hysteresis"]
+        if field in _HysteresisSection.__struct_fields__:
+            where.append(field)
+            message = message[len(field) :].lstrip()
+        raise _error(source, text, where, message) from exc
     market = None
     if raw.market is not None:
         m = raw.market
-        if m.symbols < 1 or m.ticks < 0:
-            raise ConfigError(f"{source}: [market] needs symbols >= 1 and ticks >= 0")
         market = MarketConfig(symbols=m.symbols, ticks=m.ticks, seed=m.seed)
     state_path = raw.engine.hysteresis_state_path
     if state_path is not None:
         if not state_path:
-            raise ConfigError(f"{source}: [engine] hysteresis_state_path must not be empty")
+            raise _error(source, text, ["engine", "hysteresis_state_path"], "must not be empty")
         if base_dir is not None and not Path(state_path).is_absolute():
             state_path = str(base_dir / state_path)
     return OrchestratorConfig(
@@ -109,6 +166,7 @@ def parse_config(
         hysteresis=hysteresis,
         market=market,
         source=source,
+        text=text,
     )
 
 
@@ -119,10 +177,11 @@ def load_config(path: str | Path) -> OrchestratorConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(text.decode("utf-8"))
+        decoded = text.decode("utf-8")
+        data = tomllib.loads(decoded)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(data, str(path), path.resolve().parent)
+    return parse_config(data, str(path), path.resolve().parent, decoded)
 
 
 def require_state_path(config: OrchestratorConfig, override: str | None = None) -> str:
@@ -131,8 +190,9 @@ def require_state_path(config: OrchestratorConfig, override: str | None = None) 
         raise ConfigError(f"{config.source}: --state must not be empty")
     path = override or config.hysteresis_state_path
     if config.engine_mode == "hysteresis" and not path:
-        raise ConfigError(
-            f"{config.source}: [engine] hysteresis_state_path is required when "
-            'engine_mode = "hysteresis" (or pass --state PATH)'
+        raise config.error(
+            ["engine"],
+            'hysteresis_state_path is required when engine_mode = "hysteresis" '
+            "(or pass --state PATH)",
         )
     return path or ""

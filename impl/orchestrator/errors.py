@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     REFUSED = 3  # refused to start: fatal restore, writer lock held, non-regular path
     HALTED = 4  # an append failed: scheduling halted
     SYMBOL_FAILED = 5  # ran to the end, but at least one symbol was hard-failed
+    OUTPUT_FAILED = 6  # an output failed: a run's tick was persisted, its events may be lost
 
 
 class ConfigError(ValueError):
@@ -51,5 +52,29 @@ class PersistenceError(OSError):
         return self.message
 
 
+class PublishError(OSError):
+    """The events output could not take a tick's events (contract D.39).
+
+    The tick was already persisted (persist before publish), so nothing durable is
+    lost: a restart publishes each symbol's latest state as `hysteresis_state_restored`.
+    """
+
+    def __init__(self, output: str, exc: OSError) -> None:
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(exc.errno, f"{output}: cannot publish events: {detail}")
+        self.output = output
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 class HaltedError(RuntimeError):
     """A tick was asked of a runtime that halted after a persist failure (contract §6)."""
+
+
+def os_error_text(exc: OSError) -> str:
+    """`Not a directory: /a/file`, not `[Errno 20] ...`: the reason, and the file when known."""
+    if isinstance(exc, FileExistsError):  # from makedirs(exist_ok=True): a file in the way
+        return f"{exc.filename} is a file, not a folder"
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text

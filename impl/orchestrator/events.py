@@ -1,17 +1,21 @@
 """Downstream events and the sinks that publish them.
 
 Each event is one JSON line (`orchestrator_event` v1). Sinks receive a whole
-tick's events at once, so a file sink writes and flushes once per tick.
+tick's events at once, so a file sink writes and flushes once per tick. A sink that
+cannot deliver raises `PublishError`: the tick is already persisted, and the runtime
+stops there (contract D.39).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from crashkit.orchestrator.errors import PublishError
 from crashkit.regime_engine.contracts import HysteresisState
 
 EVENT_SCHEMA = "orchestrator_event"
@@ -77,7 +81,7 @@ def state_event(event_type: str, state: HysteresisState) -> Event:
 
 class EventSink(Protocol):
     def publish(self, events: Sequence[Event]) -> None:
-        """Deliver one tick's events downstream, in order."""
+        """Deliver one tick's events downstream, in order; raise PublishError if it cannot."""
         ...
 
 
@@ -94,25 +98,37 @@ class MemorySink:
 class JsonlSink:
     """Appends a tick's events to a file (or stream) in one write, flushed per tick."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], name: str = "<stream>") -> None:
         self._stream = stream
+        self.name = name  # what error messages call the output: its path, or "stdout"
 
     @classmethod
     def open(cls, path: str) -> JsonlSink:
+        """Open (or create, with its folders) an events file for appending. Raises OSError."""
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         stream = open(path, "ab+")  # noqa: SIM115 - owned by the sink, closed in close()
-        if stream.seek(0, os.SEEK_END) > 0:
-            stream.seek(-1, os.SEEK_END)
-            if stream.read(1) != b"\n":
-                stream.write(b"\n")  # a killed writer left a torn line: never glue onto it
-        return cls(stream)
+        try:
+            if stream.seek(0, os.SEEK_END) > 0:
+                stream.seek(-1, os.SEEK_END)
+                if stream.read(1) != b"\n":
+                    stream.write(b"\n")  # a killed writer left a torn line: never glue onto it
+                    stream.flush()
+        except OSError:
+            stream.close()
+            raise
+        return cls(stream, path)
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        self._stream.write(b"".join(event.encode() for event in events))
-        self._stream.flush()
+        try:
+            self._stream.write(b"".join(event.encode() for event in events))
+            self._stream.flush()
+        except OSError as exc:  # ENOSPC, EFBIG, EPIPE, EIO: downstream did not get the tick
+            raise PublishError(self.name, exc) from exc
 
     def close(self) -> None:
-        self._stream.close()
+        """Close the file; a flush that fails here was already reported by publish."""
+        with contextlib.suppress(OSError):
+            self._stream.close()

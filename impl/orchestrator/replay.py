@@ -29,14 +29,17 @@ def full_replay(
     sink: EventSink,
     *,
     clock: CommitClock = wall_commit_clock,
+    stats: RunStats | None = None,
 ) -> RunStats:
-    """From an empty store, every input in order; nothing is persisted."""
+    """From an empty store, every input in order; nothing is persisted. `stats`, if given,
+    is filled as the replay goes (so a caller sees how far one that raised got)."""
     runtime = HysteresisRuntime(
         config=config,
         state_path="<replay>",
         sink=sink,
         backend_factory=seeded_factory(memory_store()),
         clock=clock,
+        stats=stats,
     )
     runtime.start()
     return runtime.run(snapshots)
@@ -50,6 +53,7 @@ def resume_replay(
     state_path: str,
     at_ms: int,
     clock: CommitClock = wall_commit_clock,
+    stats: RunStats | None = None,
 ) -> RunStats:
     """Seed from the records at or before `at_ms` (read-only), then continue after them.
 
@@ -66,6 +70,7 @@ def resume_replay(
         sink=sink,
         backend_factory=seeded_factory(seeded),
         clock=clock,
+        stats=stats,
     )
     runtime.start()
     return runtime.run(snapshots)

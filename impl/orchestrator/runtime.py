@@ -83,6 +83,7 @@ class HysteresisRuntime:
         backend_factory: BackendFactory,
         clock: CommitClock = wall_commit_clock,
         resume_from_input: bool = True,
+        stats: RunStats | None = None,
     ) -> None:
         self.config = config
         self.state_path = state_path
@@ -92,7 +93,7 @@ class HysteresisRuntime:
         self._resume_from_input = resume_from_input
         self._opened: OpenedStore | None = None
         self._resume_at: dict[str, int] = {}
-        self.stats = RunStats()
+        self.stats = RunStats() if stats is None else stats  # given: the caller sees it grow
 
     @property
     def backend(self) -> StateBackend:
@@ -218,8 +219,8 @@ class HysteresisRuntime:
                 self.backend.append(new_states)
             except Exception as exc:  # any persist failure halts: no fallback, no retry
                 return self._halt(snapshots, exc)
+        self.sink.publish(out)  # PublishError propagates: the tick is persisted (D.39)
         self.stats.decisions += len(new_states)
-        self.sink.publish(out)
         return out
 
     def _halt(self, snapshots: Sequence[RegimeInputSnapshot], exc: BaseException) -> list[Event]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from itertools import groupby
+from typing import IO
 
 import msgspec
 
@@ -54,11 +55,17 @@ def decode_snapshot(line: bytes, where: str = "<snapshot>") -> RegimeInputSnapsh
 
 
 def read_snapshots(path: str) -> Iterator[RegimeInputSnapshot]:
-    """Stream snapshots from a JSONL file; blank lines are skipped; errors name file:line."""
+    """Stream snapshots from a JSONL file; blank lines are skipped; errors name file:line.
+
+    The file is opened here, so a missing input is an error before anything starts."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read snapshots: {exc.strerror}") from exc
+    return _decode_lines(handle, path)
+
+
+def _decode_lines(handle: IO[bytes], path: str) -> Iterator[RegimeInputSnapshot]:
     with handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():

@@ -26,8 +26,15 @@ CRASHKIT = [sys.executable, "-m", "crashkit.harness"]
 
 
 def invoke(*args: str) -> tuple[int, str]:
+    """Exit code and everything printed (stdout and stderr, interleaved)."""
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output
+
+
+def invoke_stdout(*args: str) -> tuple[int, str]:
+    """Exit code and stdout alone (what a pipe would get)."""
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout
 
 
 def make_config(tmp_path: Path, extra: str = "") -> Path:
@@ -81,9 +88,9 @@ def test_synth_is_byte_stable_and_well_formed(tmp_path: Path) -> None:
     assert len(rows) == 15
     stamps = [r["engine_timestamp_ms"] for r in rows]
     assert stamps == sorted(stamps) and len(set(stamps)) == 5
-    code, stdout = invoke("synth", "--symbols", "3", "--ticks", "5", "--seed", "9")
+    code, stdout = invoke_stdout("synth", "--symbols", "3", "--ticks", "5", "--seed", "9")
     assert code == 0 and stdout.encode() == a.read_bytes()
-    assert invoke("synth", "--symbols", "3", "--ticks", "5", "--seed", "10")[1] != stdout
+    assert invoke_stdout("synth", "--symbols", "3", "--ticks", "5", "--seed", "10")[1] != stdout
 
 
 def test_run_minimal_config_relative_state_and_events(tmp_path: Path, market: Path) -> None:
@@ -137,7 +144,11 @@ def test_state_flag_overrides_config(tmp_path: Path, market: Path) -> None:
     ("body", "needle"),
     [
         ('[engine]\nengine_mode = "hysteresis"\n', "hysteresis_state_path is required"),
-        ('[engine]\nengine_mode = "fast"\nhysteresis_state_path = "s"\n', "engine.engine_mode"),
+        (
+            '[engine]\nengine_mode = "fast"\nhysteresis_state_path = "s"\n',
+            "bad.toml:2: [engine] engine_mode: invalid enum value 'fast'; "
+            "expected 'hysteresis' or 'truth'",
+        ),
         ('[engine]\nhysteresis_state_path = "s"\nbogus = 1\n', "bogus"),
         (
             '[engine]\nhysteresis_state_path = "s"\n[hysteresis]\nwindow_updates = 0\n',
@@ -293,7 +304,7 @@ def test_inspect_every_row_of_the_restore_table(
     path = tmp_path / "state.jsonl"
     if content is not None:
         path.write_bytes(content)
-    exit_code, output = invoke("inspect", str(path), "--json")
+    exit_code, output = invoke_stdout("inspect", str(path), "--json")
     report = json.loads(output)
     assert (report["outcome"], exit_code) == (outcome, code)
     assert (report["reason"] is None) == (outcome != "fatal")

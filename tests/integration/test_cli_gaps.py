@@ -305,7 +305,7 @@ def test_empty_state_path_is_a_config_error(tmp_path: Path, market: Path, mode: 
         str(tmp_path / "e.jsonl"),
     )
     assert code == 2
-    assert "empty.toml" in output and "hysteresis_state_path must not be empty" in output
+    assert "empty.toml" in output and "[engine] hysteresis_state_path: must not be empty" in output
     assert not (tmp_path / "e.jsonl").exists()
 
 
