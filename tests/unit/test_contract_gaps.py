@@ -310,7 +310,9 @@ def test_commit_clock_defaults_to_wall_and_accepts_engine() -> None:
 
 
 def test_empty_state_path_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"x\.toml: \[engine\] hysteresis_state_path: must not be empty"):
+    with pytest.raises(
+        ConfigError, match=r"x\.toml: \[engine\] hysteresis_state_path: must not be empty"
+    ):
         parse_config({"engine": {"hysteresis_state_path": ""}}, "x.toml")
     config = parse_config({"engine": {"hysteresis_state_path": "s"}}, "y.toml")
     with pytest.raises(ConfigError, match=r"y\.toml: --state must not be empty"):
