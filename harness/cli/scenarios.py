@@ -20,7 +20,7 @@ from crashkit.harness.scenarios.expect import updated_expect
 from crashkit.harness.scenarios.junit import write_junit
 from crashkit.harness.scenarios.library import library_path
 from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, parse_yaml
-from crashkit.harness.scenarios.results import STEP_CHECK, ScenarioResult
+from crashkit.harness.scenarios.results import INVARIANT_CHECK, STEP_CHECK, ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
@@ -165,6 +165,8 @@ def run_cmd(
         if r.error:
             console.print(escape(r.error), highlight=False)
         for check in r.failures:
+            if update and not check.name.startswith((STEP_CHECK, INVARIANT_CHECK)):
+                continue  # a value --update rewrote
             console.print(f"  {escape(check.name)}: {escape(check.message)}", highlight=False)
     for e in errors:
         console.print(f"[bold red]bad scenario:[/] {escape(str(e))}", highlight=False)
@@ -198,8 +200,8 @@ def run_cmd(
         stuck = [r for r in results if r.stuck]
         for r in stuck:
             console.print(
-                f"not updated to pass: {escape(r.name)} (--update records values, never a "
-                "runner error, a failed step or a violated invariant)",
+                f"still failing after --update: {escape(r.name)} (it records observed values, "
+                "never a violated invariant, a failed step or a runner error)",
                 highlight=False,
             )
         sys.exit(ExitCode.CHECK_FAILED if stuck else ExitCode.OK)

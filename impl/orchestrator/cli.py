@@ -310,10 +310,11 @@ def inspect(state_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, sort_keys=True, indent=2))
         sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
-    table = Table(title=Text(f"restore report: {state_path}"), show_header=False)
+    console = Console(highlight=False)
+    console.print(Text(f"restore report: {state_path}"), soft_wrap=True)  # never cut short
+    table = Table(show_header=False)
     for key in ("outcome", "reason", "lines", "valid", "blank", "torn_tail_bytes", "ties"):
         table.add_row(key, _cell(data[key]))
-    console = Console(highlight=False)
     console.print(table)
     if report.invalid:
         bad = Table("line", "reason", title="invalid lines")
