@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -26,6 +25,7 @@ from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, s
 from crashkit.harness.explore.summary import minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings
+from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
 
@@ -41,7 +41,7 @@ def _shard(text: str) -> tuple[int, int]:
         raise click.BadParameter(str(exc), param_hint="--shard") from exc
 
 
-def _usage(err: Console, message: str) -> NoReturn:
+def _usage(err: CliConsole, message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(ExitCode.USAGE)
 
@@ -112,7 +112,7 @@ def explore(
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
-    err = Console(stderr=True)
+    err = CliConsole(stderr=True)
     given = [
         f"--{name}"
         for name in WORKLOAD_OPTIONS
@@ -180,7 +180,7 @@ def explore(
     if as_json:
         click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
     else:
-        Console(stderr=True).print(summary_table(summary, escape(title)))
+        CliConsole(stderr=True).print(summary_table(summary, escape(title)))
         for finding, count in minimal_findings(summary.findings):
             err.print(
                 f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "

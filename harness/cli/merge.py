@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from crashkit.harness.kit.report import merged
+from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ExitCode
 
 #: Keys every shard file has, whichever command wrote it.
@@ -47,7 +47,7 @@ def merge(files: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json(shards=len(files)), indent=2, sort_keys=True))
     else:
-        console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+        console = CliConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
         console.print(
             report.table(f"crashkit merge: {len(files)} shard(s), {report.items} item(s)")
         )

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +22,7 @@ from crashkit.harness.scenarios.loader import ScenarioError, load_scenario, pars
 from crashkit.harness.scenarios.results import INVARIANT_CHECK, STEP_CHECK, ScenarioResult
 from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
+from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
@@ -99,9 +99,12 @@ def summary_table(results: list[ScenarioResult], errors: list[ScenarioError]) ->
     return table
 
 
-@click.group("scenarios")
-def scenarios() -> None:
+@click.group("scenarios", invoke_without_command=True)
+@click.pass_context
+def scenarios(ctx: click.Context) -> None:
     """Scenario files: named, human-readable crash and fault regressions (docs/scenarios.md)."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @scenarios.command("run")
@@ -129,8 +132,8 @@ def run_cmd(
 ) -> None:
     """Run scenario files (PATHs are files or folders; default: the shipped library)."""
     # CI logs are not terminals: give the table room instead of rich's 80 columns
-    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-    err = Console(stderr=True, soft_wrap=True)
+    console = CliConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    err = CliConsole(stderr=True, soft_wrap=True)
     importable_from(Path.cwd())  # backends named by --backend or a file, beside it
     backend: Backend | None = None
     if backend_spec is not None:

@@ -14,6 +14,7 @@ console markup, so `x[red]y` stays `x[red]y`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -56,7 +57,17 @@ from crashkit.orchestrator.store.report import RestoreReport
 from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class CliConsole(Console):
+    """rich's Console, but a closed stdout ends in `OutputGuardGroup`'s exit 6: rich's
+    own answer is `SystemExit(1)`, which the README reserves for a failed check."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+err = CliConsole(stderr=True, highlight=False, soft_wrap=True)
 PUBLISH_STOPPED = "stopped: the events output failed"
 
 
@@ -94,8 +105,8 @@ class OutputGuardGroup(click.Group):
             _quiet_stdout()
             _fail(
                 ExitCode.OUTPUT_FAILED,
-                "stdout was closed before the output was complete (the reading end of a pipe "
-                "exited); nothing else was affected",
+                "stdout was closed before the output was complete (the reader of a pipe "
+                "exited): the command's work was done, only its output is cut short",
             )
 
 
@@ -310,7 +321,7 @@ def inspect(state_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, sort_keys=True, indent=2))
         sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
-    console = Console(highlight=False)
+    console = CliConsole(highlight=False)
     console.print(Text(f"restore report: {state_path}"), soft_wrap=True)  # never cut short
     table = Table(show_header=False)
     for key in ("outcome", "reason", "lines", "valid", "blank", "torn_tail_bytes", "ties"):

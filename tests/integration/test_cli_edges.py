@@ -190,6 +190,24 @@ def test_synth_into_a_closed_pipe_or_a_full_disk_exits_6(tmp_path: Path) -> None
     assert "/dev/full: cannot write snapshots: No space left on device" in full.stderr
 
 
+def test_any_command_whose_stdout_is_closed_exits_6_not_rich_s_1() -> None:
+    library = str(Path(__file__).parents[2] / "scenarios" / "torn")
+    proc = subprocess.Popen(
+        [*CRASHKIT, "scenarios", "run", library],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it printed anything: its first line meets a closed pipe
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 6, stderr
+    assert stderr == (
+        "error: stdout was closed before the output was complete (the reader of a pipe "
+        "exited): the command's work was done, only its output is cut short\n"
+    )
+
+
 # -- user text stays as typed ----------------------------------------------------------------
 
 
@@ -451,6 +469,9 @@ def test_version_and_bare_crashkit() -> None:
     assert bare.stdout.startswith("Usage: ")
     for command in ("run", "inspect", "replay", "explore", "scenarios", "merge"):
         assert f"  {command} " in bare.stdout
+    group = crashkit("scenarios")
+    assert group.returncode == 0
+    assert group.stdout.startswith("Usage: ") and "  run " in group.stdout
 
 
 # -- run says what restore skipped -----------------------------------------------------------
