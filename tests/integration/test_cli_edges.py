@@ -236,6 +236,12 @@ def test_square_brackets_in_messages_and_paths_are_kept(tmp_path: Path) -> None:
     assert shown.returncode == 3
     assert shown.stdout.startswith(f"restore report: {odd}/s.jsonl\n")
 
+    named = scenario(tmp_path, "a[red]b", STEPS, "exit_code: 4\n")  # fails: it exits 0
+    ran = crashkit("scenarios", "run", str(named))
+    assert ran.returncode == 1
+    assert "│ a[red]b │ FAIL" in ran.stdout
+    assert f"a[red]b ({named})" in ran.stdout
+
 
 # -- no traceback for these mistakes ---------------------------------------------------------
 
