@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,13 @@ def crashkit(
     return proc  # type: ignore[no-any-return]
 
 
+def run(
+    config: Path, snapshots: Path, *extra: str, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    """`crashkit run --config CONFIG --input SNAPSHOTS EXTRA...`"""
+    return crashkit("run", "--config", str(config), "--input", str(snapshots), *extra, **kw)  # type: ignore[arg-type]
+
+
 def config_file(tmp_path: Path, body: str = STATE_CONFIG) -> Path:
     path = tmp_path / "o.toml"
     path.write_text(body)
@@ -58,22 +66,17 @@ def market(tmp_path: Path, symbols: int = 2, ticks: int = 4, name: str = "in.jso
     return path
 
 
-def events_of(path: Path) -> list[dict[str, object]]:
+def events_of(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def of_type(events: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event_type"] == kind]
 
 
-def states(events: list[dict[str, object]], kind: str) -> dict[object, object]:
+def states(events: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     """symbol -> the last state payload of `kind` events."""
-    out: dict[object, object] = {}
-    for event in of_type(events, kind):
-        payload = event["payload"]
-        assert isinstance(payload, dict)
-        out[event["symbol"]] = payload["state"]
-    return out
+    return {e["symbol"]: e["payload"]["state"] for e in of_type(events, kind)}
 
 
 def lines_of(path: Path) -> int:
@@ -88,26 +91,23 @@ def test_events_to_dev_full_exits_6_and_the_restart_republishes_the_persisted_ti
 ) -> None:
     config, snapshots = config_file(tmp_path), market(tmp_path)
     state = tmp_path / "state" / "h.jsonl"
-    proc = crashkit(
-        "run", "--config", str(config), "--input", str(snapshots), "--events", "/dev/full"
-    )
-    assert proc.returncode == ExitCode.OUTPUT_FAILED == 6
+    proc = run(config, snapshots, "--events", "/dev/full")
+    assert proc.returncode == ExitCode.OUTPUT_FAILED
+    assert int(ExitCode.OUTPUT_FAILED) == 6  # the README's table
     assert "error: /dev/full: cannot publish events: No space left on device" in proc.stderr
     assert f"already persisted to {state}" in proc.stderr
     assert "hysteresis_state_restored" in proc.stderr
     assert "stopped: the events output failed" in proc.stderr
     assert lines_of(state) == 2  # the first tick (two symbols) was persisted, then it stopped
     events = tmp_path / "events.jsonl"
-    again = crashkit(
-        "run", "--config", str(config), "--input", str(snapshots), "--events", str(events)
-    )
+    again = run(config, snapshots, "--events", str(events))
     assert again.returncode == 0, again.stderr
     published = events_of(events)
     restored = states(published, "hysteresis_state_restored")
     first_tick = [json.loads(line) for line in state.read_bytes().splitlines()[:2]]
-    assert sorted(restored) == sorted(r["symbol"] for r in first_tick)
-    assert {s["engine_timestamp_ms"] for s in restored.values()} == {  # type: ignore[index]
-        r["engine_timestamp_ms"] for r in first_tick
+    key = ("engine_timestamp_ms", "anchor_regime", "candidate_regime", "progress_current")
+    assert {symbol: tuple(st[k] for k in key) for symbol, st in restored.items()} == {
+        record["symbol"]: tuple(record[k] for k in key) for record in first_tick
     }
     assert len(of_type(published, "hysteresis_decision_published")) == 2 * 3  # the rest, once
 
@@ -121,12 +121,9 @@ def test_events_at_the_file_size_limit_exits_6_with_the_tick_persisted(tmp_path:
     def limit_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    proc = crashkit(
-        "run",
-        "--config",
-        str(config),
-        "--input",
-        str(snapshots),
+    proc = run(
+        config,
+        snapshots,
         "--events",
         str(events),
         preexec_fn=limit_files,
@@ -161,9 +158,7 @@ def test_events_path_that_cannot_be_opened_is_a_usage_error_before_anything(
     config, snapshots = config_file(tmp_path), market(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    proc = crashkit(
-        "run", "--config", str(config), "--input", str(snapshots), "--events", f"{blocker}/e.jsonl"
-    )
+    proc = run(config, snapshots, "--events", f"{blocker}/e.jsonl")
     assert proc.returncode == 2
     assert f"--events {blocker}/e.jsonl: cannot open for appending: {blocker} is a file" in (
         proc.stderr
@@ -218,12 +213,9 @@ def test_square_brackets_in_messages_and_paths_are_kept(tmp_path: Path) -> None:
 
     odd = tmp_path / "x[red]y"
     (odd / "s.jsonl").mkdir(parents=True)  # a directory where the state file should be
-    refused = crashkit(
-        "run",
-        "--config",
-        str(config_file(tmp_path)),
-        "--input",
-        str(market(tmp_path)),
+    refused = run(
+        config_file(tmp_path),
+        market(tmp_path),
         "--state",
         str(odd / "s.jsonl"),
         "--events",
@@ -301,7 +293,7 @@ def test_config_backend_of_the_wrong_signature_is_a_usage_error(tmp_path: Path) 
     (tmp_path / "wrongsig.py").write_text("def bad(path):\n    return None\n")
     config = config_file(tmp_path, STATE_CONFIG + 'backend = "wrongsig:bad"\n')
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = crashkit("run", "--config", str(config), "--input", str(market(tmp_path)), env=env)
+    proc = run(config, market(tmp_path), env=env)
     assert proc.returncode == 2
     assert (
         f"{config}:4: [engine] backend: backend 'wrongsig:bad': 'bad' must take (path, config)"
@@ -338,9 +330,7 @@ def test_a_bad_snapshot_line_mid_run_says_what_was_persisted_and_published(
         out.write(b'{"symbol": "SYM000"}\n')
     config, events = config_file(tmp_path), tmp_path / "e.jsonl"
     state = tmp_path / "state" / "h.jsonl"
-    proc = crashkit(
-        "run", "--config", str(config), "--input", str(snapshots), "--events", str(events)
-    )
+    proc = run(config, snapshots, "--events", str(events))
     assert proc.returncode == 2
     assert f"error: {snapshots}:7: not a valid snapshot" in proc.stderr
     assert (
@@ -357,12 +347,9 @@ def test_a_bad_snapshot_line_mid_run_says_what_was_persisted_and_published(
     )
     first = tmp_path / "first-bad.jsonl"
     first.write_bytes(b"not json\n")
-    fresh = crashkit(
-        "run",
-        "--config",
-        str(config),
-        "--input",
-        str(first),
+    fresh = run(
+        config,
+        first,
         "--state",
         str(tmp_path / "new.jsonl"),
     )
@@ -486,12 +473,9 @@ def test_version_and_bare_crashkit() -> None:
 def test_run_reports_invalid_lines_and_the_torn_tail_it_will_cut(tmp_path: Path) -> None:
     config, snapshots = config_file(tmp_path), market(tmp_path, ticks=2)
     assert (
-        crashkit(
-            "run",
-            "--config",
-            str(config),
-            "--input",
-            str(snapshots),
+        run(
+            config,
+            snapshots,
             "--events",
             str(tmp_path / "e"),
         ).returncode
@@ -500,9 +484,7 @@ def test_run_reports_invalid_lines_and_the_torn_tail_it_will_cut(tmp_path: Path)
     state = tmp_path / "state" / "h.jsonl"
     lines = state.read_bytes().splitlines(keepends=True)
     state.write_bytes(lines[0] + b"garbage\n" + b"".join(lines[1:]) + b'{"torn')
-    proc = crashkit(
-        "run", "--config", str(config), "--input", str(snapshots), "--events", str(tmp_path / "e")
-    )
+    proc = run(config, snapshots, "--events", str(tmp_path / "e"))
     assert proc.returncode == 0, proc.stderr
     assert f"restore of {state}: line 2 skipped: not_json" in proc.stderr
     assert f"restore of {state}: torn tail of 6 byte(s) after the last complete line ignored" in (
