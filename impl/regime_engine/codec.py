@@ -40,7 +40,7 @@ class StoreRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
     """
 
     # Fields in sorted key order, so msgspec's compact encoding of a record is its
-    # canonical line for ASCII symbols (the restore fast path compares bytes).
+    # canonical line for plain symbols (`encode_states` relies on it).
     anchor_regime: Regime
     candidate_regime: Regime | None
     engine_timestamp_ms: _NonNegInt
@@ -60,6 +60,7 @@ class RecordError(ValueError):
 
 
 _DECODER = msgspec.json.Decoder(StoreRecord)
+_LINE_ENCODER = msgspec.json.Encoder()
 
 
 def state_to_record(state: HysteresisState) -> StoreRecord:
@@ -115,6 +116,37 @@ def encode_record(record: StoreRecord) -> bytes:
 
 def encode_state(state: HysteresisState) -> bytes:
     return encode_record(state_to_record(state))
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII without `"` or `\\`: encoded alike by json.dumps and msgspec."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def encode_states(states: Sequence[HysteresisState]) -> bytes:
+    """The canonical lines of a tick's states, byte for byte `encode_state` of each.
+
+    One C-level encode of the records when every symbol is plain text (the same bytes:
+    the fields are declared in key order, enums encode as their values); otherwise,
+    `json.dumps` per record, which the contract defines the bytes by."""
+    symbols = "".join([state.symbol for state in states])
+    if not _plain(symbols):
+        return b"".join([encode_state(state) for state in states])
+    return _LINE_ENCODER.encode_lines(
+        [
+            StoreRecord(
+                state.anchor_regime,
+                state.candidate_regime,
+                state.engine_timestamp_ms,
+                state.last_commit_timestamp_ms,
+                state.progress_current,
+                RECORD_SCHEMA,
+                RECORD_SCHEMA_VERSION,
+                state.symbol,
+            )
+            for state in states
+        ]
+    )
 
 
 def _has_duplicate_keys(line: bytes) -> bool:
@@ -174,14 +206,6 @@ def decode_record(line: bytes) -> StoreRecord:
         raise RecordError(f"not_json: {exc}") from None
     check_record(record, line)
     return record
-
-
-_LINE_ENCODER = msgspec.json.Encoder()
-
-
-def encode_lines(records: Sequence[StoreRecord]) -> bytes:
-    """msgspec's compact encoding, one record per line: the canonical bytes for ASCII symbols."""
-    return _LINE_ENCODER.encode_lines(records)
 
 
 def decode_lines_fast(body: bytes) -> list[StoreRecord] | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crashkit.regime_engine.codec import (
     RECORD_KEYS,
     RecordError,
     decode_record,
     encode_state,
+    encode_states,
     record_to_state,
     state_to_record,
 )
@@ -44,6 +47,39 @@ GOLDEN = [
 @pytest.mark.parametrize(("state", "golden"), GOLDEN)
 def test_canonical_encoding_is_byte_exact(state: object, golden: bytes) -> None:
     assert encode_state(state) == golden  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("state", "golden"), GOLDEN)
+def test_a_tick_encodes_to_the_golden_bytes(state: object, golden: bytes) -> None:
+    """The writer's one-call encoding of a tick (`encode_states`), alone and mixed."""
+    assert encode_states([state]) == golden  # type: ignore[list-item]
+    assert encode_states([s for s, _ in GOLDEN]) == b"".join(g for _, g in GOLDEN)  # type: ignore[misc]
+    plain = [s for s, g in GOLDEN if b"\\" not in g]
+    assert encode_states(plain * 3) == b"".join(encode_state(s) for s in plain * 3)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=6) | st.sampled_from(["BTC", "SYM000", "a b", "x~"]),
+            st.integers(0, 2**63),
+            st.sampled_from(list(Regime)),
+            st.none() | st.sampled_from(list(Regime)),
+            st.none() | st.integers(0, 2**53),
+        ),
+        max_size=8,
+    )
+)
+def test_a_tick_encodes_exactly_as_each_state_alone(
+    rows: list[tuple[str, int, Regime, Regime | None, int | None]],
+) -> None:
+    states = [
+        make_state(symbol, ts, anchor, candidate, 0 if candidate is None else 1, last)
+        for symbol, ts, anchor, candidate, last in rows
+        if candidate != anchor
+    ]
+    assert encode_states(states) == b"".join(encode_state(s) for s in states)
 
 
 @pytest.mark.parametrize(("state", "golden"), GOLDEN)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -258,10 +258,10 @@ def test_store_restores_under_the_writer_lock(
     """`open_jsonl_store` locks before it reads: nobody can append between restore and writer."""
     path = tmp_path / "s.jsonl"
     path.write_bytes(encode_state(make_state("A", 100)))
-    real_read = jsonl._read_fd
+    real_read = jsonl._read_chunks
     seen: list[bool] = []
 
-    def read_while_probing_the_lock(fd: int, p: str, size: int) -> bytes:
+    def read_while_probing_the_lock(fd: int, p: str) -> Iterator[bytes]:
         probe = os.open(p, os.O_RDONLY)
         try:
             import fcntl
@@ -272,9 +272,9 @@ def test_store_restores_under_the_writer_lock(
             seen.append(True)
         finally:
             os.close(probe)
-        return real_read(fd, p, size)
+        return real_read(fd, p)
 
-    monkeypatch.setattr(jsonl, "_read_fd", read_while_probing_the_lock)
+    monkeypatch.setattr(jsonl, "_read_chunks", read_while_probing_the_lock)
     opened = open_jsonl_store(str(path), CONFIG)
     opened.backend.close()
     assert seen == [True]

@@ -15,20 +15,20 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
 from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore
 from crashkit.orchestrator.store.report import (
+    CHUNK_BYTES,
     ENGINE_SCHEMA,
     RestoreReport,
     parse_state_bytes,
+    parse_state_stream,
     store_from_report,
 )
-from crashkit.regime_engine.codec import encode_state
+from crashkit.regime_engine.codec import encode_states
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
-
-_READ_CHUNK = 1 << 20
 
 
 def _kind(mode: int) -> str:
@@ -56,25 +56,21 @@ def _check_regular(fd: int, path: str) -> os.stat_result:
     return info
 
 
-def _read_fd(fd: int, path: str, size_hint: int) -> bytes:
-    """Read from the descriptor's offset to the end of the file."""
-    # Ask for one byte more than fstat said: a shorter answer is the whole file (a
-    # regular file reads short only at its end), so one read is the common case.
-    chunks: list[bytes] = []
-    want = max(size_hint + 1, _READ_CHUNK)
+def _read_chunks(fd: int, path: str) -> Iterator[bytes]:
+    """The file from the descriptor's offset to its end, `CHUNK_BYTES` per `read`, so a
+    restore holds one chunk at a time. A regular file reads short only at its end, so
+    a file smaller than a chunk takes one read."""
     while True:
         try:
-            chunk = os.read(fd, want)
+            chunk = os.read(fd, CHUNK_BYTES)
         except OSError as exc:
             raise RestoreFatal(
                 path, f"cannot read state file: {exc.strerror} (errno {exc.errno})"
             ) from exc
         if chunk:
-            chunks.append(chunk)
-        if len(chunk) < want:
-            break
-        want = _READ_CHUNK
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            yield chunk
+        if len(chunk) < CHUNK_BYTES:
+            return
 
 
 def _open_error(path: str, exc: OSError) -> RestoreFatal:
@@ -85,13 +81,11 @@ def _open_error(path: str, exc: OSError) -> RestoreFatal:
     return RestoreFatal(path, f"cannot open state file: {exc.strerror} (errno {exc.errno})")
 
 
-def read_state_file(path: str) -> bytes | None:
-    """The file's bytes, or None if it does not exist. Raises RestoreFatal if unreadable.
-
-    Read-only (what `inspect` and check restores use). Opens non-blocking and
-    checks the opened file is regular before reading, so a FIFO or a device is
-    refused rather than read forever (and never written).
-    """
+def _open_for_reading(path: str) -> int | None:
+    """A read-only descriptor on a regular file, or None if there is no file. Raises
+    RestoreFatal if it cannot be opened or is not regular. Opens non-blocking and checks
+    the opened file before any read, so a FIFO or a device is refused rather than read
+    forever (and never written)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -99,8 +93,22 @@ def read_state_file(path: str) -> bytes | None:
     except OSError as exc:
         raise _open_error(path, exc) from exc
     try:
-        info = _check_regular(fd, path)
-        return _read_fd(fd, path, info.st_size)
+        _check_regular(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_state_file(path: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist. Raises RestoreFatal if unreadable.
+
+    Read-only (what check restores of small files use; `restore_report` streams)."""
+    fd = _open_for_reading(path)
+    if fd is None:
+        return None
+    try:
+        return b"".join(_read_chunks(fd, path))
     finally:
         os.close(fd)
 
@@ -111,18 +119,25 @@ def restore_report(
     engine_schema: tuple[str, str] = ENGINE_SCHEMA,
     max_timestamp_ms: int | None = None,
 ) -> RestoreReport:
-    """Read-only restore of a state file (what `crashkit inspect` shows). Never raises for content."""
+    """Read-only restore of a state file (what `crashkit inspect` shows). Never raises for
+    content; streams the file, so memory does not grow with it."""
     try:
-        data = read_state_file(path)
+        fd = _open_for_reading(path)
+        if fd is None:
+            if engine_schema != ENGINE_SCHEMA:
+                return parse_state_bytes(b"", path, engine_schema=engine_schema)
+            return RestoreReport(path=path, outcome="bootstrap")
+        try:
+            return parse_state_stream(
+                _read_chunks(fd, path),
+                path,
+                engine_schema=engine_schema,
+                max_timestamp_ms=max_timestamp_ms,
+            )
+        finally:
+            os.close(fd)
     except RestoreFatal as exc:
         return RestoreReport(path=path, outcome="fatal", reason=exc.reason)
-    if data is None:
-        if engine_schema != ENGINE_SCHEMA:
-            return parse_state_bytes(b"", path, engine_schema=engine_schema)
-        return RestoreReport(path=path, outcome="bootstrap")
-    return parse_state_bytes(
-        data, path, engine_schema=engine_schema, max_timestamp_ms=max_timestamp_ms
-    )
 
 
 def _fsync_dir(path: str) -> None:
@@ -222,7 +237,7 @@ class JsonlStateBackend:
             except OSError as exc:
                 raise self._fail("making the torn-tail cut durable (fsync)", exc) from exc
             self._torn_tail_bytes = 0
-        data = b"".join([encode_state(state) for state in states])
+        data = encode_states(states)
         try:
             written = os.write(fd, data)
         except OSError as exc:
@@ -359,9 +374,9 @@ def open_jsonl_store(
     except OSError as exc:
         raise _open_error(path, exc) from exc
     try:
-        info = _check_regular(fd, path)
+        _check_regular(fd, path)
         writer.lock(fd, path)
-        report = parse_state_bytes(_read_fd(fd, path, info.st_size), path)
+        report = parse_state_stream(_read_chunks(fd, path), path)
         if report.outcome == "fatal":
             raise RestoreFatal(path, report.reason or "fatal restore")
         # The file may be one an earlier start created and then could not make durable
@@ -385,12 +400,7 @@ def open_jsonl_store(
 
 def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
     """Restore as `open_jsonl_store` does, read-only (no writer, no lock, no torn-tail cut)."""
-    data = read_state_file(path)
-    report = (
-        RestoreReport(path=path, outcome="bootstrap")
-        if data is None
-        else parse_state_bytes(data, path)
-    )
+    report = restore_report(path)
     if report.outcome == "fatal":
         raise RestoreFatal(path, report.reason or "fatal restore")
     return store_from_report(report, config)

@@ -1,14 +1,17 @@
 """Restore (read side, contract §4) as a pure function of the file's bytes.
 
 Kept free of I/O so that `crashkit inspect`, every backend that stores lines,
-the replay seeding and the harness oracles all judge bytes the same way.
+the replay seeding and the harness oracles all judge bytes the same way. The bytes
+come as chunks, judged a block of complete lines at a time: memory does not grow
+with the file. Each block takes the C-level path (one decode of all its lines) when
+that judges exactly as the per-line path would, and the per-line path otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import compress, islice
 
@@ -18,7 +21,6 @@ from crashkit.regime_engine.codec import (
     StoreRecord,
     decode_lines_fast,
     decode_record,
-    encode_lines,
     record_fields,
     record_to_state,
 )
@@ -100,114 +102,178 @@ class RestoreReport(RestoreSummary):
         }
 
 
-def _select(
-    winners: dict[str, tuple[int, StoreRecord]],
-    number: int,
-    record: StoreRecord,
-    max_ts: int | None,
-) -> int:
-    """Apply the selection rule for one valid record; returns 1 on a timestamp tie."""
-    ts = record.engine_timestamp_ms
-    if max_ts is not None and ts > max_ts:
-        return 0
-    best = winners.get(record.symbol)
-    if best is None:
-        winners[record.symbol] = (number, record)
-        return 0
-    best_ts = best[1].engine_timestamp_ms
-    if ts > best_ts:
-        winners[record.symbol] = (number, record)
-        return 0
-    if ts == best_ts:
-        winners[record.symbol] = (number, record)  # later in the file wins
-        return 1
-    return 0
-
+#: How much of a state file restore holds at once: memory stays bounded by this (plus one
+#: line, plus the winners), whatever the file's history. Also the size of each `read`.
+CHUNK_BYTES = 1 << 20
 
 _INVARIANT_FIELDS = operator.attrgetter("candidate_regime", "progress_current", "anchor_regime")
 _TIMESTAMP = operator.attrgetter("engine_timestamp_ms")
 _SYMBOL = operator.attrgetter("symbol")
+_CANDIDATE = operator.attrgetter("candidate_regime")
+#: Quote characters in a record line without a candidate and with a quote-free symbol:
+#: 8 keys and the 4 string values (anchor, schema, schema_version, symbol).
+_BASE_QUOTES = 24
 
 
-def _select_loop(
-    symbols: list[str], stamps: list[int], max_ts: int | None
-) -> tuple[dict[str, int], int]:
-    """The selection rule in file order: highest timestamp wins, a tie goes to the later line."""
-    best_ts: dict[str, int] = {}
-    best_line: dict[str, int] = {}
-    ties = 0
-    limit = max_ts if max_ts is not None else float("inf")
-    get = best_ts.get
-    for number, (symbol, ts) in enumerate(zip(symbols, stamps, strict=True), start=1):
-        if ts > limit:
-            continue
-        best = get(symbol)
-        if best is None or ts > best:
-            best_ts[symbol] = ts
-            best_line[symbol] = number
-        elif ts == best:
-            best_line[symbol] = number
-            ties += 1
-    return best_line, ties
+def _fast_records(block: bytes, lines: int) -> list[StoreRecord] | None:
+    """Every line of the block decoded and checked in C-level calls, or None ("judge each
+    line"). Judges exactly as `decode_record` line by line does when it returns records:
 
-
-def _select_monotone(symbols: list[str], stamps: list[int]) -> tuple[dict[str, int], int]:
-    """The same rule, in C, for files whose timestamps never go down (one writer's output).
-
-    Each symbol's last line then holds its highest timestamp (and wins ties), and
-    a record ties exactly when its symbol already appeared in its run of equal
-    timestamps, so only runs longer than one line need a look.
+    - one record per line (no blank line: a record's index is its line);
+    - no duplicate key: each valid line has at least its expected number of `"` and one
+      more key adds two, so equal totals mean equal lines (`\\u` escapes can hide a
+      quote, so a block with one takes the exact path);
+    - the engine invariant, over the few distinct (candidate, progress, anchor) triples.
     """
-    n = len(symbols)
-    best_line = dict(zip(symbols, range(1, n + 1), strict=True))
-    starts = [0, *compress(range(1, n), map(operator.ne, islice(stamps, 1, None), stamps)), n]
-    ties = 0
-    if len(starts) < n + 1:  # some timestamp repeats
-        for begin, end in itertools.pairwise(starts):
-            if end - begin > 1:
-                ties += end - begin - len(set(symbols[begin:end]))
-    return best_line, ties
-
-
-def _fast_select(
-    body: bytes, max_ts: int | None
-) -> tuple[dict[str, tuple[int, StoreRecord]], int, int] | None:
-    """Restore of a clean file in one C decode plus one tight loop; None means "take the slow path".
-
-    Taken only when the body is exactly the canonical encoding of its records
-    (re-encoded in C and compared): that proves there is no blank line (record i
-    is line i+1) and no duplicated key, which msgspec alone would not reject.
-    Anything else (whitespace, other key order, escapes) gets the exact per-line path.
-    Returns (winners, ties, lines).
-    """
-    if not body:
+    records = decode_lines_fast(block)
+    if records is None or len(records) != lines:
         return None
-    records = decode_lines_fast(body)
-    if records is None or encode_lines(records) != body:
+    escaped = b"\\" in block  # one memchr; canonical lines of plain symbols have none
+    if escaped and b"\\u" in block:
         return None
-    # The engine invariant over the few distinct (candidate, progress, anchor)
-    # triples, collected in C, rather than per record in Python.
     for candidate, progress, anchor in set(map(_INVARIANT_FIELDS, records)):
         if (candidate is None) != (progress == 0) or candidate is anchor:
             return None
-    symbols = list(map(_SYMBOL, records))
-    stamps = list(map(_TIMESTAMP, records))
-    if max_ts is None and all(map(operator.le, stamps, islice(stamps, 1, None))):
-        best_line, ties = _select_monotone(symbols, stamps)
-    else:
-        best_line, ties = _select_loop(symbols, stamps, max_ts)
-    winners = {symbol: (line, records[line - 1]) for symbol, line in best_line.items()}
-    return winners, ties, len(records)
+    candidates = list(map(_CANDIDATE, records)).count(None)
+    expected = _BASE_QUOTES * lines + 2 * (lines - candidates)
+    if escaped:  # a symbol may hold quotes (`\\"`): they count too
+        expected += sum(symbol.count('"') for symbol in map(_SYMBOL, records))
+    if block.count(b'"') != expected:
+        return None
+    return records
 
 
-def parse_state_bytes(
-    data: bytes,
+class _Restore:
+    """Restore's running state over a file's complete lines, fed a block at a time.
+
+    Only the per-symbol winners and the counts are kept, so memory does not grow with
+    the file. The selection rule: per symbol the highest timestamp at or before
+    `max_ts` wins; a tie goes to the later line and is counted.
+    """
+
+    def __init__(self, max_ts: int | None) -> None:
+        self.max_ts = max_ts
+        self.winners: dict[str, tuple[int, StoreRecord]] = {}
+        self.lines = 0
+        self.valid = 0
+        self.blank = 0
+        self.ties = 0
+        self.invalid: list[InvalidLine] = []
+        self.newest = -1  # the highest timestamp selected so far: monotone blocks start there
+
+    def feed(self, block: bytes) -> None:
+        """Judge a block of complete lines (it ends with `\\n`)."""
+        lines = block.count(b"\n")
+        records = _fast_records(block, lines)
+        if records is None:
+            self._judge_each_line(block)
+        else:
+            stamps = list(map(_TIMESTAMP, records))
+            if (
+                self.max_ts is None
+                and stamps[0] >= self.newest
+                and all(map(operator.le, stamps, islice(stamps, 1, None)))
+            ):
+                self._select_monotone(records, stamps)
+            else:
+                self._select_each(records, stamps)
+            self.valid += lines
+        self.lines += lines
+
+    def _judge_each_line(self, block: bytes) -> None:
+        first = self.lines + 1
+        for number, line in enumerate(block.split(b"\n")[:-1], start=first):
+            if not line.strip():
+                self.blank += 1
+                continue
+            try:
+                record = decode_record(line)
+            except RecordError as exc:
+                self.invalid.append(InvalidLine(number, exc.reason))
+                continue
+            self.valid += 1
+            self._select_each([record], [record.engine_timestamp_ms], number)
+
+    def _select_each(
+        self, records: list[StoreRecord], stamps: list[int], first: int | None = None
+    ) -> None:
+        """The rule record by record, in file order (`first`: the first record's line)."""
+        winners = self.winners
+        limit = self.max_ts
+        number = self.lines + 1 if first is None else first
+        for record, ts in zip(records, stamps, strict=True):
+            if limit is None or ts <= limit:
+                best = winners.get(record.symbol)
+                if best is None or ts > best[1].engine_timestamp_ms:
+                    winners[record.symbol] = (number, record)
+                elif ts == best[1].engine_timestamp_ms:
+                    winners[record.symbol] = (number, record)  # later in the file wins
+                    self.ties += 1
+                if ts > self.newest:
+                    self.newest = ts
+            number += 1
+
+    def _select_monotone(self, records: list[StoreRecord], stamps: list[int]) -> None:
+        """The same rule, in C, for a block whose timestamps never go down and start at or
+        after everything selected so far (one writer's output).
+
+        Each symbol's last line in the block then holds its highest timestamp (and wins
+        ties), and a record ties exactly when its symbol already appeared in its run of
+        equal timestamps, so only runs longer than one line need a look; the first run
+        also ties with a winner of an earlier block that has its timestamp.
+        """
+        symbols = list(map(_SYMBOL, records))
+        n = len(symbols)
+        last = dict(zip(symbols, range(n), strict=True))
+        starts = [0, *compress(range(1, n), map(operator.ne, islice(stamps, 1, None), stamps)), n]
+        if len(starts) < n + 1:  # some timestamp repeats
+            for begin, end in itertools.pairwise(starts):
+                if end - begin > 1:
+                    self.ties += end - begin - len(set(symbols[begin:end]))
+        winners = self.winners
+        if stamps[0] == self.newest:
+            for symbol in set(symbols[: starts[1]]):
+                best = winners.get(symbol)
+                if best is not None and best[1].engine_timestamp_ms == self.newest:
+                    self.ties += 1
+        offset = self.lines + 1
+        for symbol, index in last.items():
+            winners[symbol] = (offset + index, records[index])
+        self.newest = stamps[-1]
+
+
+def _blocks(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """Blocks of complete lines from chunks cut anywhere, with the bytes consumed so far;
+    the last item is the torn tail (what follows the last `\\n`, maybe empty) with the total.
+    """
+    carry: list[bytes] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            carry.append(chunk)  # a line longer than a chunk: held until its end
+            continue
+        head = chunk if end == len(chunk) else chunk[:end]
+        if carry:
+            carry.append(head)
+            head = b"".join(carry)
+            carry = []
+        yield head, total
+        if end < len(chunk):
+            carry.append(chunk[end:])
+    yield b"".join(carry), total
+
+
+def parse_state_stream(
+    chunks: Iterable[bytes],
     path: str = "<bytes>",
     *,
     engine_schema: tuple[str, str] = ENGINE_SCHEMA,
     max_timestamp_ms: int | None = None,
 ) -> RestoreReport:
-    """Judge a state file's bytes. Never raises for bad content: the outcome says it.
+    """Judge a state file read as chunks (cut anywhere). Never raises for bad content: the
+    outcome says it. Memory is bounded by a chunk, the longest line and the winners.
 
     `max_timestamp_ms` restricts selection to records at or before T (mid-stream
     replay); validity and fatality are still judged on the whole file.
@@ -221,54 +287,55 @@ def parse_state_bytes(
                 f"{engine_schema[1]!r}; this store holds {ENGINE_SCHEMA[0]!r} version "
                 f"{ENGINE_SCHEMA[1]!r} (no silent upgrade or downgrade)"
             ),
-            file_bytes=len(data),
+            file_bytes=sum(map(len, chunks)),
         )
-    end = data.rfind(b"\n") + 1
-    torn = len(data) - end
-    body = data[:end]
-    fast = _fast_select(body, max_timestamp_ms)
-    invalid: list[InvalidLine] = []
-    if fast is not None:
-        winners, ties, n_lines = fast
-        valid, blank = n_lines, 0
-    else:
-        n_lines = body.count(b"\n")
-        winners, blank, ties, valid = {}, 0, 0, 0
-        for number, line in enumerate(body.split(b"\n")[:-1], start=1):
-            if not line.strip():
-                blank += 1
-                continue
-            try:
-                record = decode_record(line)
-            except RecordError as exc:
-                invalid.append(InvalidLine(number, exc.reason))
-                continue
-            valid += 1
-            ties += _select(winners, number, record, max_timestamp_ms)
-
+    state = _Restore(max_timestamp_ms)
+    torn, total = b"", 0
+    for block, consumed in _blocks(chunks):
+        total = consumed
+        if block.endswith(b"\n"):
+            state.feed(block)
+        else:
+            torn = block
     report = RestoreReport(
         path=path,
-        outcome="ok" if valid else "bootstrap",
-        lines=n_lines,
-        valid=valid,
-        blank=blank,
-        invalid=tuple(invalid),
-        torn_tail_bytes=torn,
-        ties=ties,
-        file_bytes=len(data),
-        winners=winners,
+        outcome="ok" if state.valid else "bootstrap",
+        lines=state.lines,
+        valid=state.valid,
+        blank=state.blank,
+        invalid=tuple(state.invalid),
+        torn_tail_bytes=len(torn),
+        ties=state.ties,
+        file_bytes=total,
+        winners=state.winners,
     )
-    if invalid and valid == 0:
-        first = invalid[0]
+    if state.invalid and state.valid == 0:
+        first = state.invalid[0]
         return replace(
             report,
             outcome="fatal",
             reason=(
-                f"{len(invalid)} invalid line(s) and no valid record (first: line {first.line}: "
-                f"{first.reason}); refusing to reset hysteresis state"
+                f"{len(state.invalid)} invalid line(s) and no valid record (first: line "
+                f"{first.line}: {first.reason}); refusing to reset hysteresis state"
             ),
         )
     return report
+
+
+def parse_state_bytes(
+    data: bytes,
+    path: str = "<bytes>",
+    *,
+    engine_schema: tuple[str, str] = ENGINE_SCHEMA,
+    max_timestamp_ms: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> RestoreReport:
+    """`parse_state_stream` of bytes already in memory, cut into `chunk_bytes` pieces."""
+    view = memoryview(data)
+    chunks = (bytes(view[i : i + chunk_bytes]) for i in range(0, len(data), chunk_bytes))
+    return parse_state_stream(
+        chunks, path, engine_schema=engine_schema, max_timestamp_ms=max_timestamp_ms
+    )
 
 
 def store_from_report(report: RestoreReport, config: HysteresisConfig) -> HysteresisStore:
