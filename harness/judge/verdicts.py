@@ -26,10 +26,8 @@ from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
-from crashkit.orchestrator.events import Event, MemorySink, state_payload
-from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
-from crashkit.orchestrator.sources import ticks
-from crashkit.orchestrator.store.memory import memory_store
+from crashkit.harness.judge.runtime_model import model_run
+from crashkit.orchestrator.events import Event, state_payload
 from crashkit.orchestrator.store.protocol import Backend
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
@@ -289,22 +287,11 @@ def uninterrupted(
     seed: Mapping[str, HysteresisState],
     snapshots: Iterable[RegimeInputSnapshot],
 ) -> dict[str, orc.Decision]:
-    """The reference for continuity: the same input on an in-memory backend seeded with
-    the states a correct restore of the initial disk gives, never interrupted."""
-    sink = MemorySink()
-    opened = memory_store()
-    opened.store.states.update(seed)
-    runtime = HysteresisRuntime(
-        config=config,
-        state_path="<reference>",
-        sink=sink,
-        backend_factory=seeded_factory(opened),
-        clock=engine_commit_clock,
-    )
-    runtime.start()
-    for group in ticks(snapshots):
-        runtime.tick(group)
-    return orc.decisions_of(sink.events)[0]
+    """The reference for continuity: the decisions a correct process makes on the same
+    input from the states a correct restore of the initial disk gives, never interrupted.
+    Computed by the harness's own reading of the runtime rules (`runtime_model`), so a
+    bug in the runtime is not also in its reference."""
+    return orc.decisions_of(model_run(config, seed, snapshots).events)[0]
 
 
 __all__ = [
