@@ -1,19 +1,24 @@
 """A workload: everything that determines one explored run, as plain seeded data.
 
-Same workload, same verdicts, on every machine: the synthetic market's seed, the
-fault plan and the fsync-failure model are all in it.
+Same workload, same verdicts, on every machine: the synthetic market's seed, its
+edits (ticks delivered twice, late snapshots), the seeded state file, the fault plan
+and the fsync-failure model are all in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel, TornMode
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
+
+_TIMESTAMP = attrgetter("engine_timestamp_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +34,35 @@ class Workload:
     initial_state: bytes | None = None  # seeded state-file bytes (line backends only)
     torn: TornMode = TornMode.DEFAULT  # cuts inside un-synced lines: a few, or every byte
     name: str = ""
+    #: Ticks (0-based) delivered twice in a row: duplicates (C6.6), across restarts (C6.8).
+    duplicates: tuple[int, ...] = ()
+    #: Ticks i >= 1 after which one symbol's snapshot of tick i-1 arrives again, late: it
+    #: hard-fails that symbol (C6.5); the symbol is i modulo the number of symbols.
+    late: tuple[int, ...] = ()
 
     @property
     def config(self) -> HysteresisConfig:
         return HysteresisConfig(window_updates=self.window_updates)
 
+    @property
+    def edited(self) -> bool:
+        """The input is not the plain synthetic market (exports then list its snapshots)."""
+        return bool(self.duplicates or self.late)
+
     def snapshots(self) -> list[RegimeInputSnapshot]:
-        return list(generate(self.symbols, self.ticks, self.seed))
+        market = list(generate(self.symbols, self.ticks, self.seed))
+        if not self.edited:
+            return market
+        groups = [list(group) for _, group in groupby(market, key=_TIMESTAMP)]
+        out: list[RegimeInputSnapshot] = []
+        for i, group in enumerate(groups):
+            out.extend(group)
+            if i in self.duplicates:
+                out.extend(group)
+            if i in self.late and i >= 1:
+                earlier = groups[i - 1]
+                out.append(earlier[i % len(earlier)])
+        return out
 
     def image(self) -> DiskImage | None:
         if self.initial_state is None:
@@ -56,6 +83,8 @@ class Workload:
             if self.initial_state is None
             else self.initial_state.decode("utf-8", "backslashreplace"),
             "initial_state_hex": None if self.initial_state is None else self.initial_state.hex(),
+            "duplicates": list(self.duplicates),
+            "late": list(self.late),
         }
 
     @classmethod
@@ -77,6 +106,8 @@ class Workload:
             initial_state=initial,
             torn=TornMode(data.get("torn", TornMode.DEFAULT.value)),
             name=str(data.get("name", "")),
+            duplicates=tuple(int(i) for i in data.get("duplicates", ())),
+            late=tuple(int(i) for i in data.get("late", ())),
         )
 
 

@@ -79,8 +79,9 @@ from typing import Any
 
 import yaml
 
-from crashkit.harness.explore import Explorer, Finding, minimal_findings
+from crashkit.harness.explore import Explorer, Finding, Workload, minimal_findings
 from crashkit.orchestrator.events import state_payload
+from crashkit.orchestrator.sources import snapshot_to_dict
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend
 from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
@@ -292,13 +293,21 @@ def scenario_from_finding(
         description=f"{v.invariant}: {v.message} [explorer, workload {w.name or '-'}, {where}]",
         fsync_model=w.model.value,
         window_updates=w.window_updates,
-        input_={"synthetic": {"symbols": w.symbols, "ticks": w.ticks, "seed": w.seed}},
+        input_=workload_input(w),
         steps=steps,
         backend=backend,
         runtime=runtime,
         initial_state=w.initial_state,
         missing_dir=w.initial_state is None,  # the explorer boots an empty disk then
     )
+
+
+def workload_input(w: Workload) -> dict[str, object]:
+    """The scenario `input` of a workload: its synthetic market, or every snapshot when
+    the market was edited (ticks delivered twice, late snapshots)."""
+    if w.edited:
+        return {"snapshots": [snapshot_to_dict(s) for s in w.snapshots()]}
+    return {"synthetic": {"symbols": w.symbols, "ticks": w.ticks, "seed": w.seed}}
 
 
 def first_ack_ticks_of(explorer: Explorer, finding: Finding) -> int | None:
