@@ -42,9 +42,12 @@ crash: $(STAMP)
 		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest \
 		tests/machines tests/kit
 
-# Restore throughput of a 1,000,000-record state file.
+# Every performance figure beside its baseline, measured in the same run, its ratio and
+# its goal, as one table (README, "Benchmarks"). `make bench BENCH="--only restore"` runs
+# one figure, `BENCH=--quick` a smoke run.
+BENCH ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/restore_throughput.py --records 1000000
+	$(BIN)/python benchmarks/suite.py $(BENCH)
 
 MYPY_PACKAGES := -p crashkit.regime_engine -p crashkit.orchestrator -p crashkit.faults -p crashkit.harness
 
@@ -52,6 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check impl faults harness tests benchmarks tools
 	$(BIN)/ruff format --check impl faults harness tests benchmarks tools
 	$(BIN)/mypy $(MYPY_PACKAGES)
+	$(BIN)/mypy benchmarks
 	$(BIN)/lint-imports
 
 clean:
