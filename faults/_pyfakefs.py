@@ -64,6 +64,11 @@ File objects (open(), io.open(), os.fdopen(), pathlib; see `crashkit.faults.inte
   `__slots__`, so a subclass adding only methods is layout-compatible. (`retype_wrapper`)
 - `FakeFileWrapper.__getattr__`: the wrappers produce `write`, `truncate` and the read
   methods there (not as methods), so the hooks fetch them through it. (`wrapper_attr`)
+- `FakeBinaryFileWrapper.__getattribute__`/`FakeTextFileWrapper.__getattribute__`: their
+  rule (a name of `FakeFileWrapper` or of the instance, else `__getattr__`) is answered
+  from a set by our subclasses, and the descriptors of the fake `os.open` get such a
+  subclass too: pyfakefs asks `hasattr` for every attribute, hundreds of times per
+  `os.read`. (`wrapper_getattribute`, `retype_raw_handle`)
 - `FakeFileWrapper._is_open`, `_binary`, `file_object` (read from the instance dict,
   past the hooks' `__getattribute__`), `open_modes.truncate`/`can_write`.
   (`wrapper_is_open`, `is_binary`, `wrapped_file`, `truncates_on_open`)
@@ -406,6 +411,38 @@ def is_binary(wrapper: Any) -> bool:
 def truncates_on_open(wrapper: FakeFileWrapper) -> bool:
     """The open mode truncated the file ("w", "w+", "wb"...)."""
     return bool(wrapper.open_modes.truncate and wrapper.open_modes.can_write)
+
+
+#: What `hasattr(FakeFileWrapper, name)` answers, as a set: the wrappers' own
+#: `__getattribute__` asks it (a `hasattr` call) for every attribute, including each
+#: `self.x` inside their methods, hundreds of times per `os.read`.
+_WRAPPER_NAMES: Final = frozenset(dir(FakeFileWrapper))
+_object_getattribute: Final = object.__getattribute__
+
+
+def wrapper_getattribute(self: Any, name: str) -> Any:
+    """pyfakefs's wrapper `__getattribute__` rule, answered from a set: a name of the
+    wrapper class or of the instance is looked up normally, any other goes to the
+    wrapper's `__getattr__` (where it produces `write`, `read` and the rest). Same
+    answers, a fifth of the cost; for subclasses of the binary and text wrappers."""
+    if name in _WRAPPER_NAMES or name in _object_getattribute(self, "__dict__"):
+        return _object_getattribute(self, name)
+    return _object_getattribute(self, "__getattr__")(name)
+
+
+class RawBinaryFile(FakeBinaryFileWrapper):  # type: ignore[misc]
+    """The handle behind a descriptor of the fake `os.open`: pyfakefs's binary wrapper
+    with the faster attribute rule (the fault layer records these calls at the os level,
+    so the handle itself needs no hooks)."""
+
+    __slots__ = ()
+    __getattribute__ = wrapper_getattribute
+
+
+def retype_raw_handle(handle: Any) -> None:
+    """Give a plain binary handle of the fake `os.open` the faster attribute rule."""
+    if type(handle) is FakeBinaryFileWrapper:
+        handle.__class__ = RawBinaryFile
 
 
 def retype_wrapper(wrapper: Any, binary: type, text: type) -> bool:

@@ -88,11 +88,13 @@ from crashkit.faults._pyfakefs import (
     live_handle_ids,
     open_directory,
     open_file,
+    retype_raw_handle,
     retype_wrapper,
     route_skipped_modules,
     truncates_on_open,
     wrapped_file,
     wrapper_attr,
+    wrapper_getattribute,
     wrapper_is_open,
 )
 from crashkit.faults.model import DurabilityModel, Snapshot
@@ -404,6 +406,7 @@ class CrashOs(FakeOsModule):
         before = last_inode(fs)
         fd = s.attempt(OPEN, abspath, detail, self._fake_open, path, flags, mode, dir_fd)
         handle = open_file(fs, fd)
+        retype_raw_handle(handle)
         handle._crash_path = abspath  # type: ignore[union-attr]
         if flags & O_APPEND and flags & O_ACCMODE == O_RDWR and isinstance(handle, FakeFileWrapper):
             # POSIX: O_APPEND moves each write to the end, but the offset starts at 0, so
@@ -855,7 +858,7 @@ class _CrashFile:
     def __getattribute__(self, name: str) -> Any:
         if name in _HOOKED:
             return object.__getattribute__(self, name)
-        return super().__getattribute__(name)
+        return wrapper_getattribute(self, name)
 
     def write(self, data: Any) -> Any:
         return _file_write(self, data)
