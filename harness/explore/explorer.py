@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from crashkit.faults import (
@@ -45,17 +45,20 @@ from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import RecordingSink, Timeline, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_PATH
+from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     judge_close,
     judge_process,
+    judge_published,
     judge_refusal,
     judge_restored,
     judge_selection,
     uninterrupted,
 )
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
+from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.protocol import (
@@ -65,7 +68,7 @@ from crashkit.orchestrator.store.protocol import (
     OpenedStore,
     load_backend,
 )
-from crashkit.regime_engine.contracts import HysteresisState, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, RegimeInputSnapshot
 
 SWEEP_ERRNOS: tuple[str, ...] = ("EIO", "ENOSPC", "EDQUOT", "EACCES", "EROFS")
 
@@ -119,6 +122,10 @@ class Restart:
     again_refusal: str | None = None
     acked_at_reopen: list[HysteresisState] = field(default_factory=list)
     close_errors: tuple[str, ...] = ()  # what close() raised, if anything
+    ticks_read: int = 0  # ticks the restarted process read, up to its first append
+    #: where the events of the process started on the reopened store begin in
+    #: `sink.events` (None: there was none)
+    split: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +140,8 @@ class Recording:
     restored: dict[str, HysteresisState] | None  # right after the start (None: refused)
     injected: bool  # a fault of the plan fired while it started
     close_errors: tuple[str, ...] = ()
+    events: tuple[Event, ...] = ()  # what it published, in order
+    ticks_read: int = 0  # ticks it read (offered and accepted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +206,10 @@ class Explorer:
         self._per_point: dict[int, PointFacts] = {}
         self._written_fields: frozenset[tuple[object, ...]] = frozenset()
         self._kept: Counter[str] = Counter()  # findings kept per invariant, across jobs
+        self._groups: list[list[RegimeInputSnapshot]] = []  # the workload's ticks
+        #: the contract's reading of a process started on given restored states (per
+        #: workload: many crash states restore the same states)
+        self._expected: dict[tuple[object, ...], tuple[Event, ...]] = {}
 
     # -- the cap ------------------------------------------------------------------------
 
@@ -226,10 +239,14 @@ class Explorer:
     # -- one process --------------------------------------------------------------------
 
     def _runtime(
-        self, workload: Workload, timeline: Timeline, sink: RecordingSink
+        self,
+        workload: Workload,
+        timeline: Timeline,
+        sink: RecordingSink,
+        config: HysteresisConfig | None = None,
     ) -> HysteresisRuntime:
         return self.runtime_class(
-            config=workload.config,
+            config=config or workload.config,
             state_path=STATE_PATH,
             sink=sink,
             backend_factory=recording_factory(self.factory, timeline),
@@ -249,6 +266,7 @@ class Explorer:
             refused_next: bool | None = None
             restored: dict[str, HysteresisState] | None = None
             closing: list[str] = []
+            ticks_read = 0
             with EscapeWatch((WATCHED_ROOT,)) as watch:
                 try:
                     runtime.start()
@@ -264,6 +282,7 @@ class Explorer:
                     groups = list(ticks(snapshots))
                     for group in groups:
                         runtime.tick(group)
+                        ticks_read += 1
                         if runtime.stats.halted:
                             break
                     if runtime.stats.halted or timeline.first_failure() is not None:
@@ -282,7 +301,16 @@ class Explorer:
                 for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))
             return Recording(
-                timeline, states, refusal, refused_next, ops, restored, injected, tuple(closing)
+                timeline,
+                states,
+                refusal,
+                refused_next,
+                ops,
+                restored,
+                injected,
+                tuple(closing),
+                tuple(sink.events),
+                ticks_read,
             )
         finally:
             fs.stop()
@@ -307,9 +335,10 @@ class Explorer:
         continuity invariant is capped) the process stops after that first append.
         """
         self.fs.restart(image)
+        config = workload.restart_config
         timeline = Timeline()
         sink = RecordingSink(timeline)
-        runtime = self._runtime(workload, timeline, sink)
+        runtime = self._runtime(workload, timeline, sink, config)
         closing: list[str] = []
         try:
             runtime.start()
@@ -318,56 +347,66 @@ class Explorer:
         except Exception as exc:  # a backend must refuse cleanly, not crash
             return Restart(timeline, sink, None, crash_reason(exc), None, None)
         restored = dict(runtime.states)
-        groups = list(ticks(snapshots))
-        stop_at, position = self._resume(runtime, groups, 0, reference, until_ack=True)
+        groups = self._groups
+        # After a change of window the decisions part from the uninterrupted run's (C1.3):
+        # no early stop on them; the restarted process is judged on its own (see
+        # `_check_state`).
+        early = not workload.window_changed
+        stop_at, position = self._resume(runtime, groups, 0, reference, until_ack=True, early=early)
         close_quietly(runtime.close, closing)
         acked = timeline.acked_before()
         if not acked:  # nothing new on disk: the reopened store would equal `restored`
-            return Restart(
-                timeline, sink, restored, None, stop_at, restored, None, [], tuple(closing)
-            )
-        if not converge and stop_at is None and position < len(groups):
-            stop_at = groups[position - 1][0].engine_timestamp_ms
-        done = stop_at is not None or position >= len(groups) or runtime.stats.halted
-        reopened: OpenedStore
-        try:
-            if done and self.restore_only is not None:
-                again = dict(self.restore_only(STATE_PATH, workload.config).states)
-                return Restart(
-                    timeline, sink, restored, None, stop_at, again, None, acked, tuple(closing)
-                )
-            reopened = self.factory(STATE_PATH, workload.config)
-            again = dict(reopened.store.states)
-        except StartupRefused as exc:
-            return Restart(
-                timeline, sink, restored, None, stop_at, None, exc.reason, acked, tuple(closing)
-            )
-        except Exception as exc:
             return Restart(
                 timeline,
                 sink,
                 restored,
                 None,
                 stop_at,
+                restored,
                 None,
-                crash_reason(exc),
-                acked,
+                [],
                 tuple(closing),
+                ticks_read=position,
             )
+        if not converge and stop_at is None and position < len(groups):
+            stop_at = groups[position - 1][0].engine_timestamp_ms
+        done = stop_at is not None or position >= len(groups) or runtime.stats.halted
+        reopened: OpenedStore
+        first = Restart(
+            timeline, sink, restored, None, stop_at, None, None, acked, (), ticks_read=position
+        )
+        try:
+            if done and self.restore_only is not None:
+                again = dict(self.restore_only(STATE_PATH, config).states)
+                return replace(first, again=again, close_errors=tuple(closing))
+            reopened = self.factory(STATE_PATH, config)
+            again = dict(reopened.store.states)
+        except StartupRefused as exc:
+            return replace(first, again_refusal=exc.reason, close_errors=tuple(closing))
+        except Exception as exc:
+            return replace(first, again_refusal=crash_reason(exc), close_errors=tuple(closing))
+        split: int | None = None
         if not done:
             second = self.runtime_class(
-                config=workload.config,
+                config=config,
                 state_path=STATE_PATH,
                 sink=sink,
                 backend_factory=recording_factory(lambda _p, _c: reopened, timeline),
                 clock=engine_commit_clock,
             )
+            split = len(sink.events)
             second.start()
-            stop_at, _ = self._resume(second, groups, 0, reference, until_ack=False)
+            stop_at, _ = self._resume(second, groups, 0, reference, until_ack=False, early=early)
             close_quietly(second.close, closing)
         else:
             close_quietly(reopened.backend.close, closing)
-        return Restart(timeline, sink, restored, None, stop_at, again, None, acked, tuple(closing))
+        return replace(
+            first,
+            stop_at=stop_at,
+            again=again,
+            close_errors=tuple(closing),
+            split=split,
+        )
 
     def _resume(
         self,
@@ -377,6 +416,7 @@ class Explorer:
         reference: Reference,
         *,
         until_ack: bool,
+        early: bool = True,
     ) -> tuple[int | None, int]:
         """Tick from `start`; returns (timestamp it converged at or None, next tick index).
 
@@ -390,7 +430,7 @@ class Explorer:
                 return None, i + 1
             if until_ack and not runtime.stats.decisions:
                 continue  # never stop before the restarted process has appended once
-            converged = not self.full and self._converged(runtime, reference)
+            converged = early and not self.full and self._converged(runtime, reference)
             if converged:
                 return group[0].engine_timestamp_ms, i + 1
             if until_ack:
@@ -447,6 +487,7 @@ class Explorer:
         facts = self._point_facts(point, timeline, seed)
         converge = Invariant.CONTINUITY not in capped
         r = self._restart(workload, snapshots, reference, state.image, converge=converge)
+        config = workload.restart_config
         if r.refusal is not None or r.restored is None:
             allowed = seed if seed.outcome == "fatal" else None
             return True, judge_refusal(r.refusal or "", expected=allowed, crashed=True)
@@ -457,7 +498,14 @@ class Explorer:
             r_decisions, r_conflicts = orc.decisions_of(r.sink.events)
             merged, conflicts = orc.merge_decisions(facts.decisions, r_decisions)
             found += facts.conflicts + r_conflicts + conflicts
-            found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
+            if not workload.window_changed:  # C6.8: as if never interrupted
+                found += orc.continuity_violations(merged, reference.decisions, up_to_ms=r.stop_at)
+            # the restarted process on its own, event by event, up to its first append
+            # (the same ticks with or without early stop): what it published for what it
+            # restored and read (C6.3, C6.5-C6.7, C6.9, C1.3)
+            events = r.sink.events if r.split is None else r.sink.events[: r.split]
+            expected = self._expected_events(config, restored, r.ticks_read)
+            found += judge_published(events, expected, process="the restarted process")
         found += judge_process(
             r.timeline.publish_pairs(),
             acks=r.timeline.ack_pairs(),
@@ -477,6 +525,24 @@ class Explorer:
             )
         return False, [v for v in found if v.invariant not in capped]
 
+    def _expected_events(
+        self, config: HysteresisConfig, restored: Mapping[str, HysteresisState], ticks_read: int
+    ) -> tuple[Event, ...]:
+        """What the contract's reading of the runtime rules publishes from `restored` over
+        the workload's first `ticks_read` ticks (cached per workload: many crash states
+        restore the same states, and a restarted process reads few ticks past its resume
+        point, so only those are run)."""
+        key = (
+            config.window_updates,
+            ticks_read,
+            *sorted(s.persisted_fields() for s in restored.values()),
+        )
+        found = self._expected.get(key)
+        if found is None:
+            snapshots = [s for group in self._groups[:ticks_read] for s in group]
+            found = self._expected[key] = model_run(config, restored, snapshots).events
+        return found
+
     # -- a workload ---------------------------------------------------------------------
 
     def run(self, workload: Workload, *, points: str = "all") -> Summary:
@@ -489,6 +555,8 @@ class Explorer:
         started = time.perf_counter()
         summary = Summary(workloads=1, findings_cap=self.max_findings)
         snapshots = workload.snapshots()
+        self._groups = list(ticks(snapshots))
+        self._expected = {}
         reference = reference_of(workload, snapshots)
         seed = model_restore(workload.initial_state, workload.config)
         rec = self._record(workload, snapshots)
@@ -509,6 +577,10 @@ class Explorer:
             refused=refusal is not None,
         )
         found += judge_close(rec.close_errors)
+        if rec.restored is not None and not rec.injected and timeline.first_failure() is None:
+            # the run itself, for what it restored: every event the contract's reading has
+            expected = self._expected_events(workload.config, rec.restored, rec.ticks_read)
+            found += judge_published(rec.events, expected, process="the run")
         capped = self.capped()
         summary.judged(RUN_INVARIANTS - capped)
         self._keep(

@@ -39,10 +39,27 @@ class Workload:
     #: Ticks i >= 1 after which one symbol's snapshot of tick i-1 arrives again, late: it
     #: hard-fails that symbol (C6.5); the symbol is i modulo the number of symbols.
     late: tuple[int, ...] = ()
+    #: The window of every restarted process, when it differs from the first run's: a
+    #: config change between restarts (C1.3: restored states take the active window).
+    restart_window_updates: int | None = None
 
     @property
     def config(self) -> HysteresisConfig:
         return HysteresisConfig(window_updates=self.window_updates)
+
+    @property
+    def restart_config(self) -> HysteresisConfig:
+        """The config of a restarted process (the first run's unless it changes)."""
+        if self.restart_window_updates is None:
+            return self.config
+        return HysteresisConfig(window_updates=self.restart_window_updates)
+
+    @property
+    def window_changed(self) -> bool:
+        return (
+            self.restart_window_updates is not None
+            and self.restart_window_updates != self.window_updates
+        )
 
     @property
     def edited(self) -> bool:
@@ -85,6 +102,7 @@ class Workload:
             "initial_state_hex": None if self.initial_state is None else self.initial_state.hex(),
             "duplicates": list(self.duplicates),
             "late": list(self.late),
+            "restart_window_updates": self.restart_window_updates,
         }
 
     @classmethod
@@ -108,7 +126,12 @@ class Workload:
             name=str(data.get("name", "")),
             duplicates=tuple(int(i) for i in data.get("duplicates", ())),
             late=tuple(int(i) for i in data.get("late", ())),
+            restart_window_updates=_optional_int(data.get("restart_window_updates")),
         )
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def default_workloads(count: int = 24, symbols: int = 3, ticks_: int = 12) -> Iterator[Workload]:

@@ -66,6 +66,12 @@ class ModelRun:
     skips: tuple[Skip, ...]  # the duplicate and hard-fail answers, in order
 
 
+def comparable(events: Iterable[Event]) -> list[Event | Skip]:
+    """Events as the contract fixes them: decision and restored events whole, the others
+    (a duplicate, a hard-failed symbol) by symbol, timestamp and reason category."""
+    return [skip_of(e) or e for e in events]
+
+
 def restored_state(state: HysteresisState, config: HysteresisConfig) -> HysteresisState:
     """A state as restore hands it over: the six persisted fields, `progress_required`
     of the config active now (C1.3), no reasons, no debug (C1.4)."""

@@ -26,7 +26,7 @@ from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
-from crashkit.harness.judge.runtime_model import model_run
+from crashkit.harness.judge.runtime_model import Skip, comparable, model_run
 from crashkit.orchestrator.events import Event, state_payload
 from crashkit.orchestrator.store.protocol import Backend
 from crashkit.regime_engine.contracts import (
@@ -279,6 +279,50 @@ def judge_continuity(
     return orc.check_continuity(events, reference, up_to_ms=up_to_ms)
 
 
+def _said(item: Event | Skip) -> str:
+    if isinstance(item, Skip):
+        category = f" ({item.category})" if item.category else ""
+        return f"{item.event_type}{category} {item.symbol}@{item.engine_timestamp_ms}"
+    state = item.payload.get("state")
+    if isinstance(state, Mapping):
+        fields = ", ".join(f"{k}={state.get(k)}" for k in PERSISTED_FIELDS[2:5])
+        fields += f", progress_required={state.get('progress_required')}"
+        return f"{item.event_type} {item.symbol}@{item.engine_timestamp_ms} ({fields})"
+    return f"{item.event_type} {item.symbol}@{item.engine_timestamp_ms}"
+
+
+def judge_published(
+    events: Sequence[Event], expected: Sequence[Event], *, process: str = "the process"
+) -> list[Violation]:
+    """5, event by event: a process published exactly what the contract's reading of the
+    runtime rules (`runtime_model`) publishes from the states it restored, for the ticks
+    it read: its restored events (C6.3, with the active window, C1.3), its decisions,
+    and its answers that are not decisions, a duplicate (C6.6) or a hard-failed symbol
+    (C6.5, C6.9). The first difference is reported (the rest follow from it)."""
+    got, want = comparable(events), comparable(expected)
+    if got == want:
+        return []
+    at = next((i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w), None)
+    if at is None:
+        at = min(len(got), len(want))
+    if at >= len(got):
+        item = want[at]
+        message = f"{process} never published {_said(item)} (event {at + 1} by the contract)"
+    elif at >= len(want):
+        item = got[at]
+        message = (
+            f"{process} published {_said(item)} as event {at + 1}: the contract has no such event"
+        )
+    else:
+        item = got[at]
+        message = (
+            f"{process} published {_said(item)} as event {at + 1}; "
+            f"the contract's reading publishes {_said(want[at])}"
+        )
+    symbol = item.symbol
+    return [Violation(Invariant.CONTINUITY, message, symbol)]
+
+
 # -- the uninterrupted run ---------------------------------------------------------------------
 
 
@@ -305,6 +349,7 @@ __all__ = [
     "judge_close",
     "judge_continuity",
     "judge_process",
+    "judge_published",
     "judge_refusal",
     "judge_restored",
     "judge_selection",

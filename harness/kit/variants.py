@@ -275,6 +275,25 @@ class DuplicateReapplied(HysteresisRuntime):
         return out, new
 
 
+class DuplicateUnreported(HysteresisRuntime):
+    """Skips a run delivered again without saying so (C6.6 asks for an event)."""
+
+    def _decide(
+        self, snapshots: Sequence[RegimeInputSnapshot]
+    ) -> tuple[list[Event], list[HysteresisState]]:
+        out, new = super()._decide(snapshots)
+        return [e for e in out if e.event_type != ev.DUPLICATE_SKIPPED], new
+
+
+class LateSnapshotApplied(HysteresisRuntime):
+    """Drops a late snapshot silently instead of hard-failing its symbol (C6.5)."""
+
+    def _halt_symbol(self, out: list[Event], snapshot: RegimeInputSnapshot, reason: str) -> None:
+        if reason.startswith("non_monotonic_timestamp"):
+            return
+        super()._halt_symbol(out, snapshot, reason)
+
+
 # -- the catalogue ---------------------------------------------------------------------------------
 
 
@@ -420,6 +439,20 @@ VARIANTS: tuple[Variant, ...] = (
         Invariant.CONTINUITY,
         BASE,
         runtime_class=DuplicateReapplied,
+    ),
+    Variant(
+        "duplicate-unreported",
+        Invariant.CONTINUITY,
+        replace(BASE, duplicates=(2, 5)),
+        runtime_class=DuplicateUnreported,
+        caught_by=frozenset({"explorer"}),
+    ),
+    Variant(
+        "late-snapshot-dropped",
+        Invariant.CONTINUITY,
+        replace(BASE, late=(3,)),
+        runtime_class=LateSnapshotApplied,
+        caught_by=frozenset({"explorer"}),
     ),
     # what the kit's own checks exist for
     Variant("no-writer-lock", Invariant.SINGLE_WRITER, BASE, no_writer_lock, caught_by=KIT),

@@ -17,7 +17,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crashkit.harness.judge.runtime_model import model_run, skip_of
+from crashkit.harness.judge.runtime_model import comparable, model_run
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event, MemorySink
 from crashkit.orchestrator.runtime import HysteresisRuntime, engine_commit_clock, seeded_factory
@@ -56,11 +56,6 @@ def runtime_events(
     for group in ticks(snapshots):
         runtime.tick(group)
     return sink.events
-
-
-def comparable(events: Sequence[Event]) -> list[object]:
-    """Decision and restored events whole; the others by symbol, timestamp and category."""
-    return [skip_of(e) or e for e in events]
 
 
 @st.composite
