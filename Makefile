@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # package-dir) in a way mypy and import-linter can follow; tools/editable_links.py then
 # links each package to its whole folder, so a new file needs no reinstall.
 
-.PHONY: setup run test crash bench lint clean
+.PHONY: setup run test crash golden bench lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,12 @@ crash: $(STAMP)
 	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto --dist worksteal -m "crashkit or crash" \
 		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest \
 		tests/machines tests/kit
+
+# The ci explorer suite's verdicts, job by job, equal to tests/harness/golden (a speed-up
+# of the explorer or the fault layer must leave them so; CI runs it after `make crash`).
+# Regenerate on purpose only: `.venv/bin/python -m tests.harness.golden_verdicts`.
+golden: $(STAMP)
+	$(BIN)/pytest -n auto --dist worksteal -m crash tests/harness/test_golden_verdicts.py
 
 # Every performance figure beside its baseline, measured in the same run, its ratio and
 # its goal, as one table (README, "Benchmarks"). `make bench BENCH="--only restore"` runs

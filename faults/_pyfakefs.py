@@ -430,7 +430,7 @@ def wrapper_getattribute(self: Any, name: str) -> Any:
     return _object_getattribute(self, "__getattr__")(name)
 
 
-class RawBinaryFile(FakeBinaryFileWrapper):  # type: ignore[misc]
+class RawBinaryFile(FakeBinaryFileWrapper):
     """The handle behind a descriptor of the fake `os.open`: pyfakefs's binary wrapper
     with the faster attribute rule (the fault layer records these calls at the os level,
     so the handle itself needs no hooks)."""

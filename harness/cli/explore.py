@@ -22,7 +22,7 @@ from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, single
-from crashkit.harness.explore.summary import minimal_findings, summary_table
+from crashkit.harness.explore.summary import coverage_table, minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings
 from crashkit.orchestrator.cli import CliConsole
@@ -181,6 +181,7 @@ def explore(
         click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
     else:
         CliConsole(stderr=True).print(summary_table(summary, escape(title)))
+        CliConsole(stderr=True).print(coverage_table(summary))
         for finding, count in minimal_findings(summary.findings):
             err.print(
                 f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "

@@ -35,7 +35,15 @@ from crashkit.faults import (
     FaultRule,
     FsyncModel,
     Op,
+    OpKind,
     TornMode,
+)
+from crashkit.harness.explore.coverage import (
+    RunFacts,
+    image_rules,
+    run_rules,
+    seed_rules,
+    state_rules,
 )
 from crashkit.harness.explore.probe import WATCHED_ROOT, InvisibleIO
 from crashkit.harness.explore.summary import Finding, Summary
@@ -43,18 +51,27 @@ from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
-from crashkit.harness.judge.observe import RecordingSink, Timeline, close_quietly, recording_factory
+from crashkit.harness.judge.observe import (
+    RecordingSink,
+    Timeline,
+    close_quietly,
+    offer_again,
+    recording_factory,
+)
 from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
+    judge_append,
     judge_close,
     judge_process,
     judge_published,
     judge_refusal,
     judge_restored,
     judge_selection,
+    judge_single_writer,
+    judge_start_fault,
     uninterrupted,
 )
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
@@ -97,11 +114,27 @@ RUN_INVARIANTS = frozenset(
 )
 
 
+#: The `cut` of the restart on the disk as the run left it (no power lost).
+CLEAN_RESTART = "no power lost: restarted on the disk as the run left it"
+
 #: Said of a startup crash when the fault layer saw no call of the backend at all.
 NO_VISIBLE_IO = (
     " (the fault layer saw no file-system call of the backend at all: if it does its I/O "
     "in C, such as the sqlite3 module, the harness cannot see or crash it)"
 )
+
+
+#: The ops whose failure at start is row 4 or 5 of the restore table (C4.3: refuse).
+_START_READS = frozenset({OpKind.OPEN.value, OpKind.READ.value})
+_OPEN = OpKind.OPEN.value
+_WRITE = OpKind.WRITE.value
+
+
+def seed_of(workload: Workload) -> ModelRestore:
+    """The contract's reading of the workload's initial disk."""
+    if workload.directory_at_state_path:
+        return ModelRestore("fatal", {}, (), ())
+    return model_restore(workload.initial_state, workload.config)
 
 
 class NotApplicable(ValueError):
@@ -142,6 +175,12 @@ class Recording:
     close_errors: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()  # what it published, in order
     ticks_read: int = 0  # ticks it read (offered and accepted)
+    #: the opens and reads of the state path that failed by the plan while it started
+    start_faults: tuple[str, ...] = ()
+    created: bool = False  # it created the state file
+    #: after its failed append, the same records offered to the backend again: (it
+    #: acknowledged them, it said it is poisoned); None when no append failed
+    offered_again: tuple[bool, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +200,7 @@ class Reference:
 
 def reference_of(workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Reference:
     """The uninterrupted run, on an in-memory backend, seeded like the workload's file."""
-    seed = model_restore(workload.initial_state, workload.config)
+    seed = seed_of(workload)
     decisions = uninterrupted(workload.config, seed.states, snapshots)
     at: dict[tuple[str, int], orc.Decision] = {}
     for d in decisions.values():
@@ -253,8 +292,16 @@ class Explorer:
             clock=engine_commit_clock,
         )
 
-    def _record(self, workload: Workload, snapshots: Sequence[RegimeInputSnapshot]) -> Recording:
-        """The recorded first run, and the crash states after each of its mutating ops."""
+    def _record(
+        self,
+        workload: Workload,
+        snapshots: Sequence[RegimeInputSnapshot],
+        *,
+        clean_restart: bool = False,
+    ) -> Recording:
+        """The recorded first run, and the crash states after each of its mutating ops;
+        with `clean_restart`, last the disk as the run left it, no power lost (a process
+        that halted on a failed append is restarted on what it saw)."""
         fs = self.fs
         fs.configure(plan=workload.plan, model=workload.model, record=True)
         fs.start(workload.image())
@@ -267,6 +314,7 @@ class Explorer:
             restored: dict[str, HysteresisState] | None = None
             closing: list[str] = []
             ticks_read = 0
+            again: tuple[bool, bool] | None = None
             with EscapeWatch((WATCHED_ROOT,)) as watch:
                 try:
                     runtime.start()
@@ -278,6 +326,11 @@ class Explorer:
                     if not fs.trace:
                         refusal += NO_VISIBLE_IO
                 injected = any(op.injected for op in fs.trace)
+                start_faults = tuple(
+                    f"{op.op} {op.error or 'error'}"
+                    for op in fs.trace
+                    if op.injected and op.op in _START_READS and op.path == STATE_PATH
+                )
                 if refusal is None:
                     groups = list(ticks(snapshots))
                     for group in groups:
@@ -291,15 +344,23 @@ class Explorer:
                             refused_next = False
                         except HaltedError:
                             refused_next = True
+                    failed = timeline.first_failure()
+                    if failed is not None:
+                        again = offer_again(runtime.backend, failed.states)
                     close_quietly(runtime.close, closing)
             if watch.escapes:
                 raise InvisibleIO(self.backend, watch.escapes)
             ops = [op.op for op in fs.trace]
             states: list[tuple[int, CrashState]] = []
             torn = TornMode.ALL if TornMode.ALL in (self.torn, workload.torn) else TornMode.DEFAULT
-            for point in fs.crash_points():
+            points = fs.crash_points()
+            for point in points:
                 for state in fs.crash_states(point, torn=torn):
                     states.append((point, state))
+            if clean_restart and points:
+                visible = fs.visible_image()
+                if all(state.image != visible for p, state in states if p == points[-1]):
+                    states.append((points[-1], CrashState(visible, CLEAN_RESTART, points[-1])))
             return Recording(
                 timeline,
                 states,
@@ -311,6 +372,9 @@ class Explorer:
                 tuple(closing),
                 tuple(sink.events),
                 ticks_read,
+                start_faults,
+                any(op.op == _OPEN and op.path == STATE_PATH and op.mutating for op in fs.trace),
+                again,
             )
         finally:
             fs.stop()
@@ -482,15 +546,18 @@ class Explorer:
         point: int,
         state: CrashState,
         capped: frozenset[Invariant],
-    ) -> tuple[bool, list[Violation]]:
-        """Restart on one crash state and judge it; returns (refused, violations)."""
+        run_facts: RunFacts,
+    ) -> tuple[bool, list[Violation], set[str]]:
+        """Restart on one crash state and judge it; returns (refused, violations, the
+        contract rules it exercised)."""
         facts = self._point_facts(point, timeline, seed)
         converge = Invariant.CONTINUITY not in capped
         r = self._restart(workload, snapshots, reference, state.image, converge=converge)
         config = workload.restart_config
         if r.refusal is not None or r.restored is None:
             allowed = seed if seed.outcome == "fatal" else None
-            return True, judge_refusal(r.refusal or "", expected=allowed, crashed=True)
+            found = judge_refusal(r.refusal or "", expected=allowed, crashed=True)
+            return True, found, set(image_rules(state.image)) | run_facts.rules
         restored = r.restored
         # publish-after-ack was judged once on the recorded run; here: did it survive?
         found = judge_restored(restored, facts.ledger)
@@ -506,6 +573,8 @@ class Explorer:
             events = r.sink.events if r.split is None else r.sink.events[: r.split]
             expected = self._expected_events(config, restored, r.ticks_read)
             found += judge_published(events, expected, process="the restarted process")
+        else:
+            events = []
         found += judge_process(
             r.timeline.publish_pairs(),
             acks=r.timeline.ack_pairs(),
@@ -523,7 +592,52 @@ class Explorer:
             found += judge_restored(
                 r.again, replace(after, written=self._written_fields | attempted)
             )
-        return False, [v for v in found if v.invariant not in capped]
+        rules = state_rules(
+            run_facts,
+            state.image,
+            restored=restored,
+            events=events,
+            appended=bool(r.acked_at_reopen),
+            window_changed=workload.window_changed,
+            compared=converge and not workload.window_changed,
+            seeded=workload.initial_state is not None,
+        )
+        return False, [v for v in found if v.invariant not in capped], rules
+
+    def _second_writer(self, workload: Workload) -> list[Violation] | None:
+        """C5.9 on the workload's initial disk: while a process that has appended holds the
+        state path, a second open is refused; once it closed, a new one starts. None
+        when it does not apply (no single_writer declared, or nothing to hold)."""
+        if not self.backend.capabilities.single_writer or not self._groups:
+            return None
+        fs = self.fs
+        fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        fs.start(workload.image())
+        try:
+            timeline = Timeline()
+            holder = self._runtime(workload, timeline, RecordingSink(timeline))
+            try:
+                holder.start()
+                holder.tick(self._groups[0])
+            except Exception:  # judged where the workload itself is explored
+                return None
+            second = self._try_open(workload)
+            close_quietly(holder.close, [])
+            third = self._try_open(workload)
+            return judge_single_writer(second, third)
+        finally:
+            fs.stop()
+
+    def _try_open(self, workload: Workload) -> str | None:
+        """Open the store and close it again: None, or why it was refused."""
+        try:
+            opened = self.factory(STATE_PATH, workload.config)
+        except StartupRefused as exc:
+            return exc.reason
+        except Exception as exc:
+            return crash_reason(exc)
+        close_quietly(opened.backend.close, [])
+        return None
 
     def _expected_events(
         self, config: HysteresisConfig, restored: Mapping[str, HysteresisState], ticks_read: int
@@ -558,8 +672,8 @@ class Explorer:
         self._groups = list(ticks(snapshots))
         self._expected = {}
         reference = reference_of(workload, snapshots)
-        seed = model_restore(workload.initial_state, workload.config)
-        rec = self._record(workload, snapshots)
+        seed = seed_of(workload)
+        rec = self._record(workload, snapshots, clean_restart=points == "end")
         timeline, states, refusal, ops = rec.timeline, rec.states, rec.refusal, rec.ops
 
         # The recorded run itself (no crash): its start against the contract's reading of
@@ -569,6 +683,10 @@ class Explorer:
             found += judge_refusal(refusal, expected=seed, crashed=False, injected=rec.injected)
         elif rec.restored is not None and not rec.injected:
             found += judge_selection(rec.restored, seed)
+        found += judge_start_fault(rec.restored is not None, rec.start_faults)
+        if rec.offered_again is not None:
+            acked, poisoned = rec.offered_again
+            found += judge_append(acked=acked, failed_before=True, poisoned=poisoned)
         found += judge_process(
             timeline.publish_pairs(),
             acks=timeline.ack_pairs(),
@@ -581,6 +699,12 @@ class Explorer:
             # the run itself, for what it restored: every event the contract's reading has
             expected = self._expected_events(workload.config, rec.restored, rec.ticks_read)
             found += judge_published(rec.events, expected, process="the run")
+        writer_checked = False
+        if workload.second_writer and rec.restored is not None:
+            second = self._second_writer(workload)
+            if second is not None:
+                found += second
+                writer_checked = True
         capped = self.capped()
         summary.judged(RUN_INVARIANTS - capped)
         self._keep(
@@ -592,6 +716,24 @@ class Explorer:
             summary.outcomes["halted"] += 1
         else:
             summary.outcomes["completed"] += 1
+        seeded = seed_rules(seed, workload.initial_state)
+        summary.covered.update(
+            seeded
+            | run_rules(
+                plan=workload.plan,
+                created=rec.created,
+                refused_start=refusal is not None,
+                start_fault=bool(rec.start_faults) or workload.directory_at_state_path,
+                halted=timeline.first_failure() is not None,
+                refused_next=rec.refused_next,
+                events=rec.events,
+                second_writer_checked=writer_checked,
+            )
+        )
+        appended_at: dict[int, set[str]] = {}
+        for attempted in timeline.attempted():
+            appended_at.setdefault(attempted.engine_timestamp_ms, set()).add(attempted.symbol)
+        facts = RunFacts(seeded, appended_at)
 
         if points == "end" and states:
             last = states[-1][0]
@@ -607,6 +749,7 @@ class Explorer:
             summary.violated.clear()
             summary.checked.clear()
             summary.outcomes.clear()
+            summary.covered.clear()
         written = [*seed.records, *timeline.attempted()]
         self._written_fields = frozenset(s.persisted_fields() for s in written)
         fs = self.fs
@@ -627,9 +770,10 @@ class Explorer:
                     summary.states_skipped += 1
                     continue
                 summary.states_checked += 1
-                refused, violations = self._check_state(
-                    workload, snapshots, reference, seed, timeline, point, state, capped
+                refused, violations, rules = self._check_state(
+                    workload, snapshots, reference, seed, timeline, point, state, capped, facts
                 )
+                summary.covered.update(rules)
                 summary.judged(RESTART_INVARIANTS - capped)
                 summary.outcomes["restart-refused" if refused else "restart-resumed"] += 1
                 op = ops[point] if point < len(ops) else None
@@ -711,7 +855,8 @@ class Explorer:
 
         Each faulty run must halt or refuse with nothing published that was not
         committed; then a restart on the disk it left (every crash state after its
-        last op) must lose nothing acknowledged.
+        last op, and the disk as it left it with no power lost) must lose nothing
+        acknowledged. Each write is also cut short once (a short write, C5.5).
         """
         return self._faulty_runs(
             (
@@ -720,7 +865,7 @@ class Explorer:
                 ),
                 "end",
             )
-            for rule in fault_rules(self._clean_trace(workload), errnos)
+            for rule in fault_rules(self._clean_trace(workload), errnos, short_writes=True)
         )
 
     def fsync_models(self, workload: Workload) -> Summary:
@@ -753,23 +898,32 @@ def _by_point(
     return list(groups.items())
 
 
-def fault_rules(trace: Sequence[Op], errnos: Sequence[str]) -> list[FaultRule]:
-    """One rule per (I/O call of the trace, errno, once|persistent): the Nth call on its path."""
+def fault_rules(
+    trace: Sequence[Op], errnos: Sequence[str], *, short_writes: bool = False
+) -> list[FaultRule]:
+    """One rule per (I/O call of the trace, errno, once|persistent): the Nth call on its
+    path; with `short_writes`, also each write cut to half its bytes (C5.5)."""
     rules: list[FaultRule] = []
     seen: Counter[tuple[str, str]] = Counter()
     for op in trace:
         seen[(op.op, op.path)] += 1
         if op.op not in IO_ERROR_SWEEP:
             continue
+        nth = seen[(op.op, op.path)]
         for code in errnos:
             for persistent in (False, True):
                 rules.append(
-                    FaultRule(
-                        op=op.op,
-                        path=op.path,
-                        nth=seen[(op.op, op.path)],
-                        errno=code,
-                        persistent=persistent,
-                    )
+                    FaultRule(op=op.op, path=op.path, nth=nth, errno=code, persistent=persistent)
                 )
+        size = _written_bytes(op)
+        if short_writes and size > 1:
+            rules.append(FaultRule(op=op.op, path=op.path, nth=nth, short_write=size // 2))
     return rules
+
+
+def _written_bytes(op: Op) -> int:
+    """What a recorded write wrote ("N bytes"), 0 for any other op."""
+    if op.op != _WRITE or op.error is not None:
+        return 0
+    count, _, unit = op.detail.partition(" ")
+    return int(count) if unit == "bytes" and count.isdigit() else 0

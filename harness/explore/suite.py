@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer, Summary, Workload, default_workloads
+from crashkit.harness.explore.catalogue import BLANK_AND_TORN, SMALL, coverage_workloads
 
 KINDS = ("crash", "sweep", "models")
 
@@ -44,11 +45,30 @@ def single(workload: Workload, *, sweep: bool = False, models: bool = False) -> 
     return tuple(jobs)
 
 
+#: The seeded-market workloads of the `ci` suite (x scale): the plain market at each
+#: window. More of them buy no new kind of bug (the crafted workloads do), so few.
+CI_MARKET_SEEDS = 12
+
+
 def ci_suite(scale: int = 1) -> tuple[Job, ...]:
-    """The CI crash-consistency suite (`make crash`): 48 x scale seeded workloads of
-    3 symbols x 30 ticks (windows 1-3), 2 x scale small ones cut at every byte, the
-    I/O-error sweep on two workloads and the fsync-failure models on two more."""
-    jobs = [Job("crash", w) for w in default_workloads(48 * scale, symbols=3, ticks_=30)]
+    """The CI crash-consistency suite (`make crash`), chosen for coverage per second:
+
+    - the crafted small workloads every broken variant is caught on (`catalogue.SMALL`:
+      seeded files, a directory at the state path, faults at start and mid-run,
+      duplicates, late snapshots, a second writer);
+    - market-sized crafted ones (`catalogue.coverage_workloads`): duplicates and late
+      snapshots at each window, a window change between restarts, each seeded file;
+    - `CI_MARKET_SEEDS` x scale seeds of the plain market (3 symbols x 30 ticks,
+      windows 1-3) and 2 x scale small ones cut at every byte;
+    - the I/O-error sweep (every faultable call x errno, and a short write of each
+      write) on a plain and a seeded workload, each ending in a crash and a clean
+      restart; the fsync-failure models on two more.
+    """
+    jobs = [Job("crash", w) for w in SMALL]
+    jobs += [Job("crash", w) for w in coverage_workloads()]
+    jobs += [
+        Job("crash", w) for w in default_workloads(CI_MARKET_SEEDS * scale, symbols=3, ticks_=30)
+    ]
     jobs += [
         Job(
             "crash",
@@ -56,9 +76,28 @@ def ci_suite(scale: int = 1) -> tuple[Job, ...]:
         )
         for s in range(2 * scale)
     ]
+    jobs += [  # cut at every byte, with a tick delivered twice and a late snapshot
+        Job(
+            "crash",
+            Workload(
+                2,
+                6,
+                seed=10 + s,
+                window_updates=1 + s,
+                torn=TornMode.ALL,
+                duplicates=(2,),
+                late=(4,),
+                name=f"everybyte-edited{s}",
+            ),
+        )
+        for s in range(2 * scale)
+    ]
     jobs += [
-        Job("sweep", Workload(3, 12, seed=s, window_updates=w, name=f"sweep{s}"))
-        for s, w in ((1, 3), (2, 1))
+        Job("sweep", Workload(3, 12, seed=1, window_updates=3, name="sweep1")),
+        Job(
+            "sweep",
+            Workload(2, 8, seed=2, window_updates=1, initial_state=BLANK_AND_TORN, name="sweep2"),
+        ),
     ]
     jobs += [
         Job("models", Workload(3, 12, seed=s, window_updates=w, name=f"models{s}"))

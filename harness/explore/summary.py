@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.table import Table
 
+from crashkit.harness.explore.coverage import RULES
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 
@@ -74,6 +75,8 @@ class Summary:
     checked: Counter[str] = field(default_factory=Counter)
     states_skipped: int = 0
     findings_cap: int | None = None
+    #: contract rule id -> crash states and recorded runs that exercised it (`coverage`)
+    covered: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -86,6 +89,7 @@ class Summary:
         self.violated.update(other.violated)
         self.checked.update(other.checked)
         self.states_skipped += other.states_skipped
+        self.covered.update(other.covered)
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 
@@ -114,6 +118,7 @@ class Summary:
             "violations_by_invariant": self.violations_by_invariant(),
             "checked_by_invariant": self.checked_by_invariant(),
             "findings_cap": self.findings_cap,
+            "coverage": self.coverage(),
             "states_per_second": round(self.states_checked / self.seconds, 1)
             if self.seconds
             else None,
@@ -140,7 +145,16 @@ class Summary:
             ),
             states_skipped=int(data.get("states_skipped", 0)),
             findings_cap=data.get("findings_cap"),
+            covered=Counter({str(k): int(v) for k, v in data.get("coverage", {}).items() if v}),
         )
+
+    def coverage(self) -> dict[str, int]:
+        """Every rule the explorer can reach, with the crash states and runs that
+        exercised it (0: the explored workloads never did)."""
+        return {rule: self.covered.get(rule, 0) for rule in RULES}
+
+    def uncovered(self) -> list[str]:
+        return [rule for rule, count in self.coverage().items() if not count]
 
 
 def finding_key(finding: Finding) -> str:
@@ -189,4 +203,16 @@ def summary_table(summary: Summary, title: str) -> Table:
     table.add_row("seconds", f"{summary.seconds:.1f}")
     rate = data["states_per_second"]
     table.add_row("states/s", "-" if rate is None else f"{rate:,.0f}")
+    return table
+
+
+def coverage_table(summary: Summary, title: str = "contract rules exercised") -> Table:
+    """Per rule the explorer can reach: what counts, and how many crash states and
+    recorded runs showed it (a 0 is a rule the explored workloads never tested)."""
+    table = Table(title=title)
+    table.add_column("rule")
+    table.add_column("situation counted")
+    table.add_column("states + runs", justify="right")
+    for rule, count in summary.coverage().items():
+        table.add_row(rule, RULES[rule], f"{count:,}" if count else "0 (not exercised)")
     return table

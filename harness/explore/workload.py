@@ -42,6 +42,12 @@ class Workload:
     #: The window of every restarted process, when it differs from the first run's: a
     #: config change between restarts (C1.3: restored states take the active window).
     restart_window_updates: int | None = None
+    #: A directory sits at the state path (C4.3: the start must refuse, never take it as
+    #: no state).
+    directory_at_state_path: bool = False
+    #: Also check C5.9 on this workload: while its run holds the state path, a second
+    #: writer is refused; after it closed, one starts (backends declaring single_writer).
+    second_writer: bool = False
 
     @property
     def config(self) -> HysteresisConfig:
@@ -82,6 +88,8 @@ class Workload:
         return out
 
     def image(self) -> DiskImage | None:
+        if self.directory_at_state_path:
+            return DiskImage(dirs=(STATE_DIR, STATE_PATH))
         if self.initial_state is None:
             return None
         return DiskImage(files={STATE_PATH: self.initial_state}, dirs=(STATE_DIR,))
@@ -103,6 +111,8 @@ class Workload:
             "duplicates": list(self.duplicates),
             "late": list(self.late),
             "restart_window_updates": self.restart_window_updates,
+            "directory_at_state_path": self.directory_at_state_path,
+            "second_writer": self.second_writer,
         }
 
     @classmethod
@@ -127,6 +137,8 @@ class Workload:
             duplicates=tuple(int(i) for i in data.get("duplicates", ())),
             late=tuple(int(i) for i in data.get("late", ())),
             restart_window_updates=_optional_int(data.get("restart_window_updates")),
+            directory_at_state_path=bool(data.get("directory_at_state_path", False)),
+            second_writer=bool(data.get("second_writer", False)),
         )
 
 

@@ -113,6 +113,23 @@ class RecordingBackend:
         self.inner.close()
 
 
+def offer_again(backend: StateBackend, states: Sequence[HysteresisState]) -> tuple[bool, bool]:
+    """Offer a failed append's records to the backend itself once more, past the runtime
+    (which has halted): (it acknowledged them, it says it is poisoned). Contract C5.6: a
+    writer that failed refuses every later append; `judge_append` judges the answer."""
+    inner = backend.inner if isinstance(backend, RecordingBackend) else backend
+    try:
+        inner.append(states)
+        acked = True
+    except Exception:
+        acked = False
+    try:
+        poisoned = bool(inner.poisoned)
+    except Exception:
+        poisoned = False
+    return acked, poisoned
+
+
 class RecordingSink:
     """Keeps every published event with its place in the timeline."""
 

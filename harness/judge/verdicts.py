@@ -291,6 +291,45 @@ def _said(item: Event | Skip) -> str:
     return f"{item.event_type} {item.symbol}@{item.engine_timestamp_ms}"
 
 
+def judge_start_fault(started: bool, faults: Sequence[str]) -> list[Violation]:
+    """R4, rows 4 and 5 of the restore table (C4.3): a start during which an open or a
+    read of the state path failed (`faults`, each "op errno") must refuse."""
+    if not started or not faults:
+        return []
+    return [
+        Violation(
+            Invariant.RESTORE_TABLE,
+            f"the start went on after {', '.join(faults)} on the state path; a state file "
+            "that cannot be opened or read must refuse the start (C4.3)",
+        )
+    ]
+
+
+def judge_single_writer(second: str | None, third: str | None) -> list[Violation]:
+    """W5 (C5.9): `second` is why a second open of the held state path was refused (None:
+    it opened), `third` why an open after the first writer closed was refused (None: it
+    opened). The second must be refused cleanly, the third must start."""
+    out: list[Violation] = []
+    if second is None:
+        out.append(
+            Violation(
+                Invariant.SINGLE_WRITER,
+                "a second writer opened the state path while the first still held it "
+                "(C5.9: it must be refused with WriterLocked)",
+            )
+        )
+    elif is_crash(second):
+        out += judge_refusal(second, expected=None, crashed=False)
+    if third is not None:
+        out.append(
+            Violation(
+                Invariant.SINGLE_WRITER,
+                f"after the first writer closed, a new one was refused: {third}",
+            )
+        )
+    return out
+
+
 def judge_published(
     events: Sequence[Event], expected: Sequence[Event], *, process: str = "the process"
 ) -> list[Violation]:
@@ -353,5 +392,7 @@ __all__ = [
     "judge_refusal",
     "judge_restored",
     "judge_selection",
+    "judge_single_writer",
+    "judge_start_fault",
     "uninterrupted",
 ]

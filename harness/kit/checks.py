@@ -38,6 +38,7 @@ from crashkit.harness.judge.verdicts import (
     judge_close,
     judge_refusal,
     judge_restored,
+    judge_single_writer,
 )
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.store.protocol import Backend, OpenedStore
@@ -312,31 +313,15 @@ def check_single_writer(backend: Backend) -> Outcome:
             first.backend.append(list(TICKS[0]))
         except Exception as exc:
             raise NotApplicable(f"an append failed with no fault injected: {exc}") from exc
-        second, refusal = _open(backend)
-        out.restores += 2
+        second, second_refusal = _open(backend)
         if second is not None:
-            out.violations.append(
-                Violation(
-                    Invariant.SINGLE_WRITER,
-                    "a second writer opened the state path while the first still held it "
-                    "(C5.9: it must be refused with WriterLocked)",
-                )
-            )
             _close(second, out)
-        elif refusal is not None and is_crash(refusal):
-            out.violations += judge_refusal(refusal, expected=None, crashed=False)
         _close(first, out)
-        third, refusal = _open(backend)
-        out.restores += 1
-        if third is None:
-            out.violations.append(
-                Violation(
-                    Invariant.SINGLE_WRITER,
-                    f"after the first writer closed, a new one was refused: {refusal}",
-                )
-            )
-        else:
+        third, third_refusal = _open(backend)
+        if third is not None:
             _close(third, out)
+        out.restores += 3
+        out.violations += judge_single_writer(second_refusal, third_refusal)
     return out
 
 

@@ -15,8 +15,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from crashkit.harness.explore.coverage import RULES
 from crashkit.harness.judge.invariants import INVARIANTS
 
+#: The `check` of the explorer's items (`runs.explore`): "explorer (crash)" and so on.
+EXPLORER_CHECK = "explorer ("
 #: The explorer counts a report carries over from `crashkit explore --json`.
 EXPLORER_COUNTS = ("workloads", "crash_points", "states_checked", "sweep_runs")
 
@@ -30,6 +33,9 @@ class KitReport:
     explorer: Counter[str] = field(default_factory=Counter)
     items: int = 0
     seconds: float = 0.0
+    #: contract rule -> crash states and runs of the suite's explorer items that
+    #: exercised it (the self-test's runs of broken variants are not counted)
+    coverage: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: Mapping[str, Any]) -> None:
         """One item's `KitResult.to_json()`."""
@@ -46,6 +52,8 @@ class KitReport:
         )
         explored = result.get("explored") or {}
         self.explorer.update({k: int(explored.get(k, 0)) for k in EXPLORER_COUNTS})
+        if str(result.get("check", "")).startswith(EXPLORER_CHECK):
+            self.coverage.update({k: int(v) for k, v in explored.get("coverage", {}).items()})
 
     def add_summary(self, summary: Mapping[str, Any]) -> None:
         """A `crashkit explore --json` summary (one shard)."""
@@ -56,6 +64,7 @@ class KitReport:
             {k: int(v) for k, v in summary.get("violations_by_invariant", {}).items()}
         )
         self.explorer.update({k: int(summary.get(k, 0)) for k in EXPLORER_COUNTS})
+        self.coverage.update({k: int(v) for k, v in summary.get("coverage", {}).items()})
         for f in summary.get("findings", []):
             self.findings.append(
                 {
@@ -79,6 +88,7 @@ class KitReport:
             (str(a), str(b), str(c)) for a, b, c in other.get("not_applicable", [])
         )
         self.explorer.update({k: int(other.get(k, 0)) for k in EXPLORER_COUNTS})
+        self.coverage.update({k: int(v) for k, v in other.get("coverage", {}).items()})
 
     @property
     def violations(self) -> int:
@@ -105,6 +115,7 @@ class KitReport:
             "checked_by_invariant": {k: self.checked.get(k, 0) for k in names},
             "violations_by_invariant": {k: self.violated.get(k, 0) for k in [*names, *extra]},
             **{k: self.explorer.get(k, 0) for k in EXPLORER_COUNTS},
+            "coverage": {rule: self.coverage.get(rule, 0) for rule in RULES},
             "findings": self.findings,
             "not_applicable": [list(x) for x in self.not_applicable],
         }
@@ -130,6 +141,21 @@ class KitReport:
                 f"{style}{violated:,}{'[/]' if style else ''}",
                 cell,
             )
+        return table
+
+    def coverage_table(self) -> Table:
+        """Per contract rule the explorer can reach, the crash states and runs of the
+        suite that exercised it, beside the crash states checked in all."""
+        table = Table(
+            title=f"contract rules exercised ({self.explorer.get('states_checked', 0):,} "
+            "crash states checked)"
+        )
+        table.add_column("rule")
+        table.add_column("situation counted")
+        table.add_column("states + runs", justify="right")
+        for rule, text in RULES.items():
+            count = self.coverage.get(rule, 0)
+            table.add_row(rule, text, f"{count:,}" if count else "[red]0 (not exercised)[/]")
         return table
 
     def not_applicable_lines(self) -> list[str]:

@@ -71,7 +71,7 @@ KIT_SUITES: dict[str, KitSuite] = {
         SUITES["ci"],
         parts=8,
         machines=_machines(2),
-        budget=Budget(200, 30),
+        budget=Budget(150, 30),
         derandomize=True,
         variant_budget=Budget(300, 15),
     ),

@@ -22,10 +22,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from crashkit.faults import FaultPlan, FaultRule, FsyncModel, OpKind
+from crashkit.harness.explore.catalogue import BASE
+from crashkit.harness.explore.catalogue import SMALL_BY_NAME as SMALL
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
-from crashkit.harness.judge.paths import STATE_FILE_GLOB
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
@@ -100,6 +100,15 @@ class NoLockWriter(JsonlStateBackend):
     @staticmethod
     def lock(fd: int, path: str) -> None:
         pass
+
+
+class NotPoisonedWriter(JsonlStateBackend):
+    """Reports a failed append, then takes the next one as if nothing happened (C5.6)."""
+
+    def _fail(self, what: str, exc: OSError | None, detail: str = "") -> PersistenceError:
+        error = super()._fail(what, exc, detail)
+        self._poisoned = None
+        return error
 
 
 class CloseRaisesWriter(JsonlStateBackend):
@@ -321,35 +330,10 @@ fsync_retried_and_carried_on = _declared(
 no_writer_lock = _declared("no_writer_lock", _writer(NoLockWriter))
 missing_file_refuses = _declared("missing_file_refuses", missing_file_refused)
 close_raises = _declared("close_raises", _writer(CloseRaisesWriter))
+writer_not_poisoned = _declared("writer_not_poisoned", _writer(NotPoisonedWriter))
 special_file_restores_empty = _declared("special_file_restores_empty", special_file_as_empty)
 open_error_restores_empty = _declared("open_error_restores_empty", open_error_as_empty)
 invalid_lines_salvaged = _declared("invalid_lines_salvaged", lenient_salvage)
-
-
-def _line(symbol: str, ts: int, anchor: Regime, progress: int = 0) -> bytes:
-    candidate = Regime.SQUEEZE_UP if progress else None
-    if candidate == anchor:
-        candidate = Regime.SQUEEZE_DOWN
-    return encode_state(HysteresisState(symbol, ts, anchor, candidate, progress, 3, None))
-
-
-T0 = 1_700_000_000_000 - 60_000  # one tick before the synthetic market starts
-OUT_OF_ORDER = _line("SYM000", T0, Regime.TREND_BUILD_UP) + _line(
-    "SYM000", T0 - 60_000, Regime.CHOP_BALANCED
-)
-TIED = _line("SYM000", T0, Regime.TREND_BUILD_UP) + _line("SYM000", T0, Regime.CHOP_BALANCED, 1)
-ONE_INVALID = (
-    _line("SYM000", T0 - 60_000, Regime.TREND_BUILD_UP)
-    + b"garbage\n"
-    + _line("SYM000", T0, Regime.CHOP_BALANCED)
-)
-ALL_INVALID = b"garbage\n{}\n"
-
-# A fault on the 4th fsync of the state file: mid-run, after some acknowledged ticks.
-FSYNC_FAULT = FaultPlan((FaultRule(OpKind.FSYNC, STATE_FILE_GLOB, nth=4, errno="EIO"),))
-WRITE_FAULT = FaultPlan(
-    (FaultRule(OpKind.WRITE, STATE_FILE_GLOB, nth=4, errno="ENOSPC", persistent=True),)
-)
 
 
 DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
@@ -379,8 +363,6 @@ class Variant:
         return f"{self.runtime_class.__module__}:{self.runtime_class.__qualname__}"
 
 
-BASE = Workload(symbols=2, ticks=8, seed=5, name="broken")
-
 VARIANTS: tuple[Variant, ...] = (
     Variant("no-fsync", Invariant.DURABILITY, BASE, no_fsync),
     Variant("no-dir-fsync-on-create", Invariant.DURABILITY, BASE, no_dir_fsync_on_create),
@@ -388,38 +370,38 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "restore-by-file-order",
         Invariant.RESTORE_TABLE,
-        replace(BASE, initial_state=OUT_OF_ORDER),
+        SMALL["seeded-out-of-order"],
         restore_by_file_order,
     ),
     Variant(
         "tie-break-to-first",
         Invariant.RESTORE_TABLE,
-        replace(BASE, initial_state=TIED),
+        SMALL["seeded-tie"],
         tie_break_to_first,
     ),
     Variant("torn-tail-fatal", Invariant.CRASH_NOT_FATAL, BASE, torn_tail_fatal),
     Variant(
         "one-invalid-line-fatal",
         Invariant.RESTORE_TABLE,
-        replace(BASE, initial_state=ONE_INVALID),
+        SMALL["seeded-one-invalid"],
         one_invalid_line_fatal,
     ),
     Variant(
         "all-invalid-restores-empty",
         Invariant.RESTORE_TABLE,
-        replace(BASE, initial_state=ALL_INVALID),
+        SMALL["seeded-all-invalid"],
         all_invalid_restores_empty,
     ),
     Variant(
         "fsync-error-swallowed",
         Invariant.DURABILITY,
-        replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.DROP),
+        SMALL["fsync-fails-drop"],
         fsync_error_swallowed,
     ),
     Variant(
         "fsync-retried-and-carried-on",
         Invariant.DURABILITY,
-        replace(BASE, plan=FSYNC_FAULT, model=FsyncModel.MARK_CLEAN),
+        SMALL["fsync-fails-mark-clean"],
         fsync_retried_and_carried_on,
     ),
     Variant(
@@ -431,7 +413,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "scheduling-continues-after-failure",
         Invariant.HALT,
-        replace(BASE, plan=WRITE_FAULT),
+        SMALL["write-fails-for-good"],
         runtime_class=ContinueAfterFailure,
     ),
     Variant(
@@ -443,19 +425,32 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "duplicate-unreported",
         Invariant.CONTINUITY,
-        replace(BASE, duplicates=(2, 5)),
+        SMALL["duplicates"],
         runtime_class=DuplicateUnreported,
         caught_by=frozenset({"explorer"}),
     ),
     Variant(
         "late-snapshot-dropped",
         Invariant.CONTINUITY,
-        replace(BASE, late=(3,)),
+        SMALL["late-snapshot"],
         runtime_class=LateSnapshotApplied,
         caught_by=frozenset({"explorer"}),
     ),
+    Variant(
+        "writer-not-poisoned",
+        Invariant.HALT,
+        SMALL["write-fails-once"],
+        writer_not_poisoned,
+        caught_by=frozenset({"explorer", "machine"}),
+    ),
     # what the kit's own checks exist for
-    Variant("no-writer-lock", Invariant.SINGLE_WRITER, BASE, no_writer_lock, caught_by=KIT),
+    Variant(
+        "no-writer-lock",
+        Invariant.SINGLE_WRITER,
+        SMALL["second-writer"],
+        no_writer_lock,
+        caught_by=frozenset({"explorer", "kit"}),
+    ),
     Variant(
         "missing-file-refuses",
         Invariant.RESTORE_TABLE,
@@ -473,23 +468,23 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "special-file-restores-empty",
         Invariant.RESTORE_TABLE,
-        BASE,
+        SMALL["directory-at-state-path"],
         special_file_restores_empty,
-        caught_by=frozenset({"scenarios", "kit"}),
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
     ),
     Variant(
         "open-error-restores-empty",
         Invariant.RESTORE_TABLE,
-        BASE,
+        SMALL["open-fails-at-start"],
         open_error_restores_empty,
-        caught_by=KIT,
+        caught_by=frozenset({"explorer", "kit"}),
     ),
     Variant(
         "invalid-lines-salvaged",
         Invariant.NO_INVALID_RESTORED,
-        BASE,
+        SMALL["seeded-salvageable"],
         invalid_lines_salvaged,
-        caught_by=frozenset({"scenarios", "kit"}),
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
     ),
 )
 

@@ -34,6 +34,7 @@ from crashkit.harness.judge.observe import (
     RecordingSink,
     Timeline,
     close_quietly,
+    offer_again,
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
@@ -109,6 +110,7 @@ class Proc:
     restored: dict[str, HysteresisState] | None = None
     refused_next: bool | None = None
     offered_after_halt: bool = False
+    offered_again: bool = False  # its failed append was offered to the backend once more
     end_pos: int | None = None
     cutoff: int | None = None  # trace position of a power cut in this process's boot
     direct: list[AppendRecord] = field(default_factory=list)  # store-level `append` steps
@@ -364,6 +366,13 @@ class Machine:
                 proc.status = "halted"
             else:
                 proc.completed.append((group[0].engine_timestamp_ms, self._position()))
+        failed = proc.timeline.first_failure()
+        if proc.status == "halted" and failed is not None and not proc.offered_again:
+            # as the explorer does: the failed records once more, to the backend itself
+            proc.offered_again = True
+            acked, poisoned = offer_again(runtime.backend, failed.states)
+            verdicts = judge_append(acked=acked, failed_before=True, poisoned=poisoned)
+            self._found(verdicts, f"process {proc.index}")
 
     def _stop(self, proc: Proc | None) -> None:
         """A clean exit of a live process (the end of its input, or an operator's restart)."""

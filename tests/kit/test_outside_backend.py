@@ -1,6 +1,6 @@
 """A backend written outside the project, with several defects, as a new user would write
 it: the kit names each defect under its invariant, and each finding's replay command
-reproduces it. (`make crash`: it runs the kit's ci suite in a subprocess.)"""
+reproduces it. (`make crash`: it runs the kit's quick suite in a subprocess.)"""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_each_defect_is_named_under_its_invariant_and_replays(tmp_path: Path) ->
     (tmp_path / "mystore.py").write_text(MYSTORE)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done, data = run_kit(
-        tmp_path, "-n", "2", "--crashkit-backend=mystore:BACKEND", "--crashkit-suite=ci"
+        tmp_path, "-n", "2", "--crashkit-backend=mystore:BACKEND", "--crashkit-suite=quick"
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     broken = {name for name, count in data["violations_by_invariant"].items() if count}
