@@ -24,7 +24,7 @@ from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, single
 from crashkit.harness.explore.summary import coverage_table, minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
-from crashkit.harness.scenarios.export import backend_spec, export_findings
+from crashkit.harness.scenarios.export import backend_spec, export_findings, exportable
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
@@ -207,5 +207,13 @@ def explore(
                 f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
                 highlight=False,
                 soft_wrap=True,
+            )
+        if not all(exportable(f) for f in summary.findings):
+            err.print(
+                "W5-single-writer: no scenario written (a scenario drives one process at a "
+                "time); the kit replays it: pytest --crashkit-backend=SPEC -k test_single_writer",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
             )
     sys.exit(ExitCode.CHECK_FAILED if summary.violations else ExitCode.OK)

@@ -72,6 +72,7 @@ from crashkit.harness.judge.verdicts import (
     judge_selection,
     judge_single_writer,
     judge_start_fault,
+    start_faults,
     uninterrupted,
 )
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
@@ -124,8 +125,6 @@ NO_VISIBLE_IO = (
 )
 
 
-#: The ops whose failure at start is row 4 or 5 of the restore table (C4.3: refuse).
-_START_READS = frozenset({OpKind.OPEN.value, OpKind.READ.value})
 _OPEN = OpKind.OPEN.value
 _WRITE = OpKind.WRITE.value
 
@@ -326,11 +325,7 @@ class Explorer:
                     if not fs.trace:
                         refusal += NO_VISIBLE_IO
                 injected = any(op.injected for op in fs.trace)
-                start_faults = tuple(
-                    f"{op.op} {op.error or 'error'}"
-                    for op in fs.trace
-                    if op.injected and op.op in _START_READS and op.path == STATE_PATH
-                )
+                faults_at_start = start_faults(fs.trace)
                 if refusal is None:
                     groups = list(ticks(snapshots))
                     for group in groups:
@@ -372,7 +367,7 @@ class Explorer:
                 tuple(closing),
                 tuple(sink.events),
                 ticks_read,
-                start_faults,
+                faults_at_start,
                 any(op.op == _OPEN and op.path == STATE_PATH and op.mutating for op in fs.trace),
                 again,
             )

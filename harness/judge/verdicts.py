@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from crashkit.faults import DiskImage
+from crashkit.faults import DiskImage, Op, OpKind
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -291,6 +291,19 @@ def _said(item: Event | Skip) -> str:
     return f"{item.event_type} {item.symbol}@{item.engine_timestamp_ms}"
 
 
+#: The calls whose failure at start is row 4 or 5 of the restore table.
+_START_READS = frozenset({OpKind.OPEN.value, OpKind.READ.value})
+
+
+def start_faults(ops: Iterable[Op]) -> tuple[str, ...]:
+    """The opens and reads of the state path that failed by the plan, as "op ERRNO"."""
+    return tuple(
+        f"{op.op} {op.error or 'error'}"
+        for op in ops
+        if op.injected and op.op in _START_READS and op.path == STATE_PATH
+    )
+
+
 def judge_start_fault(started: bool, faults: Sequence[str]) -> list[Violation]:
     """R4, rows 4 and 5 of the restore table (C4.3): a start during which an open or a
     read of the state path failed (`faults`, each "op errno") must refuse."""
@@ -394,5 +407,6 @@ __all__ = [
     "judge_selection",
     "judge_single_writer",
     "judge_start_fault",
+    "start_faults",
     "uninterrupted",
 ]

@@ -80,6 +80,7 @@ from typing import Any
 import yaml
 
 from crashkit.harness.explore import Explorer, Finding, Workload, minimal_findings
+from crashkit.harness.judge.invariants import Invariant
 from crashkit.orchestrator.events import state_payload
 from crashkit.orchestrator.sources import snapshot_to_dict
 from crashkit.orchestrator.store import jsonl
@@ -199,11 +200,12 @@ def build_scenario(
     runtime: str | None = None,
     initial_state: bytes | None = None,
     missing_dir: bool = False,
+    directory_at_state_path: bool = False,
 ) -> dict[str, Any]:
     """A scenario body (everything but `name`), keys in schema order.
 
     `initial_state` None with `missing_dir` = an empty disk; without it = the state
-    folder exists but holds no file."""
+    folder exists but holds no file; `directory_at_state_path`: a directory there."""
     body: dict[str, Any] = {"description": description}
     if backend is not None:
         body["backend"] = backend
@@ -212,7 +214,9 @@ def build_scenario(
     body["fsync_model"] = fsync_model
     body["config"] = {"window_updates": window_updates}
     body["input"] = dict(input_)
-    if initial_state is not None:
+    if directory_at_state_path:
+        body["initial_state"] = {"kind": "directory"}
+    elif initial_state is not None:
         body["initial_state"] = {"lines": line_entries(initial_state)}
     elif missing_dir:
         body["initial_state"] = {"missing_dir": True}
@@ -280,9 +284,12 @@ def scenario_from_finding(
     steps.append({"run": {"ticks": "all"}})
     where = "the recorded run"
     if finding.crash_point is not None:
+        restart: dict[str, Any] = {}
+        if w.window_changed:  # every restarted process runs with the other window
+            restart = {"config": {"window_updates": w.restart_window_updates}}
         steps += [
             {"crash": {"point": finding.crash_point, "cut": finding.cut, "unreachable": "last"}},
-            {"restart": {}},
+            {"restart": restart},
         ]
         if first_ack_ticks is not None:
             steps += [{"run": {"ticks": first_ack_ticks}}, {"restart": {}}]
@@ -299,6 +306,7 @@ def scenario_from_finding(
         runtime=runtime,
         initial_state=w.initial_state,
         missing_dir=w.initial_state is None,  # the explorer boots an empty disk then
+        directory_at_state_path=w.directory_at_state_path,
     )
 
 
@@ -341,8 +349,16 @@ def export_findings(
     runtime: str | None = None,
     explorer: Explorer | None = None,
 ) -> list[Path]:
-    """Per invariant, the smallest finding (earliest crash point, fewest faults), exported."""
+    """Per invariant, the smallest finding (earliest crash point, fewest faults), exported.
+    A second writer's finding (`W5-single-writer`) is not: a scenario drives one process
+    (see `exportable`)."""
     return [
         export_finding(f, directory, backend=backend, runtime=runtime, explorer=explorer)
         for f, _ in minimal_findings(findings)
+        if exportable(f)
     ]
+
+
+def exportable(finding: Finding) -> bool:
+    """Whether a scenario can replay the finding (one process at a time: not W5)."""
+    return finding.violation.invariant != Invariant.SINGLE_WRITER

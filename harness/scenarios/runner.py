@@ -38,6 +38,7 @@ from crashkit.harness.judge.observe import (
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
+from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
@@ -46,8 +47,11 @@ from crashkit.harness.judge.verdicts import (
     judge_close,
     judge_continuity,
     judge_process,
+    judge_published,
     judge_refusal,
     judge_restored,
+    judge_start_fault,
+    start_faults,
     uninterrupted,
 )
 from crashkit.harness.scenarios import schema as s
@@ -344,6 +348,7 @@ class Machine:
             ),
             where,
         )
+        self._found(judge_start_fault(True, start_faults(fs.trace[start_pos:])), where)
         self.crashed_since_start = False
         return proc
 
@@ -672,6 +677,8 @@ class Machine:
                 refused=p.status == "refused",
             )
             self._found(verdicts, f"process {p.index}")
+            if p.restored is not None:
+                self._found(self._judge_events(p), f"process {p.index}")
         last = live[-1] if live else None
         up_to: int | None = -1
         if (
@@ -688,6 +695,20 @@ class Machine:
             judge_continuity(self.visible_events(), self._reference(), up_to_ms=up_to),
             "all processes",
         )
+
+    def _judge_events(self, p: Proc) -> list[Violation]:
+        """The process on its own, as the explorer judges it (5): every event it published
+        is what the harness's reading of the runtime rules publishes for the states it
+        restored and the ticks it read. One that halted or lost power is judged on what
+        it published before (a prefix); `scheduling_halted` is the halt rule's (6)."""
+        assert p.restored is not None
+        published = [r.event for r in p.publishes() if r.event.event_type != ev.SCHEDULING_HALTED]
+        snapshots = [snap for group in self.groups[: p.consumed] for snap in group]
+        expected = model_run(p.runtime.config, p.restored, snapshots).events
+        ended_cleanly = p.status == "exited" and p.cutoff is None
+        if not ended_cleanly:
+            expected = expected[: len(published)]
+        return judge_published(published, expected, process=f"process {p.index}")
 
     def applicable(self) -> tuple[str, ...]:
         """Invariants checked by default: continuity needs a run the reference can predict."""
