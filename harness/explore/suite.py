@@ -107,9 +107,11 @@ def ci_suite(scale: int = 1) -> tuple[Job, ...]:
 
 
 def quick_suite() -> tuple[Job, ...]:
-    """About a minute on 2 cores: four workloads (windows 1-3), one cut at every byte,
+    """About a minute on 2 cores: the small crafted workloads (one per kind of bug the
+    broken variants plant), four market workloads (windows 1-3), one cut at every byte,
     the I/O-error sweep and the fsync-failure models on one small workload each."""
-    jobs = [Job("crash", w) for w in default_workloads(4, symbols=3, ticks_=12)]
+    jobs = [Job("crash", w) for w in SMALL]
+    jobs += [Job("crash", w) for w in default_workloads(4, symbols=3, ticks_=12)]
     jobs.append(
         Job("crash", Workload(2, 4, seed=0, window_updates=2, torn=TornMode.ALL, name="everybyte0"))
     )
