@@ -21,7 +21,14 @@ from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
-from crashkit.harness.explore.suite import SUITES, Job, parse_shard, run_jobs, single
+from crashkit.harness.explore.suite import (
+    SUITES,
+    Job,
+    applicable_jobs,
+    parse_shard,
+    run_jobs,
+    single,
+)
 from crashkit.harness.explore.summary import coverage_table, minimal_findings, summary_table
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.scenarios.export import backend_spec, export_findings, exportable
@@ -136,8 +143,19 @@ def explore(
     shard_ix = _shard(shard)
     jobs: tuple[Job, ...]
     if suite is not None:
-        jobs = SUITES[suite]()
+        runnable, skipped = applicable_jobs(SUITES[suite](), declared)
+        jobs = tuple(runnable)
         title = f"explore --suite {suite} ({backend}, shard {shard})"
+        if skipped:
+            err.print(
+                f"not applicable: {len(skipped)} job(s) of seeded state files "
+                f"({', '.join(j.workload.name for j in skipped[:3])}"
+                f"{', ...' if len(skipped) > 3 else ''}): {declared.name} does not "
+                "declare line_format",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
     else:
         workload = Workload(symbols, ticks, seed, window_updates=window, name="cli")
         jobs = single(workload, sweep=sweep, models=models)

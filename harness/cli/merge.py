@@ -51,6 +51,8 @@ def merge(files: tuple[Path, ...], as_json: bool) -> None:
         console.print(
             report.table(f"crashkit merge: {len(files)} shard(s), {report.items} item(s)")
         )
+        if report.coverage:
+            console.print(report.coverage_table())
         for line in report.not_applicable_lines():
             console.print(f"not applicable: {escape(line)}", highlight=False)
         verdict = "[red]violations found[/]" if report.violations else "[green]no violation[/]"

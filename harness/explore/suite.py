@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer, Summary, Workload, default_workloads
 from crashkit.harness.explore.catalogue import BLANK_AND_TORN, SMALL, coverage_workloads
+from crashkit.orchestrator.store.protocol import Backend
 
 KINDS = ("crash", "sweep", "models")
 
@@ -125,6 +126,14 @@ SUITES: dict[str, Callable[[], tuple[Job, ...]]] = {
     "ci": ci_suite,
     "nightly": lambda: ci_suite(scale=10),
 }
+
+
+def applicable_jobs(jobs: Sequence[Job], backend: Backend) -> tuple[list[Job], list[Job]]:
+    """(the jobs the backend can be explored on, the others): a workload that seeds a
+    state file of contract-v1 lines needs a backend that declares `line_format`."""
+    line_format = backend.capabilities.line_format
+    runnable = [j for j in jobs if line_format or j.workload.initial_state is None]
+    return runnable, [j for j in jobs if j not in runnable]
 
 
 def run_jobs(

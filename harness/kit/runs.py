@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis.stateful import RuleBasedStateMachine
 
 from crashkit.harness.explore.explorer import Explorer, NotApplicable
-from crashkit.harness.explore.suite import Job, run_jobs
+from crashkit.harness.explore.suite import applicable_jobs, run_jobs
 from crashkit.harness.explore.summary import Summary, minimal_findings
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.kit import checks
@@ -163,12 +163,7 @@ def explore(
     """One part of the suite's explorer jobs of one kind (crash, sweep, models)."""
     started = time.perf_counter()
     result = KitResult(f"explorer ({kind})", f"part{part}of{parts}")
-    line_format = backend.capabilities.line_format
-    jobs: list[Job] = [
-        j
-        for j in suite.jobs()
-        if j.kind == kind and (line_format or j.workload.initial_state is None)
-    ]
+    jobs, _ = applicable_jobs([j for j in suite.jobs() if j.kind == kind], backend)
     if not jobs:
         result.not_applicable = f"the {suite.name} suite has no {kind} job for this backend"
         return result

@@ -4,7 +4,11 @@ variant's workload, so the explorer alone catches each variant there."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +102,57 @@ def test_every_variant_is_explored_on_a_workload_of_the_ci_suite() -> None:
     missing = [v.name for v in VARIANTS if v.workload not in crash_workloads]
     assert missing == []
     assert all("explorer" in v.caught_by for v in VARIANTS)
+
+
+def test_shards_merge_to_the_coverage_of_the_whole_run(tmp_path: Path) -> None:
+    """`crashkit explore --shard i/n --json` then `crashkit merge`: the coverage adds up
+    to the unsharded run's, and the merged table shows it."""
+    args = ["--symbols", "2", "--ticks", "5", "--json", "--no-export"]
+    whole = json.loads(crashkit("explore", *args).stdout)
+    files = []
+    for i in range(3):
+        path = tmp_path / f"shard{i}.json"
+        path.write_text(crashkit("explore", *args, "--shard", f"{i}/3").stdout)
+        files.append(str(path))
+    merged = json.loads(crashkit("merge", *files, "--json").stdout)
+    assert merged["coverage"] == whole["coverage"]
+    assert merged["coverage"]["C6.8"] > 0
+    shown = crashkit("merge", *files).stdout
+    assert "contract rules exercised" in shown and "C6.8" in shown
+
+
+def crashkit(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "crashkit.harness", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_a_suite_skips_seeded_files_for_a_backend_of_another_format(tmp_path: Path) -> None:
+    """`crashkit explore --suite` on a backend without `line_format` runs every other job
+    and says which it left out (it is not a usage error)."""
+    (tmp_path / "ownformat.py").write_text(
+        "from dataclasses import replace\n"
+        "from crashkit.orchestrator.store import jsonl\n"
+        "from crashkit.orchestrator.store.protocol import Capabilities\n"
+        "BACKEND = replace(jsonl.BACKEND, name='ownformat', restore_only=None, spec=None,\n"
+        "                  capabilities=Capabilities(line_format=False, single_writer=True))\n"
+    )
+    args = ["--backend", "ownformat:BACKEND", "--suite", "quick", "--shard", "0/16", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "crashkit.harness", "explore", *args, "--no-export"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seeded = [j for j in SUITES["quick"]() if j.workload.initial_state is not None]
+    assert f"not applicable: {len(seeded)} job(s) of seeded state files" in done.stderr
+    assert json.loads(done.stdout)["states_checked"] > 0

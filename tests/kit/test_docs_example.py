@@ -12,7 +12,13 @@ from tests.kit.helpers import run_kit
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "backends.md"
 #: What the page says the kit reports for it.
-NAMED = {"1-durability", "3-publish-implies-committed", "P-backend-protocol", "R4-restore-table"}
+NAMED = {
+    "1-durability",
+    "3-publish-implies-committed",
+    "5-continuity",
+    "P-backend-protocol",
+    "R4-restore-table",
+}
 
 
 def example() -> str:
