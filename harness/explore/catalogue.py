@@ -131,7 +131,7 @@ SMALL: tuple[Workload, ...] = (
     replace(BASE, duplicates=(2, 5), name="duplicates"),
     replace(BASE, late=(3,), name="late-snapshot"),
     replace(BASE, second_writer=True, name="second-writer"),
-    replace(BASE, restart_window_updates=1, name="window-3-to-1"),
+    replace(BASE, restart_window_updates=1, name="small-window-3-to-1"),
     replace(BASE, initial_state=BLANK_AND_TORN, name="seeded-blank-and-torn"),
 )
 SMALL_BY_NAME: dict[str, Workload] = {w.name: w for w in SMALL}

@@ -156,3 +156,10 @@ def test_a_suite_skips_seeded_files_for_a_backend_of_another_format(tmp_path: Pa
     seeded = [j for j in SUITES["quick"]() if j.workload.initial_state is not None]
     assert f"not applicable: {len(seeded)} job(s) of seeded state files" in done.stderr
     assert json.loads(done.stdout)["states_checked"] > 0
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_every_job_of_a_suite_has_its_own_name(suite: str) -> None:
+    """Job names key the pinned verdicts, the progress bar and exported findings."""
+    keys = [f"{job.kind}:{job.workload.name}" for job in SUITES[suite]()]
+    assert len(keys) == len(set(keys))
