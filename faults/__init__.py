@@ -28,6 +28,7 @@ from crashkit.faults.ops import (
     OpKind,
 )
 from crashkit.faults.plan import ERRNO_NAMES, OPS, FaultPlan, FaultRule, FsyncModel
+from crashkit.faults.profiles import PREFIX, PROFILE_NAMES, PROFILES, Fill, Profile, profile_named
 from crashkit.faults.trace import MUTATING_OPS, Op
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "MUTATING_OPS",
     "NON_MUTATING",
     "OPS",
+    "PREFIX",
+    "PROFILES",
+    "PROFILE_NAMES",
     "SYNC",
     "TORN_MODES",
     "CrashEnumeration",
@@ -49,10 +53,13 @@ __all__ = [
     "EscapeWatch",
     "FaultPlan",
     "FaultRule",
+    "Fill",
     "FsyncModel",
     "Op",
     "OpKind",
+    "Profile",
     "Snapshot",
     "TornMode",
     "cut_offsets",
+    "profile_named",
 ]

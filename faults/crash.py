@@ -11,6 +11,12 @@ durable (created, removed, replaced) is independently persisted or not, except t
 changes moving the same inode (a rename) are persisted together (renames are atomic).
 A directory that is not persisted takes its whole subtree with it.
 
+That is the `prefix` file-system profile, the default. A profile of
+`crashkit.faults.profiles` adds what its file system may also leave: unsynced blocks
+persisted in any subset, lost blocks read as zeros or garbage, torn overwrites
+(`block_options`), a directory at any of its intermediate namespaces since its last
+fsync (a temp file left behind), and renames half persisted (`_split_renames`).
+
 Namespace choices and per-file cuts combine as a product; identical images are
 deduplicated. Above `cap` combinations a deterministic sample is taken instead (every
 single-file and single-entry variation first, then seeded pseudo-random picks) and the
@@ -28,6 +34,7 @@ from enum import StrEnum
 
 from crashkit.faults.image import DiskImage
 from crashkit.faults.model import FileSnap, Snapshot
+from crashkit.faults.profiles import PREFIX, Fill, Profile, garbage, profile_named
 
 
 class TornMode(StrEnum):
@@ -114,9 +121,167 @@ def _cut_desc(off: int, unsynced: bytes) -> str:
 
 
 def file_options(
-    snap: FileSnap, torn: TornMode | str = TornMode.DEFAULT
+    snap: FileSnap,
+    torn: TornMode | str = TornMode.DEFAULT,
+    profile: Profile = PREFIX,
+    cap: int = DEFAULT_CAP,
 ) -> tuple[tuple[FileOption, ...], int]:
-    """The distinct contents a crash may leave for one file, and the index of "all kept"."""
+    """The distinct contents a crash may leave for one file, and the index of "all kept".
+
+    Every profile keeps the states of the `prefix` model (but for its zero-filled tail
+    when the profile has no fills); a profile with a block size adds the block states it
+    allows (`block_options`)."""
+    options, full = _prefix_options(snap, torn)
+    if profile.block is None or snap.writeback == snap.durable:
+        return options, full
+    if not profile.fills:  # the size never runs ahead of the data: no zero-filled tail
+        view = options[full].data
+        options = tuple(o for o in options if not o.desc.endswith("zero-filled"))
+        full = next(i for i, o in enumerate(options) if o.data == view)
+    extra = block_options(snap, profile, cap)
+    unique: dict[bytes, FileOption] = {o.data: o for o in reversed(options)}
+    merged = list(options) + [o for o in extra if o.data not in unique]
+    return tuple(merged), full
+
+
+def _blocks_of(length: int, block: int) -> range:
+    return range(0, (length + block - 1) // block)
+
+
+def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> list[FileOption]:
+    """The contents a crash may leave under `profile`, block by block.
+
+    Each block that differs between the durable content and the writeback content is
+    persisted (new bytes) or lost. A lost block inside the durable size keeps its old
+    bytes (a torn overwrite, if the profile allows blocks of one overwrite to part);
+    a lost block past it reads as each of the profile's fills, when the persisted size
+    covers it. The size persisted is the new one or, for a profile without fills, as far
+    as the persisted blocks reach. With `reorder` any subset of the dirty blocks
+    persists, otherwise a prefix of them. More than `cap` subsets: a deterministic
+    sample (the prefixes, each block alone kept and alone lost, then seeded picks)."""
+    assert profile.block is not None
+    block = profile.block
+    old, new = snap.durable, snap.writeback
+    if snap.low < len(old) or len(new) < len(old):
+        return []  # truncated since its last fsync: the prefix model's states only
+    dirty = [
+        i
+        for i in _blocks_of(max(len(old), len(new)), block)
+        if old[i * block : (i + 1) * block] != new[i * block : (i + 1) * block]
+    ]
+    if not dirty:
+        return []
+    overwrite = [i for i in dirty if i * block < len(old)]
+    if overwrite and not profile.torn_overwrite and not profile.reorder:
+        return []  # an overwrite is all old or all new: the prefix model has both
+    out: list[FileOption] = []
+    for kept in _subsets(dirty, profile.reorder or profile.torn_overwrite, cap):
+        if not profile.reorder and not _is_prefix(kept, dirty, overwrite):
+            continue
+        lost_past_old = [i for i in dirty if i not in kept and i * block >= len(old)]
+        fills: tuple[Fill | None, ...] = profile.fills if lost_past_old else (None,)
+        if not profile.fills:
+            fills = (None,)
+        for fill in fills:
+            data = _assemble(old, new, block, kept, fill)
+            out.append(FileOption(data, _block_desc(dirty, kept, fill, block, len(data))))
+    return out
+
+
+def _is_prefix(kept: frozenset[int], dirty: Sequence[int], overwrite: Sequence[int]) -> bool:
+    """Without reordering, appended blocks persist in order (overwritten ones may part)."""
+    appended = [i for i in dirty if i not in overwrite]
+    seen_lost = False
+    for i in appended:
+        if i in kept and seen_lost:
+            return False
+        seen_lost = seen_lost or i not in kept
+    return True
+
+
+def _subsets(items: Sequence[int], any_subset: bool, cap: int) -> Iterator[frozenset[int]]:
+    """Subsets of `items` to keep: all of them when 2**n <= cap, else a sample: every
+    prefix, each item alone kept and alone lost, then seeded pseudo-random picks."""
+    n = len(items)
+    if not any_subset or n == 0:
+        for k in range(n + 1):
+            yield frozenset(items[:k])
+        return
+    if 2**n <= cap:
+        for bits in itertools.product((False, True), repeat=n):
+            yield frozenset(i for i, b in zip(items, bits, strict=True) if b)
+        return
+    seen: set[frozenset[int]] = set()
+    picks: list[frozenset[int]] = [frozenset(items[:k]) for k in range(n + 1)]
+    picks += [frozenset({i}) for i in items]
+    picks += [frozenset(items) - {i} for i in items]
+    rng = random.Random(f"crashkit-blocks:{n}")
+    while len(picks) < 4 * cap:
+        picks.append(frozenset(i for i in items if rng.random() < 0.5))
+    for pick in picks:
+        if pick not in seen and len(seen) < cap:
+            seen.add(pick)
+            yield pick
+
+
+def _assemble(old: bytes, new: bytes, block: int, kept: frozenset[int], fill: Fill | None) -> bytes:
+    """The file after the crash: each block new if kept (or unchanged), else old inside
+    the old size and `fill` past it. Without a fill, unwritten data is never exposed:
+    the size stops where the kept data past the old size stops."""
+    size = len(new)
+    if fill is None:
+        size = len(old)
+        for i in _blocks_of(len(new), block):
+            start, end = i * block, min((i + 1) * block, len(new))
+            if end <= len(old):
+                continue
+            if i not in kept and new[start:end] != old[start:end]:
+                break
+            size = end
+        size = max(size, min(len(old), len(new)))
+    parts: list[bytes] = []
+    for i in _blocks_of(size, block):
+        start, end = i * block, min((i + 1) * block, size)
+        if i in kept or new[start:end] == old[start:end]:
+            parts.append(new[start:end])
+            continue
+        inside = old[start : min(end, len(old))]
+        past = end - start - len(inside)
+        if fill is Fill.GARBAGE:
+            parts.append(inside + garbage(past, start + len(inside)))
+        else:
+            parts.append(inside + b"\0" * past)
+    return b"".join(parts)
+
+
+def _block_desc(
+    dirty: Sequence[int], kept: frozenset[int], fill: Fill | None, block: int, size: int
+) -> str:
+    lost = [i for i in dirty if i not in kept]
+    text = f"{len(kept)}/{len(dirty)} unsynced {block}-byte blocks kept"
+    if lost:
+        text += f" (lost: {_ranges(lost)})"
+        if fill is not None:
+            text += f", lost blocks read as {fill.value}"
+    return f"{text}, {size} bytes"
+
+
+def _ranges(blocks: Sequence[int]) -> str:
+    """Block numbers as compact ranges: 1-3, 7."""
+    out: list[str] = []
+    start = prev = blocks[0]
+    for b in [*blocks[1:], None]:
+        if b is not None and b == prev + 1:
+            prev = b
+            continue
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if b is not None:
+            start = prev = b
+    return ", ".join(out)
+
+
+def _prefix_options(snap: FileSnap, torn: TornMode | str) -> tuple[tuple[FileOption, ...], int]:
+    """The `prefix` model's contents for one file, and the index of "all kept"."""
     torn = torn_mode(torn)
     view = snap.writeback
     durable = snap.durable
@@ -177,8 +342,9 @@ def _changes(snap: Snapshot) -> list[_Change]:
     return out
 
 
-def _groups(changes: Sequence[_Change]) -> list[tuple[_Change, ...]]:
-    """Changes that move one inode (rename/replace) form one atomic group."""
+def _groups(changes: Sequence[_Change], atomic_rename: bool = True) -> list[tuple[_Change, ...]]:
+    """Changes that move one inode (rename/replace) form one atomic group (with
+    `atomic_rename`; otherwise each half of a rename persists on its own)."""
     parent = list(range(len(changes)))
 
     def find(i: int) -> int:
@@ -196,7 +362,7 @@ def _groups(changes: Sequence[_Change]) -> list[tuple[_Change, ...]]:
             arriving.setdefault(change.new, []).append(i)
     for ino, left in leaving.items():
         linked = left + arriving.get(ino, [])
-        if ino in arriving:
+        if ino in arriving and atomic_rename:
             for i in linked[1:]:
                 parent[find(i)] = find(linked[0])
     grouped: dict[int, list[_Change]] = {}
@@ -243,6 +409,7 @@ def _layout(
     snap: Snapshot,
     keep_old: frozenset[tuple[int, str]],
     descs: tuple[str, ...],
+    override: Mapping[int, Mapping[str, int]] | None = None,
 ) -> _Layout:
     dirs: list[str] = []
     files: list[tuple[str, int]] = []
@@ -255,8 +422,13 @@ def _layout(
         seen.add(dino)
         cur = snap.current.get(dino, {})
         dur = snap.durable.get(dino, {})
-        for name in sorted(cur.keys() | dur.keys(), reverse=True):
-            ino = dur.get(name) if (dino, name) in keep_old else cur.get(name)
+        fixed = override.get(dino) if override is not None else None
+        names = fixed.keys() if fixed is not None else cur.keys() | dur.keys()
+        for name in sorted(names, reverse=True):
+            if fixed is not None:
+                ino = fixed.get(name)
+            else:
+                ino = dur.get(name) if (dino, name) in keep_old else cur.get(name)
             if ino is None:
                 continue
             child = f"/{name}" if path == "/" else f"{path}/{name}"
@@ -268,9 +440,13 @@ def _layout(
     return _Layout(tuple(sorted(dirs)), tuple(sorted(files)), descs)
 
 
-def _layouts(snap: Snapshot, cap: int, rng: random.Random) -> tuple[list[_Layout], bool]:
-    """Distinct namespaces after crash; sampled (True) when 2**groups exceeds `cap`."""
-    groups = _groups(_changes(snap))
+def _layouts(
+    snap: Snapshot, cap: int, rng: random.Random, profile: Profile = PREFIX
+) -> tuple[list[_Layout], bool]:
+    """Distinct namespaces after crash; sampled (True) when 2**groups exceeds `cap`.
+    With `profile.ordered_dir_ops`, also each directory at each of its intermediate
+    namespaces since its last fsync (the others as they are now)."""
+    groups = _groups(_changes(snap), profile.atomic_rename)
     g = len(groups)
     descs = [_group_desc(snap, group) for group in groups]
     keys = [frozenset((c.dir, c.name) for c in group) for group in groups]
@@ -288,7 +464,40 @@ def _layouts(snap: Snapshot, cap: int, rng: random.Random) -> tuple[list[_Layout
         desc = tuple(descs[i] for i in range(g) if bits[i])
         layout = _layout(snap, keep_old, desc)
         layouts.setdefault((layout.dirs, layout.files), layout)
+    if not profile.atomic_rename:
+        for dino, split, entries in _split_renames(snap):
+            layout = _layout(snap, frozenset(), (split,), {dino: entries})
+            layouts.setdefault((layout.dirs, layout.files), layout)
+    if profile.ordered_dir_ops:
+        for dino, versions in sorted(snap.versions.items()):
+            where = snap.paths.get(dino, f"<dir {dino}>")
+            for n, version in enumerate(versions, start=1):
+                partial = f"{where}: only its first {n} of {len(versions) + 1} changes persisted"
+                layout = _layout(snap, frozenset(), (partial,), {dino: version})
+                layouts.setdefault((layout.dirs, layout.files), layout)
     return list(layouts.values()), sampled
+
+
+def _split_renames(snap: Snapshot) -> Iterator[tuple[int, str, dict[str, int]]]:
+    """Each rename within a directory since its last fsync, half persisted: the new name
+    linked while the old one stayed (both names), or the old name gone while the new one
+    was not linked (neither holds the moved file). From the directory's namespaces in
+    order: durable, each intermediate one, current."""
+    for dino in sorted(snap.current):
+        chain = [snap.durable.get(dino, {}), *snap.versions.get(dino, ()), snap.current[dino]]
+        where = snap.paths.get(dino, f"<dir {dino}>")
+        for before, after in itertools.pairwise(chain):
+            for src, ino in sorted(before.items()):
+                if after.get(src) == ino:
+                    continue
+                dsts = [n for n, i in after.items() if i == ino and before.get(n) != ino]
+                for dst in dsts:
+                    both = {**after, src: ino}
+                    yield dino, f"{where}: rename {src} -> {dst} half persisted (both names)", both
+                    neither = {n: i for n, i in after.items() if n != dst}
+                    if dst in before:
+                        neither[dst] = before[dst]
+                    yield dino, f"{where}: rename {src} -> {dst} half persisted (neither)", neither
 
 
 def _sample_bits(g: int, cap: int, rng: random.Random) -> Iterator[tuple[bool, ...]]:
@@ -334,18 +543,21 @@ def enumerate_states(
     torn: TornMode | str = TornMode.DEFAULT,
     cap: int = DEFAULT_CAP,
     point: int | None = None,
+    profile: Profile | str = PREFIX,
 ) -> CrashEnumeration:
-    """Every distinct crash state of `snap` (or a deterministic sample of `cap` of them)."""
+    """Every distinct crash state of `snap` under `profile` (or a deterministic sample of
+    `cap` of them)."""
     torn = torn_mode(torn)
+    profile = profile_named(profile)
     if cap < 1:
         raise ValueError(f"cap must be >= 1, got {cap}")
     rng = random.Random(f"crashkit-faults:{point}")
-    layouts, capped = _layouts(snap, cap, rng)
+    layouts, capped = _layouts(snap, cap, rng, profile)
     cache: dict[int, tuple[tuple[FileOption, ...], int]] = {}
 
     def options(ino: int) -> tuple[tuple[FileOption, ...], int]:
         if ino not in cache:
-            cache[ino] = file_options(snap.files[ino], torn)
+            cache[ino] = file_options(snap.files[ino], torn, profile, cap)
         return cache[ino]
 
     plans = []

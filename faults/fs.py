@@ -66,6 +66,7 @@ from crashkit.faults.intercept import (
 )
 from crashkit.faults.model import Snapshot
 from crashkit.faults.plan import FaultPlan, FsyncModel
+from crashkit.faults.profiles import PREFIX, Profile
 from crashkit.faults.trace import Op
 
 _MODULES_TO_PATCH: dict[str, Any] = {"os": CrashOs, "fcntl": CrashFcntl}
@@ -332,20 +333,29 @@ class CrashFS:
         point: int | None = None,
         torn: TornMode | str = TornMode.DEFAULT,
         cap: int | None = None,
+        profile: Profile | str = PREFIX,
     ) -> CrashEnumeration:
-        """Crash states after op `point` (None: now) with the combination count and cap flag."""
+        """Crash states after op `point` (None: now) under the file-system `profile`, with
+        the combination count and cap flag."""
         result = enumerate_states(
-            self.snapshot(point), torn=torn, cap=self.cap if cap is None else cap, point=point
+            self.snapshot(point),
+            torn=torn,
+            cap=self.cap if cap is None else cap,
+            point=point,
+            profile=profile,
         )
         if result.capped:
             self.capped[point] = result.combinations
         return result
 
     def crash_states(
-        self, point: int | None = None, torn: TornMode | str = TornMode.DEFAULT
+        self,
+        point: int | None = None,
+        torn: TornMode | str = TornMode.DEFAULT,
+        profile: Profile | str = PREFIX,
     ) -> list[CrashState]:
         """Distinct disks a power cut just after op `point` (None: now) may leave."""
-        return list(self.enumerate_crash_states(point, torn).states)
+        return list(self.enumerate_crash_states(point, torn, profile=profile).states)
 
     def visible_image(self) -> DiskImage:
         """What readers see now (the page cache), as a disk image."""

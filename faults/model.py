@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crashkit.faults._pyfakefs import (
     FakeDirectory,
@@ -118,6 +118,10 @@ class Snapshot:
     durable: Mapping[int, Mapping[str, int]]
     files: Mapping[int, FileSnap]
     paths: Mapping[int, str]
+    #: per directory, the entries it had at each earlier snapshot since its last fsync,
+    #: oldest first, when they differed from both its durable and its current entries:
+    #: the namespaces a crash may leave if only some of its operations persisted
+    versions: Mapping[int, tuple[Mapping[str, int], ...]] = field(default_factory=dict)
 
 
 def _join(parent: str, name: str) -> str:
@@ -132,6 +136,9 @@ class DurabilityModel:
         self.files: dict[int, FileDurability] = {}
         self.dirs: dict[int, Mapping[str, int]] = {}
         self.objects: dict[int, FakeFile] = {}
+        #: per directory, its entries at each snapshot since its last fsync (see
+        #: `Snapshot.versions`)
+        self.history: dict[int, list[Mapping[str, int]]] = {}
 
     # -- whole-tree operations ---------------------------------------------------------
 
@@ -140,6 +147,7 @@ class DurabilityModel:
         self.files = {}
         self.dirs = {}
         self.objects = {}
+        self.history = {}
         self.sync_all(root)
 
     def sync_all(self, root: FakeDirectory) -> None:
@@ -213,6 +221,7 @@ class DurabilityModel:
         for child in children.values():
             self.objects[inode(child)] = child
         self.dirs[inode(directory)] = {name: inode(child) for name, child in children.items()}
+        self.history.pop(inode(directory), None)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -260,7 +269,22 @@ class DurabilityModel:
             for name, cino in dur.items():
                 if cur.get(name) != cino:
                     detached.append((cino, _join(path, name)))
-        return Snapshot(inode(root), current, durable, files, paths)
+            if cur != dur:
+                seen = self.history.setdefault(dino, [])
+                if not seen or seen[-1] != cur:
+                    seen.append(cur)
+                for earlier in seen[:-1]:
+                    for name, cino in earlier.items():
+                        if cino not in cur.values() and cino not in dur.values():
+                            detached.append((cino, _join(path, name)))
+        versions = {
+            dino: tuple(v for v in seen[:-1] if v != durable.get(dino))
+            for dino, seen in self.history.items()
+            if dino in current and len(seen) > 1
+        }
+        return Snapshot(
+            inode(root), current, durable, files, paths, {d: v for d, v in versions.items() if v}
+        )
 
     @staticmethod
     def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:
