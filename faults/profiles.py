@@ -178,10 +178,36 @@ PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
 def profile_named(name: str | Profile) -> Profile:
-    """A profile by name (ValueError naming the allowed ones)."""
+    """A profile by name, or `name:BLOCK` for another block size (`posix:512` for
+    sectors). ValueError naming the allowed ones."""
     if isinstance(name, Profile):
         return name
-    found = PROFILES.get(name)
+    base, sep, size = name.partition(":")
+    found = PROFILES.get(base)
     if found is None:
-        raise ValueError(f"unknown file-system profile {name!r}; allowed: {', '.join(PROFILES)}")
-    return found
+        raise ValueError(
+            f"unknown file-system profile {base!r}; allowed: {', '.join(PROFILES)} "
+            "(optionally :BLOCK, for example posix:512)"
+        )
+    if not sep:
+        return found
+    if not size.isdigit() or int(size) < 1:
+        raise ValueError(f"profile {name!r}: the block size after ':' must be an integer >= 1")
+    if found.block is None:
+        raise ValueError(f"profile {base!r} cuts at byte offsets: it takes no block size")
+    sized = found.with_block(int(size))
+    return sized if int(size) == found.block else _renamed(sized, f"{base}:{size}")
+
+
+def _renamed(profile: Profile, name: str) -> Profile:
+    return Profile(
+        name,
+        profile.summary,
+        profile.block,
+        profile.reorder,
+        profile.fills,
+        profile.torn_overwrite,
+        profile.ordered_dir_ops,
+        profile.atomic_rename,
+        profile.sources,
+    )

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from crashkit.faults import TornMode
+from crashkit.faults import PREFIX, PROFILE_NAMES, TornMode, profile_named
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
@@ -29,8 +31,14 @@ from crashkit.harness.explore.suite import (
     run_jobs,
     single,
 )
-from crashkit.harness.explore.summary import coverage_table, minimal_findings, summary_table
+from crashkit.harness.explore.summary import (
+    Summary,
+    coverage_table,
+    minimal_findings,
+    summary_table,
+)
 from crashkit.harness.explore.workload import Workload
+from crashkit.harness.judge.limits import LIMITS
 from crashkit.harness.scenarios.export import backend_spec, export_findings, exportable
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
@@ -46,6 +54,51 @@ def _shard(text: str) -> tuple[int, int]:
         return parse_shard(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from exc
+
+
+def _run(progress: Progress, explorer: Explorer, jobs: Sequence[Job], label: str) -> Summary:
+    """The jobs on one explorer, with a progress bar (labelled by profile, if several)."""
+    prefix = f"{label}: " if label else ""
+    task = progress.add_task(f"{prefix}jobs", total=len(jobs), states=0)
+    explorer.on_progress = lambda n: progress.update(
+        task, states=progress.tasks[task].fields["states"] + n
+    )
+    done = [0]
+
+    def on_job(job: Job) -> None:
+        progress.update(
+            task, completed=done[0], description=f"{prefix}{job.kind} {job.workload.name}"
+        )
+        done[0] += 1
+
+    summary = run_jobs(explorer, jobs, on_job)
+    progress.update(task, completed=len(jobs), description=f"{prefix}done")
+    return summary
+
+
+def _report_profiles(summaries: dict[str, Summary], as_json: bool, title: str) -> None:
+    """`--profile all`: one row per profile (JSON: each profile's summary)."""
+    if as_json:
+        data = {name: s.to_dict() for name, s in summaries.items()}
+        click.echo(json.dumps({"profiles": data}, sort_keys=True, indent=2))
+        return
+    table = Table(title=escape(f"{title}, every file-system profile"))
+    for column in ("profile", "crash states", "violations", "known limits of the v1 format"):
+        table.add_column(column, justify="left" if column == "profile" else "right")
+    for name, s in summaries.items():
+        broken = ", ".join(f"{k} {v}" for k, v in s.violations_by_invariant().items() if v)
+        limits = ", ".join(f"{k} {v}" for k, v in sorted(s.limits.items()))
+        table.add_row(name, f"{s.states_checked:,}", broken or "0", limits or "none")
+    CliConsole(stderr=True).print(table)
+    for limit_id in sorted({k for s in summaries.values() for k in s.limits}):
+        limit = LIMITS[limit_id]
+        CliConsole(stderr=True).print(
+            f"known limit {limit_id} ({limit.invariant}): {limit.why}. A later format would "
+            f"add {limit.v2} (docs/contract.md, D.40).",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _usage(err: CliConsole, message: str) -> NoReturn:
@@ -82,6 +135,15 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     show_default=True,
     help="Cuts inside un-synced lines: a few per line, or every byte.",
 )
+@click.option(
+    "--profile",
+    default=PREFIX.name,
+    show_default=True,
+    metavar="NAME[:BLOCK]|all",
+    help=f"File-system profile of the crash states ({', '.join(PROFILE_NAMES)}; "
+    "NAME:BLOCK for another block size, e.g. posix:512), or all: each in turn, one row "
+    "per profile.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option(
     "--max-findings",
@@ -112,6 +174,7 @@ def explore(
     shard: str,
     full: bool,
     torn: str,
+    profile: str,
     as_json: bool,
     max_findings: int,
     export_dir: str | None,
@@ -141,6 +204,13 @@ def explore(
     except InvisibleIO as exc:
         _usage(err, str(exc))
     shard_ix = _shard(shard)
+    if profile == "all":
+        profiles = list(PROFILE_NAMES)
+    else:
+        try:
+            profiles = [profile_named(profile).name]
+        except ValueError as exc:
+            _usage(err, f"--profile: {exc}")
     jobs: tuple[Job, ...]
     if suite is not None:
         runnable, skipped = applicable_jobs(SUITES[suite](), declared)
@@ -170,36 +240,42 @@ def explore(
         console=err,
         transient=as_json,
     )
-    explorer = Explorer(
-        declared,
-        full=full,
-        torn=TornMode(torn),
-        shard=shard_ix,
-        max_findings=max_findings or None,
-    )
+    summaries: dict[str, Summary] = {}
+    explorer: Explorer | None = None
     try:
         with progress:
-            task = progress.add_task("jobs", total=len(jobs), states=0)
-            explorer.on_progress = lambda n: progress.update(
-                task, states=progress.tasks[0].fields["states"] + n
-            )
-            done = [0]
-
-            def on_job(job: Job) -> None:
-                progress.update(
-                    task, completed=done[0], description=f"{job.kind} {job.workload.name}"
+            for name in profiles:
+                explorer = Explorer(
+                    declared,
+                    full=full,
+                    torn=TornMode(torn),
+                    profile=name,
+                    shard=shard_ix,
+                    max_findings=max_findings or None,
                 )
-                done[0] += 1
-
-            summary = run_jobs(explorer, jobs, on_job)
-            progress.update(task, completed=len(jobs), description="done")
+                summaries[name] = _run(progress, explorer, jobs, name if len(profiles) > 1 else "")
     except (InvisibleIO, NotApplicable) as exc:
         _usage(err, str(exc))
-    if as_json:
+    assert explorer is not None
+    summary = Summary()
+    for one in summaries.values():
+        summary.merge(one)
+    if len(profiles) > 1:
+        _report_profiles(summaries, as_json, title)
+    elif as_json:
         click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
     else:
         CliConsole(stderr=True).print(summary_table(summary, escape(title)))
         CliConsole(stderr=True).print(coverage_table(summary))
+        for limit_id in sorted(summary.limits):
+            limit = LIMITS[limit_id]
+            err.print(
+                f"known limit {limit_id} ({limit.invariant}, {summary.limits[limit_id]} "
+                f"state(s)): {limit.why}",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
         for finding, count in minimal_findings(summary.findings):
             err.print(
                 f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "

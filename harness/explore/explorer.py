@@ -37,6 +37,7 @@ from crashkit.faults import (
     Op,
     OpKind,
     TornMode,
+    profile_named,
 )
 from crashkit.harness.explore.coverage import (
     RunFacts,
@@ -50,6 +51,7 @@ from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
+from crashkit.harness.judge.limits import explained_by
 from crashkit.harness.judge.model import ModelRestore, model_restore
 from crashkit.harness.judge.observe import (
     RecordingSink,
@@ -222,6 +224,7 @@ class Explorer:
         runtime_class: RuntimeClass = HysteresisRuntime,
         full: bool = False,
         torn: TornMode = TornMode.DEFAULT,
+        profile: str | None = None,
         shard: tuple[int, int] = (0, 1),
         on_progress: Callable[[int], None] | None = None,
         max_findings: int | None = None,
@@ -235,6 +238,8 @@ class Explorer:
         self.runtime_class = runtime_class
         self.full = full
         self.torn = torn
+        #: the file-system profile every workload is explored under (None: its own)
+        self.profile = None if profile is None else profile_named(profile).name
         self.shard = shard
         self.on_progress = on_progress
         self.max_findings = max_findings
@@ -267,6 +272,10 @@ class Explorer:
         op: str | None,
     ) -> None:
         for v in violations:
+            limit = explained_by(workload.profile, v, cut)
+            if limit is not None:  # a known limit of the v1 format, said as such
+                summary.limits[limit.id] += 1
+                continue
             name = v.invariant.value
             summary.violated[name] += 1
             if self.max_findings is not None and self._kept[name] >= self.max_findings:
@@ -350,7 +359,7 @@ class Explorer:
             torn = TornMode.ALL if TornMode.ALL in (self.torn, workload.torn) else TornMode.DEFAULT
             points = fs.crash_points()
             for point in points:
-                for state in fs.crash_states(point, torn=torn):
+                for state in fs.crash_states(point, torn=torn, profile=workload.profile):
                     states.append((point, state))
             if clean_restart and points:
                 visible = fs.visible_image()
@@ -662,6 +671,8 @@ class Explorer:
                 f"backend {self.backend.name} does not declare line_format"
             )
         started = time.perf_counter()
+        if self.profile is not None and workload.profile != self.profile:
+            workload = replace(workload, profile=self.profile)  # (findings then carry it)
         summary = Summary(workloads=1, findings_cap=self.max_findings)
         snapshots = workload.snapshots()
         self._groups = list(ticks(snapshots))

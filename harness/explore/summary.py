@@ -77,6 +77,9 @@ class Summary:
     findings_cap: int | None = None
     #: contract rule id -> crash states and recorded runs that exercised it (`coverage`)
     covered: Counter[str] = field(default_factory=Counter)
+    #: limit id (`harness.judge.limits.LIMITS`) -> violations it explains (not counted
+    #: as violations: what the v1 format cannot hold under the profile explored)
+    limits: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -90,6 +93,7 @@ class Summary:
         self.checked.update(other.checked)
         self.states_skipped += other.states_skipped
         self.covered.update(other.covered)
+        self.limits.update(other.limits)
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 
@@ -119,6 +123,7 @@ class Summary:
             "checked_by_invariant": self.checked_by_invariant(),
             "findings_cap": self.findings_cap,
             "coverage": self.coverage(),
+            "known_limits": dict(sorted(self.limits.items())),
             "states_per_second": round(self.states_checked / self.seconds, 1)
             if self.seconds
             else None,
@@ -146,6 +151,7 @@ class Summary:
             states_skipped=int(data.get("states_skipped", 0)),
             findings_cap=data.get("findings_cap"),
             covered=Counter({str(k): int(v) for k, v in data.get("coverage", {}).items() if v}),
+            limits=Counter({str(k): int(v) for k, v in data.get("known_limits", {}).items()}),
         )
 
     def coverage(self) -> dict[str, int]:
@@ -200,6 +206,8 @@ def summary_table(summary: Summary, title: str) -> Table:
     by_invariant = summary.violations_by_invariant()
     for name in INVARIANTS:
         table.add_row(f"violations {name}", str(by_invariant[name]))
+    for limit, count in sorted(summary.limits.items()):
+        table.add_row(f"known limit of the v1 format: {limit}", f"{count:,}")
     table.add_row("seconds", f"{summary.seconds:.1f}")
     rate = data["states_per_second"]
     table.add_row("states/s", "-" if rate is None else f"{rate:,.0f}")

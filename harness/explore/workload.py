@@ -13,7 +13,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from crashkit.faults import DiskImage, FaultPlan, FsyncModel, TornMode
+from crashkit.faults import PREFIX, DiskImage, FaultPlan, FsyncModel, TornMode, profile_named
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
 from crashkit.regime_engine.contracts import HysteresisConfig, RegimeInputSnapshot
 from crashkit.regime_engine.synthetic import generate
@@ -48,6 +48,8 @@ class Workload:
     #: Also check C5.9 on this workload: while its run holds the state path, a second
     #: writer is refused; after it closed, one starts (backends declaring single_writer).
     second_writer: bool = False
+    #: The file-system profile whose crash states are explored (`crashkit.faults.PROFILES`).
+    profile: str = PREFIX.name
 
     @property
     def config(self) -> HysteresisConfig:
@@ -113,6 +115,7 @@ class Workload:
             "restart_window_updates": self.restart_window_updates,
             "directory_at_state_path": self.directory_at_state_path,
             "second_writer": self.second_writer,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -139,6 +142,7 @@ class Workload:
             restart_window_updates=_optional_int(data.get("restart_window_updates")),
             directory_at_state_path=bool(data.get("directory_at_state_path", False)),
             second_writer=bool(data.get("second_writer", False)),
+            profile=profile_named(str(data.get("profile", PREFIX.name))).name,
         )
 
 

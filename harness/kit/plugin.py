@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from crashkit.faults import profile_named
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import parse_shard
 from crashkit.harness.kit.report import KitReport
@@ -51,6 +52,8 @@ class KitConfig:
     max_findings: int
     json_path: Path | None
     default_findings: bool
+    #: the file-system profile of the explorer's crash states (`crashkit.faults.PROFILES`)
+    profile: str = "prefix"
 
     @property
     def active(self) -> bool:
@@ -87,6 +90,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"findings kept per invariant per item (default {DEFAULT_MAX_FINDINGS})",
     )
     group.addoption("--crashkit-json", metavar="FILE", help="write the summary as JSON")
+    group.addoption(
+        "--crashkit-profile",
+        metavar="NAME[:BLOCK]",
+        help="file-system profile of the explorer's crash states (default: prefix; "
+        "ext4-ordered, ext4-writeback, xfs, btrfs, posix; NAME:BLOCK, e.g. posix:512)",
+    )
     parser.addini("crashkit_backend", "the backend the conformance kit runs against")
     parser.addini("crashkit_suite", "quick, ci or nightly", default="ci")
     parser.addini("crashkit_findings", "where the kit writes findings")
@@ -133,6 +142,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if maximum is not None and maximum < 1:
         raise pytest.UsageError("--crashkit-max-findings: must be at least 1")
     json_path = config.getoption("--crashkit-json")
+    try:
+        profile = profile_named(config.getoption("--crashkit-profile") or "prefix").name
+    except ValueError as exc:
+        raise pytest.UsageError(f"--crashkit-profile: {exc}") from exc
     kit = KitConfig(
         spec=spec,
         suite=KIT_SUITES[suite_name],
@@ -142,6 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
         max_findings=maximum or DEFAULT_MAX_FINDINGS,
         json_path=Path(json_path) if json_path else None,
         default_findings=default,
+        profile=profile,
     )
     config.stash[KIT_KEY] = kit
     config.stash[REPORT_KEY] = KitReport()
@@ -313,7 +327,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     title = (
         f"crashkit conformance kit: {kit.spec or 'self-test'} (suite {kit.suite.name}, "
-        f"shard {kit.shard[0]}/{kit.shard[1]}), {_report.items} items"
+        f"profile {kit.profile}, shard {kit.shard[0]}/{kit.shard[1]}), {_report.items} items"
     )
     console = Console(file=terminalreporter._tw._file, force_terminal=False, width=140)
     console.print(_report.table(title))

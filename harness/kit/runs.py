@@ -159,15 +159,17 @@ def explore(
     *,
     findings_dir: Path,
     max_findings: int,
+    profile: str = "prefix",
 ) -> KitResult:
-    """One part of the suite's explorer jobs of one kind (crash, sweep, models)."""
+    """One part of the suite's explorer jobs of one kind (crash, sweep, models), under the
+    file-system `profile`."""
     started = time.perf_counter()
     result = KitResult(f"explorer ({kind})", f"part{part}of{parts}")
     jobs, _ = applicable_jobs([j for j in suite.jobs() if j.kind == kind], backend)
     if not jobs:
         result.not_applicable = f"the {suite.name} suite has no {kind} job for this backend"
         return result
-    explorer = Explorer(backend, shard=(part, parts), max_findings=max_findings)
+    explorer = Explorer(backend, shard=(part, parts), max_findings=max_findings, profile=profile)
     summary: Summary = run_jobs(explorer, jobs)
     if kind != "crash" and not summary.sweep_runs and part == 0:
         result.not_applicable = (

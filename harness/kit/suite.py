@@ -100,6 +100,7 @@ def _explore(
         *part,
         findings_dir=kit.findings_dir,
         max_findings=kit.max_findings,
+        profile=kit.profile,
     )
     _finish(request, result)
 

@@ -201,6 +201,7 @@ def build_scenario(
     initial_state: bytes | None = None,
     missing_dir: bool = False,
     directory_at_state_path: bool = False,
+    profile: str = "prefix",
 ) -> dict[str, Any]:
     """A scenario body (everything but `name`), keys in schema order.
 
@@ -212,6 +213,8 @@ def build_scenario(
     if runtime is not None:
         body["runtime"] = runtime
     body["fsync_model"] = fsync_model
+    if profile != "prefix":
+        body["profile"] = profile
     body["config"] = {"window_updates": window_updates}
     body["input"] = dict(input_)
     if directory_at_state_path:
@@ -307,6 +310,7 @@ def scenario_from_finding(
         initial_state=w.initial_state,
         missing_dir=w.initial_state is None,  # the explorer boots an empty disk then
         directory_at_state_path=w.directory_at_state_path,
+        profile=w.profile,
     )
 
 

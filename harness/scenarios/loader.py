@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from crashkit.faults import FaultRule, FsyncModel
+from crashkit.faults import FaultRule, FsyncModel, profile_named
 from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.scenarios import schema as s
 from crashkit.orchestrator.errors import ConfigError
@@ -150,6 +150,7 @@ class LoadedScenario:
     backend: Backend
     runtime_class: Callable[..., HysteresisRuntime]  # a HysteresisRuntime (sub)class
     model: FsyncModel
+    profile: str  # the file-system profile of its crash steps
     restart_configs: dict[int, HysteresisConfig]  # step index -> the new config
     append_states: dict[int, tuple[HysteresisState, ...]]
     fault_rules: dict[int, FaultRule]
@@ -260,6 +261,10 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         config = _config(spec.config)
     except ContractError as exc:
         raise fail(["config"], str(exc)) from exc
+    try:
+        profile = profile_named(spec.profile).name
+    except ValueError as exc:
+        raise fail(["profile"], str(exc)) from exc
     snapshots = _snapshots(spec, path, fail)
     seed = _seed(spec, fail)
     backend = _backend(spec, fail)
@@ -322,6 +327,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         backend=backend,
         runtime_class=runtime_class,
         model=FsyncModel(spec.fsync_model),
+        profile=profile,
         restart_configs=restart_configs,
         append_states=append_states,
         fault_rules=fault_rules,

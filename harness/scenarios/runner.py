@@ -496,7 +496,7 @@ class Machine:
                     f"{len(trace)} ops (run with --trace to list them)",
                 )
             point = step.point
-        states = fs.crash_states(point)
+        states = fs.crash_states(point, profile=self.sc.profile)
         chosen = self._pick_cut(i, states, step.cut, step.unreachable)
         cutoff = len(trace) if point is None else point + 1
         after = "the last op" if point is None else f"op #{point} ({trace[point].op})"

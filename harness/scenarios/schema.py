@@ -257,6 +257,8 @@ class Scenario(_Strict, frozen=True):
     runtime: str | None = None
     requires: list[Requirement] | None = None
     fsync_model: FsyncModelName = "keep-dirty"
+    #: the file-system profile of its crash steps (`crashkit.faults.PROFILES`, or NAME:BLOCK)
+    profile: str = "prefix"
     config: ConfigSpec = msgspec.field(default_factory=ConfigSpec)
     initial_state: InitialState | None = None
     expect: Expect = msgspec.field(default_factory=Expect)
