@@ -86,6 +86,13 @@ WRONG_TYPES = (
     )
     + line("SYM001", MARKET_START, Regime.SQUEEZE_DOWN)
 )
+#: Compaction (§8): four records of each of three symbols, at the input's first ticks, so
+#: a start with an eager policy compacts them to three lines before resuming.
+COMPACTABLE = b"".join(
+    line(f"SYM00{s}", MARKET_START + t * MINUTE, Regime.CHOP_BALANCED)
+    for t in range(4)
+    for s in range(3)
+)
 #: C4.8: only blank lines (bootstrap).
 ONLY_BLANK = b"\n \n\t\r\n"
 #: C4.8, C3.2: only a torn tail (bootstrap).
@@ -133,6 +140,12 @@ SMALL: tuple[Workload, ...] = (
     replace(BASE, second_writer=True, name="second-writer"),
     replace(BASE, restart_window_updates=1, name="small-window-3-to-1"),
     replace(BASE, initial_state=BLANK_AND_TORN, name="seeded-blank-and-torn"),
+)
+#: Small workloads whose start compacts with an eager policy (`jsonl.COMPACTING_BACKEND`):
+#: with the reference's default policy they are plain seeded runs.
+COMPACTION: tuple[Workload, ...] = (
+    Workload(3, 8, seed=5, initial_state=COMPACTABLE, name="compaction-at-start"),
+    Workload(3, 8, seed=6, window_updates=1, initial_state=COMPACTABLE, name="compaction-w1"),
 )
 SMALL_BY_NAME: dict[str, Workload] = {w.name: w for w in SMALL}
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 from crashkit.faults import TornMode
 from crashkit.harness.explore import Explorer, Summary, Workload, default_workloads
-from crashkit.harness.explore.catalogue import BLANK_AND_TORN, SMALL, coverage_workloads
+from crashkit.harness.explore.catalogue import (
+    BLANK_AND_TORN,
+    COMPACTION,
+    SMALL,
+    coverage_workloads,
+)
 from crashkit.orchestrator.store.protocol import Backend
 
 KINDS = ("crash", "sweep", "models")
@@ -66,6 +71,7 @@ def ci_suite(scale: int = 1) -> tuple[Job, ...]:
       restart; the fsync-failure models on two more.
     """
     jobs = [Job("crash", w) for w in SMALL]
+    jobs += [Job("crash", w) for w in COMPACTION]
     jobs += [Job("crash", w) for w in coverage_workloads()]
     jobs += [
         Job("crash", w) for w in default_workloads(CI_MARKET_SEEDS * scale, symbols=3, ticks_=30)

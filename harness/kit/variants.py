@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from crashkit.harness.explore.catalogue import BASE
+from crashkit.harness.explore.catalogue import BASE, COMPACTION
 from crashkit.harness.explore.catalogue import SMALL_BY_NAME as SMALL
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
@@ -31,6 +31,7 @@ from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.compact import EAGER_POLICY, CompactSteps
 from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
 from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import Backend, BackendFactory, OpenedStore
@@ -306,6 +307,11 @@ class LateSnapshotApplied(HysteresisRuntime):
 # -- the catalogue ---------------------------------------------------------------------------------
 
 
+def _compacting(steps: CompactSteps) -> BackendFactory:
+    """The reference with the eager compaction policy and one of C8.2's steps left out."""
+    return functools.partial(open_jsonl_store, policy=EAGER_POLICY, steps=steps)
+
+
 def _declared(name: str, factory: BackendFactory) -> Backend:
     """A broken variant of the reference, declared like it (a line file, one writer)."""
     return replace(
@@ -334,6 +340,15 @@ writer_not_poisoned = _declared("writer_not_poisoned", _writer(NotPoisonedWriter
 special_file_restores_empty = _declared("special_file_restores_empty", special_file_as_empty)
 open_error_restores_empty = _declared("open_error_restores_empty", open_error_as_empty)
 invalid_lines_salvaged = _declared("invalid_lines_salvaged", lenient_salvage)
+compaction_temp_not_fsynced = _declared(
+    "compaction_temp_not_fsynced", _compacting(CompactSteps(fsync_temp=False))
+)
+compaction_folder_not_fsynced = _declared(
+    "compaction_folder_not_fsynced", _compacting(CompactSteps(fsync_folder=False))
+)
+compaction_replaced_before_written = _declared(
+    "compaction_replaced_before_written", _compacting(CompactSteps(write_first=False))
+)
 
 
 DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
@@ -442,6 +457,21 @@ VARIANTS: tuple[Variant, ...] = (
         SMALL["write-fails-once"],
         writer_not_poisoned,
         caught_by=frozenset({"explorer", "machine"}),
+    ),
+    # compaction (contract §8), each with one of C8.2's steps left out
+    *(
+        Variant(
+            name,
+            Invariant.DURABILITY,
+            COMPACTION[0],
+            backend,
+            caught_by=frozenset({"explorer"}),
+        )
+        for name, backend in (
+            ("compaction-temp-not-fsynced", compaction_temp_not_fsynced),
+            ("compaction-folder-not-fsynced", compaction_folder_not_fsynced),
+            ("compaction-replaced-before-written", compaction_replaced_before_written),
+        )
     ),
     # what the kit's own checks exist for
     Variant(

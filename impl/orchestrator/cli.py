@@ -47,6 +47,7 @@ from crashkit.orchestrator.runtime import (
     wall_commit_clock,
 )
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
+from crashkit.orchestrator.store.compact import COMPACT_NOW
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
 from crashkit.orchestrator.store.protocol import (
     BackendFactory,
@@ -351,6 +352,36 @@ def inspect(state_path: str, as_json: bool) -> None:
             )
         console.print(won)
     sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
+
+
+@main.command()
+@click.argument("state_path", type=click.Path())
+def compact(state_path: str) -> None:
+    """Rewrite a state file to hold only each symbol's winning record (contract §8): under
+    the writer lock, through a temp file, fsync, replace, folder fsync. Restore gives the
+    same states before and after. Exit 3 if the file is refused (fatal, locked)."""
+    if not os.path.isfile(state_path):
+        _fail(ExitCode.USAGE, f"{state_path}: no state file to compact")
+    before = restore_report(state_path)
+    try:
+        opened = open_jsonl_store(state_path, HysteresisConfig(), policy=COMPACT_NOW)
+    except StartupRefused as exc:
+        _fail(ExitCode.REFUSED, f"{state_path}: not compacted: {exc.reason}")
+    after = opened.report
+    opened.backend.close()
+    assert isinstance(after, RestoreReport)
+    if after.lines > len(after.winners):
+        _fail(
+            ExitCode.REFUSED,
+            f"{state_path}: compaction failed before the rename; the file is unchanged",
+        )
+    if before.lines == after.lines:
+        _note(f"{state_path}: already compact ({after.lines} line(s), one per symbol)")
+        return
+    _note(
+        f"{state_path}: compacted {before.lines:,} line(s), {before.file_bytes:,} bytes -> "
+        f"{after.lines:,} record(s), {after.file_bytes:,} bytes"
+    )
 
 
 @main.command()

@@ -13,11 +13,22 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
+from crashkit.orchestrator.store.compact import (
+    DEFAULT_POLICY,
+    EAGER_POLICY,
+    SAFE_STEPS,
+    CompactPolicy,
+    CompactSteps,
+    compact_locked,
+    remove_stale_temp,
+    temp_path,
+)
 from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore
 from crashkit.orchestrator.store.report import (
     CHUNK_BYTES,
@@ -356,13 +367,20 @@ def open_jsonl_writer(
 
 
 def open_jsonl_store(
-    path: str, config: HysteresisConfig, *, writer: type[JsonlStateBackend] = JsonlStateBackend
+    path: str,
+    config: HysteresisConfig,
+    *,
+    writer: type[JsonlStateBackend] = JsonlStateBackend,
+    policy: CompactPolicy | None = DEFAULT_POLICY,
+    steps: CompactSteps = SAFE_STEPS,
 ) -> OpenedStore:
     """The reference `BackendFactory`: lock, restore through the same descriptor, refuse
     on fatal; the descriptor then becomes the writer.
 
     Locking before reading means the bytes restored are the bytes appended to:
-    no other writer can slip in between. A missing file is created durably.
+    no other writer can slip in between. A missing file is created durably. A stale
+    compaction temp file is removed first; a file the `policy` finds due is compacted
+    (contract §8, `store.compact`) before the first append.
     """
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK
     try:
@@ -376,6 +394,9 @@ def open_jsonl_store(
     try:
         _check_regular(fd, path)
         writer.lock(fd, path)
+        _check_still_linked(fd, path)
+        if os.path.exists(temp_path(path)):
+            remove_stale_temp(path, writer.fsync_directory)
         report = parse_state_stream(_read_chunks(fd, path), path)
         if report.outcome == "fatal":
             raise RestoreFatal(path, report.reason or "fatal restore")
@@ -394,8 +415,35 @@ def open_jsonl_store(
     except BaseException:
         os.close(fd)
         raise
+    if policy is not None and policy.due(report):
+        compacted = compact_locked(
+            path,
+            fd,
+            report,
+            config,
+            lock=writer.lock,
+            fsync_directory=writer.fsync_directory,
+            steps=steps,
+        )
+        if compacted is not None:
+            fd, report = compacted.fd, compacted.report
     backend = writer(path, fd, report.committed_bytes, report.torn_tail_bytes)
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
+
+
+def _check_still_linked(fd: int, path: str) -> None:
+    """The locked descriptor is still the file at `path`: a compaction by the writer
+    this one waited for may have replaced it (then its bytes are history, not state)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        here = None
+    mine = os.fstat(fd)
+    if here is None or (here.st_ino, here.st_dev) != (mine.st_ino, mine.st_dev):
+        raise RestoreFatal(
+            path,
+            "state file replaced while starting (compacted by another process?); start again",
+        )
 
 
 def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
@@ -413,4 +461,15 @@ BACKEND = Backend(
     restore_only=restore_only,
     capabilities=Capabilities(line_format=True, single_writer=True, files=("{path}",)),
     spec="crashkit.orchestrator.store.jsonl:BACKEND",
+)
+
+
+#: The reference with the eager compaction policy: every start that finds more than two
+#: lines per symbol compacts (how the explorer and the tests exercise compaction).
+COMPACTING_BACKEND = Backend(
+    name="jsonl-compacting",
+    open=functools.partial(open_jsonl_store, policy=EAGER_POLICY),
+    restore_only=restore_only,
+    capabilities=BACKEND.capabilities,
+    spec="crashkit.orchestrator.store.jsonl:COMPACTING_BACKEND",
 )

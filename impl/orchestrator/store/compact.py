@@ -1,0 +1,178 @@
+"""Compaction of the JSONL state file (contract §8): the file rewritten to hold only each
+symbol's winning record, so restore time stops growing with history.
+
+Fault model. A crash may come after any call below. The procedure (C8.2) makes each
+outcome one that restores to the same store (C8.3), on a file system whose renames are
+atomic:
+
+1. under the writer lock, restore the file; a fatal or refusing file is never compacted;
+2. write the winners, one canonical line each, to a temp file beside the state file
+   (same folder, so the rename cannot cross file systems), lock it, fsync it;
+3. `os.replace` it over the state file, then fsync the folder: before that fsync a
+   crash leaves the old file or the new one, after it the new one;
+4. the temp file's descriptor, already locked, becomes the writer's: no second writer
+   can slip in between the rename and the lock.
+
+A crash before step 3 leaves a stale temp file; the next start removes it, durably,
+before anything else (`remove_stale_temp`). A failure before the rename leaves the old
+file in charge (the temp file is removed); a failure of the rename or of the folder
+fsync after it refuses the start, since appends to the new file would not be durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from crashkit.orchestrator.errors import RestoreFatal
+from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes
+from crashkit.regime_engine.codec import encode_states, record_to_state
+from crashkit.regime_engine.contracts import HysteresisConfig
+
+#: The temp file's name: the state file's, plus this (in the same folder).
+TEMP_SUFFIX = ".compacting"
+
+
+def temp_path(path: str) -> str:
+    return path + TEMP_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class CompactPolicy:
+    """When a start compacts: the file holds at least `min_lines` lines and more than
+    `ratio` lines per live record (symbol)."""
+
+    ratio: float = 4.0
+    min_lines: int = 10_000
+
+    def due(self, report: RestoreReport) -> bool:
+        if report.outcome != "ok" or not report.winners:
+            return False
+        return report.lines >= self.min_lines and report.lines > self.ratio * len(report.winners)
+
+
+#: `crashkit compact`: now, unless the file already holds one line per symbol.
+COMPACT_NOW = CompactPolicy(ratio=1.0, min_lines=0)
+
+#: Compact at every start that finds more than two lines per symbol: what the explorer
+#: runs the reference's compaction with (`jsonl.COMPACTING_BACKEND`).
+EAGER_POLICY = CompactPolicy(ratio=2.0, min_lines=0)
+
+#: The reference's automatic policy (a start compacts a file of 10,000 lines or more that
+#: holds more than 4 lines per symbol).
+DEFAULT_POLICY = CompactPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class CompactSteps:
+    """C8.2's safety steps, each on by default. The self-test's broken variants
+    (`crashkit.harness.kit.variants`) turn one off, to show the explorer catches it."""
+
+    fsync_temp: bool = True  # fsync the temp file before the rename
+    fsync_folder: bool = True  # fsync the folder after the rename
+    write_first: bool = True  # the temp file is complete before the rename
+
+
+#: Every step on: what the reference does.
+SAFE_STEPS = CompactSteps()
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """What a compaction did: the new file's descriptor (locked) and its restore."""
+
+    fd: int
+    report: RestoreReport
+    lines_before: int
+    bytes_before: int
+
+
+def compacted_bytes(report: RestoreReport, config: HysteresisConfig) -> bytes:
+    """Each symbol's winner as one canonical line, in the order of their lines: restore of
+    these bytes selects exactly the winners (ties are already decided)."""
+    ordered = sorted(report.winners.values(), key=lambda winner: winner[0])
+    return encode_states([record_to_state(record, config) for _, record in ordered])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    if os.write(fd, data) != len(data):
+        raise OSError(errno.EIO, "short write")
+
+
+def remove_stale_temp(path: str, fsync_directory: Callable[[str], None]) -> bool:
+    """Remove a temp file an earlier compaction left behind, durably. True if one was."""
+    stale = temp_path(path)
+    try:
+        os.unlink(stale)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise RestoreFatal(
+            path, f"cannot remove the stale compaction file {stale}: {exc.strerror}"
+        ) from exc
+    try:
+        fsync_directory(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        raise RestoreFatal(
+            path, f"cannot make the removal of {stale} durable (directory fsync): {exc.strerror}"
+        ) from exc
+    return True
+
+
+def compact_locked(
+    path: str,
+    fd: int,
+    report: RestoreReport,
+    config: HysteresisConfig,
+    *,
+    lock: Callable[[int, str], None],
+    fsync_directory: Callable[[str], None],
+    steps: CompactSteps = SAFE_STEPS,
+) -> Compacted | None:
+    """Compact the file whose locked descriptor is `fd` and whose restore is `report`.
+
+    Returns the new file (its descriptor locked, `fd` closed), or None when a failure
+    before the rename left the old file in charge (`fd` still open). Raises RestoreFatal
+    when the rename or the folder fsync after it failed (`fd` closed)."""
+    if report.outcome != "ok":
+        raise RestoreFatal(path, f"a {report.outcome} state file is never compacted")
+    data = compacted_bytes(report, config)
+    tmp = temp_path(path)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        tfd = os.open(tmp, flags, 0o644)
+    except OSError:
+        return None
+    try:
+        lock(tfd, tmp)
+        if steps.write_first:
+            _write_all(tfd, data)
+        if steps.fsync_temp:
+            os.fsync(tfd)
+    except (OSError, RestoreFatal):
+        os.close(tfd)
+        with contextlib.suppress(OSError):  # else the next start removes it
+            os.unlink(tmp)
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.replace(tmp, path)
+        if not steps.write_first:
+            _write_all(tfd, data)
+            os.fsync(tfd)
+        if steps.fsync_folder:
+            fsync_directory(directory)
+    except OSError as exc:
+        os.close(tfd)
+        os.close(fd)
+        raise RestoreFatal(
+            path,
+            f"compaction could not make the compacted file durable ({exc.strerror}); "
+            "refusing to append to it",
+        ) from exc
+    os.close(fd)
+    new = parse_state_bytes(data, path)
+    return Compacted(tfd, new, report.lines, report.file_bytes)

@@ -1,0 +1,121 @@
+"""Compaction (contract §8): restore is the same before and after, ties included; the
+policy, `crashkit compact` and the startup clean-up of a stale temp file; and the
+reference's compaction clean under every file-system profile while each broken
+variant of it is caught."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crashkit.faults import PROFILE_NAMES, CrashFS, DiskImage
+from crashkit.harness.explore import Explorer
+from crashkit.harness.explore.catalogue import COMPACTABLE, COMPACTION, TIED
+from crashkit.harness.judge.invariants import Invariant
+from crashkit.harness.kit import variants
+from crashkit.orchestrator.store.compact import (
+    DEFAULT_POLICY,
+    EAGER_POLICY,
+    compacted_bytes,
+    temp_path,
+)
+from crashkit.orchestrator.store.jsonl import COMPACTING_BACKEND, open_jsonl_store
+from crashkit.orchestrator.store.report import parse_state_bytes
+from crashkit.regime_engine.contracts import HysteresisConfig
+
+STATE = "/crashkit/state/hysteresis.jsonl"
+CONFIG = HysteresisConfig()
+
+
+@pytest.mark.parametrize("data", [COMPACTABLE, TIED + COMPACTABLE, COMPACTABLE + TIED])
+def test_the_compacted_file_restores_the_same_winners_ties_included(data: bytes) -> None:
+    before = parse_state_bytes(data)
+    after = parse_state_bytes(compacted_bytes(before, CONFIG))
+    assert {s: r for s, (_, r) in after.winners.items()} == {
+        s: r for s, (_, r) in before.winners.items()
+    }
+    assert after.lines == len(before.winners) and after.ties == 0
+
+
+def test_the_policy_compacts_only_big_files_with_history() -> None:
+    report = parse_state_bytes(COMPACTABLE)  # 12 lines, 3 symbols
+    assert EAGER_POLICY.due(report) and not DEFAULT_POLICY.due(report)
+    assert not EAGER_POLICY.due(parse_state_bytes(b"garbage\n"))  # fatal: never
+
+
+def test_a_start_removes_a_stale_temp_file_durably_then_compacts() -> None:
+    image = DiskImage(
+        files={STATE: COMPACTABLE, temp_path(STATE): b"half a compaction"},
+        dirs=("/crashkit/state",),
+    )
+    with CrashFS(record=True) as fs:
+        fs.restart(image)
+        opened = COMPACTING_BACKEND.open(STATE, CONFIG)
+        opened.backend.close()
+        assert not os.path.exists(temp_path(STATE))
+        with open(STATE, "rb") as f:
+            assert f.read().count(b"\n") == 3
+        # durable: no crash state after the start brings the temp file back
+        assert all(temp_path(STATE) not in s.image.files for s in fs.crash_states())
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_the_reference_compaction_is_clean_under_every_profile(profile: str) -> None:
+    for workload in COMPACTION:
+        summary = Explorer(COMPACTING_BACKEND, profile=profile).run(workload)
+        assert summary.states_checked > 0
+        assert summary.findings == [], [f.violation.message for f in summary.findings[:3]]
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        variants.compaction_temp_not_fsynced,
+        variants.compaction_folder_not_fsynced,
+        variants.compaction_replaced_before_written,
+    ],
+    ids=lambda b: b.name,
+)
+def test_each_broken_compaction_loses_acknowledged_state(backend: object) -> None:
+    summary = Explorer(backend).run(COMPACTION[0])  # type: ignore[arg-type]
+    assert summary.violations_by_invariant()[Invariant.DURABILITY] > 0
+
+
+def crashkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crashkit.harness", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_crashkit_compact_refuses_what_must_not_be_compacted(tmp_path: Path) -> None:
+    missing = crashkit("compact", "nope.jsonl", cwd=tmp_path)
+    assert missing.returncode == 2 and "no state file to compact" in missing.stderr
+    fatal = tmp_path / "fatal.jsonl"
+    fatal.write_bytes(b"garbage\n")
+    refused = crashkit("compact", "fatal.jsonl", cwd=tmp_path)
+    assert refused.returncode == 3 and "not compacted" in refused.stderr
+    assert fatal.read_bytes() == b"garbage\n"
+    held = tmp_path / "held.jsonl"
+    held.write_bytes(COMPACTABLE)
+    opened = open_jsonl_store(str(held), CONFIG)  # this process holds the writer lock
+    try:
+        locked = crashkit("compact", "held.jsonl", cwd=tmp_path)
+    finally:
+        opened.backend.close()
+    assert locked.returncode == 3 and "writer lock" in locked.stderr
+    assert held.read_bytes() == COMPACTABLE
+    done = crashkit("compact", "held.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "compacted 12 line(s)" in done.stderr and held.read_bytes().count(b"\n") == 3
+    assert not (tmp_path / "held.jsonl.compacting").exists()
+    again = crashkit("compact", "held.jsonl", cwd=tmp_path)
+    assert again.returncode == 0 and "already compact" in again.stderr
