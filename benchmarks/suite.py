@@ -15,6 +15,8 @@ whether it is met. The figures (each in its own module here, `--only NAME` runs 
   (append_throughput.py), median of alternating rounds. Goals: >= 0.5x and >= 0.9x raw.
 - `explore`: crash states checked per second by the crash explorer on the default
   workload (explore_rate.py). Goal: >= 1,000 per core.
+- `compact`: restore of a 10,000,000-record, 500-symbol history after `crashkit compact`,
+  against the uncompacted restore of the same history (compaction.py). Goal: <= 20 ms.
 
 Inputs are seeded (the same bytes every run), temporary folders are removed.
 `--quick` shrinks every size for a smoke run; `--json FILE` also writes the figures.
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import append_throughput
+import compaction
 import explore_rate
 import restore_memory
 import restore_throughput
@@ -42,7 +45,7 @@ from rich.table import Table
 
 from crashkit.harness.explore import Workload
 
-FIGURES = ("restore", "memory", "append500", "append1", "explore")
+FIGURES = ("restore", "memory", "append500", "append1", "explore", "compact")
 MB = 1_000_000
 
 # Goals (also in README.md's "Benchmarks" section).
@@ -52,6 +55,7 @@ MEMORY_GOAL_BYTES = 64 * MB
 APPEND500_GOAL_RATIO = 0.5  # x raw write + fsync
 APPEND1_GOAL_RATIO = 0.9
 EXPLORE_GOAL_RATE = 1_000.0  # crash states/s, per core
+COMPACT_GOAL_SECONDS = 0.020  # restore after compaction
 
 _STARTED = time.perf_counter()
 
@@ -217,6 +221,29 @@ def explore_row(args: argparse.Namespace) -> Row:
     )
 
 
+def compact_row(folder: str, args: argparse.Namespace) -> Row:
+    records, symbols = args.compact_records, args.compact_symbols
+    note(f"compact: a {records:,}-record history of {symbols} symbols, compacted, restored")
+    c = compaction.measure(folder, records, symbols, args.repeat)
+    ratio = c.restore_seconds / c.uncompacted_seconds
+    return Row(
+        key="compact",
+        figure="Restore after compaction",
+        detail=f"{c.records:,}-record history, {c.symbols} symbols, "
+        f"{c.file_bytes / MB:,.0f} MB -> {c.compacted_bytes / 1000:,.0f} kB, best of {c.repeat}",
+        unit="seconds",
+        ours=c.restore_seconds,
+        ours_text=f"{c.restore_seconds * 1000:.1f} ms",
+        baseline=c.uncompacted_seconds,
+        baseline_text=f"{c.uncompacted_seconds:.2f} s\n(uncompacted restore)",
+        ratio=ratio,
+        ratio_text=f"1/{1 / ratio:,.0f}",
+        goal=f"<= {COMPACT_GOAL_SECONDS * 1000:.0f} ms",
+        met=c.restore_seconds <= COMPACT_GOAL_SECONDS,
+        extra={"compact_seconds": c.compact_seconds, "file_bytes": c.file_bytes},
+    )
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -247,6 +274,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=7, help="append: alternating rounds")
     parser.add_argument("--explore-symbols", type=int, default=Workload().symbols)
     parser.add_argument("--explore-ticks", type=int, default=Workload().ticks)
+    parser.add_argument("--compact-records", type=int, help="history (10,000,000; quick 50,000)")
+    parser.add_argument("--compact-symbols", type=int, default=500, help="its symbols")
     parser.add_argument(
         "--only",
         action="append",
@@ -262,6 +291,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.append_ticks = 20 if args.quick else 200
     if args.single_ticks is None:
         args.single_ticks = 200 if args.quick else 2000
+    if args.compact_records is None:
+        args.compact_records = 50_000 if args.quick else 10_000_000
     only: list[str] = []
     for item in args.only or FIGURES:
         only += [name.strip() for name in item.split(",") if name.strip()]
@@ -269,7 +300,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"--only: unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
     args.only = [name for name in FIGURES if name in only]
-    for name in ("records", "symbols", "repeat", "append_ticks", "single_ticks", "rounds"):
+    for name in (
+        "records",
+        "symbols",
+        "repeat",
+        "append_ticks",
+        "single_ticks",
+        "rounds",
+        "compact_records",
+        "compact_symbols",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
@@ -293,6 +333,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             rows.append(append_row(tmp, 1, args.single_ticks, args.rounds, APPEND1_GOAL_RATIO))
         if "explore" in args.only:
             rows.append(explore_row(args))
+        if "compact" in args.only:
+            rows.append(compact_row(tmp, args))
     return rows
 
 

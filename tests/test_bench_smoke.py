@@ -22,6 +22,7 @@ ROWS = (
     "Durable append, 500 symbols/tick",
     "Durable append, 1 symbol/tick",
     "Crash states per second",
+    "Restore after compaction",
 )
 #: figure -> has a baseline measured in the same run
 FIGURES = {
@@ -31,6 +32,7 @@ FIGURES = {
     "append500": True,
     "append1": True,
     "explore": False,
+    "compact": True,
 }
 
 
@@ -51,6 +53,8 @@ def test_the_suite_runs_and_reports_every_figure(tmp_path: Path) -> None:
             "--rounds=2",
             "--repeat=1",
             "--explore-ticks=2",
+            "--compact-records=1000",
+            "--compact-symbols=10",
             f"--dir={tmp_path}",
             f"--json={out}",
         ],

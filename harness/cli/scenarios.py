@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from crashkit.faults import profile_named
 from crashkit.harness.scenarios.expect import updated_expect
 from crashkit.harness.scenarios.junit import write_junit
 from crashkit.harness.scenarios.library import library_path
@@ -49,10 +50,14 @@ def collect(paths: tuple[str, ...]) -> tuple[list[Path], list[ScenarioError]]:
 
 
 def run_files(
-    files: list[Path], *, update: bool = False, backend: Backend | None = None
+    files: list[Path],
+    *,
+    update: bool = False,
+    backend: Backend | None = None,
+    profile: str | None = None,
 ) -> tuple[list[ScenarioResult], list[ScenarioError], list[Path]]:
-    """Load and run each file (on `backend` instead of the one it names, if given); with
-    `update`, rewrite the expect blocks that differ."""
+    """Load and run each file (on `backend` instead of the one it names, under `profile`
+    instead of its own, if given); with `update`, rewrite the expect blocks that differ."""
     results: list[ScenarioResult] = []
     errors: list[ScenarioError] = []
     updated: list[Path] = []
@@ -63,12 +68,18 @@ def run_files(
             if loaded.name in names:
                 raise loaded.error(["name"], f"already used by {names[loaded.name]}")
             names[loaded.name] = path
-            result = run_loaded(loaded, backend=backend)
+            result = run_loaded(loaded, backend=backend, profile=profile)
         except ScenarioError as exc:
             errors.append(exc)
             continue
         results.append(result)
-        if update and result.observed is not None and backend is None and not _broken(result):
+        if (
+            update
+            and result.observed is not None
+            and backend is None
+            and profile is None
+            and not _broken(result)
+        ):
             data, _ = parse_yaml(loaded.text, str(path))
             original = data.get("expect") if isinstance(data, dict) else None
             text = rewrite_expect(loaded.text, updated_expect(original, result.observed))
@@ -123,12 +134,20 @@ def scenarios(ctx: click.Context) -> None:
     metavar="MODULE:ATTR",
     help="Run every file on this backend instead of the one it names (default: the file's).",
 )
+@click.option(
+    "--profile",
+    "profile",
+    default=None,
+    metavar="NAME[:BLOCK]",
+    help="Run every crash step under this file-system profile instead of the file's.",
+)
 def run_cmd(
     paths: tuple[str, ...],
     update: bool,
     junit: str | None,
     show_trace: bool,
     backend_spec: str | None,
+    profile: str | None,
 ) -> None:
     """Run scenario files (PATHs are files or folders; default: the shipped library)."""
     # CI logs are not terminals: give the table room instead of rich's 80 columns
@@ -149,8 +168,21 @@ def run_cmd(
         except ConfigError as exc:
             err.print(f"[bold red]error:[/] --backend: {escape(str(exc))}", highlight=False)
             sys.exit(ExitCode.USAGE)
+    if profile is not None:
+        if update:
+            err.print(
+                "[bold red]error:[/] --update rewrites a file's expectations under its own "
+                "profile; run it without --profile",
+                highlight=False,
+            )
+            sys.exit(ExitCode.USAGE)
+        try:
+            profile = profile_named(profile).name
+        except ValueError as exc:
+            err.print(f"[bold red]error:[/] --profile: {escape(str(exc))}", highlight=False)
+            sys.exit(ExitCode.USAGE)
     files, errors = collect(paths)
-    results, bad, updated = run_files(files, update=update, backend=backend)
+    results, bad, updated = run_files(files, update=update, backend=backend, profile=profile)
     errors += bad
     console.print(summary_table(results, errors))
     for r in results:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
-from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule
+from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, profile_named
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -770,7 +770,9 @@ def gaps(sc: LoadedScenario, backend: Backend, *, as_written: bool) -> list[str]
     return [
         f"needs {name} ({why}); {backend.name} "
         + (
-            "is not the backend it was written for"
+            "with this profile is not what it was written for"
+            if sc.profile != sc.spec.profile and profile_named(sc.spec.profile).name != sc.profile
+            else "is not the backend it was written for"
             if name == "reference"
             else f"does not declare {name}"
         )
@@ -780,7 +782,11 @@ def gaps(sc: LoadedScenario, backend: Backend, *, as_written: bool) -> list[str]
 
 
 def run_loaded(
-    sc: LoadedScenario, fs: CrashFS | None = None, *, backend: Backend | None = None
+    sc: LoadedScenario,
+    fs: CrashFS | None = None,
+    *,
+    backend: Backend | None = None,
+    profile: str | None = None,
 ) -> ScenarioResult:
     """Execute a loaded scenario and compare it with its expectations.
 
@@ -796,6 +802,11 @@ def run_loaded(
     as_written = backend is None or backend.spec == (sc.spec.backend or DEFAULT_BACKEND)
     if backend is not None:
         sc = replace(sc, backend=backend)
+    if profile is not None and profile_named(profile).name != sc.profile:
+        # another file system's crash states: the file's exact cuts and reference-only
+        # expectations describe its own profile
+        sc = replace(sc, profile=profile_named(profile).name)
+        as_written = False
     missing = gaps(sc, sc.backend, as_written=as_written)
     if missing:
         return ScenarioResult(

@@ -93,3 +93,25 @@ def test_a_scenario_with_an_unknown_profile_names_the_key(tmp_path: Path) -> Non
         assert "profile" in text and "zfs" in text and ":3" in text
     else:
         raise AssertionError("the bad profile was accepted")
+
+
+def test_the_library_runs_under_another_profile() -> None:
+    """`crashkit scenarios run --profile` judges every file's contract-level expectations
+    and invariants under that profile's crash states; exact cuts are not applicable."""
+    done = subprocess.run(
+        [sys.executable, "-m", "crashkit.harness", "scenarios", "run", "--profile", "posix"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " 0 failed" in done.stdout and "not applicable" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "crashkit.harness", "scenarios", "run", "--profile", "zfs"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "unknown file-system profile 'zfs'" in bad.stderr
