@@ -188,6 +188,25 @@ def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> l
     return out
 
 
+def block_state_count(snap: FileSnap, profile: Profile) -> int:
+    """How many block states `profile` allows for one file (what `block_options` samples
+    from when there are more than its cap): 0 when it adds none."""
+    if profile.block is None or snap.writeback == snap.durable:
+        return 0
+    block = profile.block
+    old, new = snap.durable, snap.writeback
+    if snap.low < len(old) or len(new) < len(old):
+        return 0
+    dirty = sum(
+        1
+        for i in _blocks_of(max(len(old), len(new)), block)
+        if old[i * block : (i + 1) * block] != new[i * block : (i + 1) * block]
+    )
+    if not (profile.reorder or profile.torn_overwrite):
+        return dirty + 1
+    return int(2**dirty * max(1, len(profile.fills)))
+
+
 def _is_prefix(kept: frozenset[int], dirty: Sequence[int], overwrite: Sequence[int]) -> bool:
     """Without reordering, appended blocks persist in order (overwritten ones may part)."""
     appended = [i for i in dirty if i not in overwrite]
@@ -562,10 +581,18 @@ def enumerate_states(
 
     plans = []
     total = 0
+    sampled_files = False
     for layout in layouts:
         inos = layout.inos()
         opts = [options(ino) for ino in inos]
-        total += math.prod(len(o) for o, _ in opts)
+        exist = [
+            max(len(o), block_state_count(snap.files[ino], profile))
+            for ino, (o, _) in zip(inos, opts, strict=True)
+        ]
+        sampled_files = sampled_files or any(
+            e > len(o) for e, (o, _) in zip(exist, opts, strict=True)
+        )
+        total += math.prod(exist)
         plans.append((layout, inos, opts))
 
     states: dict[tuple[object, ...], CrashState] = {}
@@ -588,11 +615,12 @@ def enumerate_states(
             cut = "; ".join(parts) if parts else "nothing unsynced"
             states[image.key] = CrashState(image, cut, point)
 
-    if not capped and total <= cap:
+    enumerable = sum(math.prod(len(o) for o, _ in opts) for _, _, opts in plans)
+    if not capped and enumerable <= cap:
         for layout, inos, opts in plans:
             for combo in itertools.product(*(range(len(o)) for o, _ in opts)):
                 add(layout, inos, opts, combo)
-        return CrashEnumeration(tuple(states.values()), total, False)
+        return CrashEnumeration(tuple(states.values()), total, sampled_files)
 
     # capped: for every namespace its "nothing kept" and "all kept" picks, then each file
     # varied alone (round-robin over namespaces), then seeded random picks

@@ -182,6 +182,8 @@ class Recording:
     #: after its failed append, the same records offered to the backend again: (it
     #: acknowledged them, it said it is poisoned); None when no append failed
     offered_again: tuple[bool, bool] | None = None
+    #: crash states that exist at its crash points (above the cap: more than `states`)
+    possible: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,9 +360,11 @@ class Explorer:
             states: list[tuple[int, CrashState]] = []
             torn = TornMode.ALL if TornMode.ALL in (self.torn, workload.torn) else TornMode.DEFAULT
             points = fs.crash_points()
+            possible = 0
             for point in points:
-                for state in fs.crash_states(point, torn=torn, profile=workload.profile):
-                    states.append((point, state))
+                found = fs.enumerate_crash_states(point, torn, profile=workload.profile)
+                possible += found.combinations if found.capped else len(found.states)
+                states.extend((point, state) for state in found.states)
             if clean_restart and points:
                 visible = fs.visible_image()
                 if all(state.image != visible for p, state in states if p == points[-1]):
@@ -379,6 +383,7 @@ class Explorer:
                 faults_at_start,
                 any(op.op == _OPEN and op.path == STATE_PATH and op.mutating for op in fs.trace),
                 again,
+                possible,
             )
         finally:
             fs.stop()
@@ -748,6 +753,7 @@ class Explorer:
         # With state-level shards, a crash point counts in the shard of its first state.
         firsts = {p: self._counter + i for i, (p, _) in reversed(list(enumerate(states)))}
         summary.crash_points = sum(1 for first in firsts.values() if first % count == index)
+        summary.states_possible = rec.possible
         if count > 1 and self._counter % count != index:
             # The recorded run is judged (and counted) once, by the shard of its first state.
             summary.workloads = 0
@@ -756,6 +762,7 @@ class Explorer:
             summary.checked.clear()
             summary.outcomes.clear()
             summary.covered.clear()
+            summary.states_possible = 0
         written = [*seed.records, *timeline.attempted()]
         self._written_fields = frozenset(s.persisted_fields() for s in written)
         fs = self.fs

@@ -80,6 +80,9 @@ class Summary:
     #: limit id (`harness.judge.limits.LIMITS`) -> violations it explains (not counted
     #: as violations: what the v1 format cannot hold under the profile explored)
     limits: Counter[str] = field(default_factory=Counter)
+    #: crash states that exist at the explored points; more than the states derived
+    #: when a point's combinations exceeded the cap (then a seeded sample was taken)
+    states_possible: int = 0
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -94,6 +97,7 @@ class Summary:
         self.states_skipped += other.states_skipped
         self.covered.update(other.covered)
         self.limits.update(other.limits)
+        self.states_possible += other.states_possible
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 
@@ -116,6 +120,7 @@ class Summary:
             "crash_points": self.crash_points,
             "states_checked": self.states_checked,
             "states_skipped": self.states_skipped,
+            "states_possible": self.states_possible,
             "sweep_runs": self.sweep_runs,
             "outcomes": dict(sorted(self.outcomes.items())),
             "violations": self.violations,
@@ -149,6 +154,7 @@ class Summary:
                 {str(k): int(v) for k, v in data.get("checked_by_invariant", {}).items() if v}
             ),
             states_skipped=int(data.get("states_skipped", 0)),
+            states_possible=int(data.get("states_possible", 0)),
             findings_cap=data.get("findings_cap"),
             covered=Counter({str(k): int(v) for k, v in data.get("coverage", {}).items() if v}),
             limits=Counter({str(k): int(v) for k, v in data.get("known_limits", {}).items()}),
@@ -195,6 +201,7 @@ def summary_table(summary: Summary, title: str) -> Table:
     table.add_row("  of which fault runs (sweep, fsync models)", str(data["sweep_runs"]))
     table.add_row("crash points", str(data["crash_points"]))
     table.add_row("crash states checked", f"{summary.states_checked:,}")
+    table.add_row("crash states that exist (sampled above the cap)", f"{summary.states_possible:,}")
     if summary.states_skipped:
         table.add_row(
             "crash states skipped (every invariant capped)", f"{summary.states_skipped:,}"

@@ -106,3 +106,18 @@ def test_a_rename_that_is_not_atomic_leaves_both_names_or_neither_new() -> None:
         assert both and lost, name
     atomic = _rename_without_fsync("ext4-ordered")
     assert not any(i.files.get("/d/cfg.tmp") == i.files.get("/d/cfg") for i in atomic)
+
+
+def test_above_the_cap_the_enumeration_says_how_many_states_exist() -> None:
+    """Exhaustive under the cap, then a seeded sample: `combinations` counts what exists,
+    `capped` says a sample was taken, and the sample is the same on every run."""
+    with CrashFS(record=True) as fs:
+        fd = os.open("/f", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"x" * 300)  # 38 unsynced blocks of 8 bytes: 2**38 subsets, 2 fills
+        first = fs.enumerate_crash_states(cap=64, profile=PROFILES["posix"].with_block(8))
+        again = fs.enumerate_crash_states(cap=64, profile=PROFILES["posix"].with_block(8))
+        small = fs.enumerate_crash_states(cap=64, profile=PREFIX)
+        os.close(fd)
+    assert first.capped and first.combinations >= 2**38 > len(first.states) >= 64
+    assert [s.image.key for s in first.states] == [s.image.key for s in again.states]
+    assert not small.capped and small.combinations == len(small.states)

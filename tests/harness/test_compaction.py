@@ -119,3 +119,15 @@ def test_crashkit_compact_refuses_what_must_not_be_compacted(tmp_path: Path) -> 
     assert not (tmp_path / "held.jsonl.compacting").exists()
     again = crashkit("compact", "held.jsonl", cwd=tmp_path)
     assert again.returncode == 0 and "already compact" in again.stderr
+
+
+def test_every_io_error_during_a_compacting_start_is_refused_or_survived() -> None:
+    """The I/O-error sweep and the fsync-failure models on a start that compacts: each
+    fault leaves a refusal or a run that loses nothing (once: closing the replaced file
+    with EIO escaped as a crash)."""
+    sweep = Explorer(COMPACTING_BACKEND).sweep(COMPACTION[0], errnos=("EIO", "ENOSPC"))
+    assert sweep.sweep_runs > 50 and sweep.findings == [], [
+        (f.violation.message, f.workload.name) for f in sweep.findings[:3]
+    ]
+    models = Explorer(COMPACTING_BACKEND).fsync_models(COMPACTION[0])
+    assert models.sweep_runs > 0 and models.findings == []

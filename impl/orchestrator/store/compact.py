@@ -97,6 +97,12 @@ def compacted_bytes(report: RestoreReport, config: HysteresisConfig) -> bytes:
     return encode_states([record_to_state(record, config) for _, record in ordered])
 
 
+def _close_quietly(fd: int) -> None:
+    """close(2) releases the descriptor even when it reports an error."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     if os.write(fd, data) != len(data):
         raise OSError(errno.EIO, "short write")
@@ -153,7 +159,7 @@ def compact_locked(
         if steps.fsync_temp:
             os.fsync(tfd)
     except (OSError, RestoreFatal):
-        os.close(tfd)
+        _close_quietly(tfd)
         with contextlib.suppress(OSError):  # else the next start removes it
             os.unlink(tmp)
         return None
@@ -166,13 +172,13 @@ def compact_locked(
         if steps.fsync_folder:
             fsync_directory(directory)
     except OSError as exc:
-        os.close(tfd)
-        os.close(fd)
+        _close_quietly(tfd)
+        _close_quietly(fd)
         raise RestoreFatal(
             path,
             f"compaction could not make the compacted file durable ({exc.strerror}); "
             "refusing to append to it",
         ) from exc
-    os.close(fd)
+    _close_quietly(fd)  # the old file was only read: an error closing it loses nothing
     new = parse_state_bytes(data, path)
     return Compacted(tfd, new, report.lines, report.file_bytes)
