@@ -115,4 +115,3 @@ def test_the_library_runs_under_another_profile() -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "unknown file-system profile 'zfs'" in bad.stderr
-
