@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import sys
@@ -47,9 +48,10 @@ from crashkit.orchestrator.runtime import (
     wall_commit_clock,
 )
 from crashkit.orchestrator.sources import encode_snapshot, read_snapshots
-from crashkit.orchestrator.store.compact import COMPACT_NOW
+from crashkit.orchestrator.store.compact import COMPACT_NOW, DEFAULT_POLICY
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
 from crashkit.orchestrator.store.protocol import (
+    DEFAULT_BACKEND,
     BackendFactory,
     RestoreSummary,
     load_backend_factory,
@@ -127,6 +129,8 @@ def _snapshots(config: OrchestratorConfig, input_path: str | None) -> Iterator[R
 
 
 def _backend(config: OrchestratorConfig) -> BackendFactory:
+    if config.backend == DEFAULT_BACKEND and config.compaction is not DEFAULT_POLICY:
+        return functools.partial(open_jsonl_store, policy=config.compaction)
     try:
         return load_backend_factory(config.backend)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from crashkit.orchestrator.errors import ConfigError
+from crashkit.orchestrator.store.compact import DEFAULT_POLICY, CompactPolicy
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND
 from crashkit.orchestrator.validation import PathPart, explain, key_path
 from crashkit.regime_engine.contracts import ContractError, HysteresisConfig, Regime
@@ -48,10 +49,19 @@ class _MarketSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seed: int = 7
 
 
+class _CompactionSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When a start of the reference backend compacts the state file (contract §8, D.38)."""
+
+    enabled: bool = True
+    ratio: Annotated[float, msgspec.Meta(gt=1.0)] = DEFAULT_POLICY.ratio
+    min_lines: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_POLICY.min_lines
+
+
 class _ConfigFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     engine: _EngineSection
     hysteresis: _HysteresisSection = _HysteresisSection()
     market: _MarketSection | None = None
+    compaction: _CompactionSection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,9 @@ class OrchestratorConfig:
     backend: str
     hysteresis: HysteresisConfig
     market: MarketConfig | None
+    #: the reference backend's startup compaction (None: never); the default policy
+    #: unless a [compaction] section says otherwise
+    compaction: CompactPolicy | None = DEFAULT_POLICY
     source: str = "<memory>"
     text: str | None = None  # the TOML as read, where error lines are looked up
 
@@ -152,6 +165,18 @@ def parse_config(
     if raw.market is not None:
         m = raw.market
         market = MarketConfig(symbols=m.symbols, ticks=m.ticks, seed=m.seed)
+    compaction: CompactPolicy | None = DEFAULT_POLICY
+    if raw.compaction is not None:
+        if raw.engine.backend != DEFAULT_BACKEND:
+            raise _error(
+                source,
+                text,
+                ["compaction"],
+                f"applies to the reference backend ({DEFAULT_BACKEND}) only; "
+                f"backend {raw.engine.backend!r} compacts (or not) on its own",
+            )
+        c = raw.compaction
+        compaction = CompactPolicy(c.ratio, c.min_lines) if c.enabled else None
     state_path = raw.engine.hysteresis_state_path
     if state_path is not None:
         if not state_path:
@@ -165,6 +190,7 @@ def parse_config(
         backend=raw.engine.backend,
         hysteresis=hysteresis,
         market=market,
+        compaction=compaction,
         source=source,
         text=text,
     )

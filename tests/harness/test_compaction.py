@@ -131,3 +131,32 @@ def test_every_io_error_during_a_compacting_start_is_refused_or_survived() -> No
     ]
     models = Explorer(COMPACTING_BACKEND).fsync_models(COMPACTION[0])
     assert models.sweep_runs > 0 and models.findings == []
+
+
+def test_a_compaction_section_sets_the_startup_policy(tmp_path: Path) -> None:
+    """`[compaction]` in the config: the second run compacts its 150-line history to one
+    line per symbol; a bad value or a backend that is not the reference is a config error
+    naming the file and line."""
+    synth = crashkit(
+        "synth", "--symbols", "3", "--ticks", "50", "--seed", "1", "--out", "in.jsonl", cwd=tmp_path
+    )
+    assert synth.returncode == 0, synth.stderr
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[engine]\nhysteresis_state_path = "state.jsonl"\n[compaction]\nratio = 2\nmin_lines = 10\n'
+    )
+    for _ in range(2):
+        ran = crashkit("run", "--config", "c.toml", "--input", "in.jsonl", cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "state.jsonl").read_bytes().count(b"\n") == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[engine]\nhysteresis_state_path = "s.jsonl"\n[compaction]\nratio = 0.5\n')
+    refused = crashkit("run", "--config", "bad.toml", "--input", "in.jsonl", cwd=tmp_path)
+    assert refused.returncode == 2 and "bad.toml:4: [compaction] ratio" in refused.stderr
+    other = tmp_path / "other.toml"
+    other.write_text(
+        '[engine]\nhysteresis_state_path = "s.jsonl"\n'
+        'backend = "crashkit.harness.kit.variants:no_fsync"\n[compaction]\nratio = 2\n'
+    )
+    mixed = crashkit("run", "--config", "other.toml", "--input", "in.jsonl", cwd=tmp_path)
+    assert mixed.returncode == 2 and "applies to the reference backend" in mixed.stderr
