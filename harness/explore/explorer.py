@@ -60,13 +60,14 @@ from crashkit.harness.judge.observe import (
     offer_again,
     recording_factory,
 )
-from crashkit.harness.judge.paths import STATE_PATH
+from crashkit.harness.judge.paths import STATE_PATH, leftover_temp_files
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     judge_append,
     judge_close,
+    judge_leftover_temp,
     judge_process,
     judge_published,
     judge_refusal,
@@ -160,6 +161,8 @@ class Restart:
     #: where the events of the process started on the reopened store begin in
     #: `sink.events` (None: there was none)
     split: int | None = None
+    #: declared temp files (`Capabilities.temp_files`) still on disk once it started
+    leftover_temp: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +423,7 @@ class Explorer:
         except Exception as exc:  # a backend must refuse cleanly, not crash
             return Restart(timeline, sink, None, crash_reason(exc), None, None)
         restored = dict(runtime.states)
+        leftover = leftover_temp_files(self.backend.capabilities)
         groups = self._groups
         # After a change of window the decisions part from the uninterrupted run's (C1.3):
         # no early stop on them; the restarted process is judged on its own (see
@@ -440,13 +444,24 @@ class Explorer:
                 [],
                 tuple(closing),
                 ticks_read=position,
+                leftover_temp=leftover,
             )
         if not converge and stop_at is None and position < len(groups):
             stop_at = groups[position - 1][0].engine_timestamp_ms
         done = stop_at is not None or position >= len(groups) or runtime.stats.halted
         reopened: OpenedStore
         first = Restart(
-            timeline, sink, restored, None, stop_at, None, None, acked, (), ticks_read=position
+            timeline,
+            sink,
+            restored,
+            None,
+            stop_at,
+            None,
+            None,
+            acked,
+            (),
+            ticks_read=position,
+            leftover_temp=leftover,
         )
         try:
             if done and self.restore_only is not None:
@@ -590,6 +605,7 @@ class Explorer:
             outcomes=r.timeline.append_outcomes(),
         )
         found += judge_close(r.close_errors)
+        found += judge_leftover_temp(r.leftover_temp)
         # The restarted process's acknowledged appends must survive the next restore too.
         if r.again_refusal is not None:
             found += judge_refusal(r.again_refusal, expected=None, crashed=True)

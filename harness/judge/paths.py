@@ -7,6 +7,9 @@ the same thing whichever driver replays it.
 
 from __future__ import annotations
 
+import glob
+import os
+
 from crashkit.orchestrator.store.protocol import Capabilities
 
 STATE_DIR = "/crashkit/state"
@@ -21,3 +24,14 @@ def state_files_glob(capabilities: Capabilities) -> str:
     if capabilities.file_patterns(STATE_PATH) == (STATE_PATH,):
         return STATE_FILE_GLOB
     return f"{STATE_DIR}/*"
+
+
+def leftover_temp_files(capabilities: Capabilities) -> tuple[str, ...]:
+    """The backend's declared temp files (`Capabilities.temp_files`) now on the disk."""
+    found: list[str] = []
+    for pattern in capabilities.temp_paths(STATE_PATH):
+        if glob.has_magic(pattern):
+            found += sorted(glob.glob(pattern))
+        elif os.path.exists(pattern):
+            found.append(pattern)
+    return tuple(found)

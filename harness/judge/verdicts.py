@@ -304,6 +304,19 @@ def start_faults(ops: Iterable[Op]) -> tuple[str, ...]:
     )
 
 
+def judge_leftover_temp(paths: Sequence[str]) -> list[Violation]:
+    """P: once a start returned, no temp file a crash left behind is still there."""
+    if not paths:
+        return []
+    return [
+        Violation(
+            Invariant.PROTOCOL,
+            f"the start returned with {', '.join(paths)} still on disk: a temp file a crash "
+            "left behind must be removed by the next start (Capabilities.temp_files)",
+        )
+    ]
+
+
 def judge_start_fault(started: bool, faults: Sequence[str]) -> list[Violation]:
     """R4, rows 4 and 5 of the restore table (C4.3): a start during which an open or a
     read of the state path failed (`faults`, each "op errno") must refuse."""
@@ -400,6 +413,7 @@ __all__ = [
     "judge_append",
     "judge_close",
     "judge_continuity",
+    "judge_leftover_temp",
     "judge_process",
     "judge_published",
     "judge_refusal",

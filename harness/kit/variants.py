@@ -349,6 +349,9 @@ compaction_folder_not_fsynced = _declared(
 compaction_replaced_before_written = _declared(
     "compaction_replaced_before_written", _compacting(CompactSteps(write_first=False))
 )
+compaction_stale_temp_kept = _declared(
+    "compaction_stale_temp_kept", _compacting(CompactSteps(clean_stale=False))
+)
 
 
 DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
@@ -472,6 +475,13 @@ VARIANTS: tuple[Variant, ...] = (
             ("compaction-folder-not-fsynced", compaction_folder_not_fsynced),
             ("compaction-replaced-before-written", compaction_replaced_before_written),
         )
+    ),
+    Variant(
+        "compaction-stale-temp-kept",
+        Invariant.PROTOCOL,
+        COMPACTION[0],
+        compaction_stale_temp_kept,
+        caught_by=frozenset({"explorer"}),
     ),
     # what the kit's own checks exist for
     Variant(

@@ -37,7 +37,7 @@ from crashkit.harness.judge.observe import (
     offer_again,
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
-from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH
+from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, leftover_temp_files
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -46,6 +46,7 @@ from crashkit.harness.judge.verdicts import (
     judge_append,
     judge_close,
     judge_continuity,
+    judge_leftover_temp,
     judge_process,
     judge_published,
     judge_refusal,
@@ -349,6 +350,7 @@ class Machine:
             where,
         )
         self._found(judge_start_fault(True, start_faults(fs.trace[start_pos:])), where)
+        self._found(judge_leftover_temp(leftover_temp_files(self.sc.backend.capabilities)), where)
         self.crashed_since_start = False
         return proc
 

@@ -74,6 +74,7 @@ class CompactSteps:
     fsync_temp: bool = True  # fsync the temp file before the rename
     fsync_folder: bool = True  # fsync the folder after the rename
     write_first: bool = True  # the temp file is complete before the rename
+    clean_stale: bool = True  # a start removes a temp file an earlier crash left
 
 
 #: Every step on: what the reference does.

@@ -23,6 +23,7 @@ from crashkit.orchestrator.store.compact import (
     DEFAULT_POLICY,
     EAGER_POLICY,
     SAFE_STEPS,
+    TEMP_SUFFIX,
     CompactPolicy,
     CompactSteps,
     compact_locked,
@@ -392,10 +393,10 @@ def open_jsonl_store(
     except OSError as exc:
         raise _open_error(path, exc) from exc
     try:
-        _check_regular(fd, path)
+        opened = _check_regular(fd, path)
         writer.lock(fd, path)
-        _check_still_linked(fd, path)
-        if os.path.exists(temp_path(path)):
+        _check_still_linked(opened, path)
+        if steps.clean_stale and os.path.exists(temp_path(path)):
             remove_stale_temp(path, writer.fsync_directory)
         report = parse_state_stream(_read_chunks(fd, path), path)
         if report.outcome == "fatal":
@@ -431,14 +432,14 @@ def open_jsonl_store(
     return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
 
 
-def _check_still_linked(fd: int, path: str) -> None:
-    """The locked descriptor is still the file at `path`: a compaction by the writer
-    this one waited for may have replaced it (then its bytes are history, not state)."""
+def _check_still_linked(mine: os.stat_result, path: str) -> None:
+    """The locked descriptor (`mine`: its fstat) is still the file at `path`: a compaction
+    by the writer this one waited for may have replaced it (then its bytes are history,
+    not state)."""
     try:
         here = os.stat(path)
     except FileNotFoundError:
         here = None
-    mine = os.fstat(fd)
     if here is None or (here.st_ino, here.st_dev) != (mine.st_ino, mine.st_dev):
         raise RestoreFatal(
             path,
@@ -459,7 +460,12 @@ BACKEND = Backend(
     name="jsonl",
     open=open_jsonl_store,
     restore_only=restore_only,
-    capabilities=Capabilities(line_format=True, single_writer=True, files=("{path}",)),
+    capabilities=Capabilities(
+        line_format=True,
+        single_writer=True,
+        files=("{path}",),
+        temp_files=("{path}" + TEMP_SUFFIX,),
+    ),
     spec="crashkit.orchestrator.store.jsonl:BACKEND",
 )
 

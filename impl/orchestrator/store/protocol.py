@@ -84,16 +84,23 @@ class Capabilities:
     - `single_writer`: a second open of a path that is open must be refused;
     - `files`: the files it keeps, as patterns in which `{path}` is the state path and
       `{dir}` its folder (default: only the path; a journal beside it would add
-      `"{path}-journal"`; a whole folder `"{dir}/*"`).
+      `"{path}-journal"`; a whole folder `"{dir}/*"`);
+    - `temp_files`: files (same patterns) it writes only for a while, such as a
+      compaction's temp file: one a crash left behind must be gone once a start returns.
     """
 
     line_format: bool = False
     single_writer: bool = False
     files: tuple[str, ...] = ("{path}",)
+    temp_files: tuple[str, ...] = ()
 
     def file_patterns(self, path: str) -> tuple[str, ...]:
         directory = path.rsplit("/", 1)[0] if "/" in path else "."
         return tuple(p.format(path=path, dir=directory) for p in self.files)
+
+    def temp_paths(self, path: str) -> tuple[str, ...]:
+        directory = path.rsplit("/", 1)[0] if "/" in path else "."
+        return tuple(p.format(path=path, dir=directory) for p in self.temp_files)
 
 
 @dataclass(frozen=True, slots=True)
