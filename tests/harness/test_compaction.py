@@ -160,3 +160,20 @@ def test_a_compaction_section_sets_the_startup_policy(tmp_path: Path) -> None:
     )
     mixed = crashkit("run", "--config", "other.toml", "--input", "in.jsonl", cwd=tmp_path)
     assert mixed.returncode == 2 and "applies to the reference backend" in mixed.stderr
+
+
+def test_a_rename_that_fails_leaves_the_old_file_in_charge() -> None:
+    """EXDEV (a temp folder on another mount) or EIO on the rename: nothing was renamed,
+    so the start goes on with the old file, uncompacted, and the temp file is gone."""
+    from crashkit.faults import FaultPlan, FaultRule, OpKind
+
+    image = DiskImage(files={STATE: COMPACTABLE}, dirs=("/crashkit/state",))
+    with CrashFS(record=True) as fs:
+        fs.configure(plan=FaultPlan((FaultRule(OpKind.REPLACE, "*", errno="EXDEV"),)))
+        fs.restart(image)
+        opened = COMPACTING_BACKEND.open(STATE, CONFIG)
+        assert len(opened.store.states) == 3
+        opened.backend.close()
+        assert not os.path.exists(temp_path(STATE))
+        with open(STATE, "rb") as f:
+            assert f.read() == COMPACTABLE

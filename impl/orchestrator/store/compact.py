@@ -15,8 +15,9 @@ atomic:
 
 A crash before step 3 leaves a stale temp file; the next start removes it, durably,
 before anything else (`remove_stale_temp`). A failure before the rename leaves the old
-file in charge (the temp file is removed); a failure of the rename or of the folder
-fsync after it refuses the start, since appends to the new file would not be durable.
+file in charge (the temp file is removed), and so does a rename that failed; a failure
+of the folder fsync after the rename refuses the start, since appends to the new file
+would not be durable.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def compact_locked(
     """Compact the file whose locked descriptor is `fd` and whose restore is `report`.
 
     Returns the new file (its descriptor locked, `fd` closed), or None when a failure
-    before the rename left the old file in charge (`fd` still open). Raises RestoreFatal
-    when the rename or the folder fsync after it failed (`fd` closed)."""
+    before or of the rename left the old file in charge (`fd` still open). Raises
+    RestoreFatal when the folder fsync after the rename failed (`fd` closed)."""
     if report.outcome != "ok":
         raise RestoreFatal(path, f"a {report.outcome} state file is never compacted")
     data = compacted_bytes(report, config)
@@ -167,6 +168,12 @@ def compact_locked(
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.replace(tmp, path)
+    except OSError:  # nothing was renamed (EXDEV, EIO...): the old file stays in charge
+        _close_quietly(tfd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return None
+    try:
         if not steps.write_first:
             _write_all(tfd, data)
             os.fsync(tfd)
