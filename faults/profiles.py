@@ -40,7 +40,7 @@ Sources (each rule of each profile cites the finding it models):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -84,17 +84,7 @@ class Profile:
         """The same profile at another granularity (512 for sectors, small in tests)."""
         if self.block is None:
             raise ValueError(f"profile {self.name} cuts at byte offsets: it has no block size")
-        return Profile(
-            self.name,
-            self.summary,
-            block,
-            self.reorder,
-            self.fills,
-            self.torn_overwrite,
-            self.ordered_dir_ops,
-            self.atomic_rename,
-            self.sources,
-        )
+        return replace(self, block=block)
 
 
 PREFIX = Profile(
@@ -196,18 +186,4 @@ def profile_named(name: str | Profile) -> Profile:
     if found.block is None:
         raise ValueError(f"profile {base!r} cuts at byte offsets: it takes no block size")
     sized = found.with_block(int(size))
-    return sized if int(size) == found.block else _renamed(sized, f"{base}:{size}")
-
-
-def _renamed(profile: Profile, name: str) -> Profile:
-    return Profile(
-        name,
-        profile.summary,
-        profile.block,
-        profile.reorder,
-        profile.fills,
-        profile.torn_overwrite,
-        profile.ordered_dir_ops,
-        profile.atomic_rename,
-        profile.sources,
-    )
+    return sized if int(size) == found.block else replace(sized, name=f"{base}:{size}")
