@@ -333,6 +333,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     console.print(_report.table(title))
     if _report.coverage:
         console.print(_report.coverage_table())
+    for line in _report.limit_lines():
+        console.print(line, highlight=False, markup=False)
     for line in _report.not_applicable_lines():
         console.print(f"not applicable: {line}", highlight=False, markup=False)
     if _report.findings:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from crashkit.harness.explore.coverage import RULES
 from crashkit.harness.judge.invariants import INVARIANTS
+from crashkit.harness.judge.limits import LIMITS
 
 #: The `check` of the explorer's items (`runs.explore`): "explorer (crash)" and so on.
 EXPLORER_CHECK = "explorer ("
@@ -36,6 +37,8 @@ class KitReport:
     #: contract rule -> crash states and runs of the suite's explorer items that
     #: exercised it (the self-test's runs of broken variants are not counted)
     coverage: Counter[str] = field(default_factory=Counter)
+    #: known limits of the v1 format the explorer items met (`harness.judge.limits`)
+    limits: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: Mapping[str, Any]) -> None:
         """One item's `KitResult.to_json()`."""
@@ -54,6 +57,7 @@ class KitReport:
         self.explorer.update({k: int(explored.get(k, 0)) for k in EXPLORER_COUNTS})
         if str(result.get("check", "")).startswith(EXPLORER_CHECK):
             self.coverage.update({k: int(v) for k, v in explored.get("coverage", {}).items()})
+            self.limits.update({k: int(v) for k, v in explored.get("known_limits", {}).items()})
 
     def add_summary(self, summary: Mapping[str, Any]) -> None:
         """A `crashkit explore --json` summary (one shard)."""
@@ -89,6 +93,7 @@ class KitReport:
         )
         self.explorer.update({k: int(other.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in other.get("coverage", {}).items()})
+        self.limits.update({k: int(v) for k, v in other.get("known_limits", {}).items()})
 
     @property
     def violations(self) -> int:
@@ -116,6 +121,7 @@ class KitReport:
             "violations_by_invariant": {k: self.violated.get(k, 0) for k in [*names, *extra]},
             **{k: self.explorer.get(k, 0) for k in EXPLORER_COUNTS},
             "coverage": {rule: self.coverage.get(rule, 0) for rule in RULES},
+            "known_limits": dict(sorted(self.limits.items())),
             "findings": self.findings,
             "not_applicable": [list(x) for x in self.not_applicable],
         }
@@ -157,6 +163,14 @@ class KitReport:
             count = self.coverage.get(rule, 0)
             table.add_row(rule, text, f"{count:,}" if count else "[red]0 (not exercised)[/]")
         return table
+
+    def limit_lines(self) -> list[str]:
+        """Each known limit of the v1 format met, with its count and reason (D.40)."""
+        return [
+            f"known limit {limit_id} ({LIMITS[limit_id].invariant}, {count:,} state(s)): "
+            f"{LIMITS[limit_id].why}"
+            for limit_id, count in sorted(self.limits.items())
+        ]
 
     def not_applicable_lines(self) -> list[str]:
         """What did not run, grouped by check and reason."""

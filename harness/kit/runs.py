@@ -212,19 +212,30 @@ def explore(
 
 
 def machine(
-    backend: Backend, suite: KitSuite, item: MachineItem, *, findings_dir: Path
+    backend: Backend,
+    suite: KitSuite,
+    item: MachineItem,
+    *,
+    findings_dir: Path,
+    profile: str = "prefix",
 ) -> KitResult:
-    """One state-machine item against the backend."""
+    """One state-machine item against the backend, crashing under `profile`."""
     started = time.perf_counter()
     result = KitResult(f"{item.level} machine", item.id)
     families = None if item.family is None else frozenset({item.family})
     name = f"Kit_{item.id.replace('-', '_')}"
     cls: type[RuleBasedStateMachine]
     if item.level == "store":
-        cls = store_machine(name, backend=backend, fsync_model=item.model, fault_families=families)
+        cls = store_machine(
+            name, backend=backend, fsync_model=item.model, fault_families=families, profile=profile
+        )
     else:
         cls = orchestrator_machine(
-            name, backend=backend, fsync_model=item.model, fault_families=families
+            name,
+            backend=backend,
+            fsync_model=item.model,
+            fault_families=families,
+            profile=profile,
         )
     settings_ = machine_settings(
         suite.budget, derandomize=suite.derandomize, database=None, print_blob=False

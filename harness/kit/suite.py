@@ -141,7 +141,13 @@ def test_state_machine(
     """The store-level or orchestrator-level hypothesis state machine on the backend."""
     _finish(
         request,
-        runs.machine(crashkit_target, crashkit.suite, item, findings_dir=crashkit.findings_dir),
+        runs.machine(
+            crashkit_target,
+            crashkit.suite,
+            item,
+            findings_dir=crashkit.findings_dir,
+            profile=crashkit.profile,
+        ),
     )
 
 

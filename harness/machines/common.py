@@ -112,13 +112,15 @@ class CrashChoice:
         return [i for i in range(len(self.states)) if i != self.index]
 
 
-def draw_crash(data: st.DataObject, fs: CrashFS, points: Sequence[int]) -> CrashChoice:
+def draw_crash(
+    data: st.DataObject, fs: CrashFS, points: Sequence[int], profile: str = "prefix"
+) -> CrashChoice:
     """Pick a crash point (None = now, preferred by the shrinker; then the latest ops
-    first) and one of its states."""
+    first) and one of its states under the file-system `profile`."""
     # Counted back from now, so deleting earlier steps does not shift the choice.
     at = data.draw(index_below(len(points) + 1), label="crash point (0 = now, 1 = last op)")
     point = None if at == 0 else points[-at]
-    states = tuple(fs.crash_states(point))
+    states = tuple(fs.crash_states(point, profile=profile))
     index = data.draw(index_below(len(states)), label="crash state")
     return CrashChoice(point, states, index)
 

@@ -113,6 +113,8 @@ class OrchestratorMachine(RuleBasedStateMachine):
     runtime_class: ClassVar[RuntimeClass] = HysteresisRuntime
     runtime_spec: ClassVar[str | None] = None
     fsync_model: ClassVar[FsyncModel | None] = None  # None: drawn per example
+    #: the file-system profile of its crash states (`crashkit.faults.PROFILES`)
+    profile: ClassVar[str] = "prefix"
     fault_families: ClassVar[frozenset[str]] = frozenset(FAULT_FAMILIES)
     #: see StoreMachine.restart_after_lost_fsync
     restart_after_lost_fsync: ClassVar[bool] = False
@@ -153,6 +155,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             input_={"snapshots": [snapshot_to_dict(s) for g in self.groups for s in g]},
             steps=export.merge_runs(self.steps),
             backend=backend_spec(self.backend),
+            profile=self.profile,
             runtime=self.runtime_spec,
             missing_dir=True,  # boot() starts from an empty disk
         )
@@ -339,7 +342,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         """Power cut after any op of the running process, then restart on that disk."""
         assert self.proc is not None
         points = [p for p in self.fs.crash_points() if p >= self.proc.start]
-        choice = draw_crash(data, self.fs, points)
+        choice = draw_crash(data, self.fs, points, self.profile)
         self._step(choice.step())
         self.steps.append({"restart": {}})
         self._settle(None if choice.point is None else choice.point + 1)  # nothing is closed
@@ -384,11 +387,14 @@ def orchestrator_machine(
     runtime_spec: str | None = None,
     fsync_model: FsyncModel | None = None,
     fault_families: frozenset[str] | None = None,
+    profile: str = "prefix",
 ) -> type[OrchestratorMachine]:
-    """An OrchestratorMachine class for one backend / runtime / fsync model / fault family."""
+    """An OrchestratorMachine class for one backend / runtime / fsync model / fault family
+    / file-system profile."""
     attrs: dict[str, Any] = {
         "runtime_spec": runtime_spec,
         "fsync_model": fsync_model,
+        "profile": profile,
     }
     if backend is not None:
         attrs["backend"] = backend

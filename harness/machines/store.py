@@ -127,6 +127,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     backend: ClassVar[Backend] = jsonl.BACKEND
     fsync_model: ClassVar[FsyncModel | None] = None  # None: drawn per example
+    #: the file-system profile of its crash states (`crashkit.faults.PROFILES`)
+    profile: ClassVar[str] = "prefix"
     fault_families: ClassVar[frozenset[str]] = frozenset(FAULT_FAMILIES)
     #: Start some examples from a seeded state file, and corrupt committed lines: only
     #: for a backend that stores contract-v1 lines (None: as its capabilities say).
@@ -173,6 +175,7 @@ class StoreMachine(RuleBasedStateMachine):
             input_={"snapshots": []},
             steps=self.steps,
             backend=backend_spec(self.backend),
+            profile=self.profile,
             initial_state=self.initial,
             missing_dir=self.initial is None,  # boot() starts such runs from an empty disk
         )
@@ -389,7 +392,7 @@ class StoreMachine(RuleBasedStateMachine):
     def crash(self, data: st.DataObject) -> None:
         """Power cut after any op of the running process, then restart on that disk."""
         points = [p for p in self.fs.crash_points() if p >= self.process_start]
-        choice = draw_crash(data, self.fs, points)
+        choice = draw_crash(data, self.fs, points, self.profile)
         self._step(choice.step())
         self.steps.append({"restart": {}})
         self.opened = None  # a power cut: nothing is closed
@@ -465,9 +468,10 @@ def store_machine(
     fsync_model: FsyncModel | None = None,
     fault_families: frozenset[str] | None = None,
     seeded: bool | None = None,
+    profile: str = "prefix",
 ) -> type[StoreMachine]:
-    """A StoreMachine class for one backend / fsync model / fault family."""
-    attrs: dict[str, Any] = {"fsync_model": fsync_model, "seeded": seeded}
+    """A StoreMachine class for one backend / fsync model / fault family / profile."""
+    attrs: dict[str, Any] = {"fsync_model": fsync_model, "seeded": seeded, "profile": profile}
     if backend is not None:
         attrs["backend"] = backend
     if fault_families is not None:
