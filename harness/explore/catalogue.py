@@ -146,6 +146,7 @@ SMALL: tuple[Workload, ...] = (
 COMPACTION: tuple[Workload, ...] = (
     Workload(3, 8, seed=5, initial_state=COMPACTABLE, name="compaction-at-start"),
     Workload(3, 8, seed=6, window_updates=1, initial_state=COMPACTABLE, name="compaction-w1"),
+    Workload(3, 8, seed=7, compact_after=4, name="compaction-mid-history"),
 )
 SMALL_BY_NAME: dict[str, Workload] = {w.name: w for w in SMALL}
 

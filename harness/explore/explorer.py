@@ -187,6 +187,18 @@ class Recording:
     offered_again: tuple[bool, bool] | None = None
     #: crash states that exist at its crash points (above the cap: more than `states`)
     possible: int = 0
+    compaction: Compaction | None = None  # the mid-history compaction, if the workload has one
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """What a recorded run's mid-history compaction did (`Workload.compact_after`)."""
+
+    split: int  # where the second process's events begin in the run's events
+    error: str | None  # what the offline compaction raised, if not a refusal
+    restored: dict[str, HysteresisState] | None  # what the second process restored
+    refusal: str | None  # why the second process did not start
+    ticks: int  # ticks the second process read
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +340,11 @@ class Explorer:
             closing: list[str] = []
             ticks_read = 0
             again: tuple[bool, bool] | None = None
+            split: int | None = None
+            compact_error: str | None = None
+            second_restored: dict[str, HysteresisState] | None = None
+            second_refusal: str | None = None
+            second_ticks = 0
             with EscapeWatch((WATCHED_ROOT,)) as watch:
                 try:
                     runtime.start()
@@ -342,11 +359,21 @@ class Explorer:
                 faults_at_start = start_faults(fs.trace)
                 if refusal is None:
                     groups = list(ticks(snapshots))
-                    for group in groups:
-                        runtime.tick(group)
-                        ticks_read += 1
-                        if runtime.stats.halted:
-                            break
+                    ticks_read = _feed(runtime, groups, workload.compact_after)
+                    if workload.compact_after is not None and not runtime.stats.halted:
+                        # stop, compact offline, start a second process on the result
+                        close_quietly(runtime.close, closing)
+                        compact_error = self._compact_offline(workload)
+                        split = len(sink.events)
+                        runtime = self._runtime(workload, timeline, sink)
+                        try:
+                            runtime.start()
+                            second_restored = dict(runtime.states)
+                            second_ticks = _feed(runtime, groups, None)
+                        except StartupRefused as exc:
+                            second_refusal = exc.reason
+                        except Exception as exc:
+                            second_refusal = crash_reason(exc)
                     if runtime.stats.halted or timeline.first_failure() is not None:
                         try:
                             runtime.tick(groups[-1])
@@ -354,9 +381,10 @@ class Explorer:
                         except HaltedError:
                             refused_next = True
                     failed = timeline.first_failure()
-                    if failed is not None:
+                    if failed is not None and second_refusal is None:
                         again = offer_again(runtime.backend, failed.states)
-                    close_quietly(runtime.close, closing)
+                    if second_refusal is None:
+                        close_quietly(runtime.close, closing)
             if watch.escapes:
                 raise InvisibleIO(self.backend, watch.escapes)
             ops = [op.op for op in fs.trace]
@@ -387,6 +415,9 @@ class Explorer:
                 any(op.op == _OPEN and op.path == STATE_PATH and op.mutating for op in fs.trace),
                 again,
                 possible,
+                Compaction(split, compact_error, second_restored, second_refusal, second_ticks)
+                if split is not None
+                else None,
             )
         finally:
             fs.stop()
@@ -629,6 +660,20 @@ class Explorer:
         )
         return False, [v for v in found if v.invariant not in capped], rules
 
+    def _compact_offline(self, workload: Workload) -> str | None:
+        """The backend's offline compaction (`Backend.compact`) between two processes: a
+        refusal is an answer, any other exception is a crash (returned)."""
+        compact = self.backend.compact
+        if compact is None:
+            return None
+        try:
+            compact(STATE_PATH, workload.config)
+        except StartupRefused:
+            return None
+        except Exception as exc:
+            return crash_reason(exc)
+        return None
+
     def _second_writer(self, workload: Workload) -> list[Violation] | None:
         """C5.9 on the workload's initial disk: while a process that has appended holds the
         state path, a second open is refused; once it closed, a new one starts. None
@@ -663,6 +708,28 @@ class Explorer:
             return crash_reason(exc)
         close_quietly(opened.backend.close, [])
         return None
+
+    def _judge_compaction(self, rec: Recording, seed: ModelRestore) -> list[Violation]:
+        """A mid-history compaction lost nothing: the process started after it restored
+        every acknowledged state (1, 2, 3, 7), and neither it nor the compaction crashed."""
+        c = rec.compaction
+        if c is None:
+            return []
+        found = [] if c.error is None else judge_refusal(c.error, expected=None, crashed=False)
+        if c.refusal is not None:
+            return found + judge_refusal(c.refusal, expected=None, crashed=False)
+        assert c.restored is not None
+        split_at = (
+            rec.timeline.publishes[c.split].position
+            if c.split < len(rec.timeline.publishes)
+            else None
+        )
+        ledger = Ledger.build(
+            [*seed.states.values(), *rec.timeline.acked_before(split_at)],
+            published=[p.event for p in rec.timeline.published_before(split_at)],
+        )
+        written = {s.persisted_fields() for s in [*seed.records, *rec.timeline.attempted()]}
+        return found + judge_restored(c.restored, replace(ledger, written=frozenset(written)))
 
     def _expected_events(
         self, config: HysteresisConfig, restored: Mapping[str, HysteresisState], ticks_read: int
@@ -722,10 +789,18 @@ class Explorer:
             refused=refusal is not None,
         )
         found += judge_close(rec.close_errors)
+        found += self._judge_compaction(rec, seed)
         if rec.restored is not None and not rec.injected and timeline.first_failure() is None:
             # the run itself, for what it restored: every event the contract's reading has
             expected = self._expected_events(workload.config, rec.restored, rec.ticks_read)
-            found += judge_published(rec.events, expected, process="the run")
+            c = rec.compaction
+            events = rec.events if c is None else rec.events[: c.split]
+            found += judge_published(events, expected, process="the run")
+            if c is not None and c.restored is not None:
+                expected = self._expected_events(workload.config, c.restored, c.ticks)
+                found += judge_published(
+                    rec.events[c.split :], expected, process="the process after the compaction"
+                )
         writer_checked = False
         if workload.second_writer and rec.restored is not None:
             second = self._second_writer(workload)
@@ -915,6 +990,19 @@ class Explorer:
             for rule in rules
             if not rule.persistent
         )
+
+
+def _feed(
+    runtime: HysteresisRuntime, groups: Sequence[Sequence[RegimeInputSnapshot]], limit: int | None
+) -> int:
+    """Offer the ticks in order (at most `limit`), stopping at a halt; returns how many."""
+    read = 0
+    for group in groups if limit is None else groups[:limit]:
+        runtime.tick(group)
+        read += 1
+        if runtime.stats.halted:
+            break
+    return read
 
 
 def _by_point(

@@ -50,6 +50,10 @@ class Workload:
     second_writer: bool = False
     #: The file-system profile whose crash states are explored (`crashkit.faults.PROFILES`).
     profile: str = PREFIX.name
+    #: Mid-history compaction: after this many ticks the run stops, the backend's offline
+    #: compaction runs (`Backend.compact`, what `crashkit compact` does), and a second
+    #: process starts and reads the input again; every op of the three is a crash point.
+    compact_after: int | None = None
 
     @property
     def config(self) -> HysteresisConfig:
@@ -116,6 +120,7 @@ class Workload:
             "directory_at_state_path": self.directory_at_state_path,
             "second_writer": self.second_writer,
             "profile": self.profile,
+            "compact_after": self.compact_after,
         }
 
     @classmethod
@@ -143,6 +148,7 @@ class Workload:
             directory_at_state_path=bool(data.get("directory_at_state_path", False)),
             second_writer=bool(data.get("second_writer", False)),
             profile=profile_named(str(data.get("profile", PREFIX.name))).name,
+            compact_after=_optional_int(data.get("compact_after")),
         )
 
 

@@ -32,7 +32,12 @@ from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.compact import EAGER_POLICY, CompactSteps
-from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store, read_state_file
+from crashkit.orchestrator.store.jsonl import (
+    JsonlStateBackend,
+    compact_store,
+    open_jsonl_store,
+    read_state_file,
+)
 from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import Backend, BackendFactory, OpenedStore
 from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
@@ -312,6 +317,14 @@ def _compacting(steps: CompactSteps) -> BackendFactory:
     return functools.partial(open_jsonl_store, policy=EAGER_POLICY, steps=steps)
 
 
+def _compactor(name: str, steps: CompactSteps) -> Backend:
+    """A broken compaction, at start (eager policy) and offline (`crashkit compact`)."""
+    return replace(
+        _declared(name, _compacting(steps)),
+        compact=functools.partial(compact_store, steps=steps),
+    )
+
+
 def _declared(name: str, factory: BackendFactory) -> Backend:
     """A broken variant of the reference, declared like it (a line file, one writer)."""
     return replace(
@@ -340,17 +353,17 @@ writer_not_poisoned = _declared("writer_not_poisoned", _writer(NotPoisonedWriter
 special_file_restores_empty = _declared("special_file_restores_empty", special_file_as_empty)
 open_error_restores_empty = _declared("open_error_restores_empty", open_error_as_empty)
 invalid_lines_salvaged = _declared("invalid_lines_salvaged", lenient_salvage)
-compaction_temp_not_fsynced = _declared(
-    "compaction_temp_not_fsynced", _compacting(CompactSteps(fsync_temp=False))
+compaction_temp_not_fsynced = _compactor(
+    "compaction_temp_not_fsynced", CompactSteps(fsync_temp=False)
 )
-compaction_folder_not_fsynced = _declared(
-    "compaction_folder_not_fsynced", _compacting(CompactSteps(fsync_folder=False))
+compaction_folder_not_fsynced = _compactor(
+    "compaction_folder_not_fsynced", CompactSteps(fsync_folder=False)
 )
-compaction_replaced_before_written = _declared(
-    "compaction_replaced_before_written", _compacting(CompactSteps(write_first=False))
+compaction_replaced_before_written = _compactor(
+    "compaction_replaced_before_written", CompactSteps(write_first=False)
 )
-compaction_stale_temp_kept = _declared(
-    "compaction_stale_temp_kept", _compacting(CompactSteps(clean_stale=False))
+compaction_stale_temp_kept = _compactor(
+    "compaction_stale_temp_kept", CompactSteps(clean_stale=False)
 )
 
 

@@ -284,6 +284,8 @@ def scenario_from_finding(
     """
     w = finding.workload
     steps: list[Step] = [{"fault": rule.to_dict()} for rule in w.plan.rules]
+    if w.compact_after is not None:  # stop, compact offline, a second process reads again
+        steps += [{"run": {"ticks": w.compact_after}}, {"compact": {}}]
     steps.append({"run": {"ticks": "all"}})
     where = "the recorded run"
     if finding.crash_point is not None:

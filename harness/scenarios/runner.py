@@ -418,6 +418,8 @@ class Machine:
                 self.step_corrupt(i, step.corrupt)
             elif isinstance(step.replay, s.ReplayStep):
                 self.step_replay(i, step.replay)
+            elif isinstance(step.compact, s.CompactStep):
+                self.step_compact(i, where)
 
     def step_run(self, i: int, step: s.RunStep, where: str) -> None:
         proc = self.current() or self.start(where)
@@ -432,6 +434,24 @@ class Machine:
                 f"{len(self.groups)} ticks: only {left} left",
             )
         self.feed(proc, count)
+
+    def step_compact(self, i: int, where: str) -> None:
+        """Stop the process, compact offline (`Backend.compact`), start a new process."""
+        compact = self.sc.backend.compact
+        if compact is None:
+            raise StepFailed(
+                ["steps", i, "compact"],
+                f"backend {self.sc.backend.name} declares no offline compaction (Backend.compact)",
+            )
+        self._stop(self.current())
+        self._arm(None)
+        try:
+            compact(STATE_PATH, self.config)
+        except StartupRefused:
+            pass  # a refusal is an answer: the file is left as it was
+        except Exception as exc:
+            self._judge_refusal(crash_reason(exc), None, False, where)
+        self.start(where)
 
     def step_append(self, i: int, where: str) -> None:
         proc = self.current() or self.start(where)

@@ -121,6 +121,11 @@ class RestartStep(_Strict, frozen=True):
     config: ConfigSpec | None = None
 
 
+class CompactStep(_Strict, frozen=True):
+    """Stop the running process, run the backend's offline compaction (`crashkit compact`
+    for the reference), start a new process."""
+
+
 class RawHex(_Strict, frozen=True):
     raw_hex: str
 
@@ -144,9 +149,19 @@ class Step(_Strict, frozen=True):
     restart: RestartStep | UnsetType | None = UNSET
     corrupt: CorruptStep | UnsetType = UNSET
     replay: ReplayStep | UnsetType = UNSET
+    compact: CompactStep | UnsetType = UNSET
 
 
-STEP_KINDS: tuple[str, ...] = ("run", "append", "fault", "crash", "restart", "corrupt", "replay")
+STEP_KINDS: tuple[str, ...] = (
+    "run",
+    "append",
+    "fault",
+    "crash",
+    "restart",
+    "corrupt",
+    "replay",
+    "compact",
+)
 
 
 # -- expectations ----------------------------------------------------------------------------

@@ -177,3 +177,25 @@ def test_a_rename_that_fails_leaves_the_old_file_in_charge() -> None:
         assert not os.path.exists(temp_path(STATE))
         with open(STATE, "rb") as f:
             assert f.read() == COMPACTABLE
+
+
+def test_a_mid_history_compaction_exports_a_scenario_that_replays_it(tmp_path: Path) -> None:
+    """`Workload.compact_after`: stop, `crashkit compact`, a second process. A broken
+    compaction is caught there, and its scenario (`compact: {}` step) fails the same way;
+    the reference's is clean."""
+    from crashkit.harness.scenarios import load_scenario, run_loaded
+    from crashkit.harness.scenarios.export import export_findings
+
+    workload = COMPACTION[2]
+    assert workload.compact_after is not None
+    assert Explorer().run(workload).findings == []
+    broken = variants.compaction_temp_not_fsynced
+    explorer = Explorer(broken)
+    summary = explorer.run(workload)
+    assert summary.violations_by_invariant()[Invariant.DURABILITY] > 0
+    spec = "crashkit.harness.kit.variants:compaction_temp_not_fsynced"
+    paths = export_findings(summary.findings, tmp_path, backend=spec, explorer=explorer)
+    durability = [p for p in paths if p.stem.startswith(Invariant.DURABILITY)]
+    assert durability and "compact: {}" in durability[0].read_text()
+    result = run_loaded(load_scenario(durability[0]))
+    assert f"invariant {Invariant.DURABILITY}" in [c.name for c in result.failures]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal, WriterLocked
 from crashkit.orchestrator.store.compact import (
+    COMPACT_NOW,
     DEFAULT_POLICY,
     EAGER_POLICY,
     SAFE_STEPS,
@@ -455,6 +456,14 @@ def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
     return store_from_report(report, config)
 
 
+def compact_store(path: str, config: HysteresisConfig, *, steps: CompactSteps = SAFE_STEPS) -> None:
+    """`crashkit compact`: open under the writer lock, compact now (unless the file already
+    holds one line per symbol), close. Raises StartupRefused for a file it must not
+    touch (fatal, locked)."""
+    opened = open_jsonl_store(path, config, policy=COMPACT_NOW, steps=steps)
+    opened.backend.close()
+
+
 #: The reference backend's declaration (`crashkit.orchestrator.store.jsonl:BACKEND`).
 BACKEND = Backend(
     name="jsonl",
@@ -467,6 +476,7 @@ BACKEND = Backend(
         temp_files=("{path}" + TEMP_SUFFIX,),
     ),
     spec="crashkit.orchestrator.store.jsonl:BACKEND",
+    compact=compact_store,
 )
 
 
@@ -478,4 +488,5 @@ COMPACTING_BACKEND = Backend(
     restore_only=restore_only,
     capabilities=BACKEND.capabilities,
     spec="crashkit.orchestrator.store.jsonl:COMPACTING_BACKEND",
+    compact=compact_store,
 )

@@ -13,7 +13,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -118,6 +118,9 @@ class Backend:
     capabilities: Capabilities = field(default_factory=Capabilities)
     #: How it was named (`module:attribute`), for messages and exported scenarios.
     spec: str | None = None
+    #: An optional offline compaction of the state (what `crashkit compact` runs for the
+    #: reference): under the writer lock, refusing (StartupRefused) what it must not touch.
+    compact: Callable[[str, HysteresisConfig], None] | None = None
 
     def __call__(self, path: str, config: HysteresisConfig) -> OpenedStore:
         return self.open(path, config)
