@@ -60,7 +60,7 @@ from crashkit.harness.judge.observe import (
     offer_again,
     recording_factory,
 )
-from crashkit.harness.judge.paths import STATE_PATH, leftover_temp_files
+from crashkit.harness.judge.paths import STATE_PATH, leftover_temp_files, undeclared_files
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -75,6 +75,7 @@ from crashkit.harness.judge.verdicts import (
     judge_selection,
     judge_single_writer,
     judge_start_fault,
+    judge_undeclared_files,
     start_faults,
     uninterrupted,
 )
@@ -188,6 +189,7 @@ class Recording:
     #: crash states that exist at its crash points (above the cap: more than `states`)
     possible: int = 0
     compaction: Compaction | None = None  # the mid-history compaction, if the workload has one
+    created_paths: tuple[str, ...] = ()  # files its opens created (or truncated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +420,7 @@ class Explorer:
                 Compaction(split, compact_error, second_restored, second_refusal, second_ticks)
                 if split is not None
                 else None,
+                tuple(op.path for op in fs.trace if op.op == _OPEN and op.mutating),
             )
         finally:
             fs.stop()
@@ -790,6 +793,9 @@ class Explorer:
         )
         found += judge_close(rec.close_errors)
         found += self._judge_compaction(rec, seed)
+        found += judge_undeclared_files(
+            undeclared_files(self.backend.capabilities, rec.created_paths)
+        )
         if rec.restored is not None and not rec.injected and timeline.first_failure() is None:
             # the run itself, for what it restored: every event the contract's reading has
             expected = self._expected_events(workload.config, rec.restored, rec.ticks_read)

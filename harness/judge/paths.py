@@ -7,8 +7,10 @@ the same thing whichever driver replays it.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
+from collections.abc import Iterable
 
 from crashkit.orchestrator.store.protocol import Capabilities
 
@@ -24,6 +26,14 @@ def state_files_glob(capabilities: Capabilities) -> str:
     if capabilities.file_patterns(STATE_PATH) == (STATE_PATH,):
         return STATE_FILE_GLOB
     return f"{STATE_DIR}/*"
+
+
+def undeclared_files(capabilities: Capabilities, created: Iterable[str]) -> tuple[str, ...]:
+    """The created paths that match none of the backend's declared files or temp files."""
+    declared = (*capabilities.file_patterns(STATE_PATH), *capabilities.temp_paths(STATE_PATH))
+    return tuple(
+        sorted({p for p in created if not any(fnmatch.fnmatchcase(p, d) for d in declared)})
+    )
 
 
 def leftover_temp_files(capabilities: Capabilities) -> tuple[str, ...]:

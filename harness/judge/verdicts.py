@@ -304,6 +304,20 @@ def start_faults(ops: Iterable[Op]) -> tuple[str, ...]:
     )
 
 
+def judge_undeclared_files(paths: Sequence[str]) -> list[Violation]:
+    """P: a backend creates only the files it declares (`Capabilities.files`,
+    `temp_files`): those are the ones the harness faults, damages and checks."""
+    if not paths:
+        return []
+    return [
+        Violation(
+            Invariant.PROTOCOL,
+            f"created {', '.join(paths)}, which its Capabilities declare neither as files "
+            "nor as temp_files: the harness faults, damages and checks declared files only",
+        )
+    ]
+
+
 def judge_leftover_temp(paths: Sequence[str]) -> list[Violation]:
     """P: once a start returned, no temp file a crash left behind is still there."""
     if not paths:
@@ -421,6 +435,7 @@ __all__ = [
     "judge_selection",
     "judge_single_writer",
     "judge_start_fault",
+    "judge_undeclared_files",
     "start_faults",
     "uninterrupted",
 ]

@@ -365,6 +365,7 @@ compaction_replaced_before_written = _compactor(
 compaction_stale_temp_kept = _compactor(
     "compaction_stale_temp_kept", CompactSteps(clean_stale=False)
 )
+compaction_temp_elsewhere = _compactor("compaction_temp_elsewhere", CompactSteps(temp_beside=False))
 
 
 DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
@@ -488,6 +489,13 @@ VARIANTS: tuple[Variant, ...] = (
             ("compaction-folder-not-fsynced", compaction_folder_not_fsynced),
             ("compaction-replaced-before-written", compaction_replaced_before_written),
         )
+    ),
+    Variant(
+        "compaction-temp-in-another-folder",
+        Invariant.PROTOCOL,
+        COMPACTION[0],
+        compaction_temp_elsewhere,
+        caught_by=frozenset({"explorer"}),
     ),
     Variant(
         "compaction-stale-temp-kept",

@@ -37,7 +37,12 @@ from crashkit.harness.judge.observe import (
     offer_again,
 )
 from crashkit.harness.judge.observe import recording_factory as _recording_factory
-from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, leftover_temp_files
+from crashkit.harness.judge.paths import (
+    STATE_DIR,
+    STATE_PATH,
+    leftover_temp_files,
+    undeclared_files,
+)
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -52,6 +57,7 @@ from crashkit.harness.judge.verdicts import (
     judge_refusal,
     judge_restored,
     judge_start_fault,
+    judge_undeclared_files,
     start_faults,
     uninterrupted,
 )
@@ -207,6 +213,7 @@ class Machine:
         self.step_checks: list[Check] = []
         self.at_step = -1  # the index of the step being carried out
         self.traces: list[tuple[str, ...]] = []
+        self.created: set[str] = set()  # files the backend's opens created, every boot
         self.notes: list[str] = []
 
     # -- disk -----------------------------------------------------------------------------
@@ -234,7 +241,11 @@ class Machine:
         if self.sc.seed.kind == "fifo":
             fs.filesystem.create_file(STATE_PATH, st_mode=stat.S_IFIFO | 0o644)
 
+    def _note_created(self) -> None:
+        self.created.update(op.path for op in self.fs.trace if op.op == "open" and op.mutating)
+
     def _reboot(self, image: DiskImage) -> None:
+        self._note_created()
         self.traces.append(tuple(str(op) for op in self.fs.trace))
         self.fs.restart(image)
         self.boot += 1
@@ -688,7 +699,12 @@ class Machine:
 
     def judge_processes(self) -> None:
         """Per process: publish after commit, the halt rule, the engine invariant downstream;
-        over all of them: continuity with the uninterrupted run."""
+        over all of them: continuity with the uninterrupted run; and only declared files."""
+        self._note_created()
+        self._found(
+            judge_undeclared_files(undeclared_files(self.sc.backend.capabilities, self.created)),
+            "all processes",
+        )
         live = [p for p in self.procs if p.status != "vanished"]
         for p in live:
             verdicts = judge_process(

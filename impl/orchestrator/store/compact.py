@@ -76,6 +76,7 @@ class CompactSteps:
     fsync_folder: bool = True  # fsync the folder after the rename
     write_first: bool = True  # the temp file is complete before the rename
     clean_stale: bool = True  # a start removes a temp file an earlier crash left
+    temp_beside: bool = True  # the temp file is in the state file's own folder
 
 
 #: Every step on: what the reference does.
@@ -149,6 +150,9 @@ def compact_locked(
         raise RestoreFatal(path, f"a {report.outcome} state file is never compacted")
     data = compacted_bytes(report, config)
     tmp = temp_path(path)
+    if not steps.temp_beside:
+        parent = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+        tmp = os.path.join(parent, os.path.basename(tmp))
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         tfd = os.open(tmp, flags, 0o644)
