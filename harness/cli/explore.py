@@ -84,7 +84,9 @@ def _report_profiles(summaries: dict[str, Summary], as_json: bool, title: str) -
         return
     table = Table(title=escape(f"{title}, every file-system profile"))
     for column in ("profile", "crash states", "violations", "known limits of the v1 format"):
-        table.add_column(column, justify="left" if column == "profile" else "right")
+        table.add_column(
+            column, justify="left" if column == "profile" else "right", overflow="fold"
+        )
     for name, s in summaries.items():
         broken = ", ".join(f"{k} {v}" for k, v in s.violations_by_invariant().items() if v)
         limits = ", ".join(f"{k} {v}" for k, v in sorted(s.limits.items()))
