@@ -162,13 +162,7 @@ def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> l
     assert profile.block is not None
     block = profile.block
     old, new = snap.durable, snap.writeback
-    if snap.low < len(old) or len(new) < len(old):
-        return []  # truncated since its last fsync: the prefix model's states only
-    dirty = [
-        i
-        for i in _blocks_of(max(len(old), len(new)), block)
-        if old[i * block : (i + 1) * block] != new[i * block : (i + 1) * block]
-    ]
+    dirty = _dirty_blocks(snap, block)
     if not dirty:
         return []
     overwrite = [i for i in dirty if i * block < len(old)]
@@ -188,20 +182,27 @@ def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> l
     return out
 
 
+def _dirty_blocks(snap: FileSnap, block: int) -> list[int]:
+    """The blocks whose durable and writeback bytes differ; none for a file truncated
+    since its last fsync (the prefix model's states only)."""
+    old, new = snap.durable, snap.writeback
+    if snap.low < len(old) or len(new) < len(old):
+        return []
+    return [
+        i
+        for i in _blocks_of(max(len(old), len(new)), block)
+        if old[i * block : (i + 1) * block] != new[i * block : (i + 1) * block]
+    ]
+
+
 def block_state_count(snap: FileSnap, profile: Profile) -> int:
     """How many block states `profile` allows for one file (what `block_options` samples
     from when there are more than its cap): 0 when it adds none."""
     if profile.block is None or snap.writeback == snap.durable:
         return 0
-    block = profile.block
-    old, new = snap.durable, snap.writeback
-    if snap.low < len(old) or len(new) < len(old):
+    dirty = len(_dirty_blocks(snap, profile.block))
+    if not dirty:
         return 0
-    dirty = sum(
-        1
-        for i in _blocks_of(max(len(old), len(new)), block)
-        if old[i * block : (i + 1) * block] != new[i * block : (i + 1) * block]
-    )
     if not (profile.reorder or profile.torn_overwrite):
         return dirty + 1
     return int(2**dirty * max(1, len(profile.fills)))

@@ -477,32 +477,18 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     # compaction (contract §8), each with one of C8.2's steps left out
     *(
-        Variant(
-            name,
-            Invariant.DURABILITY,
-            COMPACTION[0],
-            backend,
-            caught_by=frozenset({"explorer"}),
+        Variant(name, invariant, COMPACTION[0], backend, caught_by=frozenset({"explorer"}))
+        for name, invariant, backend in (
+            ("compaction-temp-not-fsynced", Invariant.DURABILITY, compaction_temp_not_fsynced),
+            ("compaction-folder-not-fsynced", Invariant.DURABILITY, compaction_folder_not_fsynced),
+            (
+                "compaction-replaced-before-written",
+                Invariant.DURABILITY,
+                compaction_replaced_before_written,
+            ),
+            ("compaction-temp-in-another-folder", Invariant.PROTOCOL, compaction_temp_elsewhere),
+            ("compaction-stale-temp-kept", Invariant.PROTOCOL, compaction_stale_temp_kept),
         )
-        for name, backend in (
-            ("compaction-temp-not-fsynced", compaction_temp_not_fsynced),
-            ("compaction-folder-not-fsynced", compaction_folder_not_fsynced),
-            ("compaction-replaced-before-written", compaction_replaced_before_written),
-        )
-    ),
-    Variant(
-        "compaction-temp-in-another-folder",
-        Invariant.PROTOCOL,
-        COMPACTION[0],
-        compaction_temp_elsewhere,
-        caught_by=frozenset({"explorer"}),
-    ),
-    Variant(
-        "compaction-stale-temp-kept",
-        Invariant.PROTOCOL,
-        COMPACTION[0],
-        compaction_stale_temp_kept,
-        caught_by=frozenset({"explorer"}),
     ),
     # what the kit's own checks exist for
     Variant(
