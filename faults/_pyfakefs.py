@@ -86,6 +86,7 @@ The fake os module:
 
 from __future__ import annotations
 
+import errno
 import stat
 from collections.abc import Callable
 from operator import attrgetter
@@ -358,6 +359,57 @@ def close_shared_descriptor(fs: FakeFilesystem, fd: int) -> bool:
     if getattr(handle, "filedes", None) == fd:
         handle.filedes = others[0]
     return True
+
+
+def _resync_readers(fs: FakeFilesystem, obj: FakeFile) -> None:
+    """Reload the buffer of every non-append handle on `obj` from its content.
+
+    A pyfakefs handle buffers the whole file, and a flush (which a seek or a close
+    makes) writes that buffer back: one left stale by a change made on the file object
+    would undo the change. (Append handles merge their buffer onto the content instead.)"""
+    for handles in fs.open_files:
+        for handle in handles or ():
+            if (
+                isinstance(handle, FakeFileWrapper)
+                and handle.file_object is obj
+                and not handle.open_modes.append
+            ):
+                handle._sync_io()
+
+
+def positioned_read(fs: FakeFilesystem, fd: int, n: int, offset: int) -> bytes:
+    """pread(2) on the file object itself: no seek, no flush of the handle's buffer."""
+    handle = fs.get_open_file(fd)
+    if not isinstance(handle, FakeFileWrapper) or not handle.open_modes.can_read:
+        fs.raise_os_error(errno.EBADF)
+    if n < 0 or offset < 0:
+        fs.raise_os_error(errno.EINVAL)
+    data = handle.file_object.byte_contents or b""
+    return data[offset : offset + n]
+
+
+def positioned_write(fs: FakeFilesystem, fd: int, data: bytes, offset: int) -> int:
+    """pwrite(2) on the file object itself: the bytes land at `offset` (at the end for an
+    `O_APPEND` descriptor, as on Linux), a gap reads as zeros, other handles see it."""
+    handle = fs.get_open_file(fd)
+    if not isinstance(handle, FakeFileWrapper) or not handle.open_modes.can_write:
+        fs.raise_os_error(errno.EBADF)
+    if offset < 0:
+        fs.raise_os_error(errno.EINVAL)
+    obj = handle.file_object
+    old = obj.byte_contents or b""
+    if handle.open_modes.append:
+        offset = len(old)
+    data = bytes(data)
+    gap = b"\0" * max(0, offset - len(old))
+    obj.set_initial_contents(old[:offset] + gap + data + old[offset + len(data) :])
+    _resync_readers(fs, obj)
+    return len(data)
+
+
+def truncated(fs: FakeFilesystem, obj: FakeFile) -> None:
+    """After a truncate of `obj`: no handle may write a stale buffer back over it."""
+    _resync_readers(fs, obj)
 
 
 # -- files and directories ------------------------------------------------------------------

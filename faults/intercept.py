@@ -61,8 +61,6 @@ from os import (
     O_SYNC,
     O_TRUNC,
     O_WRONLY,
-    SEEK_CUR,
-    SEEK_SET,
     fsdecode,
     fspath,
     strerror,
@@ -88,9 +86,12 @@ from crashkit.faults._pyfakefs import (
     live_handle_ids,
     open_directory,
     open_file,
+    positioned_read,
+    positioned_write,
     retype_raw_handle,
     retype_wrapper,
     route_skipped_modules,
+    truncated,
     truncates_on_open,
     wrapped_file,
     wrapper_attr,
@@ -549,6 +550,7 @@ class CrashOs(FakeOsModule):
         path = handle_path(handle)
         detail = f"to {length} bytes"
         s.run(FTRUNCATE, path, detail, super().ftruncate, fd, length)
+        truncated(self.filesystem, handle.get_object())
         s.model.truncated(handle.get_object(), length)
         s.log(FTRUNCATE, path, detail, mutating=True)
 
@@ -649,22 +651,39 @@ class CrashOs(FakeOsModule):
         return int(handle.tell()) if isinstance(handle, FakeFileWrapper) else 0
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        """pyfakefs has none: without it the call would reach a *real* descriptor."""
-        pos = self.lseek(fd, 0, SEEK_CUR)
-        self.lseek(fd, offset, SEEK_SET)
-        try:
-            return self.read(fd, n)
-        finally:
-            self.lseek(fd, pos, SEEK_SET)
+        """pyfakefs has none: without it the call would reach a *real* descriptor. Read
+        from the file itself, as pread(2) does: the descriptor's offset stays."""
+        s = _session_for(self.filesystem)
+        if s is None or not isinstance(fd, int) or fd < 3:
+            return positioned_read(self.filesystem, fd, n, offset)
+        path = handle_path(s.handle(READ, fd))
+        data = s.run(
+            READ, path, f"up to {n} bytes", positioned_read, self.filesystem, fd, n, offset
+        )
+        s.log(READ, path, f"{len(data)} bytes at {offset}")
+        return data
 
     def pwrite(self, fd: int, contents: bytes, offset: int) -> int:
-        """pyfakefs has none: without it the call would reach a *real* descriptor."""
-        pos = self.lseek(fd, 0, SEEK_CUR)
-        self.lseek(fd, offset, SEEK_SET)
-        try:
-            return self.write(fd, contents)
-        finally:
-            self.lseek(fd, pos, SEEK_SET)
+        """pyfakefs has none: without it the call would reach a *real* descriptor. Write
+        into the file itself, as pwrite(2) does: the descriptor's offset stays."""
+        s = _session_for(self.filesystem)
+        if s is None or not isinstance(fd, int) or fd < 3:
+            return positioned_write(self.filesystem, fd, contents, offset)
+        path = handle_path(s.handle(WRITE, fd))
+        requested = len(contents)
+        asked = f"{requested} bytes"
+        rule = s.check(WRITE, path, asked)
+        if rule is not None:  # a short write
+            contents = contents[: rule.short_write]
+        written = s.attempt(
+            WRITE, path, asked, positioned_write, self.filesystem, fd, contents, offset
+        )
+        if rule is None:
+            s.log(WRITE, path, f"{written} bytes at {offset}", mutating=True)
+        else:
+            detail = f"short write: {written} of {requested} bytes at {offset}"
+            s.log(WRITE, path, detail, mutating=True, injected=True)
+        return written
 
 
 _OS_OVERRIDES = (

@@ -266,6 +266,9 @@ class Explorer:
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
         self._per_point: dict[int, PointFacts] = {}
+        #: restarts of this workload by disk image: a restart is a function of the disk
+        #: (and the workload) alone, and many crash points leave the same disk
+        self._restarts: dict[tuple[DiskImage, bool], Restart] = {}
         self._written_fields: frozenset[tuple[object, ...]] = frozenset()
         self._kept: Counter[str] = Counter()  # findings kept per invariant, across jobs
         self._groups: list[list[RegimeInputSnapshot]] = []  # the workload's ticks
@@ -610,7 +613,12 @@ class Explorer:
         contract rules it exercised)."""
         facts = self._point_facts(point, timeline, seed)
         converge = Invariant.CONTINUITY not in capped
-        r = self._restart(workload, snapshots, reference, state.image, converge=converge)
+        key = (state.image, converge)
+        r = self._restarts.get(key)
+        if r is None:
+            r = self._restarts[key] = self._restart(
+                workload, snapshots, reference, state.image, converge=converge
+            )
         config = workload.restart_config
         if r.refusal is not None or r.restored is None:
             allowed = seed if seed.outcome == "fatal" else None
@@ -864,6 +872,7 @@ class Explorer:
         self._written_fields = frozenset(s.persisted_fields() for s in written)
         fs = self.fs
         self._per_point = {}
+        self._restarts = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
         # Each point's first and last crash state (nothing of the unsynced data kept, all
         # of it kept): once an invariant reached the cap only those are restarted.

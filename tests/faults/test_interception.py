@@ -202,11 +202,35 @@ def test_lseek_pread_and_pwrite_work_on_fake_descriptors(crash: CrashFS) -> None
     assert os.lseek(fd, 0, os.SEEK_CUR) == 2  # p* calls leave the offset alone
     assert os.read(fd, 2) == b"cd"
     assert [(o.op, o.detail, o.mutating) for o in crash.trace[1:3]] == [
-        ("read", "3 bytes", False),
-        ("write", "2 bytes", True),
+        ("read", "3 bytes at 1", False),
+        ("write", "2 bytes at 0", True),
     ]
     # an in-place overwrite: a crash keeps the old or the new bytes
     assert contents(crash.crash_states()) == [b"abcdef\n", b"XYcdef\n"]
+
+
+def test_positioned_io_sees_a_truncate_and_is_never_undone_by_a_stale_buffer(
+    crash: CrashFS,
+) -> None:
+    # pyfakefs buffers a whole file per handle and writes the buffer back on a seek or a
+    # close: pread/pwrite built on lseek once read bytes a truncate had cut and put them
+    # back (SQLite's rollback truncates its database, then reads it)
+    crash.start(DiskImage({PATH: b"S"}))
+    rw = os.open(PATH, os.O_RDWR)
+    ro = os.open(PATH, os.O_RDONLY)
+    os.ftruncate(rw, 0)
+    assert os.pread(rw, 10, 0) == b""
+    assert os.pwrite(rw, b"abc", 2) == 3
+    assert os.pread(ro, 10, 0) == b"\0\0abc"  # another handle sees it (was EBADF)
+    os.ftruncate(rw, 4)
+    assert os.pread(ro, 10, 0) == b"\0\0ab"
+    os.close(rw)
+    os.close(ro)
+    assert crash.visible_image().files[PATH] == b"\0\0ab"  # the close wrote nothing back
+    append = os.open(PATH, os.O_WRONLY | os.O_APPEND)
+    os.pwrite(append, b"Z", 0)  # O_APPEND: at the end, as on Linux
+    os.close(append)
+    assert crash.visible_image().files[PATH] == b"\0\0abZ"
 
 
 def test_removedirs_records_every_directory_it_removes(crash: CrashFS) -> None:

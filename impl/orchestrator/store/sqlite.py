@@ -1,0 +1,472 @@
+"""A second backend: the state in an SQLite database, one row per symbol.
+
+Why it exists: the protocol and the kit are only proven by a backend that is not the
+line file, and SQLite is the hard case (pages overwritten in place, a rollback journal
+beside the database, directory syncs when the journal comes and goes).
+
+How it keeps the contract (docs/backends.md, "The SQLite backend", says why each
+choice was made):
+
+- Every byte goes through `sqlite_vfs.OsVfs`, plain `os` calls the fault layer sees.
+- `journal_mode=DELETE`, `synchronous=EXTRA`, normal locking: a tick is one
+  transaction, and its commit point is the journal's deletion, which EXTRA makes durable
+  with a directory fsync before `append` returns. (FULL would leave the deletion in the
+  page cache: a power cut brings the journal back and rolls an acknowledged tick back.
+  WAL would need shared memory, or exclusive locking, which turns DELETE into PERSIST.)
+- A table `crashkit_state(symbol PRIMARY KEY, engine_timestamp_ms, record)` holding each
+  symbol's winner: an upsert keeps the row unless the new state's timestamp is lower,
+  so a tie goes to the later write (C4.10, C4.11) and restore reads one row per symbol,
+  in time independent of history. `record` is the canonical contract-v1 line (without
+  its newline), decoded as strictly as a line of the reference's file.
+- The database says what it is in its header: `application_id` 0x636b7331 ("cks1") and
+  `user_version` 1, written by the first append's transaction, with the table.
+- Restore: SQLite rolls a hot journal back (its own crash recovery; the only write a
+  start makes), then `PRAGMA quick_check`, then every row decoded. An empty database, or
+  none, is bootstrap; a database SQLite cannot read, that fails its check, that is not
+  crashkit's, or that holds an invalid row, is fatal: one row per symbol means an
+  invalid row is damage, never a leftover of a crash, and skipping it would reset that
+  symbol's hysteresis.
+- One writer: the VFS holds `flock(LOCK_EX|LOCK_NB)` on the database while the writer is
+  open; a second one gets `WriterLocked`.
+- A failed append raises `PersistenceError` and poisons: the VFS refuses every later
+  write, sync and delete (no rollback either), so the next start finds the hot journal
+  and rolls back itself (C5.6, C5.7).
+
+Declared as `BACKEND` (`crashkit.orchestrator.store.sqlite:BACKEND`).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import apsw
+
+from crashkit.orchestrator.errors import (
+    PersistenceError,
+    RestoreFatal,
+    StartupRefused,
+    WriterLocked,
+)
+from crashkit.orchestrator.store.jsonl import _fsync_dir, _kind, _make_parents
+from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, Outcome
+from crashkit.orchestrator.store.report import RestoreReport, store_from_report
+from crashkit.orchestrator.store.sqlite_vfs import ConnectionState, MemoryVfs, OsVfs
+from crashkit.regime_engine.codec import (
+    RecordError,
+    StoreRecord,
+    decode_record,
+    encode_record,
+    state_to_record,
+)
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
+
+#: "cks1": what `PRAGMA application_id` holds in a crashkit state database.
+APPLICATION_ID = 0x636B7331
+#: The layout version (`PRAGMA user_version`): the two tables below.
+LAYOUT_VERSION = 1
+#: The first bytes of every SQLite database file (how `crashkit inspect` tells them apart).
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+SCHEMA = (
+    "CREATE TABLE crashkit_state ("
+    " symbol TEXT PRIMARY KEY NOT NULL,"
+    " engine_timestamp_ms INTEGER NOT NULL,"
+    " record BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    f"PRAGMA application_id = {APPLICATION_ID};"
+    f"PRAGMA user_version = {LAYOUT_VERSION};"
+)
+UPSERT = (
+    "INSERT INTO crashkit_state (symbol, engine_timestamp_ms, record) VALUES (?, ?, ?) "
+    "ON CONFLICT (symbol) DO UPDATE SET "
+    "engine_timestamp_ms = excluded.engine_timestamp_ms, record = excluded.record "
+    "WHERE excluded.engine_timestamp_ms >= crashkit_state.engine_timestamp_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the database is run. `SAFE` is the backend; the other values exist for the
+    self-test's broken variants (each must be caught) and for experiments."""
+
+    journal_mode: str = "DELETE"
+    synchronous: str = "EXTRA"
+    #: the VFS's fsync does something (False: it returns at once)
+    sync: bool = True
+    #: the VFS honours the directory sync SQLite asks for when it deletes a file
+    dirsync_on_delete: bool = True
+
+
+SAFE = Settings()
+
+_VFS: dict[tuple[bool, bool], OsVfs] = {}
+_memory_names = itertools.count()
+
+
+def vfs_for(settings: Settings) -> OsVfs:
+    """The VFS of a setting, registered with SQLite on first use."""
+    key = (settings.sync, settings.dirsync_on_delete)
+    vfs = _VFS.get(key)
+    if vfs is None:
+        name = "crashkit-os" + ("" if settings.sync else "-nosync")
+        name += "" if settings.dirsync_on_delete else "-nodirsync"
+        vfs = _VFS[key] = OsVfs(
+            name, sync=settings.sync, dirsync_on_delete=settings.dirsync_on_delete
+        )
+    return vfs
+
+
+def _error_text(state: ConnectionState | None, exc: BaseException) -> str:
+    """SQLite's message, with the OS call and errno behind it when the VFS saw one."""
+    text = str(exc).split(":", 1)[-1].strip() if ":" in str(exc) else str(exc)
+    if state is not None and state.last_error is not None:
+        what, os_error = state.last_error
+        if os_error is not None:
+            name = errno.errorcode.get(os_error.errno or 0, os_error.errno)
+            return f"{what}: {os_error.strerror or os_error} (errno {name})"
+        return what
+    return text or type(exc).__name__
+
+
+# -- restore ------------------------------------------------------------------------------
+
+
+def _rows(connection: apsw.Connection, path: str) -> list[tuple[str, int, bytes]]:
+    """The state rows, after checking the database is crashkit's and undamaged."""
+    cursor = connection.cursor()
+    app_id = cursor.execute("PRAGMA application_id").fetchall()[0][0]
+    version = cursor.execute("PRAGMA user_version").fetchall()[0][0]
+    tables = [r[0] for r in cursor.execute("SELECT name FROM sqlite_schema ORDER BY name")]
+    if app_id == 0 and version == 0 and not tables:
+        return []  # an empty database: what a crash before the first commit leaves
+    if app_id != APPLICATION_ID or version != LAYOUT_VERSION or "crashkit_state" not in tables:
+        raise RestoreFatal(
+            path,
+            f"not a crashkit state database (application_id {app_id:#x}, user_version "
+            f"{version}, tables {', '.join(tables) or 'none'}; expected application_id "
+            f"{APPLICATION_ID:#x}, user_version {LAYOUT_VERSION}, table crashkit_state)",
+        )
+    problems = [r[0] for r in cursor.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise RestoreFatal(
+            path, f"damaged database (PRAGMA quick_check: {'; '.join(map(str, problems[:3]))})"
+        )
+    return [
+        (symbol, ts, bytes(record) if isinstance(record, bytes | memoryview) else record)
+        for symbol, ts, record in cursor.execute(
+            "SELECT symbol, engine_timestamp_ms, record FROM crashkit_state ORDER BY symbol"
+        )
+    ]
+
+
+def _judge_rows(rows: list[tuple[str, int, bytes]], path: str, file_bytes: int) -> RestoreReport:
+    """The rows as the report `crashkit inspect` shows for a line file: `lines` and `valid`
+    count rows, a winner's `line` is its row number in symbol order. Any invalid row is
+    fatal (module docstring)."""
+    winners: dict[str, tuple[int, StoreRecord]] = {}
+    for number, (symbol, ts, record) in enumerate(rows, 1):
+        try:
+            if not isinstance(record, bytes):
+                raise RecordError(f"schema: record is {type(record).__name__}, not a blob")
+            decoded = decode_record(record)
+            if decoded.symbol != symbol or decoded.engine_timestamp_ms != ts:
+                raise RecordError(
+                    f"schema: row key ({symbol!r}, {ts}) differs from its record "
+                    f"({decoded.symbol!r}, {decoded.engine_timestamp_ms})"
+                )
+        except RecordError as exc:
+            raise RestoreFatal(
+                path,
+                f"row {number} (symbol {symbol!r}) is invalid: {exc}; a crashkit SQLite "
+                "database holds one row per symbol, so an invalid row is damage",
+            ) from exc
+        winners[symbol] = (number, decoded)
+    outcome: Outcome = "ok" if winners else "bootstrap"
+    return RestoreReport(
+        path=path,
+        outcome=outcome,
+        lines=len(rows),
+        valid=len(rows),
+        file_bytes=file_bytes,
+        winners=winners,
+    )
+
+
+def _check_path(path: str) -> os.stat_result | None:
+    """The state path's stat (None: nothing there); refuses anything but a regular file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return None
+    except OSError as exc:
+        raise RestoreFatal(
+            path, f"cannot open state database: {exc.strerror} (errno {exc.errno})"
+        ) from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise RestoreFatal(
+            path,
+            f"state path is {_kind(info.st_mode)}, not a regular file; refusing to read or write it",
+        )
+    return info
+
+
+def _restore(
+    connection: apsw.Connection, state: ConnectionState | None, path: str
+) -> RestoreReport:
+    try:
+        rows = _rows(connection, path)
+        size, page = (
+            connection.cursor()
+            .execute("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
+            .fetchall()[0]
+        )
+    except apsw.NotADBError as exc:
+        raise RestoreFatal(path, "not an SQLite database (its header is not SQLite's)") from exc
+    except apsw.CorruptError as exc:
+        raise RestoreFatal(path, f"damaged database: {exc}") from exc
+    except apsw.Error as exc:
+        raise RestoreFatal(path, f"cannot read state database: {_error_text(state, exc)}") from exc
+    pages, page_size = (v if isinstance(v, int) else 0 for v in (size, page))
+    return _judge_rows(rows, path, pages * page_size)
+
+
+def _connect(path: str, vfs: OsVfs, state: ConnectionState, flags: int) -> apsw.Connection:
+    try:
+        return apsw.Connection(path, flags=flags, vfs=vfs.vfs_name)
+    except apsw.BusyError as exc:
+        raise WriterLocked(
+            path,
+            "another process holds the writer lock on this state database; "
+            "only one orchestrator may write it at a time",
+        ) from exc
+    except apsw.Error as exc:
+        raise RestoreFatal(path, f"cannot open state database: {_error_text(state, exc)}") from exc
+
+
+def _configure(
+    connection: apsw.Connection, settings: Settings, path: str, state: ConnectionState
+) -> None:
+    """The pragmas the backend depends on, each checked (a mode SQLite refused is fatal)."""
+    try:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA locking_mode = NORMAL")
+        mode = cursor.execute(f"PRAGMA journal_mode = {settings.journal_mode}").fetchall()[0][0]
+        cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
+        cursor.execute("PRAGMA temp_store = MEMORY")
+        cursor.execute("PRAGMA cell_size_check = ON")
+    except apsw.NotADBError as exc:
+        raise RestoreFatal(path, "not an SQLite database (its header is not SQLite's)") from exc
+    except apsw.Error as exc:
+        raise RestoreFatal(path, f"cannot read state database: {_error_text(state, exc)}") from exc
+    if str(mode).upper() != settings.journal_mode.upper():
+        raise RestoreFatal(
+            path, f"SQLite kept journal_mode {mode} where {settings.journal_mode} was asked"
+        )
+
+
+# -- the writer -----------------------------------------------------------------------------
+
+
+class SqliteStateBackend:
+    """The writer side: one connection, one transaction per `append`.
+
+    Variants (the self-test's broken backends) subclass it and pass it as `writer=` to
+    `open_sqlite_store`: `connection`, `state` and `commit_states` are the hooks."""
+
+    def __init__(
+        self, path: str, connection: apsw.Connection, state: ConnectionState, fresh: bool
+    ) -> None:
+        self.path = path
+        self.state = state
+        self._connection: apsw.Connection | None = connection
+        self._fresh = fresh  # no table yet: the first append creates it
+        self._poisoned: str | None = None
+        self.close_error: str | None = None
+
+    @property
+    def poisoned(self) -> bool:
+        return self._poisoned is not None
+
+    @property
+    def connection(self) -> apsw.Connection:
+        if self._connection is None:
+            raise PersistenceError(f"writer for {self.path} is closed")
+        return self._connection
+
+    def _fail(self, what: str, exc: BaseException) -> PersistenceError:
+        os_error = self.state.last_error[1] if self.state.last_error is not None else None
+        reason = f"{what} failed on {self.path}: {_error_text(self.state, exc)}"
+        self._poisoned = reason
+        if self.state.poisoned is None:
+            self.state.poisoned = reason  # no further I/O, whatever failed
+        return PersistenceError(reason, os_error.errno if os_error is not None else None)
+
+    @staticmethod
+    def rows(states: Sequence[HysteresisState]) -> list[tuple[str, int, bytes]]:
+        return [
+            (s.symbol, s.engine_timestamp_ms, encode_record(state_to_record(s))[:-1])
+            for s in states
+        ]
+
+    def commit_states(self, states: Sequence[HysteresisState]) -> None:
+        """One transaction: the table first if the database is new, then the upserts."""
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        if self._fresh:
+            cursor.execute(SCHEMA)
+        cursor.executemany(UPSERT, self.rows(states))
+        cursor.execute("COMMIT")
+        self._fresh = False
+
+    def append(self, states: Sequence[HysteresisState]) -> None:
+        """One transaction, committed durably (synchronous=EXTRA) before returning."""
+        if self._poisoned is not None:
+            raise PersistenceError(f"writer is poisoned after an earlier failure: {self._poisoned}")
+        if self._connection is None:
+            raise PersistenceError(f"writer for {self.path} is closed")
+        if not states:
+            return
+        try:
+            self.commit_states(states)
+        except apsw.Error as exc:
+            raise self._fail("commit", exc) from exc
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.close(True)
+        except apsw.Error as exc:
+            self.close_error = f"close failed on {self.path}: {_error_text(self.state, exc)}"
+
+
+def open_sqlite_store(
+    path: str,
+    config: HysteresisConfig,
+    *,
+    settings: Settings = SAFE,
+    writer: type[SqliteStateBackend] = SqliteStateBackend,
+) -> OpenedStore:
+    """Lock, recover, check and restore the database at `path` (created empty if there
+    is none); raise StartupRefused for anything the contract says must not start."""
+    existing = _check_path(path)
+    if existing is None:
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            _make_parents(directory, _fsync_dir)
+        except OSError as exc:
+            raise RestoreFatal(
+                path,
+                f"cannot create the state folder {exc.filename or directory}: {exc.strerror} "
+                f"(errno {errno.errorcode.get(exc.errno or 0, exc.errno)})",
+            ) from exc
+    vfs = vfs_for(settings)
+    state = vfs.attach(path, writer=True)
+    connection = _connect(path, vfs, state, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+    try:
+        _configure(connection, settings, path, state)
+        report = _restore(connection, state, path)
+    except BaseException:
+        connection.close(True)
+        raise
+    fresh = report.outcome == "bootstrap"
+    backend = writer(path, connection, state, fresh)
+    return OpenedStore(backend=backend, store=store_from_report(report, config), report=report)
+
+
+# -- read-only --------------------------------------------------------------------------------
+
+
+def _read_all(fd: int) -> bytes:
+    parts = []
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _read_files(path: str) -> dict[str, bytearray]:
+    """The database and its journal (when there is one), read under a shared lock on the
+    database: a writer holds it exclusively, so a live database is never read half-way
+    through a commit."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise WriterLocked(
+                path, "a writer has this state database open; inspect it once it has stopped"
+            ) from exc
+        files = {path: bytearray(_read_all(fd))}
+        journal = f"{path}-journal"
+        try:
+            jfd = os.open(journal, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return files
+        try:
+            files[journal] = bytearray(_read_all(jfd))
+        finally:
+            os.close(jfd)
+        return files
+    finally:
+        os.close(fd)  # (releases the lock)
+
+
+def restore_report(path: str) -> RestoreReport:
+    """Restore as a start would, without writing a byte: the database and its journal are
+    read into memory and SQLite recovers the copy. Never raises for content; a database
+    a writer has open is reported as fatal with that reason."""
+    try:
+        if _check_path(path) is None:
+            return RestoreReport(path=path, outcome="bootstrap")
+        try:
+            files = _read_files(path)
+        except OSError as exc:
+            raise RestoreFatal(
+                path, f"cannot read state database: {exc.strerror} (errno {exc.errno})"
+            ) from exc
+        memory = MemoryVfs(f"crashkit-memory-{next(_memory_names)}", files)
+        try:
+            connection = apsw.Connection(
+                path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=memory.vfs_name
+            )
+            try:
+                return _restore(connection, None, path)
+            finally:
+                connection.close(True)
+        finally:
+            memory.unregister()
+    except StartupRefused as exc:
+        return RestoreReport(path=path, outcome="fatal", reason=exc.reason)
+
+
+def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
+    """Restore as `open_sqlite_store` does, read-only (no writer, no lock, nothing written)."""
+    report = restore_report(path)
+    if report.outcome == "fatal":
+        raise RestoreFatal(path, report.reason or "fatal restore")
+    return store_from_report(report, config)
+
+
+CAPABILITIES = Capabilities(
+    line_format=False,
+    single_writer=True,
+    files=("{path}", "{path}-journal"),
+)
+
+#: The SQLite backend's declaration (`crashkit.orchestrator.store.sqlite:BACKEND`).
+BACKEND = Backend(
+    name="sqlite",
+    open=open_sqlite_store,
+    restore_only=restore_only,
+    capabilities=CAPABILITIES,
+    spec="crashkit.orchestrator.store.sqlite:BACKEND",
+)
