@@ -18,6 +18,20 @@ whether it is met. The figures (each in its own module here, `--only NAME` runs 
 - `compact`: restore of a 10,000,000-record, 500-symbol history after `crashkit compact`,
   against the uncompacted restore of the same history (compaction.py). Goal: <= 20 ms.
 
+The SQLite backend (`crashkit.orchestrator.store.sqlite:BACKEND`) beside the JSONL
+reference on the same states, the reference the baseline, the ratio SQLite / JSONL, no
+goals (sqlite_figures.py):
+
+- `sqlite-ticks1`, `sqlite-ticks50`, `sqlite-ticks500`: durable ticks per second, one
+  `append` of 1, 50 or 500 states per tick, both backends in the same folder, median of
+  alternating rounds.
+- `sqlite-restore`: `restore_report` of a database of 1,000,000 symbols' rows against
+  that of a 1,000,000-record file of the same states, best of 3; a start timed once.
+- `sqlite-history`: restore after the `compact` figure's history (10,000,000 records,
+  500 symbols) upserted, against the JSONL file of it uncompacted and compacted.
+- `sqlite-explore`: crash states checked per second by the explorer on the default
+  workload with each backend, best of 3.
+
 Inputs are seeded (the same bytes every run), temporary folders are removed.
 `--quick` shrinks every size for a smoke run; `--json FILE` also writes the figures.
 Meeting or missing a goal never changes the exit code: this reports, it does not gate.
@@ -40,12 +54,27 @@ import compaction
 import explore_rate
 import restore_memory
 import restore_throughput
+import sqlite_figures
 from rich.console import Console
 from rich.table import Table
 
 from crashkit.harness.explore import Workload
 
-FIGURES = ("restore", "memory", "append500", "append1", "explore", "compact")
+FIGURES = (
+    "restore",
+    "memory",
+    "append500",
+    "append1",
+    "explore",
+    "compact",
+    "sqlite-ticks1",
+    "sqlite-ticks50",
+    "sqlite-ticks500",
+    "sqlite-restore",
+    "sqlite-history",
+    "sqlite-explore",
+)
+SQLITE_TICKS = {"sqlite-ticks1": 1, "sqlite-ticks50": 50, "sqlite-ticks500": 500}
 MB = 1_000_000
 
 # Goals (also in README.md's "Benchmarks" section).
@@ -99,6 +128,23 @@ class Row:
 
 def _rate(value: float) -> str:
     return f"{value:,.0f} rec/s"
+
+
+def _times(ratio: float) -> str:
+    """A ratio of times: a fraction when small (as the compact row shows it)."""
+    return f"1/{1 / ratio:,.0f}" if ratio < 0.1 else f"{ratio:.2f}x"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value:.3f} s"
+
+
+def _transactions(count: int) -> str:
+    return f"{count:,} transaction" + ("" if count == 1 else "s")
+
+
+# The SQLite figures have no goal (none was set): shown as the rows without one are.
+NO_GOAL = "—"
 
 
 # -- the figures ----------------------------------------------------------------------------
@@ -244,6 +290,150 @@ def compact_row(folder: str, args: argparse.Namespace) -> Row:
     )
 
 
+def sqlite_ticks_row(folder: str, key: str, args: argparse.Namespace) -> Row:
+    symbols = SQLITE_TICKS[key]
+    note(f"{key}: {args.sqlite_ticks:,} ticks of {symbols} state(s), SQLite vs JSONL")
+    t = sqlite_figures.measure_ticks(folder, symbols, args.sqlite_ticks, args.rounds)
+    plural = "symbol" if symbols == 1 else "symbols"
+    return Row(
+        key=key,
+        figure=f"SQLite durable ticks, {symbols} {plural}/tick",
+        detail=f"{t.ticks:,} ticks, median of {t.rounds} paired rounds",
+        unit="ticks/s",
+        ours=t.sqlite_rate,
+        ours_text=f"{t.sqlite_rate:,.0f} ticks/s",
+        baseline=t.jsonl_rate,
+        baseline_text=f"{t.jsonl_rate:,.0f} ticks/s\n(JSONL reference)",
+        ratio=t.ratio,
+        ratio_text=f"{t.ratio:.2f}x",
+        goal=NO_GOAL,
+        met=None,
+        extra={
+            "ticks": t.ticks,
+            "states_per_tick": t.symbols,
+            "sqlite_rounds": list(t.sqlite_rates),
+            "jsonl_rounds": list(t.jsonl_rates),
+            "sqlite_records_per_second": t.sqlite_rate * t.symbols,
+            "jsonl_records_per_second": t.jsonl_rate * t.symbols,
+        },
+    )
+
+
+def sqlite_restore_row(folder: str, args: argparse.Namespace) -> Row:
+    note(f"sqlite-restore: {args.sqlite_records:,} symbols' rows, best of {args.repeat}")
+    r = sqlite_figures.measure_restore(folder, args.sqlite_records, args.repeat)
+    ratio = r.sqlite_seconds / r.jsonl_seconds
+    return Row(
+        key="sqlite-restore",
+        figure="SQLite restore, one row per symbol",
+        detail=f"{r.records:,} symbols: {r.sqlite_bytes / MB:,.1f} MB database, "
+        f"{r.jsonl_bytes / MB:,.1f} MB file;\nrestore_report, best of {r.repeat}; "
+        f"a start (BACKEND.open):\n{_seconds(r.sqlite_open_seconds)} vs "
+        f"{_seconds(r.jsonl_open_seconds)}, once. Database built by apsw\n"
+        f"in {_transactions(r.transactions)} as the backend does (checked)",
+        unit="seconds",
+        ours=r.sqlite_seconds,
+        ours_text=f"{_seconds(r.sqlite_seconds)}\n({_rate(r.sqlite_rate)})",
+        baseline=r.jsonl_seconds,
+        baseline_text=f"{_seconds(r.jsonl_seconds)}\n({_rate(r.jsonl_rate)}, JSONL)",
+        ratio=ratio,
+        ratio_text=_times(ratio),
+        goal=NO_GOAL,
+        met=None,
+        extra={
+            "records": r.records,
+            "transactions": r.transactions,
+            "sqlite_bytes": r.sqlite_bytes,
+            "jsonl_bytes": r.jsonl_bytes,
+            "sqlite_records_per_second": r.sqlite_rate,
+            "jsonl_records_per_second": r.jsonl_rate,
+            "sqlite_open_seconds": r.sqlite_open_seconds,
+            "jsonl_open_seconds": r.jsonl_open_seconds,
+        },
+    )
+
+
+def sqlite_history_rows(folder: str, args: argparse.Namespace) -> list[Row]:
+    records, symbols = args.compact_records, args.compact_symbols
+    note(f"sqlite-history: a {records:,}-record history of {symbols} symbols, both ways")
+    h = sqlite_figures.measure_history(folder, records, symbols, args.repeat)
+    built = (
+        f"{h.records:,} upserts, {h.symbols} symbols: a {h.sqlite_bytes / 1000:,.0f} kB database\n"
+        f"(built by apsw in {_transactions(h.transactions)}, as the backend: checked)\n"
+    )
+    extra: dict[str, object] = {
+        "records": h.records,
+        "symbols": h.symbols,
+        "transactions": h.transactions,
+        "sqlite_bytes": h.sqlite_bytes,
+        "build_seconds": h.build_seconds,
+    }
+    uncompacted = h.sqlite_seconds / h.uncompacted_seconds
+    compacted = h.sqlite_seconds / h.compacted_seconds
+    return [
+        Row(
+            key="sqlite-history",
+            figure="SQLite restore after a history",
+            detail=f"{built}vs the {h.jsonl_bytes / MB:,.0f} MB file uncompacted; "
+            f"best of {h.repeat} (the file: once)",
+            unit="seconds",
+            ours=h.sqlite_seconds,
+            ours_text=f"{h.sqlite_seconds * 1000:.2f} ms",
+            baseline=h.uncompacted_seconds,
+            baseline_text=f"{h.uncompacted_seconds * 1000:,.0f} ms\n(JSONL uncompacted)",
+            ratio=uncompacted,
+            ratio_text=_times(uncompacted),
+            goal=NO_GOAL,
+            met=None,
+            extra={**extra, "jsonl_bytes": h.jsonl_bytes},
+        ),
+        Row(
+            key="sqlite-history-compacted",
+            figure="SQLite restore after a history, vs compacted",
+            detail=f"the same database vs the file compacted to "
+            f"{h.compacted_bytes / 1000:,.0f} kB;\nbest of {h.repeat}",
+            unit="seconds",
+            ours=h.sqlite_seconds,
+            ours_text=f"{h.sqlite_seconds * 1000:.2f} ms",
+            baseline=h.compacted_seconds,
+            baseline_text=f"{h.compacted_seconds * 1000:.2f} ms\n(JSONL compacted)",
+            ratio=compacted,
+            ratio_text=_times(compacted),
+            goal=NO_GOAL,
+            met=None,
+            extra={**extra, "jsonl_bytes": h.compacted_bytes},
+        ),
+    ]
+
+
+def sqlite_explore_row(args: argparse.Namespace) -> Row:
+    workload = Workload(symbols=args.explore_symbols, ticks=args.explore_ticks)
+    note(f"sqlite-explore: {workload.symbols} symbols x {workload.ticks} ticks, both backends")
+    e = sqlite_figures.measure_explore(workload, args.repeat)
+    return Row(
+        key="sqlite-explore",
+        figure="SQLite crash states per second",
+        detail=f"Workload({workload.symbols} symbols x {workload.ticks} ticks), best of "
+        f"{args.repeat}, one core:\n{e.sqlite.states_checked:,} states in "
+        f"{e.sqlite.seconds:.2f} s vs {e.jsonl.states_checked:,} in {e.jsonl.seconds:.2f} s",
+        unit="states/s",
+        ours=e.sqlite.rate,
+        ours_text=f"{e.sqlite.rate:,.0f} states/s",
+        baseline=e.jsonl.rate,
+        baseline_text=f"{e.jsonl.rate:,.0f} states/s\n(JSONL reference)",
+        ratio=e.ratio,
+        ratio_text=f"{e.ratio:.2f}x",
+        goal=NO_GOAL,
+        met=None,
+        extra={
+            "sqlite_states_checked": e.sqlite.states_checked,
+            "sqlite_seconds": e.sqlite.seconds,
+            "jsonl_states_checked": e.jsonl.states_checked,
+            "jsonl_seconds": e.jsonl.seconds,
+        },
+    )
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -276,6 +466,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--explore-ticks", type=int, default=Workload().ticks)
     parser.add_argument("--compact-records", type=int, help="history (10,000,000; quick 50,000)")
     parser.add_argument("--compact-symbols", type=int, default=500, help="its symbols")
+    parser.add_argument("--sqlite-ticks", type=int, help="sqlite-ticks*: ticks (500; quick 14)")
+    parser.add_argument(
+        "--sqlite-records", type=int, help="sqlite-restore: symbols (1,000,000; quick 2,000)"
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -293,6 +487,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.single_ticks = 200 if args.quick else 2000
     if args.compact_records is None:
         args.compact_records = 50_000 if args.quick else 10_000_000
+    if args.sqlite_ticks is None:
+        args.sqlite_ticks = 14 if args.quick else 500
+    if args.sqlite_records is None:
+        args.sqlite_records = 2_000 if args.quick else 1_000_000
     only: list[str] = []
     for item in args.only or FIGURES:
         only += [name.strip() for name in item.split(",") if name.strip()]
@@ -309,6 +507,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "rounds",
         "compact_records",
         "compact_symbols",
+        "sqlite_ticks",
+        "sqlite_records",
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -335,6 +535,18 @@ def run(args: argparse.Namespace) -> list[Row]:
             rows.append(explore_row(args))
         if "compact" in args.only:
             rows.append(compact_row(tmp, args))
+        for key in SQLITE_TICKS:
+            if key in args.only:
+                rows.append(sqlite_ticks_row(tmp, key, args))
+        if "sqlite-restore" in args.only or "sqlite-history" in args.only:
+            note("sqlite: checking that a database built with apsw is the backend's")
+            sqlite_figures.check_build(tmp)
+        if "sqlite-restore" in args.only:
+            rows.append(sqlite_restore_row(tmp, args))
+        if "sqlite-history" in args.only:
+            rows += sqlite_history_rows(tmp, args)
+        if "sqlite-explore" in args.only:
+            rows.append(sqlite_explore_row(args))
     return rows
 
 
@@ -398,6 +610,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "rounds",
                     "explore_symbols",
                     "explore_ticks",
+                    "compact_records",
+                    "compact_symbols",
+                    "sqlite_ticks",
+                    "sqlite_records",
                     "only",
                 )
             },

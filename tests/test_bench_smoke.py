@@ -23,6 +23,13 @@ ROWS = (
     "Durable append, 1 symbol/tick",
     "Crash states per second",
     "Restore after compaction",
+    "SQLite durable ticks, 1 symbol/tick",
+    "SQLite durable ticks, 50 symbols/tick",
+    "SQLite durable ticks, 500 symbols/tick",
+    "SQLite restore, one row per symbol",
+    "SQLite restore after a history",
+    "SQLite restore after a history, vs compacted",
+    "SQLite crash states per second",
 )
 #: figure -> has a baseline measured in the same run
 FIGURES = {
@@ -33,6 +40,13 @@ FIGURES = {
     "append1": True,
     "explore": False,
     "compact": True,
+    "sqlite-ticks1": True,
+    "sqlite-ticks50": True,
+    "sqlite-ticks500": True,
+    "sqlite-restore": True,
+    "sqlite-history": True,
+    "sqlite-history-compacted": True,
+    "sqlite-explore": True,
 }
 
 

@@ -55,6 +55,11 @@ RULES: dict[str, str] = {
     "C6.12": "a persist failure halted scheduling",
 }
 
+#: The rules about a line file's bytes (torn tails, blank and invalid lines, several
+#: records of a symbol): not applicable to a backend that does not declare `line_format`,
+#: whose bytes the explorer does not read (an SQLite database keeps one row per symbol).
+LINE_RULES: frozenset[str] = frozenset({"C3.2", "C4.4", "C4.6", "C4.7", "C4.10", "C4.11", "C5.4"})
+
 _BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r\v\f]*\n")
 _NOT_SPACE = re.compile(rb"[^ \t\r\n\v\f]")
 _MISSING = frozenset({"C4.2"})
@@ -110,11 +115,19 @@ def file_rules(data: bytes | None) -> frozenset[str]:
     return _FILE_RULES[torn, nothing]
 
 
-def image_rules(image: DiskImage) -> frozenset[str]:
-    """What a crash image's state path holds."""
+_EMPTY = frozenset({"C4.8"})
+_NONE: frozenset[str] = frozenset()
+
+
+def image_rules(image: DiskImage, *, line_format: bool = True) -> frozenset[str]:
+    """What a crash image's state path holds (for a backend of another format: only
+    whether it is missing, empty or a directory)."""
     if STATE_PATH in image.dirs:
         return frozenset({"C4.3"})
-    return file_rules(image.files.get(STATE_PATH))
+    data = image.files.get(STATE_PATH)
+    if line_format or data is None:
+        return file_rules(data)
+    return _EMPTY if not data else _NONE
 
 
 def answer_rules(events: Iterable[Event]) -> set[str]:
@@ -181,9 +194,10 @@ def state_rules(
     window_changed: bool,
     compared: bool,
     seeded: bool,
+    line_format: bool = True,
 ) -> set[str]:
     """What one crash state and the process restarted on it exercised."""
-    rules = set(image_rules(image)) | facts.rules
+    rules = set(image_rules(image, line_format=line_format)) | facts.rules
     if restored is None:  # refused: only the disk counts
         return rules
     rules |= answer_rules(events)
@@ -198,7 +212,7 @@ def state_rules(
         at_newest = {s.symbol for s in restored.values() if s.engine_timestamp_ms == newest}
         if at_newest < set(facts.appended_at.get(newest, ())):
             rules.add("C6.11")
-        data = image.files.get(STATE_PATH)
+        data = image.files.get(STATE_PATH) if line_format else None
         if not seeded and data is not None and data.count(b"\n") > len(restored):
             rules.add("C4.10")  # (only appended lines: more lines than symbols)
     if compared:

@@ -623,7 +623,12 @@ class Explorer:
         if r.refusal is not None or r.restored is None:
             allowed = seed if seed.outcome == "fatal" else None
             found = judge_refusal(r.refusal or "", expected=allowed, crashed=True)
-            return True, found, set(image_rules(state.image)) | run_facts.rules
+            line_format = self.backend.capabilities.line_format
+            return (
+                True,
+                found,
+                set(image_rules(state.image, line_format=line_format)) | (run_facts.rules),
+            )
         restored = r.restored
         # publish-after-ack was judged once on the recorded run; here: did it survive?
         found = judge_restored(restored, facts.ledger)
@@ -668,6 +673,7 @@ class Explorer:
             window_changed=workload.window_changed,
             compared=converge and not workload.window_changed,
             seeded=workload.initial_state is not None,
+            line_format=self.backend.capabilities.line_format,
         )
         return False, [v for v in found if v.invariant not in capped], rules
 
@@ -772,7 +778,11 @@ class Explorer:
         started = time.perf_counter()
         if self.profile is not None and workload.profile != self.profile:
             workload = replace(workload, profile=self.profile)  # (findings then carry it)
-        summary = Summary(workloads=1, findings_cap=self.max_findings)
+        summary = Summary(
+            workloads=1,
+            findings_cap=self.max_findings,
+            line_format=self.backend.capabilities.line_format,
+        )
         snapshots = workload.snapshots()
         self._groups = list(ticks(snapshots))
         self._expected = {}
@@ -953,7 +963,9 @@ class Explorer:
 
     def _faulty_runs(self, workloads: Iterable[tuple[Workload, str]]) -> Summary:
         """Run fault workloads, sharded by run (every run is recorded once, in one shard)."""
-        summary = Summary(findings_cap=self.max_findings)
+        summary = Summary(
+            findings_cap=self.max_findings, line_format=self.backend.capabilities.line_format
+        )
         index, count = self.shard
         whole = self.shard
         for workload, points in workloads:

@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.table import Table
 
-from crashkit.harness.explore.coverage import RULES
+from crashkit.harness.explore.coverage import LINE_RULES, RULES
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 
@@ -83,6 +83,9 @@ class Summary:
     #: crash states that exist at the explored points; more than the states derived
     #: when a point's combinations exceeded the cap (then a seeded sample was taken)
     states_possible: int = 0
+    #: the backend keeps contract-v1 lines: the line rules of the coverage apply
+    #: (`coverage.LINE_RULES`; otherwise they are not applicable)
+    line_format: bool = True
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -98,6 +101,7 @@ class Summary:
         self.covered.update(other.covered)
         self.limits.update(other.limits)
         self.states_possible += other.states_possible
+        self.line_format = self.line_format and other.line_format
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 
@@ -128,6 +132,7 @@ class Summary:
             "checked_by_invariant": self.checked_by_invariant(),
             "findings_cap": self.findings_cap,
             "coverage": self.coverage(),
+            "line_format": self.line_format,
             "known_limits": dict(sorted(self.limits.items())),
             "states_per_second": round(self.states_checked / self.seconds, 1)
             if self.seconds
@@ -158,12 +163,18 @@ class Summary:
             findings_cap=data.get("findings_cap"),
             covered=Counter({str(k): int(v) for k, v in data.get("coverage", {}).items() if v}),
             limits=Counter({str(k): int(v) for k, v in data.get("known_limits", {}).items()}),
+            line_format=bool(data.get("line_format", True)),
         )
 
     def coverage(self) -> dict[str, int]:
         """Every rule the explorer can reach, with the crash states and runs that
-        exercised it (0: the explored workloads never did)."""
-        return {rule: self.covered.get(rule, 0) for rule in RULES}
+        exercised it (0: the explored workloads never did); without `line_format`, the
+        line rules are left out (not applicable)."""
+        return {
+            rule: self.covered.get(rule, 0)
+            for rule in RULES
+            if self.line_format or rule not in LINE_RULES
+        }
 
     def uncovered(self) -> list[str]:
         return [rule for rule, count in self.coverage().items() if not count]
@@ -228,6 +239,20 @@ def coverage_table(summary: Summary, title: str = "contract rules exercised") ->
     table.add_column("rule")
     table.add_column("situation counted")
     table.add_column("states + runs", justify="right")
-    for rule, count in summary.coverage().items():
-        table.add_row(rule, RULES[rule], f"{count:,}" if count else "0 (not exercised)")
+    coverage = summary.coverage()
+    for rule, text in RULES.items():
+        count = coverage.get(rule)
+        table.add_row(rule, text, coverage_cell(count, markup=False))
     return table
+
+
+def coverage_cell(count: int | None, *, markup: bool) -> str:
+    """A coverage count as a table shows it (None: a line rule, not applicable)."""
+    if count is None:
+        return NOT_A_LINE_FILE
+    if count:
+        return f"{count:,}"
+    return "[red]0 (not exercised)[/]" if markup else "0 (not exercised)"
+
+
+NOT_A_LINE_FILE = "n/a (not a line file)"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from crashkit.orchestrator.events import Event, EventSink
+from crashkit.orchestrator.runtime import HysteresisRuntime
 from crashkit.orchestrator.store.protocol import BackendFactory, OpenedStore, StateBackend
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState
 
@@ -111,6 +112,30 @@ class RecordingBackend:
 
     def close(self) -> None:
         self.inner.close()
+
+    def abandon(self) -> None:
+        abandon(self.inner)
+
+
+def abandon(backend: object) -> None:
+    """A power cut took the process of `backend`: let it drop what lives in memory with no
+    I/O (its optional `abandon()`, see `orchestrator.store.protocol`). What it raises is
+    ignored: the process is gone."""
+    drop = getattr(backend, "abandon", None)
+    if callable(drop):
+        try:
+            drop()
+        except Exception:
+            return
+
+
+def abandon_runtime(runtime: HysteresisRuntime) -> None:
+    """`abandon` the backend of a runtime the power cut took (if it had one open)."""
+    try:
+        backend = runtime.backend
+    except RuntimeError:  # never started, or refused to
+        return
+    abandon(backend)
 
 
 def offer_again(backend: StateBackend, states: Sequence[HysteresisState]) -> tuple[bool, bool]:

@@ -15,7 +15,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from crashkit.harness.explore.coverage import RULES
+from crashkit.harness.explore.coverage import LINE_RULES, RULES
+from crashkit.harness.explore.summary import coverage_cell
 from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.judge.limits import LIMITS
 
@@ -39,6 +40,8 @@ class KitReport:
     coverage: Counter[str] = field(default_factory=Counter)
     #: known limits of the v1 format the explorer items met (`harness.judge.limits`)
     limits: Counter[str] = field(default_factory=Counter)
+    #: every explorer item was of a line-format backend (else the line rules do not apply)
+    line_format: bool = True
 
     def add(self, result: Mapping[str, Any]) -> None:
         """One item's `KitResult.to_json()`."""
@@ -56,6 +59,7 @@ class KitReport:
         explored = result.get("explored") or {}
         self.explorer.update({k: int(explored.get(k, 0)) for k in EXPLORER_COUNTS})
         if str(result.get("check", "")).startswith(EXPLORER_CHECK):
+            self.line_format = self.line_format and bool(explored.get("line_format", True))
             self.coverage.update({k: int(v) for k, v in explored.get("coverage", {}).items()})
             self.limits.update({k: int(v) for k, v in explored.get("known_limits", {}).items()})
 
@@ -69,6 +73,7 @@ class KitReport:
         )
         self.explorer.update({k: int(summary.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in summary.get("coverage", {}).items()})
+        self.line_format = self.line_format and bool(summary.get("line_format", True))
         for f in summary.get("findings", []):
             self.findings.append(
                 {
@@ -94,6 +99,15 @@ class KitReport:
         self.explorer.update({k: int(other.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in other.get("coverage", {}).items()})
         self.limits.update({k: int(v) for k, v in other.get("known_limits", {}).items()})
+        self.line_format = self.line_format and bool(other.get("line_format", True))
+
+    def applicable_coverage(self) -> dict[str, int]:
+        """Per rule that applies to the backend, the states and runs that exercised it."""
+        return {
+            rule: self.coverage.get(rule, 0)
+            for rule in RULES
+            if self.line_format or rule not in LINE_RULES
+        }
 
     @property
     def violations(self) -> int:
@@ -120,7 +134,8 @@ class KitReport:
             "checked_by_invariant": {k: self.checked.get(k, 0) for k in names},
             "violations_by_invariant": {k: self.violated.get(k, 0) for k in [*names, *extra]},
             **{k: self.explorer.get(k, 0) for k in EXPLORER_COUNTS},
-            "coverage": {rule: self.coverage.get(rule, 0) for rule in RULES},
+            "coverage": self.applicable_coverage(),
+            "line_format": self.line_format,
             "known_limits": dict(sorted(self.limits.items())),
             "findings": self.findings,
             "not_applicable": [list(x) for x in self.not_applicable],
@@ -159,9 +174,9 @@ class KitReport:
         table.add_column("rule")
         table.add_column("situation counted")
         table.add_column("states + runs", justify="right")
+        coverage = self.applicable_coverage()
         for rule, text in RULES.items():
-            count = self.coverage.get(rule, 0)
-            table.add_row(rule, text, f"{count:,}" if count else "[red]0 (not exercised)[/]")
+            table.add_row(rule, text, coverage_cell(coverage.get(rule), markup=True))
         return table
 
     def limit_lines(self) -> list[str]:

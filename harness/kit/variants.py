@@ -26,11 +26,12 @@ from crashkit.harness.explore.catalogue import BASE, COMPACTION
 from crashkit.harness.explore.catalogue import SMALL_BY_NAME as SMALL
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
+from crashkit.harness.kit import sqlite_variants as sv
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
-from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store import jsonl, sqlite
 from crashkit.orchestrator.store.compact import EAGER_POLICY, CompactSteps
 from crashkit.orchestrator.store.jsonl import (
     JsonlStateBackend,
@@ -386,6 +387,9 @@ class Variant:
     #: The drivers that must catch it: the explorer, the scenario library, a state
     #: machine, the kit's own checks (restore rows, single writer, restore table).
     caught_by: frozenset[str] = DRIVERS
+    #: The backend it is a broken copy of, which must pass the same workload (None: the
+    #: reference, `crashkit.orchestrator.store.jsonl:BACKEND`).
+    reference: Backend | None = None
 
     @property
     def runtime_spec(self) -> str | None:
@@ -532,6 +536,31 @@ VARIANTS: tuple[Variant, ...] = (
         SMALL["seeded-salvageable"],
         invalid_lines_salvaged,
         caught_by=frozenset({"explorer", "scenarios", "kit"}),
+    ),
+    # the SQLite backend (orchestrator.store.sqlite), each with one of its durability
+    # choices undone (docs/backends.md, "The SQLite backend")
+    *(
+        Variant(
+            f"sqlite-{name}",
+            invariant,
+            BASE,
+            backend,
+            caught_by=frozenset({"explorer"}),
+            reference=sqlite.BACKEND,
+        )
+        for name, invariant, backend in (
+            ("synchronous-off", Invariant.DURABILITY, sv.synchronous_off),
+            ("synchronous-full", Invariant.DURABILITY, sv.synchronous_full),
+            ("journal-off", Invariant.CRASH_NOT_FATAL, sv.journal_off),
+            ("journal-memory", Invariant.CRASH_NOT_FATAL, sv.journal_memory),
+            ("vfs-sync-does-nothing", Invariant.DURABILITY, sv.vfs_sync_does_nothing),
+            (
+                "vfs-ignores-dirsync-on-delete",
+                Invariant.DURABILITY,
+                sv.vfs_ignores_dirsync_on_delete,
+            ),
+            ("last-commit-after-ack", Invariant.DURABILITY, sv.last_commit_after_ack),
+        )
     ),
 )
 

@@ -29,7 +29,13 @@ from crashkit.faults import FaultPlan, FsyncModel
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore
-from crashkit.harness.judge.observe import RecordingSink, Timeline, close_quietly, recording_factory
+from crashkit.harness.judge.observe import (
+    RecordingSink,
+    Timeline,
+    abandon_runtime,
+    close_quietly,
+    recording_factory,
+)
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -345,6 +351,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         choice = draw_crash(data, self.fs, points, self.profile)
         self._step(choice.step())
         self.steps.append({"restart": {}})
+        abandon_runtime(self.proc.runtime)
         self._settle(None if choice.point is None else choice.point + 1)  # nothing is closed
         self.crashed_since_start = True
         self.fs.configure(plan=FaultPlan())

@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from crashkit.faults import DiskImage, FaultPlan, FsyncModel
 from crashkit.harness.judge.invariants import Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
-from crashkit.harness.judge.observe import Timeline, close_quietly, recording_factory
+from crashkit.harness.judge.observe import Timeline, abandon, close_quietly, recording_factory
 from crashkit.harness.judge.paths import STATE_DIR, STATE_PATH, state_files_glob
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -395,6 +395,8 @@ class StoreMachine(RuleBasedStateMachine):
         choice = draw_crash(data, self.fs, points, self.profile)
         self._step(choice.step())
         self.steps.append({"restart": {}})
+        if self.opened is not None:
+            abandon(self.opened.backend)
         self.opened = None  # a power cut: nothing is closed
         self.crashed_since_start = True
         self._settle(None if choice.point is None else choice.point + 1)

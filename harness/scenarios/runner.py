@@ -33,6 +33,7 @@ from crashkit.harness.judge.observe import (
     RecordingBackend,
     RecordingSink,
     Timeline,
+    abandon_runtime,
     close_quietly,
     offer_again,
 )
@@ -247,6 +248,9 @@ class Machine:
     def _reboot(self, image: DiskImage) -> None:
         self._note_created()
         self.traces.append(tuple(str(op) for op in self.fs.trace))
+        for proc in self.procs:  # the power cut took every process still holding its store
+            if proc.boot == self.boot:
+                abandon_runtime(proc.runtime)
         self.fs.restart(image)
         self.boot += 1
 
@@ -884,11 +888,25 @@ def run_loaded(
         traces = (*machine.traces, tuple(str(op) for op in fs.trace))
     finally:
         fs.stop()
+    unfired = _unfired(sc, traces, step_failed)
+    if unfired is not None and not as_written:
+        # the file faults a call this backend never makes: its run tests nothing it names
+        return ScenarioResult(
+            sc.name,
+            str(sc.path),
+            (),
+            None,
+            time.perf_counter() - started,
+            traces=traces,
+            not_applicable=f"{unfired} on this backend: the file faults a call it never makes",
+        )
     observed = machine.observed(final, report)
     judged = compare(sc.spec.expect, observed, reference=as_written)
     if step_failed:
         judged = [c for c in judged if c.name.startswith(INVARIANT_CHECK)]
     checks = [*machine.step_checks, *judged]
+    if unfired is not None:
+        checks.append(Check("steps (fault)", False, f"{unfired}: the file tests nothing"))
     return ScenarioResult(
         sc.name,
         str(sc.path),
@@ -898,6 +916,23 @@ def run_loaded(
         traces=traces,
         notes=tuple(machine.notes),
     )
+
+
+#: How an op's text (`crashkit.faults.Op.__str__`) marks a fault the plan injected.
+INJECTED = "[injected]"
+
+
+def _unfired(sc: LoadedScenario, traces: Sequence[Sequence[str]], step_failed: bool) -> str | None:
+    """Which of the file's fault steps never fired in the whole run (None: all did, or
+    there are none, or a failed step cut the run short)."""
+    if not sc.fault_rules or step_failed:
+        return None
+    if any(INJECTED in line for trace in traces for line in trace):
+        return None
+    rules = ", ".join(
+        f"steps[{index}] ({rule.describe()})" for index, rule in sorted(sc.fault_rules.items())
+    )
+    return f"the fault of {rules} never fired"
 
 
 def run_scenario(path: str) -> ScenarioResult:

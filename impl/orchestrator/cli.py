@@ -314,12 +314,42 @@ def _restore_notes(report: RestoreSummary) -> None:
         _note(f"restore of {report.path}: {note}")
 
 
+#: The first bytes of every SQLite database (`store.sqlite.SQLITE_MAGIC`; repeated here so
+#: that a command on a line file does not import SQLite).
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: str) -> bool:
+    """The path is a regular file that starts as an SQLite database does."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _state_report(state_path: str) -> RestoreReport:
+    """The restore report of a state file: a line file's, or an SQLite state database's
+    (the same shape: `lines` and `valid` count its rows, one per symbol)."""
+    if _is_sqlite(state_path):
+        from crashkit.orchestrator.store import sqlite
+
+        return sqlite.restore_report(state_path)
+    return restore_report(state_path)
+
+
 @main.command()
 @click.argument("state_path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def inspect(state_path: str, as_json: bool) -> None:
-    """Read-only fsck of a state file: the restore report (exit 3 if restore would be fatal)."""
-    report = restore_report(state_path)
+    """Read-only fsck of a state file: the restore report (exit 3 if restore would be fatal).
+
+    A line file or an SQLite state database (told apart by its first bytes)."""
+    report = _state_report(state_path)
+    if _is_sqlite(state_path):
+        _note(f"{state_path}: an SQLite state database; lines and valid count its rows")
     if not os.path.exists(state_path):
         _note(f"no file at {state_path}: a restore starts empty (outcome bootstrap)")
     data = report.to_json()
@@ -366,6 +396,12 @@ def compact(state_path: str) -> None:
     same states before and after. Exit 3 if the file is refused (fatal, locked)."""
     if not os.path.isfile(state_path):
         _fail(ExitCode.USAGE, f"{state_path}: no state file to compact")
+    if _is_sqlite(state_path):
+        _fail(
+            ExitCode.USAGE,
+            f"{state_path}: an SQLite state database holds one row per symbol already; "
+            "there is nothing to compact",
+        )
     before = restore_report(state_path)
     try:
         opened = open_jsonl_store(state_path, HysteresisConfig(), policy=COMPACT_NOW)

@@ -201,10 +201,19 @@ def test_non_regular_state_path_refused_with_exit_3(
     assert not (tmp_path / "e.jsonl").exists() or read_events(tmp_path / "e.jsonl") == []
 
 
+#: `crashkit run` on each shipped backend: (the config line naming it, the state file name)
+BACKENDS = {
+    "jsonl": ("", "h.jsonl"),
+    "sqlite": ('backend = "crashkit.orchestrator.store.sqlite:BACKEND"\n', "h.db"),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
-    tmp_path: Path, market: Path
+    tmp_path: Path, market: Path, backend: str
 ) -> None:
-    config = make_config(tmp_path)
+    line, name = BACKENDS[backend]
+    config = make_config(tmp_path, line)
     reference_events = tmp_path / "reference.jsonl"
     code, _ = invoke(
         "replay", "--config", str(config), "--input", str(market), "--events", str(reference_events)
@@ -216,7 +225,7 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
     # Kill once before anything is published, then once the events file holds about k
     # events (polled, so a slow or loaded machine still kills mid-run).
     for attempt, events_before_kill in enumerate((0, 300, 1500, 3000, 4500, 5700)):
-        state = tmp_path / f"s{attempt}" / "h.jsonl"
+        state = tmp_path / f"s{attempt}" / name
         first, second = tmp_path / f"a{attempt}.jsonl", tmp_path / f"b{attempt}.jsonl"
         args = [
             *CRASHKIT,
@@ -242,6 +251,7 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
         assert done.returncode == 0, done.stderr
         events = (read_events(first) if first.exists() else []) + read_events(second)
         assert decisions(events) == expected, f"kill after about {events_before_kill} events"
+        assert state.read_bytes().startswith(b"SQLite format 3\0") == (backend == "sqlite")
     assert killed_mid_run >= 2  # the test really interrupted runs, not only before or after
 
 

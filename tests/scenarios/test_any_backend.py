@@ -78,3 +78,36 @@ def test_a_bad_backend_spec_is_a_usage_error() -> None:
     done = CliRunner().invoke(main, ["scenarios", "run", "--backend", "nomodule"])
     assert done.exit_code == 2
     assert "module:attribute" in done.output
+
+
+UNFIRED = """
+name: unfired
+description: "faults the fsync of a file no backend writes"
+input:
+  synthetic: {symbols: 2, ticks: 3, seed: 5}
+steps:
+  - fault: {op: fsync, path: "*/no-such-file", nth: 1, errno: EIO}
+  - run: {ticks: all}
+expect:
+  invariants: [all]
+"""
+
+
+def test_a_fault_that_never_fires_is_not_applicable_elsewhere_and_a_failure_as_written(
+    tmp_path: Path,
+) -> None:
+    """A run whose fault never fired tests nothing the file names: on another backend (a
+    call it never makes) the file does not apply; on its own backend the file is wrong."""
+    path = tmp_path / "unfired.yaml"
+    path.write_text(UNFIRED)
+    elsewhere = run_loaded(load_scenario(path), backend=OPAQUE)
+    assert elsewhere.not_applicable is not None
+    assert "steps[0] (fsync" in elsewhere.not_applicable
+    assert "never fired on this backend" in elsewhere.not_applicable
+    written = run_loaded(load_scenario(path))
+    assert written.failed
+    assert [c.name for c in written.failures] == ["steps (fault)"]
+    # and the library's own faults all fire on the reference (none is n/a for that reason)
+    for library_path in library_files():
+        result = run_loaded(load_scenario(library_path))
+        assert "never fired" not in result.first_failure, library_path.name

@@ -63,7 +63,8 @@ def test_an_exported_finding_fails_until_the_bug_is_gone(
 def _spec(variant: Variant) -> dict[str, str]:
     spec: dict[str, str] = {}
     if variant.backend is not None:
-        spec["backend"] = f"crashkit.harness.kit.variants:{variant.backend.name}"
+        assert variant.backend.spec is not None  # (every shipped variant is declared named)
+        spec["backend"] = variant.backend.spec
     if variant.runtime_spec is not None:
         spec["runtime"] = variant.runtime_spec
     return spec

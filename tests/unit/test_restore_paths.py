@@ -1,7 +1,7 @@
 """The streamed restore judges exactly as the plain per-line reading of contract §4.
 
 `parse_state_bytes` reads a file as chunks, a block of complete lines at a time, and
-judges a block in C-level calls when it can (`_fast_records`, `_select_monotone`). Here
+judges a block in C-level calls when it can (`fast_records`, `_select_monotone`). Here
 it is compared with a per-line reference, written out in full below, on random and on
 crafted files, at chunk sizes that cut lines, ties and runs of equal timestamps
 anywhere. Every field of the report must be equal: the outcome and reason, the counts,

@@ -2,7 +2,11 @@
 
 A backend is opened by a factory `(path, config) -> OpenedStore`. Opening restores
 (or raises `StartupRefused`); `append` is durable on return or raises
-`PersistenceError` and poisons the backend; `close` releases the writer. The factory
+`PersistenceError` and poisons the backend; `close` releases the writer. Optionally,
+`abandon()`: the harness simulated a power cut and this process is gone; make no
+further I/O and release what lives in this process (a backend on a C library whose
+teardown would otherwise write, on a later garbage collection, into whatever disk the
+harness booted next; the SQLite backend has one). The factory
 and what the backend is are declared once, in a `Backend` object (its capabilities
 tell the harness which checks apply), and named as `module:attribute`.
 """

@@ -115,7 +115,7 @@ _CANDIDATE = operator.attrgetter("candidate_regime")
 _BASE_QUOTES = 24
 
 
-def _fast_records(block: bytes, lines: int) -> list[StoreRecord] | None:
+def fast_records(block: bytes, lines: int) -> list[StoreRecord] | None:
     """Every line of the block decoded and checked in C-level calls, or None ("judge each
     line"). Judges exactly as `decode_record` line by line does when it returns records:
 
@@ -164,7 +164,7 @@ class _Restore:
     def feed(self, block: bytes) -> None:
         """Judge a block of complete lines (it ends with `\\n`)."""
         lines = block.count(b"\n")
-        records = _fast_records(block, lines)
+        records = fast_records(block, lines)
         if records is None:
             self._judge_each_line(block)
         else:

@@ -55,15 +55,9 @@ from crashkit.orchestrator.errors import (
 )
 from crashkit.orchestrator.store.jsonl import _fsync_dir, _kind, _make_parents
 from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, Outcome
-from crashkit.orchestrator.store.report import RestoreReport, store_from_report
+from crashkit.orchestrator.store.report import RestoreReport, fast_records, store_from_report
 from crashkit.orchestrator.store.sqlite_vfs import ConnectionState, MemoryVfs, OsVfs
-from crashkit.regime_engine.codec import (
-    RecordError,
-    StoreRecord,
-    decode_record,
-    encode_record,
-    state_to_record,
-)
+from crashkit.regime_engine.codec import RecordError, StoreRecord, decode_record, encode_states
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
 
 #: "cks1": what `PRAGMA application_id` holds in a crashkit state database.
@@ -74,7 +68,7 @@ LAYOUT_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = (
-    "CREATE TABLE crashkit_state ("
+    "CREATE TABLE IF NOT EXISTS crashkit_state ("
     " symbol TEXT PRIMARY KEY NOT NULL,"
     " engine_timestamp_ms INTEGER NOT NULL,"
     " record BLOB NOT NULL"
@@ -110,7 +104,11 @@ _memory_names = itertools.count()
 
 
 def vfs_for(settings: Settings) -> OsVfs:
-    """The VFS of a setting, registered with SQLite on first use."""
+    """The VFS of a setting, registered with SQLite on first use. The safe one comes
+    first and is the process's default VFS, which SQLite seeds its random numbers from
+    (`OsVfs.reseed`)."""
+    if not _VFS:
+        _VFS[True, True] = OsVfs("crashkit-os", makedefault=True)
     key = (settings.sync, settings.dirsync_on_delete)
     vfs = _VFS.get(key)
     if vfs is None:
@@ -120,6 +118,11 @@ def vfs_for(settings: Settings) -> OsVfs:
             name, sync=settings.sync, dirsync_on_delete=settings.dirsync_on_delete
         )
     return vfs
+
+
+def _reseed() -> None:
+    """The same random numbers for every connection: the same run, the same bytes."""
+    _VFS[True, True].reseed()
 
 
 def _error_text(state: ConnectionState | None, exc: BaseException) -> str:
@@ -168,8 +171,18 @@ def _rows(connection: apsw.Connection, path: str) -> list[tuple[str, int, bytes]
 def _judge_rows(rows: list[tuple[str, int, bytes]], path: str, file_bytes: int) -> RestoreReport:
     """The rows as the report `crashkit inspect` shows for a line file: `lines` and `valid`
     count rows, a winner's `line` is its row number in symbol order. Any invalid row is
-    fatal (module docstring)."""
+    fatal (module docstring). All rows are judged in one C-level decode when they are all
+    valid (`report.fast_records`, which judges as `decode_record` does), else one by one
+    to name the first invalid one."""
     winners: dict[str, tuple[int, StoreRecord]] = {}
+    if all(isinstance(r[2], bytes) for r in rows):
+        fast = fast_records(b"".join(r[2] + b"\n" for r in rows), len(rows)) if rows else []
+        if fast is not None and all(
+            d.symbol == r[0] and d.engine_timestamp_ms == r[1]
+            for d, r in zip(fast, rows, strict=True)
+        ):
+            winners = {r[0]: (n, d) for n, (d, r) in enumerate(zip(fast, rows, strict=True), 1)}
+            return _report(path, rows, file_bytes, winners)
     for number, (symbol, ts, record) in enumerate(rows, 1):
         try:
             if not isinstance(record, bytes):
@@ -187,6 +200,15 @@ def _judge_rows(rows: list[tuple[str, int, bytes]], path: str, file_bytes: int) 
                 "database holds one row per symbol, so an invalid row is damage",
             ) from exc
         winners[symbol] = (number, decoded)
+    return _report(path, rows, file_bytes, winners)
+
+
+def _report(
+    path: str,
+    rows: list[tuple[str, int, bytes]],
+    file_bytes: int,
+    winners: dict[str, tuple[int, StoreRecord]],
+) -> RestoreReport:
     outcome: Outcome = "ok" if winners else "bootstrap"
     return RestoreReport(
         path=path,
@@ -204,9 +226,7 @@ def _check_path(path: str) -> os.stat_result | None:
         info = os.stat(path)
     except FileNotFoundError:
         return None
-    except NotADirectoryError:
-        return None
-    except OSError as exc:
+    except OSError as exc:  # (a path under a regular file is ENOTDIR: refused, as C4.3 says)
         raise RestoreFatal(
             path, f"cannot open state database: {exc.strerror} (errno {exc.errno})"
         ) from exc
@@ -264,6 +284,8 @@ def _configure(
         cursor.execute("PRAGMA cell_size_check = ON")
     except apsw.NotADBError as exc:
         raise RestoreFatal(path, "not an SQLite database (its header is not SQLite's)") from exc
+    except apsw.CorruptError as exc:
+        raise RestoreFatal(path, f"damaged database: {exc}") from exc
     except apsw.Error as exc:
         raise RestoreFatal(path, f"cannot read state database: {_error_text(state, exc)}") from exc
     if str(mode).upper() != settings.journal_mode.upper():
@@ -311,9 +333,11 @@ class SqliteStateBackend:
 
     @staticmethod
     def rows(states: Sequence[HysteresisState]) -> list[tuple[str, int, bytes]]:
+        """(symbol, timestamp, canonical record without its newline) per state; encoded in
+        one call (`encode_states`: the same bytes as `encode_record`, faster)."""
+        lines = encode_states(states).split(b"\n")[:-1]  # (each line ends in one)
         return [
-            (s.symbol, s.engine_timestamp_ms, encode_record(state_to_record(s))[:-1])
-            for s in states
+            (s.symbol, s.engine_timestamp_ms, line) for s, line in zip(states, lines, strict=True)
         ]
 
     def commit_states(self, states: Sequence[HysteresisState]) -> None:
@@ -339,6 +363,14 @@ class SqliteStateBackend:
         except apsw.Error as exc:
             raise self._fail("commit", exc) from exc
 
+    def abandon(self) -> None:
+        """The harness cut the power: this process is gone. Close the connection with every
+        file call refused and no descriptor closed (they belong to a machine that no longer
+        runs): nothing is written, and nothing is left for a later garbage collection to
+        write into whatever disk the harness booted next."""
+        self.state.dead = True
+        self.close()
+
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
@@ -347,6 +379,8 @@ class SqliteStateBackend:
             connection.close(True)
         except apsw.Error as exc:
             self.close_error = f"close failed on {self.path}: {_error_text(self.state, exc)}"
+        finally:
+            self.state.release()
 
 
 def open_sqlite_store(
@@ -371,12 +405,19 @@ def open_sqlite_store(
             ) from exc
     vfs = vfs_for(settings)
     state = vfs.attach(path, writer=True)
-    connection = _connect(path, vfs, state, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE)
+    _reseed()
     try:
-        _configure(connection, settings, path, state)
-        report = _restore(connection, state, path)
+        connection = _connect(
+            path, vfs, state, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        )
+        try:
+            _configure(connection, settings, path, state)
+            report = _restore(connection, state, path)
+        except BaseException:
+            connection.close(True)
+            raise
     except BaseException:
-        connection.close(True)
+        state.release()
         raise
     fresh = report.outcome == "bootstrap"
     backend = writer(path, connection, state, fresh)
@@ -405,13 +446,16 @@ def _read_files(path: str) -> dict[str, bytearray]:
             raise WriterLocked(
                 path, "a writer has this state database open; inspect it once it has stopped"
             ) from exc
-        files = {path: bytearray(_read_all(fd))}
-        journal = f"{path}-journal"
+        full = os.path.realpath(path)  # (as SQLite names it: the VFS's xFullPathname)
+        files = {full: bytearray(_read_all(fd))}
+        journal = f"{full}-journal"
         try:
-            jfd = os.open(journal, os.O_RDONLY | os.O_CLOEXEC)
+            jfd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return files
         try:
+            if not stat.S_ISREG(os.fstat(jfd).st_mode):
+                raise RestoreFatal(path, f"{journal} is not a regular file; refusing to read it")
             files[journal] = bytearray(_read_all(jfd))
         finally:
             os.close(jfd)
@@ -435,9 +479,12 @@ def restore_report(path: str) -> RestoreReport:
             ) from exc
         memory = MemoryVfs(f"crashkit-memory-{next(_memory_names)}", files)
         try:
-            connection = apsw.Connection(
-                path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=memory.vfs_name
-            )
+            try:
+                connection = apsw.Connection(
+                    path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=memory.vfs_name
+                )
+            except apsw.Error as exc:
+                raise RestoreFatal(path, f"cannot open state database: {exc}") from exc
             try:
                 return _restore(connection, None, path)
             finally:

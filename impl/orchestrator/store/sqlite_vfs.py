@@ -11,22 +11,29 @@ what the harness crash-tests is what runs.
 What SQLite is told, and what each method does (`OsVfs`, `OsFile`):
 
 - open: `os.open` with the access SQLite asks for (`O_RDWR`/`O_RDONLY`, `O_CREAT`,
-  `O_EXCL`), `O_CLOEXEC`, mode 0644. A journal, WAL or super-journal opened with
-  `SQLITE_OPEN_CREATE` gets its directory fsynced after its first sync, exactly as
-  SQLite's unix VFS does (`UNIXFILE_DIRSYNC`); so does a main database this VFS created.
-  A main database is refused unless it is a regular file.
+  `O_EXCL`), `O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`, mode 0644, on the path with its
+  symbolic links resolved (`xFullPathname`, as the unix VFS does). A journal, WAL or
+  super-journal opened with `SQLITE_OPEN_CREATE` gets its directory synced after its
+  first sync, as SQLite's unix VFS does (`UNIXFILE_DIRSYNC`). Every file must be a
+  regular one (a FIFO is refused, never waited on).
 - read/write: `os.pread`/`os.pwrite` at the offset asked, looping over short counts; a
   read past the end returns what there is (APSW zero-fills the rest and reports
   `SQLITE_IOERR_SHORT_READ`, as SQLite requires).
 - sync: `os.fsync` of the file, whatever the flags (`SQLITE_SYNC_NORMAL`, `FULL`,
-  `DATAONLY`): Linux's fsync is SQLite's `full_fsync` there.
+  `DATAONLY`), and of a directory (open `O_RDONLY|O_DIRECTORY`, `fsync`, close). SQLite's
+  unix VFS calls `fdatasync` at the same places on Linux (`full_fsync`); `fsync` also
+  persists the metadata fdatasync may leave, and is the call the scenario library and
+  the fault plans name, so every sync fault reaches this backend too.
 - delete: `os.unlink`; when SQLite passes `syncDir` (synchronous=EXTRA in DELETE journal
-  mode), the directory is fsynced after it, so the deletion (the commit) is durable.
+  mode), the directory is synced after it, so the deletion (the commit) is durable.
 - truncate: `os.ftruncate`. Size: `os.fstat`.
 - sector size 4096 and device characteristics 0: no atomic writes, no safe append, no
   power-safe overwrite, no sequential writes. The most conservative declaration: SQLite
-  then journals whole sectors and never assumes a write cannot damage its neighbours,
-  which every file-system profile of `crashkit.faults.profiles` may do.
+  then pads journal headers to a sector and never assumes that a write cannot damage
+  the rest of its block, which the block profiles of `crashkit.faults.profiles` may do.
+  (The unix VFS declares power-safe overwrite, so its journal headers take 512 bytes:
+  the one difference in the calls SQLite makes through either, which
+  tests/integration/test_sqlite_syscalls.py shows.)
 - locks: one OS lock per connection, `flock` on the main database for as long as it is
   open: exclusive for a read-write connection (`LOCK_EX|LOCK_NB`), shared for a
   read-only one. A held lock refuses the open (`SQLITE_BUSY`). SQLite's own lock levels
@@ -36,8 +43,10 @@ What SQLite is told, and what each method does (`OsVfs`, `OsFile`):
   rollback-journal mode, never WAL (whose wal-index is `mmap`, which the fault layer does
   not model).
 - randomness and time: deterministic (a counter through BLAKE2b; a fixed clock), so the
-  same run writes the same bytes on every machine. SQLite uses randomness for journal
-  nonces and temp names, and time only for SQL date functions, which crashkit never calls.
+  same run writes the same bytes on every machine. SQLite draws journal nonces from one
+  generator seeded from the default VFS, so the backend's VFS is registered as the
+  process's default and reseeds it at every connection (`reseed`). Time is used only by
+  SQL date functions, which crashkit never calls.
 - temp files (SQLite names none): `MemoryFile`, a bytearray. They never outlive a
   connection, so a crash has nothing of them to keep.
 
@@ -53,6 +62,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import posixpath
@@ -109,23 +119,22 @@ class OsFile:
             mode |= os.O_CREAT
         if wanted & apsw.SQLITE_OPEN_EXCLUSIVE:
             mode |= os.O_EXCL
-        existed = os.path.exists(path)
         try:
-            fd = os.open(path, mode | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, mode | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             self.state.failed(exc, f"open {path}")
             raise sqlite_error(apsw.SQLITE_CANTOPEN, exc) from exc
         self.fd: int | None = fd
         try:
+            self._check_regular()  # (O_NONBLOCK: a FIFO is refused here, never waited on)
             if self.main:
-                self._check_regular()
                 self._lock(readonly)
         except BaseException:
             os.close(fd)
             self.fd = None
             raise
-        #: the directory still to be fsynced after the first sync (SQLite's UNIXFILE_DIRSYNC)
-        self.dirsync_pending = create and (bool(wanted & _JOURNALS) or (self.main and not existed))
+        #: the directory still to be synced after the first sync (SQLite's UNIXFILE_DIRSYNC)
+        self.dirsync_pending = create and bool(wanted & _JOURNALS)
         self.level = _LOCK_NONE
         flags[1] = wanted & ~apsw.SQLITE_OPEN_CREATE
 
@@ -149,7 +158,7 @@ class OsFile:
             raise sqlite_error(apsw.SQLITE_IOERR_LOCK, exc) from exc
 
     def _fd(self) -> int:
-        if self.fd is None:
+        if self.fd is None or self.state.dead:
             raise sqlite_error(apsw.SQLITE_IOERR_CLOSE)
         return self.fd
 
@@ -224,7 +233,7 @@ class OsFile:
         """Close the descriptor (which releases the flock). Never raises: SQLite can do
         nothing with a failed close, and a descriptor is released either way on Linux."""
         fd, self.fd = self.fd, None
-        if fd is None:
+        if fd is None or self.state.dead:  # (a dead process's descriptors died with it)
             return
         try:
             self._os.close(fd)
@@ -290,10 +299,20 @@ def _name(name: str | apsw.URIFilename | None) -> str | None:
 class _DeterministicVfs(apsw.VFS):
     """What both VFSs share: no base VFS, deterministic randomness and time, no sleep."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, makedefault: bool = False) -> None:
         self.vfs_name = name
         self._random = 0
-        super().__init__(name, base="")
+        super().__init__(name, base="", makedefault=makedefault)
+
+    def reseed(self) -> None:
+        """Start SQLite's random numbers (journal nonces, salts) over, from this VFS.
+
+        SQLite draws them from one process-wide generator, seeded once from the default
+        VFS (the unix one reads /dev/urandom): the bytes of a journal would differ from
+        run to run, and with them the crash states. `sqlite3_randomness(0)` makes SQLite
+        seed again on next use, from the default VFS, which must then be this one."""
+        self._random = 0
+        apsw.randomness(0)
 
     def xRandomness(self, numbytes: int) -> bytes:
         out = b""
@@ -315,9 +334,9 @@ class _DeterministicVfs(apsw.VFS):
         return (0, "")
 
     def xFullPathname(self, name: str) -> str:
-        return (
-            name if name.startswith("/") else posixpath.normpath(posixpath.join(os.getcwd(), name))
-        )
+        """The absolute path with its symbolic links resolved (the journal goes beside
+        the real file), as SQLite's unix VFS gives it."""
+        return os.path.realpath(name)
 
 
 class ConnectionState:
@@ -328,8 +347,15 @@ class ConnectionState:
     no further I/O (contract C5.7), not even SQLite's own rollback, which the next start
     does from the journal instead."""
 
-    def __init__(self, *, writer: bool = False) -> None:
+    def __init__(self, *, writer: bool = False, previous: ConnectionState | None = None) -> None:
         self.writer = writer
+        #: the process this connection belonged to lost power (`SqliteStateBackend.abandon`):
+        #: its files make no OS call at all any more, not even a close
+        self.dead = False
+        #: the state this one replaced for its path (a refused second open gives it back)
+        self.previous = previous
+        #: what the connection calls once it is closed or refused (`OsVfs.detach`)
+        self.release: Callable[[], None] = _nothing
         self.last_error: tuple[str, OSError | None] | None = None
         self.poisoned: str | None = None
 
@@ -349,6 +375,10 @@ class ConnectionState:
             raise sqlite_error(apsw.SQLITE_IOERR)
 
 
+def _nothing() -> None:
+    return None
+
+
 #: The suffixes of the files SQLite keeps beside a database.
 _BESIDE = ("-journal", "-wal", "-shm")
 
@@ -362,17 +392,39 @@ class OsVfs(_DeterministicVfs):
     backend calls `attach(path)` before it connects (one writer per path and process:
     the flock sees to that), and a journal finds its database's state by its name."""
 
-    def __init__(self, name: str, *, sync: bool = True, dirsync_on_delete: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        sync: bool = True,
+        dirsync_on_delete: bool = True,
+        makedefault: bool = False,
+    ) -> None:
         self.sync = sync
         self.dirsync_on_delete = dirsync_on_delete
         self._states: dict[str, ConnectionState] = {}
-        super().__init__(name)
+        super().__init__(name, makedefault=makedefault)
 
     def attach(self, path: str, *, writer: bool) -> ConnectionState:
         """A fresh state for the connection about to open the database at `path`."""
-        state = ConnectionState(writer=writer)
-        self._states[self.xFullPathname(path)] = state
+        key = self.xFullPathname(path)
+        previous = self._states.get(key)
+        if previous is not None:
+            previous.previous = None  # (one level: what a refused open gives back)
+        state = ConnectionState(writer=writer, previous=previous)
+        state.release = functools.partial(self.detach, path, state)
+        self._states[key] = state
         return state
+
+    def detach(self, path: str, state: ConnectionState) -> None:
+        """The connection of `state` is gone (closed, or refused: a second writer): the
+        one before it, still open, gets its files' state back."""
+        key = self.xFullPathname(path)
+        if self._states.get(key) is state:
+            if state.previous is None:
+                del self._states[key]
+            else:
+                self._states[key] = state.previous
 
     def state_of(self, path: str) -> ConnectionState:
         for suffix in _BESIDE:
@@ -406,6 +458,8 @@ class OsVfs(_DeterministicVfs):
 
     def xDelete(self, filename: str, syncdir: bool) -> None:
         state = self.state_of(filename)
+        if state.dead:
+            raise sqlite_error(apsw.SQLITE_IOERR_DELETE)
         state.check_poisoned("unlink")
         try:
             os.unlink(filename)
