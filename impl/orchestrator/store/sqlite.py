@@ -56,7 +56,7 @@ from crashkit.orchestrator.errors import (
 from crashkit.orchestrator.store.jsonl import _fsync_dir, _kind, _make_parents
 from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, Outcome
 from crashkit.orchestrator.store.report import RestoreReport, fast_records, store_from_report
-from crashkit.orchestrator.store.sqlite_vfs import ConnectionState, MemoryVfs, OsVfs
+from crashkit.orchestrator.store.sqlite_vfs import ConnectionState, OsVfs, OverlayVfs
 from crashkit.regime_engine.codec import RecordError, StoreRecord, decode_record, encode_states
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
 
@@ -427,61 +427,59 @@ def open_sqlite_store(
 # -- read-only --------------------------------------------------------------------------------
 
 
-def _read_all(fd: int) -> bytes:
-    parts = []
-    while chunk := os.read(fd, 1 << 20):
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _read_files(path: str) -> dict[str, bytearray]:
-    """The database and its journal (when there is one), read under a shared lock on the
-    database: a writer holds it exclusively, so a live database is never read half-way
-    through a commit."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _open_regular(path: str) -> int | None:
+    """A read-only descriptor on the regular file at `path` (None: there is none)."""
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise WriterLocked(
-                path, "a writer has this state database open; inspect it once it has stopped"
-            ) from exc
-        full = os.path.realpath(path)  # (as SQLite names it: the VFS's xFullPathname)
-        files = {full: bytearray(_read_all(fd))}
-        journal = f"{full}-journal"
-        try:
-            jfd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return files
-        try:
-            if not stat.S_ISREG(os.fstat(jfd).st_mode):
-                raise RestoreFatal(path, f"{journal} is not a regular file; refusing to read it")
-            files[journal] = bytearray(_read_all(jfd))
-        finally:
-            os.close(jfd)
-        return files
-    finally:
-        os.close(fd)  # (releases the lock)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RestoreFatal(path, f"{path} is not a regular file; refusing to read it")
+    return fd
 
 
 def restore_report(path: str) -> RestoreReport:
-    """Restore as a start would, without writing a byte: the database and its journal are
-    read into memory and SQLite recovers the copy. Never raises for content; a database
-    a writer has open is reported as fatal with that reason."""
+    """Restore as a start would, without writing a byte: SQLite reads the database and
+    its journal through `OverlayVfs`, which keeps what a hot journal's recovery rewrites
+    in memory (so memory does not grow with the database). Under a shared lock on the
+    database: a writer holds it exclusively, so a live database is never read half-way
+    through a commit, and is reported as fatal with that reason. Never raises for
+    content."""
     try:
         if _check_path(path) is None:
             return RestoreReport(path=path, outcome="bootstrap")
+        full = os.path.realpath(path)  # (as SQLite names it: the VFS's xFullPathname)
+        descriptors: dict[str, int] = {}
         try:
-            files = _read_files(path)
+            fd = _open_regular(full)
+            if fd is None:
+                return RestoreReport(path=path, outcome="bootstrap")
+            descriptors[full] = fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise WriterLocked(
+                    path, "a writer has this state database open; inspect it once it has stopped"
+                ) from exc
+            journal = _open_regular(f"{full}-journal")
+            if journal is not None:
+                descriptors[f"{full}-journal"] = journal
+            overlay = OverlayVfs(f"crashkit-overlay-{next(_memory_names)}", descriptors)
         except OSError as exc:
+            for fd in descriptors.values():
+                os.close(fd)
             raise RestoreFatal(
                 path, f"cannot read state database: {exc.strerror} (errno {exc.errno})"
             ) from exc
-        memory = MemoryVfs(f"crashkit-memory-{next(_memory_names)}", files)
+        except BaseException:
+            for fd in descriptors.values():
+                os.close(fd)
+            raise
         try:
             try:
                 connection = apsw.Connection(
-                    path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=memory.vfs_name
+                    path, flags=apsw.SQLITE_OPEN_READWRITE, vfs=overlay.vfs_name
                 )
             except apsw.Error as exc:
                 raise RestoreFatal(path, f"cannot open state database: {exc}") from exc
@@ -490,7 +488,9 @@ def restore_report(path: str) -> RestoreReport:
             finally:
                 connection.close(True)
         finally:
-            memory.unregister()
+            overlay.unregister()
+            for fd in descriptors.values():
+                os.close(fd)  # (closing the database releases the lock)
     except StartupRefused as exc:
         return RestoreReport(path=path, outcome="fatal", reason=exc.reason)
 

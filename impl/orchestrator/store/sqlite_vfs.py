@@ -50,8 +50,9 @@ What SQLite is told, and what each method does (`OsVfs`, `OsFile`):
 - temp files (SQLite names none): `MemoryFile`, a bytearray. They never outlive a
   connection, so a crash has nothing of them to keep.
 
-`MemoryVfs` holds whole files in memory: a read-only restore copies the database and
-its journal into one and lets SQLite recover there, so restoring never writes a file.
+`OverlayVfs` reads files from descriptors and keeps every write in memory: a read-only
+restore lets SQLite recover a hot journal there, so restoring never writes a file, and
+memory holds only what the recovery rewrote.
 
 `OsVfs(name, sync=False)` and `OsVfs(name, dirsync_on_delete=False)` are the broken
 VFSs the kit's self-test must catch: a sync that does nothing, a deletion whose
@@ -242,7 +243,7 @@ class OsFile:
 
 
 class MemoryFile:
-    """A file held in a bytearray: SQLite's temp files, and `MemoryVfs`'s files."""
+    """A file held in a bytearray: SQLite's temp files (and the base of `OverlayFile`)."""
 
     def __init__(self, data: bytearray | None = None, on_close: Callable[[], None] | None = None):
         self.data = data if data is not None else bytearray()
@@ -478,11 +479,80 @@ class OsVfs(_DeterministicVfs):
         return os.access(pathname, wanted)
 
 
-class MemoryVfs(_DeterministicVfs):
-    """Files as bytearrays in `files` (path -> content): SQLite recovers a copy here."""
+class OverlayFile(MemoryFile):
+    """A file read from a descriptor, with every write kept in memory (copy on write, per
+    4096-byte block): SQLite may recover a hot journal through it, and the file on disk
+    is never touched. Memory holds only the blocks written (one transaction's pages)."""
 
-    def __init__(self, name: str, files: dict[str, bytearray] | None = None) -> None:
-        self.files: dict[str, bytearray] = files if files is not None else {}
+    BLOCK = 4096
+
+    def __init__(self, os_module: Any, fd: int) -> None:
+        super().__init__()
+        self._os = os_module
+        self._fd = fd
+        self.size = int(os_module.fstat(fd).st_size)
+        self.blocks: dict[int, bytearray] = {}
+
+    def _base(self, index: int) -> bytearray:
+        block = self.blocks.get(index)
+        if block is None:
+            start = index * self.BLOCK
+            block = bytearray(self._os.pread(self._fd, self.BLOCK, start))
+            block.extend(b"\0" * (self.BLOCK - len(block)))
+            self.blocks[index] = block
+        return block
+
+    def xRead(self, amount: int, offset: int) -> bytes:
+        end = min(offset + amount, self.size)
+        if end <= offset:
+            return b""
+        if not self.blocks:
+            return bytes(self._os.pread(self._fd, end - offset, offset))
+        parts: list[bytes] = []
+        position = offset
+        while position < end:
+            index, within = divmod(position, self.BLOCK)
+            take = min(self.BLOCK - within, end - position)
+            block = self.blocks.get(index)
+            if block is None:
+                parts.append(self._os.pread(self._fd, take, position))
+            else:
+                parts.append(bytes(block[within : within + take]))
+            position += take
+        return b"".join(parts)
+
+    def xWrite(self, data: bytes, offset: int) -> None:
+        position, view = offset, memoryview(data)
+        while view:
+            index, within = divmod(position, self.BLOCK)
+            take = min(self.BLOCK - within, len(view))
+            self._base(index)[within : within + take] = view[:take]
+            position += take
+            view = view[take:]
+        self.size = max(self.size, offset + len(data))
+
+    def xTruncate(self, size: int) -> None:
+        if size < self.size:
+            last = (size + self.BLOCK - 1) // self.BLOCK
+            self.blocks = {i: b for i, b in self.blocks.items() if i < last}
+            index, within = divmod(size, self.BLOCK)
+            if within and index in self.blocks:
+                self.blocks[index][within:] = b"\0" * (self.BLOCK - within)
+        self.size = size
+
+    def xFileSize(self) -> int:
+        return self.size
+
+
+class OverlayVfs(_DeterministicVfs):
+    """The files of `bases` (path -> an open read-only descriptor) through `OverlayFile`s:
+    a read-only restore lets SQLite recover a hot journal here, writing nothing on disk.
+    A deleted file (the journal, once rolled back) is gone from this VFS only."""
+
+    def __init__(self, name: str, bases: dict[str, int]) -> None:
+        self._files: dict[str, MemoryFile] = {
+            path: OverlayFile(os, fd) for path, fd in bases.items()
+        }
         super().__init__(name)
 
     def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> Any:
@@ -490,15 +560,16 @@ class MemoryVfs(_DeterministicVfs):
         flags[1] = flags[0]
         if path is None:
             return MemoryFile()
-        if path not in self.files:
+        found = self._files.get(path)
+        if found is None:
             if not flags[0] & apsw.SQLITE_OPEN_CREATE:
                 raise sqlite_error(apsw.SQLITE_CANTOPEN)
-            self.files[path] = bytearray()
-        return MemoryFile(self.files[path])
+            found = self._files[path] = MemoryFile()  # (none is expected)
+        return found
 
     def xDelete(self, filename: str, syncdir: bool) -> None:
-        if self.files.pop(filename, None) is None:
+        if self._files.pop(filename, None) is None:
             raise sqlite_error(apsw.SQLITE_IOERR_DELETE_NOENT)
 
     def xAccess(self, pathname: str, flags: int) -> bool:
-        return pathname in self.files
+        return pathname in self._files
