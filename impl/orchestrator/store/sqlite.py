@@ -37,12 +37,13 @@ Declared as `BACKEND` (`crashkit.orchestrator.store.sqlite:BACKEND`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import itertools
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import apsw
@@ -238,22 +239,29 @@ def _check_path(path: str) -> os.stat_result | None:
     return info
 
 
-def _restore(
-    connection: apsw.Connection, state: ConnectionState | None, path: str
-) -> RestoreReport:
+@contextlib.contextmanager
+def _reading(path: str, state: ConnectionState | None) -> Iterator[None]:
+    """What SQLite raises while reading the database, as the refusal it means."""
     try:
-        rows = _rows(connection, path)
-        size, page = (
-            connection.cursor()
-            .execute("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
-            .fetchall()[0]
-        )
+        yield
     except apsw.NotADBError as exc:
         raise RestoreFatal(path, "not an SQLite database (its header is not SQLite's)") from exc
     except apsw.CorruptError as exc:
         raise RestoreFatal(path, f"damaged database: {exc}") from exc
     except apsw.Error as exc:
         raise RestoreFatal(path, f"cannot read state database: {_error_text(state, exc)}") from exc
+
+
+def _restore(
+    connection: apsw.Connection, state: ConnectionState | None, path: str
+) -> RestoreReport:
+    with _reading(path, state):
+        rows = _rows(connection, path)
+        size, page = (
+            connection.cursor()
+            .execute("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
+            .fetchall()[0]
+        )
     pages, page_size = (v if isinstance(v, int) else 0 for v in (size, page))
     return _judge_rows(rows, path, pages * page_size)
 
@@ -275,19 +283,13 @@ def _configure(
     connection: apsw.Connection, settings: Settings, path: str, state: ConnectionState
 ) -> None:
     """The pragmas the backend depends on, each checked (a mode SQLite refused is fatal)."""
-    try:
+    with _reading(path, state):
         cursor = connection.cursor()
         cursor.execute("PRAGMA locking_mode = NORMAL")
         mode = cursor.execute(f"PRAGMA journal_mode = {settings.journal_mode}").fetchall()[0][0]
         cursor.execute(f"PRAGMA synchronous = {settings.synchronous}")
         cursor.execute("PRAGMA temp_store = MEMORY")
         cursor.execute("PRAGMA cell_size_check = ON")
-    except apsw.NotADBError as exc:
-        raise RestoreFatal(path, "not an SQLite database (its header is not SQLite's)") from exc
-    except apsw.CorruptError as exc:
-        raise RestoreFatal(path, f"damaged database: {exc}") from exc
-    except apsw.Error as exc:
-        raise RestoreFatal(path, f"cannot read state database: {_error_text(state, exc)}") from exc
     if str(mode).upper() != settings.journal_mode.upper():
         raise RestoreFatal(
             path, f"SQLite kept journal_mode {mode} where {settings.journal_mode} was asked"

@@ -99,7 +99,33 @@ def io_code(exc: OSError, default: int) -> int:
     return default
 
 
-class OsFile:
+class _Declared:
+    """What every file of these VFSs tells SQLite: the lock level it holds (kept in the
+    connection: see the module docstring on locks), the sector size and the device
+    characteristics."""
+
+    level = _LOCK_NONE
+
+    def xLock(self, level: int) -> None:
+        self.level = max(self.level, level)
+
+    def xUnlock(self, level: int) -> None:
+        self.level = min(self.level, level)
+
+    def xCheckReservedLock(self) -> bool:
+        return self.level >= _LOCK_RESERVED
+
+    def xFileControl(self, op: int, ptr: int) -> bool:
+        return False
+
+    def xSectorSize(self) -> int:
+        return SECTOR_SIZE
+
+    def xDeviceCharacteristics(self) -> int:
+        return DEVICE_CHARACTERISTICS
+
+
+class OsFile(_Declared):
     """One file SQLite opened, as a descriptor: every method one `os` call (or a loop)."""
 
     def __init__(self, vfs: OsVfs, path: str, flags: list[int]) -> None:
@@ -212,24 +238,6 @@ class OsFile:
         info = self._call("fstat", apsw.SQLITE_IOERR_FSTAT, self._os.fstat, self._fd())
         return int(info.st_size)
 
-    def xLock(self, level: int) -> None:
-        self.level = max(self.level, level)
-
-    def xUnlock(self, level: int) -> None:
-        self.level = min(self.level, level)
-
-    def xCheckReservedLock(self) -> bool:
-        return self.level >= _LOCK_RESERVED
-
-    def xFileControl(self, op: int, ptr: int) -> bool:
-        return False
-
-    def xSectorSize(self) -> int:
-        return SECTOR_SIZE
-
-    def xDeviceCharacteristics(self) -> int:
-        return DEVICE_CHARACTERISTICS
-
     def xClose(self) -> None:
         """Close the descriptor (which releases the flock). Never raises: SQLite can do
         nothing with a failed close, and a descriptor is released either way on Linux."""
@@ -242,7 +250,7 @@ class OsFile:
             self.state.failed(exc, f"close {self.path}")
 
 
-class MemoryFile:
+class MemoryFile(_Declared):
     """A file held in a bytearray: SQLite's temp files (and the base of `OverlayFile`)."""
 
     def __init__(self, data: bytearray | None = None, on_close: Callable[[], None] | None = None):
@@ -267,24 +275,6 @@ class MemoryFile:
 
     def xFileSize(self) -> int:
         return len(self.data)
-
-    def xLock(self, level: int) -> None:
-        self.level = max(self.level, level)
-
-    def xUnlock(self, level: int) -> None:
-        self.level = min(self.level, level)
-
-    def xCheckReservedLock(self) -> bool:
-        return self.level >= _LOCK_RESERVED
-
-    def xFileControl(self, op: int, ptr: int) -> bool:
-        return False
-
-    def xSectorSize(self) -> int:
-        return SECTOR_SIZE
-
-    def xDeviceCharacteristics(self) -> int:
-        return DEVICE_CHARACTERISTICS
 
     def xClose(self) -> None:
         if self._on_close is not None:
