@@ -13,7 +13,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# The real-process mode (crashkit.faults.real, `crashkit explore --exec`) mounts a FUSE
+# file system through libfuse 3: Debian's fuse3 is installed here when it is missing and
+# this runs as root with apt; otherwise the mode says why it cannot run (exit 2) and its
+# tests are skipped with that reason.
 $(STAMP): pyproject.toml
+	@command -v fusermount3 >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get install -y -q fuse3 >/dev/null 2>&1 && echo "installed fuse3 (Debian)"; } \
+		|| echo "note: no fusermount3 (Debian: fuse3): the real-process mode will say why it cannot run"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	rm -rf build/__editable__.crashkit-*

@@ -103,6 +103,83 @@ def _report_profiles(summaries: dict[str, Summary], as_json: bool, title: str) -
         )
 
 
+def _explore_exec(
+    ctx: click.Context,
+    err: CliConsole,
+    command: str | None,
+    check: str | None,
+    profile: str,
+    torn: str,
+    max_findings: int,
+    as_json: bool,
+) -> NoReturn:
+    """`--exec CMD --check CHECK`: any program, recorded on a FUSE mount (exit 0 clean,
+    1 a crash state the checker refused or CMD failed, 2 a usage error or no FUSE)."""
+    from crashkit.faults.real import fuse_unavailable
+    from crashkit.harness.explore.exec_mode import explore_exec, finding_lines
+
+    if command is None or check is None:
+        _usage(err, "--exec and --check go together")
+    others = [
+        f"--{name}"
+        for name in ("backend", "suite", *WORKLOAD_OPTIONS, "shard", "full", "export_dir")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if others:
+        _usage(err, f"--exec explores its own program; it cannot be combined with {others[0]}")
+    if profile == "all":
+        _usage(err, "--exec takes one --profile")
+    try:
+        profile_named(profile)
+    except ValueError as exc:
+        _usage(err, f"--profile: {exc}")
+    reason = fuse_unavailable()
+    if reason is not None:
+        _usage(err, f"--exec needs a FUSE mount, and there is none here: {reason}")
+    summary = explore_exec(command, check, profile=profile, torn=torn, max_findings=max_findings)
+    recording = summary.recording
+    if as_json:
+        data = {
+            "command": command,
+            "check": check,
+            "profile": summary.profile,
+            "returncode": recording.returncode,
+            "calls": len(recording.trace),
+            "crash_points": summary.points,
+            "states": summary.states,
+            "checked": summary.checked,
+            "failed": summary.failed,
+            "findings": [
+                {"after": f.after, "cut": f.cut, "returncode": f.returncode, "output": f.output}
+                for f in summary.findings
+            ],
+            "seconds": round(summary.seconds, 3),
+        }
+        click.echo(json.dumps(data, sort_keys=True, indent=2))
+    else:
+        table = Table(title=escape(f"explore --exec {command} (profile {summary.profile})"))
+        table.add_column("")
+        table.add_column("", justify="right")
+        table.add_row("calls recorded", f"{len(recording.trace):,}")
+        table.add_row("exit code of the command", str(recording.returncode))
+        table.add_row("crash points", f"{summary.points:,}")
+        table.add_row("crash states", f"{summary.states:,}")
+        table.add_row("distinct disks checked", f"{summary.checked:,}")
+        table.add_row("refused by the check", f"{summary.failed:,}")
+        table.add_row("seconds", f"{summary.seconds:.1f}")
+        err.print(table)
+        if recording.returncode != 0:
+            err.print(
+                f"the command itself failed (exit {recording.returncode}): "
+                f"{escape(recording.stderr.strip()[-500:])}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for line in finding_lines(summary):
+            err.print(escape(line), highlight=False, soft_wrap=True)
+    sys.exit(ExitCode.OK if summary.ok else ExitCode.CHECK_FAILED)
+
+
 def _usage(err: CliConsole, message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(ExitCode.USAGE)
@@ -162,6 +239,21 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     "(default: a new folder under the system's temporary folder).",
 )
 @click.option("--no-export", is_flag=True, help="Do not write regression scenarios.")
+@click.option(
+    "--exec",
+    "exec_command",
+    default=None,
+    metavar="CMD",
+    help="Crash-test any program: run CMD on a FUSE mount ($CRASHKIT_DIR), record it, and "
+    "run --check on every disk a power cut could leave (docs/backends.md).",
+)
+@click.option(
+    "--check",
+    "check_command",
+    default=None,
+    metavar="CHECK",
+    help="With --exec: the checker, run on each crash state ($CRASHKIT_DIR); exit 0 = fine.",
+)
 @click.pass_context
 def explore(
     ctx: click.Context,
@@ -181,10 +273,14 @@ def explore(
     max_findings: int,
     export_dir: str | None,
     no_export: bool,
+    exec_command: str | None,
+    check_command: str | None,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
     err = CliConsole(stderr=True)
+    if exec_command is not None or check_command is not None:
+        _explore_exec(ctx, err, exec_command, check_command, profile, torn, max_findings, as_json)
     given = [
         f"--{name}"
         for name in WORKLOAD_OPTIONS

@@ -1,0 +1,537 @@
+"""Real processes on a real file system: record what a program asks of a FUSE mount, then
+rebuild every disk a power cut could leave, as ordinary folders.
+
+Why: the pyfakefs layer sees only I/O done through Python's `os` inside one process.
+A real program (the stdlib `sqlite3` module, a C extension, a program in another
+language) does its I/O through the kernel. As LazyFS and ALICE do, this module puts a
+file system in between: `RecordingFS`, a FUSE passthrough to a backing folder, records
+every call that changes or syncs it, with its bytes, in the op vocabulary of the rest of
+the layer (`crashkit.faults.ops.OpKind`), and can fail the Nth call of an op on a path
+with an errno (the same `FaultPlan`s).
+
+Fault model (the same as the pyfakefs layer's, `crashkit.faults.model` and `.crash`):
+what an `fsync`/`fdatasync` of a file made durable is its content at that moment; what a
+directory's fsync made durable is its entries; nothing else is durable. Everything in
+the starting image is durable. `ReplayModel` replays the recorded calls from the image,
+offline, and gives a `Snapshot` after any of them, from which `crash.enumerate_states`
+derives the crash states under any file-system profile: the recording is the only thing
+that needs FUSE; restarts run on plain folders (`materialise`).
+
+Recorded: create/open (an open that creates, or truncates, changes the disk), write
+(offset and bytes), truncate, unlink, rename (a replace when it overwrites), mkdir,
+rmdir, fsync, fdatasync, a directory's fsync, close. Not recorded: reads and metadata
+(they change nothing durable), links, xattrs, `mmap` (a mapping's writes reach the mount
+only as the kernel flushes them: a program that persists through `msync` is not
+modelled), and writes the kernel keeps in its page cache (the mount is opened with
+`direct_io`, so every write reaches the recorder in the order the program made it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import posixpath
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crashkit.faults.image import DiskImage
+from crashkit.faults.model import FileSnap, Snapshot
+from crashkit.faults.ops import OpKind
+from crashkit.faults.plan import FaultInjector, FaultPlan, errno_code
+from crashkit.faults.trace import Op
+
+#: What the recorder needs beside Python: the kernel's FUSE device, libfuse 3's mount
+#: helper (Debian: fuse3) and a binding (mfusepy, from PyPI).
+FUSE_DEVICE = "/dev/fuse"
+FUSERMOUNT = "fusermount3"
+
+
+def fuse_unavailable() -> str | None:
+    """Why a FUSE mount cannot be made here (None: it can)."""
+    if not os.path.exists(FUSE_DEVICE):
+        return f"no {FUSE_DEVICE}: the kernel's FUSE device is missing"
+    if shutil.which(FUSERMOUNT) is None:
+        return f"no {FUSERMOUNT}: install libfuse 3 (Debian: apt-get install fuse3)"
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as exc:  # (OSError: libfuse3.so missing)
+        return f"the FUSE binding cannot load: {exc}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One recorded call that may change the disk, with what the replay needs."""
+
+    op: OpKind
+    path: str  # absolute in the mount ("/state/h.db")
+    data: bytes = b""  # write: the bytes
+    offset: int = 0  # write: where; truncate: the new size
+    target: str = ""  # rename: the destination
+    truncates: bool = False  # open: O_TRUNC
+    creates: bool = False  # open: the file did not exist
+
+
+@dataclass(slots=True)
+class Recording:
+    """What one recorded run did: its calls (and their trace), its exit, its output."""
+
+    calls: list[Call | None] = field(default_factory=list)  # None: a call that failed
+    trace: list[Op] = field(default_factory=list)
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    #: what the mount held when the command ended (the replay must arrive at it)
+    final: DiskImage = field(default_factory=DiskImage)
+
+
+class RecordingFS:
+    """A FUSE passthrough to `backing` that records every call (see the module docstring)
+    and fails the calls `plan` names with their errno. Built on `mfusepy.Operations`
+    (created by `make_operations`, which imports the binding only when a mount is made)."""
+
+    def __init__(self, backing: str, plan: FaultPlan | None = None) -> None:
+        self.backing = backing
+        self.recording = Recording()
+        self.injector = FaultInjector(plan or FaultPlan())
+        self._lock = threading.Lock()
+
+    def real(self, path: str) -> str:
+        return os.path.join(self.backing, path.lstrip("/"))
+
+    def call(self, op: OpKind, path: str, detail: str, record: Call | None, run: Any) -> Any:
+        """Fail it if the plan says so, else run it; record it either way."""
+        with self._lock:
+            rule = self.injector.check(op.value, path)
+            index = len(self.recording.trace)
+            if rule is not None:
+                self.recording.trace.append(
+                    Op(index, op.value, path, detail, rule.errno, False, True)
+                )
+                self.recording.calls.append(None)
+                raise OSError(errno_code(rule.errno), os.strerror(errno_code(rule.errno)))
+            try:
+                result = run()
+            except OSError as exc:
+                name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                self.recording.trace.append(Op(index, op.value, path, detail, name, False))
+                self.recording.calls.append(None)
+                raise
+            mutating = record is not None and op not in (OpKind.CLOSE,)
+            self.recording.trace.append(Op(index, op.value, path, detail, None, mutating))
+            self.recording.calls.append(record)
+            return result
+
+
+def make_operations(fs: RecordingFS) -> Any:
+    """The mfusepy `Operations` that route every call of the mount through `fs`."""
+    import mfusepy
+
+    error = mfusepy.FuseOSError
+
+    def guard(run: Any) -> Any:
+        try:
+            return run()
+        except OSError as exc:
+            raise error(exc.errno or errno.EIO) from exc
+
+    class Ops(mfusepy.Operations):  # type: ignore[misc]
+        use_ns = True
+
+        def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+            st = guard(lambda: os.lstat(fs.real(path)))
+            keys = ("st_atime_ns", "st_ctime_ns", "st_mtime_ns", "st_gid", "st_mode")
+            out = {k: getattr(st, k) for k in keys}
+            out.update(st_nlink=st.st_nlink, st_size=st.st_size, st_uid=st.st_uid)
+            return out
+
+        def readdir(self, path: str, fh: int) -> list[str]:
+            return [".", "..", *guard(lambda: os.listdir(fs.real(path)))]
+
+        def access(self, path: str, amode: int) -> int:
+            if not os.access(fs.real(path), amode):
+                raise error(errno.EACCES)
+            return 0
+
+        def open(self, path: str, flags: int) -> int:
+            real = fs.real(path)
+            truncates = bool(flags & os.O_TRUNC) and os.path.exists(real)
+            record = Call(OpKind.OPEN, path, truncates=True) if truncates else None
+            return int(
+                guard(lambda: fs.call(OpKind.OPEN, path, "", record, lambda: os.open(real, flags)))
+            )
+
+        def create(self, path: str, mode: int, flags: int = os.O_RDWR) -> int:
+            real = fs.real(path)
+            record = Call(OpKind.OPEN, path, creates=True, truncates=True)
+            access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+            return int(
+                guard(
+                    lambda: fs.call(
+                        OpKind.OPEN,
+                        path,
+                        "O_CREAT",
+                        record,
+                        lambda: os.open(real, access | os.O_CREAT | os.O_TRUNC, mode),
+                    )
+                )
+            )
+
+        def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+            return bytes(guard(lambda: os.pread(fh, size, offset)))
+
+        def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+            payload = bytes(data)
+            record = Call(OpKind.WRITE, path, payload, offset)
+            return int(
+                guard(
+                    lambda: fs.call(
+                        OpKind.WRITE,
+                        path,
+                        f"{len(payload)} bytes at {offset}",
+                        record,
+                        lambda: os.pwrite(fh, payload, offset),
+                    )
+                )
+            )
+
+        def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+            record = Call(OpKind.FTRUNCATE, path, offset=length)
+
+            def run() -> None:
+                if fh is not None:
+                    os.ftruncate(fh, length)
+                else:
+                    os.truncate(fs.real(path), length)
+
+            guard(lambda: fs.call(OpKind.FTRUNCATE, path, f"to {length} bytes", record, run))
+            return 0
+
+        def flush(self, path: str, fh: int) -> int:
+            return 0
+
+        def release(self, path: str, fh: int) -> int:
+            fs.call(OpKind.CLOSE, path, "", None, lambda: os.close(fh))
+            return 0
+
+        def fsync(self, path: str, datasync: int, fh: int) -> int:
+            op = OpKind.FDATASYNC if datasync else OpKind.FSYNC
+            guard(lambda: fs.call(op, path, "", Call(op, path), lambda: os.fsync(fh)))
+            return 0
+
+        def opendir(self, path: str) -> int:
+            return 0
+
+        def releasedir(self, path: str, fh: int) -> int:
+            return 0
+
+        def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+            real = fs.real(path)
+
+            def run() -> None:
+                fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+            op = OpKind.DIRFSYNC
+            guard(lambda: fs.call(op, path, "fsync", Call(op, path), run))
+            return 0
+
+        def unlink(self, path: str) -> int:
+            op = OpKind.UNLINK
+            guard(lambda: fs.call(op, path, "", Call(op, path), lambda: os.unlink(fs.real(path))))
+            return 0
+
+        def rename(self, old: str, new: str) -> int:
+            op = OpKind.REPLACE if os.path.exists(fs.real(new)) else OpKind.RENAME
+            record = Call(op, old, target=new)
+            guard(
+                lambda: fs.call(
+                    op, old, f"-> {new}", record, lambda: os.rename(fs.real(old), fs.real(new))
+                )
+            )
+            return 0
+
+        def mkdir(self, path: str, mode: int) -> int:
+            op = OpKind.MKDIR
+            guard(
+                lambda: fs.call(op, path, "", Call(op, path), lambda: os.mkdir(fs.real(path), mode))
+            )
+            return 0
+
+        def rmdir(self, path: str) -> int:
+            op = OpKind.RMDIR
+            guard(lambda: fs.call(op, path, "", Call(op, path), lambda: os.rmdir(fs.real(path))))
+            return 0
+
+        def chmod(self, path: str, mode: int) -> int:
+            guard(lambda: os.chmod(fs.real(path), mode))
+            return 0
+
+        def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+            guard(lambda: os.utime(fs.real(path), ns=times) if times else os.utime(fs.real(path)))
+            return 0
+
+        def statfs(self, path: str) -> dict[str, int]:
+            st = os.statvfs(fs.real(path))
+            keys = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree")
+            out = {k: getattr(st, k) for k in keys}
+            out.update(f_files=st.f_files, f_flag=st.f_flag, f_frsize=st.f_frsize)
+            out.update(f_namemax=st.f_namemax)
+            return out
+
+    return Ops()
+
+
+@contextlib.contextmanager
+def mounted(fs: RecordingFS, mountpoint: str) -> Iterator[str]:
+    """`fs` mounted at `mountpoint` (served by a thread of this process) while inside."""
+    import mfusepy
+
+    reason = fuse_unavailable()
+    if reason is not None:
+        raise RuntimeError(reason)
+    operations = make_operations(fs)
+    here = os.getcwd()  # libfuse changes the process's folder to / as it mounts
+
+    def serve() -> None:
+        mfusepy.FUSE(operations, mountpoint, foreground=True, nothreads=True, direct_io=True)
+
+    thread = threading.Thread(target=serve, name="crashkit-fuse", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not os.path.ismount(mountpoint):
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the FUSE mount at {mountpoint} did not come up")
+        time.sleep(0.01)
+    os.chdir(here)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run([FUSERMOUNT, "-u", mountpoint], check=False, capture_output=True)
+        thread.join(timeout=10)
+        os.chdir(here)
+
+
+def record(
+    command: Sequence[str] | str,
+    image: DiskImage | None = None,
+    *,
+    plan: FaultPlan | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> tuple[Recording, DiskImage]:
+    """Run `command` (a shell line, or an argv) on a mount holding `image` and record it.
+
+    The command runs in the current folder with `CRASHKIT_DIR` set to the mount, where it
+    keeps its files; returns the recording and the image it started from (what the replay
+    starts at)."""
+    start = image or DiskImage()
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="crashkit-real-") as scratch:
+        backing, mountpoint = os.path.join(scratch, "backing"), os.path.join(scratch, "mnt")
+        os.mkdir(mountpoint)
+        materialise(start, backing)
+        fs = RecordingFS(backing, plan)
+        with mounted(fs, mountpoint):
+            done = subprocess.run(
+                command,
+                shell=isinstance(command, str),
+                cwd=here,
+                env={**os.environ, **(env or {}), "CRASHKIT_DIR": mountpoint},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        fs.recording.returncode = done.returncode
+        fs.recording.stdout, fs.recording.stderr = done.stdout, done.stderr
+        fs.recording.final = read_folder(backing)
+        return fs.recording, start
+
+
+def materialise(image: DiskImage, folder: str) -> None:
+    """Write `image` as an ordinary folder (created; its paths under `folder`)."""
+    os.makedirs(folder, exist_ok=True)
+    for directory in image.dirs:
+        os.makedirs(os.path.join(folder, directory.lstrip("/")), exist_ok=True)
+    for path, data in image.files.items():
+        real = os.path.join(folder, path.lstrip("/"))
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        with open(real, "wb") as f:
+            f.write(data)
+
+
+def read_folder(folder: str) -> DiskImage:
+    """An ordinary folder as a `DiskImage` (regular files and folders only)."""
+    files: dict[str, bytes] = {}
+    dirs: list[str] = []
+    for here, subdirs, names in os.walk(folder):
+        rel = "/" + os.path.relpath(here, folder).lstrip(".").lstrip("/")
+        if not subdirs and not names and rel != "/":
+            dirs.append(rel)
+        for name in names:
+            path = os.path.join(here, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    files[posixpath.join(rel, name)] = f.read()
+    return DiskImage(files=files, dirs=tuple(dirs))
+
+
+# -- the offline replay ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _File:
+    current: bytearray
+    durable: bytes
+    low: int
+
+
+class ReplayModel:
+    """The durability model, replayed from an image and a recording's calls (offline)."""
+
+    def __init__(self, image: DiskImage) -> None:
+        self._next = 1
+        self.root = self._ino()
+        self.dirs: dict[int, dict[str, int]] = {self.root: {}}
+        self.durable_dirs: dict[int, dict[str, int]] = {}
+        self.files: dict[int, _File] = {}
+        for directory in image.dirs:
+            self._mkdirs(directory)
+        for path, data in image.files.items():
+            parent, name = self._parent(path, create=True)
+            ino = self._ino()
+            self.files[ino] = _File(bytearray(data), bytes(data), len(data))
+            self.dirs[parent][name] = ino
+        self.durable_dirs = {d: dict(entries) for d, entries in self.dirs.items()}
+
+    def _ino(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def _mkdirs(self, path: str) -> int:
+        current = self.root
+        for part in [p for p in path.split("/") if p]:
+            child = self.dirs[current].get(part)
+            if child is None:
+                child = self._ino()
+                self.dirs[child] = {}
+                self.dirs[current][part] = child
+            current = child
+        return current
+
+    def _parent(self, path: str, *, create: bool = False) -> tuple[int, str]:
+        head, name = posixpath.split(path)
+        if create:
+            return self._mkdirs(head), name
+        return self._lookup_dir(head), name
+
+    def _lookup_dir(self, path: str) -> int:
+        current = self.root
+        for part in [p for p in path.split("/") if p]:
+            current = self.dirs[current][part]
+        return current
+
+    def _file(self, path: str) -> _File:
+        parent, name = self._parent(path)
+        return self.files[self.dirs[parent][name]]
+
+    def apply(self, call: Call) -> None:
+        """One recorded call's effect on what is visible and what is durable."""
+        op = call.op
+        if op is OpKind.OPEN:
+            parent, name = self._parent(call.path)
+            ino = self.dirs[parent].get(name)
+            if ino is None or ino not in self.files:
+                ino = self._ino()
+                self.files[ino] = _File(bytearray(), b"", 0)
+                self.dirs[parent][name] = ino
+            elif call.truncates:
+                f = self.files[ino]
+                f.current = bytearray()
+                f.low = 0
+        elif op is OpKind.WRITE:
+            f = self._file(call.path)
+            end = call.offset + len(call.data)
+            if len(f.current) < call.offset:
+                f.current.extend(b"\0" * (call.offset - len(f.current)))
+            f.current[call.offset : end] = call.data
+        elif op is OpKind.FTRUNCATE:
+            f = self._file(call.path)
+            del f.current[call.offset :]
+            if len(f.current) < call.offset:
+                f.current.extend(b"\0" * (call.offset - len(f.current)))
+            f.low = min(f.low, call.offset)
+        elif op in (OpKind.FSYNC, OpKind.FDATASYNC):
+            f = self._file(call.path)
+            f.durable = bytes(f.current)
+            f.low = len(f.current)
+        elif op is OpKind.DIRFSYNC:
+            directory = self._lookup_dir(call.path)
+            self.durable_dirs[directory] = dict(self.dirs[directory])
+        elif op is OpKind.UNLINK:
+            parent, name = self._parent(call.path)
+            del self.dirs[parent][name]
+        elif op in (OpKind.RENAME, OpKind.REPLACE):
+            parent, name = self._parent(call.path)
+            target_parent, target_name = self._parent(call.target)
+            self.dirs[target_parent][target_name] = self.dirs[parent].pop(name)
+        elif op is OpKind.MKDIR:
+            parent, name = self._parent(call.path)
+            ino = self._ino()
+            self.dirs[ino] = {}
+            self.dirs[parent][name] = ino
+        elif op is OpKind.RMDIR:
+            parent, name = self._parent(call.path)
+            del self.dirs[parent][name]
+
+    def snapshot(self) -> Snapshot:
+        """The model now, as the plain data crash states are derived from."""
+        paths: dict[int, str] = {self.root: "/"}
+        reachable = [self.root]
+        current: dict[int, dict[str, int]] = {}
+        files: dict[int, FileSnap] = {}
+        seen: set[int] = set()
+        while reachable:
+            directory = reachable.pop()
+            if directory in seen:
+                continue
+            seen.add(directory)
+            entries = dict(self.dirs.get(directory, {}))
+            current[directory] = entries
+            for table in (entries, self.durable_dirs.get(directory, {})):
+                for name, ino in table.items():
+                    base = paths[directory]
+                    paths.setdefault(ino, f"/{name}" if base == "/" else f"{base}/{name}")
+                    if ino in self.files:
+                        f = self.files[ino]
+                        files[ino] = FileSnap(bytes(f.current), f.durable, f.low)
+                    else:
+                        reachable.append(ino)
+        durable = {d: dict(self.durable_dirs.get(d, {})) for d in current}
+        return Snapshot(self.root, current, durable, files, paths)
+
+
+def crash_points(recording: Recording) -> list[int]:
+    """The indexes of the calls a crash may come after: every one that changed the disk."""
+    return [op.index for op in recording.trace if op.mutating]
+
+
+def snapshots(recording: Recording, image: DiskImage) -> Iterator[tuple[int, Snapshot]]:
+    """(call index, the model right after it) for every crash point, in order."""
+    model = ReplayModel(image)
+    points = set(crash_points(recording))
+    for index, call in enumerate(recording.calls):
+        if call is not None:
+            model.apply(call)
+        if index in points:
+            yield index, model.snapshot()

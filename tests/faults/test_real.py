@@ -1,0 +1,114 @@
+"""The real-process mode's recorder (`crashkit.faults.real`) and `crashkit explore --exec`:
+a real program on a FUSE mount is recorded in the layer's op vocabulary, the offline
+replay of its calls arrives at the disk it left, and every crash state is checked.
+
+Needs a FUSE mount (/dev/fuse, fusermount3, libfuse 3): where there is none, these tests
+are skipped with the reason (`make setup` installs Debian's fuse3 where it can)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crashkit.faults import FaultPlan, FaultRule
+from crashkit.faults.crash import visible_image
+from crashkit.faults.real import fuse_unavailable, record, snapshots
+from crashkit.harness.cli import main
+from crashkit.harness.explore.exec_mode import explore_exec
+
+UNAVAILABLE = fuse_unavailable()
+needs_fuse = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no FUSE here: {UNAVAILABLE}")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+WRITER = f"{sys.executable} {EXAMPLES / 'atomic_write.py'}"
+CHECKER = f"{sys.executable} {EXAMPLES / 'check_config.py'}"
+
+SQLITE = """
+import os, sqlite3
+db = sqlite3.connect(os.path.join(os.environ["CRASHKIT_DIR"], "t.db"))
+db.execute("PRAGMA synchronous = EXTRA")
+db.execute("CREATE TABLE t (a)")
+db.commit()
+db.execute("INSERT INTO t VALUES (1)")
+db.commit()
+db.close()
+"""
+
+
+@needs_fuse
+def test_the_stdlib_sqlite3_module_is_seen_call_by_call() -> None:
+    """What the pyfakefs layer cannot see (I/O in C) is recorded here: the journal's
+    creation, its writes and syncs, the folder's sync, the database's writes, the unlink."""
+    here = os.getcwd()
+    recording, start = record([sys.executable, "-c", SQLITE])
+    assert recording.returncode == 0, recording.stderr
+    assert os.getcwd() == here  # (libfuse moves the process to / as it mounts)
+    ops = [(op.op, op.path) for op in recording.trace]
+    assert ("open", "/t.db-journal") in ops
+    assert ("write", "/t.db") in ops
+    assert ("fdatasync", "/t.db-journal") in ops or ("fsync", "/t.db-journal") in ops
+    assert ("dirfsync", "/") in ops  # after the journal's creation and its unlink (EXTRA)
+    assert ops.count(("unlink", "/t.db-journal")) == 2  # one per commit
+    # the replay of those calls arrives at the disk the program left
+    last = list(snapshots(recording, start))[-1][1]
+    assert visible_image(last) == recording.final
+    assert set(recording.final.files) == {"/t.db"}
+
+
+@needs_fuse
+def test_a_fault_plan_fails_the_real_process_call() -> None:
+    plan = FaultPlan((FaultRule("fsync", "/config.tmp", nth=2, errno="EIO"),))
+    recording, _ = record(WRITER, plan=plan)
+    assert recording.returncode != 0
+    assert "Input/output error" in recording.stderr
+    failed = [op for op in recording.trace if op.injected]
+    assert [(op.op, op.path, op.error) for op in failed] == [("fsync", "/config.tmp", "EIO")]
+
+
+@needs_fuse
+def test_the_worked_example_the_safe_writer_is_clean_the_unsafe_one_is_caught() -> None:
+    """docs/backends.md, "Any program": the temp file synced before the rename survives
+    every crash state; without that fsync, the new name can hold data never written."""
+    safe = explore_exec(WRITER, CHECKER)
+    assert safe.ok and safe.states > 0 and safe.findings == []
+    unsafe = explore_exec(f"{WRITER} --no-fsync", CHECKER)
+    assert not unsafe.ok and unsafe.failed > 0
+    first = unsafe.findings[0]  # (docs/backends.md quotes it)
+    assert first.after == "#3 rename /config.tmp (-> /config)"
+    assert first.cut == "/config: none of 111 unsynced bytes kept"
+    assert "config holds 0 bytes that no writer wrote whole" in first.output
+    assert (safe.states, unsafe.states, unsafe.failed) == (54, 346, 298)  # as documented
+
+
+@needs_fuse
+def test_the_cli_runs_the_worked_example_as_documented() -> None:
+    runner = CliRunner()
+    clean = runner.invoke(main, ["explore", "--exec", WRITER, "--check", CHECKER])
+    assert clean.exit_code == 0, clean.output
+    caught = runner.invoke(
+        main, ["explore", "--exec", f"{WRITER} --no-fsync", "--check", CHECKER, "--json"]
+    )
+    assert caught.exit_code == 1
+    assert '"failed": ' in caught.output and '"findings": [' in caught.output
+
+
+def test_without_fuse_exec_says_why_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import crashkit.faults.real as real
+
+    monkeypatch.setattr(real, "fuse_unavailable", lambda: "no /dev/fuse: (test)")
+    result = CliRunner().invoke(main, ["explore", "--exec", "true", "--check", "true"])
+    assert result.exit_code == 2
+    assert "needs a FUSE mount" in result.output and "no /dev/fuse" in result.output
+
+
+def test_exec_and_check_go_together() -> None:
+    result = CliRunner().invoke(main, ["explore", "--exec", "true"])
+    assert result.exit_code == 2 and "--exec and --check go together" in result.output
+    result = CliRunner().invoke(
+        main, ["explore", "--exec", "true", "--check", "true", "--suite", "ci"]
+    )
+    assert result.exit_code == 2 and "cannot be combined with --suite" in result.output
