@@ -180,6 +180,74 @@ def _explore_exec(
     sys.exit(ExitCode.OK if summary.ok else ExitCode.CHECK_FAILED)
 
 
+def _explore_real(
+    err: CliConsole,
+    backend: str,
+    symbols: int,
+    ticks: int,
+    seed: int,
+    window: int,
+    profile: str,
+    torn: str,
+    max_findings: int,
+) -> NoReturn:
+    """`--real`: `crashkit run` as a real process on a FUSE mount (exit 0 no violation, 1 a
+    violation or a failed recorded run, 2 no FUSE or a usage error)."""
+    from crashkit.faults.real import fuse_unavailable
+    from crashkit.harness.explore.real_mode import explore_real
+
+    reason = fuse_unavailable()
+    if reason is not None:
+        _usage(err, f"--real needs a FUSE mount, and there is none here: {reason}")
+    try:
+        profile_named(profile)
+    except ValueError as exc:
+        _usage(err, f"--profile: {exc}")
+    summary = explore_real(
+        backend,
+        symbols=symbols,
+        ticks=ticks,
+        seed=seed,
+        window=window,
+        profile=profile,
+        torn=torn,
+        max_findings=max_findings,
+    )
+    table = Table(title=escape(f"explore --real {backend} (profile {summary.profile})"))
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("workload", f"{symbols} symbols x {ticks} ticks, seed {seed}")
+    table.add_row("calls recorded", f"{len(summary.recording.trace):,}")
+    table.add_row("exit code of the recorded run", str(summary.recording.returncode))
+    table.add_row("crash points", f"{summary.points:,}")
+    table.add_row("crash states", f"{summary.states:,}")
+    table.add_row("real restarts (distinct disks)", f"{summary.restarts:,}")
+    for name, count in sorted(summary.violated.items()):
+        table.add_row(f"violations {name}", f"{count:,}")
+    if summary.stopped:
+        table.add_row("stopped at the findings cap", f"{max_findings} (--max-findings)")
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    rate = summary.states / summary.seconds if summary.seconds else 0.0
+    table.add_row("crash states/s", f"{rate:,.0f}")
+    err.print(table)
+    if summary.recording.returncode != 0:
+        err.print(
+            f"the recorded run failed (exit {summary.recording.returncode}): "
+            f"{escape(summary.recording.stderr.strip()[-800:])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for f in summary.findings:
+        err.print(
+            escape(f"violation {f.violation.invariant.value}: {f.violation.message}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        err.print(escape(f"  crash after {f.after}: {f.cut}"), highlight=False, soft_wrap=True)
+    ok = summary.violations == 0 and summary.recording.returncode == 0
+    sys.exit(ExitCode.OK if ok else ExitCode.CHECK_FAILED)
+
+
 def _usage(err: CliConsole, message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(ExitCode.USAGE)
@@ -254,6 +322,12 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     metavar="CHECK",
     help="With --exec: the checker, run on each crash state ($CRASHKIT_DIR); exit 0 = fine.",
 )
+@click.option(
+    "--real",
+    is_flag=True,
+    help="Run `crashkit run` as a real process on a FUSE mount (any backend, one on the "
+    "stdlib sqlite3 module too) and restart it on every crash state.",
+)
 @click.pass_context
 def explore(
     ctx: click.Context,
@@ -275,12 +349,15 @@ def explore(
     no_export: bool,
     exec_command: str | None,
     check_command: str | None,
+    real: bool,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
     err = CliConsole(stderr=True)
     if exec_command is not None or check_command is not None:
         _explore_exec(ctx, err, exec_command, check_command, profile, torn, max_findings, as_json)
+    if real:
+        _explore_real(err, backend, symbols, ticks, seed, window, profile, torn, max_findings)
     given = [
         f"--{name}"
         for name in WORKLOAD_OPTIONS

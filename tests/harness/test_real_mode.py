@@ -1,0 +1,120 @@
+"""`crashkit explore --real`: `crashkit run` as a real process on a FUSE mount, restarted
+on every crash state and judged by the explorer's oracles. The reference and the SQLite
+backend pass, a broken variant is caught, and a backend on the stdlib `sqlite3` module
+(whose I/O the in-process layer cannot see) is crash-tested: correct, it passes; with
+`synchronous=OFF`, it is named. Skipped, with the reason, where no FUSE mount can be made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crashkit.faults.real import fuse_unavailable
+from crashkit.harness.explore import Explorer, Workload
+from crashkit.harness.explore.real_mode import explore_real
+from crashkit.harness.kit.variants import no_fsync
+from crashkit.orchestrator.store import jsonl, sqlite
+
+UNAVAILABLE = fuse_unavailable()
+pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no FUSE here: {UNAVAILABLE}")
+
+#: A backend on the stdlib sqlite3 module, as a new user would write it (one row per
+#: symbol, an upsert per tick, the folder's entry made durable when it is created).
+STDSQLITE = """
+import os, sqlite3
+from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
+from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, RestoreSummary
+from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
+from crashkit.regime_engine.contracts import HysteresisStore
+
+SYNCHRONOUS = os.environ.get("STDSQLITE_SYNCHRONOUS", "EXTRA")
+
+
+class Writer:
+    def __init__(self, db):
+        self.db, self.poisoned = db, False
+
+    def append(self, states):
+        if self.poisoned:
+            raise PersistenceError("poisoned after an earlier failure")
+        rows = [(s.symbol, s.engine_timestamp_ms, encode_state(s)[:-1]) for s in states]
+        try:
+            with self.db:
+                self.db.executemany(
+                    "INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
+                    "ts = excluded.ts, record = excluded.record WHERE excluded.ts >= state.ts",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            self.poisoned = True
+            raise PersistenceError(f"commit failed: {exc}") from exc
+
+    def close(self):
+        self.db.close()
+
+
+def open_store(path, config):
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+        fd = os.open(os.path.dirname(folder), os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(fd)
+        os.close(fd)
+    try:
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+        db.execute("CREATE TABLE IF NOT EXISTS state (symbol TEXT PRIMARY KEY, ts INTEGER, record BLOB)")
+        db.commit()
+        store = HysteresisStore()
+        for (record,) in db.execute("SELECT record FROM state"):
+            state = record_to_state(decode_record(record), config)
+            store.states[state.symbol] = state
+    except (sqlite3.Error, ValueError) as exc:
+        raise RestoreFatal(path, f"cannot restore: {exc}") from exc
+    return OpenedStore(Writer(db), store, RestoreSummary(path, "ok" if store.states else "bootstrap"))
+
+
+BACKEND = Backend("stdsqlite", open_store, capabilities=Capabilities(files=("{path}", "{path}-journal")))
+"""
+
+
+@pytest.mark.parametrize("backend", [jsonl.BACKEND, sqlite.BACKEND], ids=["jsonl", "sqlite"])
+def test_the_shipped_backends_pass_in_real_mode_and_agree_with_the_in_process_explorer(
+    backend: object,
+) -> None:
+    """The same workload in both modes: no violation in either (a difference would be a
+    bug in one of the two models)."""
+    assert backend.spec is not None  # type: ignore[attr-defined]
+    real = explore_real(backend.spec, symbols=2, ticks=3)  # type: ignore[attr-defined]
+    assert real.recording.returncode == 0, real.recording.stderr
+    assert real.states > 0 and real.violations == 0, [f.violation for f in real.findings[:3]]
+    inside = Explorer(backend).run(Workload(symbols=2, ticks=3, seed=1))  # type: ignore[arg-type]
+    assert inside.states_checked > 0 and inside.violations == 0
+
+
+def test_a_broken_variant_is_caught_in_both_modes() -> None:
+    """no fsync: what was published is not on disk after the crash, in both modes."""
+    assert no_fsync.spec is not None
+    real = explore_real(no_fsync.spec, symbols=2, ticks=3, max_findings=1)
+    assert "3-publish-implies-committed" in real.violated
+    inside = Explorer(no_fsync).run(Workload(symbols=2, ticks=3, seed=1))
+    assert "3-publish-implies-committed" in {f.violation.invariant.value for f in inside.findings}
+
+
+def test_a_stdlib_sqlite3_backend_written_outside_is_crash_tested_for_real(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "stdsqlite.py").write_text(STDSQLITE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    good = explore_real("stdsqlite:BACKEND", symbols=2, ticks=2)
+    assert good.recording.returncode == 0, good.recording.stderr
+    assert good.states > 0 and good.violations == 0, [f.violation for f in good.findings[:3]]
+    monkeypatch.setenv("STDSQLITE_SYNCHRONOUS", "OFF")
+    broken = explore_real("stdsqlite:BACKEND", symbols=2, ticks=2, max_findings=1)
+    assert broken.violations > 0
+    assert broken.findings[0].violation.invariant.value in (
+        "3-publish-implies-committed",
+        "4-crash-damage-not-fatal",
+    )
