@@ -29,6 +29,9 @@ goals (sqlite_figures.py):
   that of a 1,000,000-record file of the same states, best of 3; a start timed once.
 - `sqlite-history`: restore after the `compact` figure's history (10,000,000 records,
   500 symbols) upserted, against the JSONL file of it uncompacted and compacted.
+- `real-explore`: crash states per second of `crashkit explore --real` (real processes
+  on a FUSE mount, recording included) on the reference, beside the in-process explorer
+  on the same workload (real_mode.py in the harness). "not measured" without FUSE.
 - `sqlite-explore`: crash states checked per second by the explorer on the default
   workload with each backend, best of 3.
 
@@ -73,6 +76,7 @@ FIGURES = (
     "sqlite-restore",
     "sqlite-history",
     "sqlite-explore",
+    "real-explore",
 )
 SQLITE_TICKS = {"sqlite-ticks1": 1, "sqlite-ticks50": 50, "sqlite-ticks500": 500}
 MB = 1_000_000
@@ -434,6 +438,65 @@ def sqlite_explore_row(args: argparse.Namespace) -> Row:
     )
 
 
+def real_explore_row(args: argparse.Namespace) -> Row:
+    """Crash states per second of `crashkit explore --real` (each restart a process)
+    beside the in-process explorer on the same workload and backend (the reference)."""
+    from crashkit.faults.real import fuse_unavailable
+    from crashkit.harness.explore import Explorer
+    from crashkit.harness.explore.real_mode import explore_real
+    from crashkit.orchestrator.store import jsonl
+
+    workload = Workload(symbols=2, ticks=args.real_ticks)
+    shape = f"Workload({workload.symbols} symbols x {workload.ticks} ticks), JSONL reference"
+    reason = fuse_unavailable()
+    if reason is not None:
+        return Row(
+            key="real-explore",
+            figure="Real-process crash states per second",
+            detail=f"not measured: {reason}",
+            unit="states/s",
+            ours=0.0,
+            ours_text="—",
+            baseline=None,
+            baseline_text="—",
+            ratio=None,
+            ratio_text="—",
+            goal=NO_GOAL,
+            met=None,
+            extra={"unavailable": reason},
+        )
+    note(f"real-explore: {shape}, real processes on a FUSE mount vs in-process")
+    assert jsonl.BACKEND.spec is not None
+    real = explore_real(jsonl.BACKEND.spec, symbols=workload.symbols, ticks=workload.ticks)
+    inside = Explorer(jsonl.BACKEND).run(workload)
+    real_rate = real.states / real.seconds
+    inside_rate = inside.states_checked / inside.seconds
+    ratio = real_rate / inside_rate
+    return Row(
+        key="real-explore",
+        figure="Real-process crash states per second",
+        detail=f"{shape}: {real.states:,} states, {real.restarts} real restarts in "
+        f"{real.seconds:.1f} s\n(recording included) vs {inside.states_checked:,} states "
+        f"in-process in {inside.seconds:.2f} s",
+        unit="states/s",
+        ours=real_rate,
+        ours_text=f"{real_rate:,.1f} states/s",
+        baseline=inside_rate,
+        baseline_text=f"{inside_rate:,.0f} states/s\n(in-process explorer)",
+        ratio=ratio,
+        ratio_text=f"1/{1 / ratio:,.0f}",
+        goal=NO_GOAL,
+        met=None,
+        extra={
+            "real_states": real.states,
+            "real_restarts": real.restarts,
+            "real_seconds": real.seconds,
+            "inside_states": inside.states_checked,
+            "inside_seconds": inside.seconds,
+        },
+    )
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -471,6 +534,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sqlite-records", type=int, help="sqlite-restore: symbols (1,000,000; quick 2,000)"
     )
     parser.add_argument(
+        "--real-ticks", type=int, help="real-explore: ticks of 2 symbols (4; quick 2)"
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="NAME",
@@ -491,6 +557,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.sqlite_ticks = 14 if args.quick else 500
     if args.sqlite_records is None:
         args.sqlite_records = 2_000 if args.quick else 1_000_000
+    if args.real_ticks is None:
+        args.real_ticks = 2 if args.quick else 4
     only: list[str] = []
     for item in args.only or FIGURES:
         only += [name.strip() for name in item.split(",") if name.strip()]
@@ -547,6 +615,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             rows += sqlite_history_rows(tmp, args)
         if "sqlite-explore" in args.only:
             rows.append(sqlite_explore_row(args))
+        if "real-explore" in args.only:
+            rows.append(real_explore_row(args))
     return rows
 
 

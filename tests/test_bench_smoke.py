@@ -30,6 +30,7 @@ ROWS = (
     "SQLite restore after a history",
     "SQLite restore after a history, vs compacted",
     "SQLite crash states per second",
+    "Real-process crash states per second",
 )
 #: figure -> has a baseline measured in the same run
 FIGURES = {
@@ -47,6 +48,7 @@ FIGURES = {
     "sqlite-history": True,
     "sqlite-history-compacted": True,
     "sqlite-explore": True,
+    "real-explore": True,
 }
 
 
