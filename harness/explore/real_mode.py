@@ -133,17 +133,8 @@ def judge_restart(
                 Invariant.PROTOCOL, f"the restarted process exited {returncode}: {output[-300:]}"
             )
         )
-    restored = _restored(restart)
-    for symbol, (ts, rid) in sorted(orc.latest_published(enumerate(published)).items()):
-        if restored.get(symbol, -1) < ts:
-            out.append(
-                Violation(
-                    Invariant.PUBLISH_IMPLIES_COMMITTED,
-                    f"{rid} was published but is not on disk after the crash",
-                    symbol,
-                    rid,
-                )
-            )
+    latest = orc.latest_published(enumerate(published))
+    out += orc.published_not_on_disk(latest, _restored(restart))
     before, conflicts = orc.decisions_of(published)
     after, more = orc.decisions_of(restart)
     merged, clash = orc.merge_decisions(before, after)

@@ -245,10 +245,19 @@ def check_published_survived(
     The cheap per-crash-state half of `check_publish_implies_committed`, for callers
     that already checked publish-after-ack once on the run that published.
     """
+    return published_not_on_disk(
+        latest, {symbol: state.engine_timestamp_ms for symbol, state in restored.items()}
+    )
+
+
+def published_not_on_disk(
+    latest: Mapping[str, tuple[int, str]], restored: Mapping[str, int]
+) -> list[Violation]:
+    """`check_published_survived` on restored timestamps (symbol -> its restored one), what
+    a real process's restored events give."""
     out: list[Violation] = []
     for symbol, (ts, rid) in sorted(latest.items()):
-        got = restored.get(symbol)
-        if got is None or got.engine_timestamp_ms < ts:
+        if restored.get(symbol, -1) < ts:
             out.append(
                 Violation(
                     Invariant.PUBLISH_IMPLIES_COMMITTED,
