@@ -215,7 +215,7 @@ def _split_events(snap: Snapshot) -> tuple[list[Event], Snapshot]:
     current[snap.root] = {n: i for n, i in current[snap.root].items() if i != folder}
     durable = {d: {n: i for n, i in e.items() if i != folder} for d, e in snap.durable.items()}
     durable.pop(folder, None)
-    kept = set(current) | {i for e in current.values() for i in e.values()}
+    kept = set(current) | {i for e in (*current.values(), *durable.values()) for i in e.values()}
     files = {i: f for i, f in snap.files.items() if i in kept}
     return published, Snapshot(snap.root, current, durable, files, snap.paths)
 

@@ -4,7 +4,8 @@ write but `pytest --crashkit-backend=module:BACKEND`.
 Options (each also an ini key, `crashkit_backend = ...` in `[tool.pytest.ini_options]`
 or `pytest.ini`): `--crashkit-backend`, `--crashkit-suite quick|ci|nightly` (default
 ci), `--crashkit-shard i/n`, `--crashkit-selftest`, `--crashkit-findings DIR`,
-`--crashkit-max-findings N`, `--crashkit-json FILE`. When a backend is named (or the
+`--crashkit-max-findings N`, `--crashkit-json FILE`, `--crashkit-profile NAME[:BLOCK]`,
+`--crashkit-real` (also `crashkit run` as a real process on a FUSE mount). When a backend is named (or the
 self-test asked for), the kit's items (`crashkit.harness.kit.suite`) are collected
 beside the project's own tests; the `crashkit_backend` fixture can be overridden in a
 conftest instead (it returns a `Backend` or a `module:attribute`). At the end one table
@@ -54,6 +55,8 @@ class KitConfig:
     default_findings: bool
     #: the file-system profile of the explorer's crash states (`crashkit.faults.PROFILES`)
     profile: str = "prefix"
+    #: also the real-process item (`--crashkit-real`)
+    real: bool = False
 
     @property
     def active(self) -> bool:
@@ -90,6 +93,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"findings kept per invariant per item (default {DEFAULT_MAX_FINDINGS})",
     )
     group.addoption("--crashkit-json", metavar="FILE", help="write the summary as JSON")
+    group.addoption(
+        "--crashkit-real",
+        action="store_true",
+        help="also run crashkit run as a real process on a FUSE mount, restarted on every "
+        "crash state (needs /dev/fuse and fuse3)",
+    )
     group.addoption(
         "--crashkit-profile",
         metavar="NAME[:BLOCK]",
@@ -156,6 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
         json_path=Path(json_path) if json_path else None,
         default_findings=default,
         profile=profile,
+        real=bool(config.getoption("--crashkit-real")),
     )
     config.stash[KIT_KEY] = kit
     config.stash[REPORT_KEY] = KitReport()
@@ -228,9 +238,14 @@ def pytest_collection_modifyitems(
             drop.append(item)
         elif name != "test_selftest" and kit.spec is None and isinstance(item.parent, KitModule):
             drop.append(item)  # the self-test alone was asked for
-        elif name == "test_single_writer" and kit.shard[0] != 0:
+        elif name in ("test_single_writer", "test_real_process") and kit.shard[0] != 0:
             drop.append(item)  # one item: shard 0's
-        elif not hasattr(item, "callspec") and name != "test_single_writer":
+        elif name == "test_real_process" and not kit.real:
+            drop.append(item)  # asked for with --crashkit-real
+        elif not hasattr(item, "callspec") and name not in (
+            "test_single_writer",
+            "test_real_process",
+        ):
             drop.append(item)  # a parameter list that came out empty (another shard's)
     if drop:
         dropped = set(map(id, drop))
@@ -246,6 +261,7 @@ HEAVY = frozenset(
         "test_io_error_sweep",
         "test_fsync_failure_models",
         "test_state_machine",
+        "test_real_process",
     }
 )
 

@@ -278,6 +278,49 @@ def single_writer(backend: Backend) -> KitResult:
     return result
 
 
+#: What the real-process mode judges (what an outside process can see: what it published).
+REAL_INVARIANTS = (
+    Invariant.PUBLISH_IMPLIES_COMMITTED,
+    Invariant.CRASH_NOT_FATAL,
+    Invariant.CONTINUITY,
+)
+
+
+def real(backend: Backend, profile: str = "prefix") -> KitResult:
+    """`crashkit run` on the backend as a real process on a FUSE mount, restarted on every
+    crash state (`crashkit explore --real`); not applicable where no mount can be made or
+    the backend has no `module:attribute` name a child process can load."""
+    from crashkit.faults.real import fuse_unavailable
+    from crashkit.harness.explore.real_mode import explore_real
+
+    started = time.perf_counter()
+    result = KitResult("real process", "real")
+    reason = fuse_unavailable()
+    if reason is None and backend.spec is None:
+        reason = "the backend has no module:attribute name for `crashkit run` to load"
+    if reason is not None:
+        result.not_applicable = reason
+        return result
+    assert backend.spec is not None
+    summary = explore_real(backend.spec, profile=profile)
+    result.judged(REAL_INVARIANTS, max(summary.states, 1))
+    replay = f"crashkit explore --real --backend {backend.spec} --profile {profile}"
+    if summary.recording.returncode != 0:
+        result.found(
+            [
+                Violation(
+                    Invariant.PROTOCOL,
+                    f"the recorded run exited {summary.recording.returncode}: "
+                    f"{summary.recording.stderr.strip()[-300:]}",
+                )
+            ],
+            replay,
+        )
+    result.found([f.violation for f in summary.findings], replay)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
 def _check(backend: Backend, check: str, item: str, run: Any) -> KitResult:
     started = time.perf_counter()
     result = KitResult(check, item)

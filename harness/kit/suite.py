@@ -32,6 +32,7 @@ __all__ = [
     "test_crash_exploration",
     "test_fsync_failure_models",
     "test_io_error_sweep",
+    "test_real_process",
     "test_restore_row",
     "test_restore_table",
     "test_scenario",
@@ -159,6 +160,14 @@ def test_restore_row(request: pytest.FixtureRequest, crashkit_target: Backend, r
 def test_restore_table(request: pytest.FixtureRequest, crashkit_target: Backend, row: str) -> None:
     """One row of the contract's restore table on a seeded file (line-format backends)."""
     _finish(request, runs.table_row(crashkit_target, row))
+
+
+def test_real_process(
+    request: pytest.FixtureRequest, crashkit_target: Backend, crashkit: KitConfig
+) -> None:
+    """`crashkit run` as a real process on a FUSE mount, restarted on every crash state
+    (`--crashkit-real`; `crashkit explore --real`)."""
+    _finish(request, runs.real(crashkit_target, crashkit.profile))
 
 
 def test_single_writer(request: pytest.FixtureRequest, crashkit_target: Backend) -> None:
