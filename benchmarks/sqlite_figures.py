@@ -264,6 +264,13 @@ def _opened_seconds(backend: Backend, path: str, records: int) -> float:
     return seconds
 
 
+def _timed(restore: Callable[[str], RestoreReport], path: str) -> tuple[RestoreReport, float]:
+    """One restore of `path` and its wall time."""
+    start = time.perf_counter()
+    report = restore(path)
+    return report, time.perf_counter() - start
+
+
 def measure_restore(folder: str, records: int, repeat: int) -> RestoreResult:
     """A database of `records` symbols' rows and the JSONL file of the same states (written
     a batch at a time: each batch once encoded for each); both restored, alternating."""
@@ -282,15 +289,13 @@ def measure_restore(folder: str, records: int, repeat: int) -> RestoreResult:
     best_sqlite = best_jsonl = float("inf")
     for _ in range(repeat):
         gc.collect()
-        start = time.perf_counter()
-        ours = sqlite.restore_report(db_path)
-        best_sqlite = min(best_sqlite, time.perf_counter() - start)
+        ours, seconds = _timed(sqlite.restore_report, db_path)
+        best_sqlite = min(best_sqlite, seconds)
         assert ours.outcome == "ok" and ours.valid == records, ours.reason
         del ours
         gc.collect()
-        start = time.perf_counter()
-        reference = jsonl.restore_report(jsonl_path)
-        best_jsonl = min(best_jsonl, time.perf_counter() - start)
+        reference, seconds = _timed(jsonl.restore_report, jsonl_path)
+        best_jsonl = min(best_jsonl, seconds)
         assert reference.outcome == "ok" and reference.valid == records, reference.reason
         del reference
     assert _winners(sqlite.restore_report(db_path)) == _winners(jsonl.restore_report(jsonl_path))
@@ -387,21 +392,17 @@ def measure_history(folder: str, records: int, symbols: int, repeat: int) -> His
             [orchestrator_state(tick, s) for s in range(symbols)]
         )
         assert rows == expected, f"tick {tick}: the upserts are not the backend's rows"
-    start = time.perf_counter()
-    before = jsonl.restore_report(jsonl_path)
-    uncompacted = time.perf_counter() - start
+    before, uncompacted = _timed(jsonl.restore_report, jsonl_path)
     assert before.valid == upserts == ticks * symbols
     selected = _winners(before)
     del before
     jsonl.open_jsonl_store(jsonl_path, HysteresisConfig(), policy=COMPACT_NOW).backend.close()
     best_sqlite = best_compacted = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
-        ours = sqlite.restore_report(db_path)
-        best_sqlite = min(best_sqlite, time.perf_counter() - start)
-        start = time.perf_counter()
-        after = jsonl.restore_report(jsonl_path)
-        best_compacted = min(best_compacted, time.perf_counter() - start)
+        ours, seconds = _timed(sqlite.restore_report, db_path)
+        best_sqlite = min(best_sqlite, seconds)
+        after, seconds = _timed(jsonl.restore_report, jsonl_path)
+        best_compacted = min(best_compacted, seconds)
         assert ours.lines == after.lines == symbols
         assert _winners(ours) == selected == _winners(after), "the restores select differently"
     result = HistoryResult(

@@ -43,6 +43,7 @@ layer's own bookkeeping must not go through (or be recorded by) the fake.
 from __future__ import annotations
 
 import errno as errno_module
+import functools
 import posixpath
 from bisect import bisect_right
 from collections.abc import Callable
@@ -455,19 +456,8 @@ class CrashOs(FakeOsModule):
         handle = s.handle(WRITE, fd)
         if not isinstance(handle, FakeFileWrapper | FakeDirWrapper):
             return super().write(fd, contents)
-        path = handle_path(handle)
-        requested = len(contents)
-        asked = f"{requested} bytes"
-        rule = s.check(WRITE, path, asked)
-        if rule is not None:  # a short write
-            contents = contents[: rule.short_write]
-        written = s.attempt(WRITE, path, asked, super().write, fd, contents)
-        if rule is None:
-            s.log(WRITE, path, f"{written} bytes", mutating=True)
-        else:
-            detail = f"short write: {written} of {requested} bytes"
-            s.log(WRITE, path, detail, mutating=True, injected=True)
-        return written
+        write = functools.partial(FakeOsModule.write, self, fd)
+        return _recorded_write(s, handle_path(handle), contents, "", write)
 
     def read(self, fd: int, n: int) -> bytes:
         s = _session_for(self.filesystem)
@@ -670,20 +660,30 @@ class CrashOs(FakeOsModule):
         if s is None or not isinstance(fd, int) or fd < 3:
             return positioned_write(self.filesystem, fd, contents, offset)
         path = handle_path(s.handle(WRITE, fd))
-        requested = len(contents)
-        asked = f"{requested} bytes"
-        rule = s.check(WRITE, path, asked)
-        if rule is not None:  # a short write
-            contents = contents[: rule.short_write]
-        written = s.attempt(
-            WRITE, path, asked, positioned_write, self.filesystem, fd, contents, offset
-        )
-        if rule is None:
-            s.log(WRITE, path, f"{written} bytes at {offset}", mutating=True)
-        else:
-            detail = f"short write: {written} of {requested} bytes at {offset}"
-            s.log(WRITE, path, detail, mutating=True, injected=True)
-        return written
+
+        def write(data: bytes) -> int:
+            return positioned_write(self.filesystem, fd, data, offset)
+
+        return _recorded_write(s, path, contents, f" at {offset}", write)
+
+
+def _recorded_write(
+    s: Session, path: str, contents: bytes, where: str, write: Callable[[bytes], int]
+) -> int:
+    """One write op (os.write, os.pwrite): counted against the plan, whose rule may cut it
+    short, then run and logged (`where`: " at OFFSET" for a positioned write)."""
+    requested = len(contents)
+    asked = f"{requested} bytes"
+    rule = s.check(WRITE, path, asked)
+    if rule is not None:  # a short write
+        contents = contents[: rule.short_write]
+    written: int = s.attempt(WRITE, path, asked, write, contents)
+    if rule is None:
+        s.log(WRITE, path, f"{written} bytes{where}", mutating=True)
+    else:
+        detail = f"short write: {written} of {requested} bytes{where}"
+        s.log(WRITE, path, detail, mutating=True, injected=True)
+    return written
 
 
 _OS_OVERRIDES = (

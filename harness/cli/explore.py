@@ -196,6 +196,11 @@ def _explore_real(
     from crashkit.faults.real import fuse_unavailable
     from crashkit.harness.explore.real_mode import explore_real
 
+    importable_from(Path.cwd())  # as the child processes will (explore_real's PYTHONPATH)
+    try:
+        load_backend(backend)
+    except ConfigError as exc:
+        _usage(err, f"--backend: {exc}")
     reason = fuse_unavailable()
     if reason is not None:
         _usage(err, f"--real needs a FUSE mount, and there is none here: {reason}")

@@ -173,7 +173,7 @@ def explore_real(
         command = (
             " ".join(run) + f' --state "$CRASHKIT_DIR{STATE}" --events "$CRASHKIT_DIR{EVENTS}"'
         )
-        recording, start = record(command, DiskImage(dirs=("/events",)))
+        recording, start = record(command, DiskImage(dirs=("/events",)), env=_child_env())
         summary = RealSummary(backend, chosen.name, recording)
         verdicts: dict[DiskImage, tuple[int, str, list[Event]]] = {}
         for index, snap in snapshots(recording, start):
@@ -199,6 +199,14 @@ def explore_real(
                 break
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _child_env() -> dict[str, str]:
+    """The children's environment: a backend module in the current folder loads there as
+    it does for `crashkit explore --backend` (the folder first on PYTHONPATH)."""
+    path = os.environ.get("PYTHONPATH")
+    here = os.getcwd()
+    return {**os.environ, "PYTHONPATH": here if not path else f"{here}{os.pathsep}{path}"}
 
 
 def _split_events(snap: Snapshot) -> tuple[list[Event], Snapshot]:
@@ -229,6 +237,7 @@ def _restart(
     events = os.path.join(scratch, f"events-{number}.jsonl")
     done = subprocess.run(
         [*run, "--state", folder + STATE, "--events", events],
+        env=_child_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -112,3 +112,10 @@ def test_exec_and_check_go_together() -> None:
         main, ["explore", "--exec", "true", "--check", "true", "--suite", "ci"]
     )
     assert result.exit_code == 2 and "cannot be combined with --suite" in result.output
+
+
+def test_real_with_a_backend_that_cannot_load_is_a_usage_error() -> None:
+    """Checked before anything runs (and whether or not FUSE is here): exit 2, the fix."""
+    result = CliRunner().invoke(main, ["explore", "--real", "--backend", "nosuch:BACKEND"])
+    assert result.exit_code == 2
+    assert "--backend: backend 'nosuch:BACKEND': cannot import module 'nosuch'" in result.output
