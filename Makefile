@@ -50,7 +50,7 @@ REFERENCE := crashkit.orchestrator.store.jsonl:BACKEND
 SQLITE := crashkit.orchestrator.store.sqlite:BACKEND
 crash: $(STAMP)
 	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto --dist worksteal -m "crashkit or crash" \
-		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest \
+		--crashkit-backend=$(REFERENCE) --crashkit-suite=$(SUITE) --crashkit-selftest --crashkit-real \
 		tests/machines tests/kit
 	rm -rf .pytest_cache/crashkit-findings-sqlite
 	HYPOTHESIS_PROFILE=$(PROFILE) $(BIN)/pytest -n auto --dist worksteal -m crashkit \

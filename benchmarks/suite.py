@@ -29,9 +29,10 @@ goals (sqlite_figures.py):
   that of a 1,000,000-record file of the same states, best of 3; a start timed once.
 - `sqlite-history`: restore after the `compact` figure's history (10,000,000 records,
   500 symbols) upserted, against the JSONL file of it uncompacted and compacted.
-- `real-explore`: crash states per second of `crashkit explore --real` (real processes
-  on a FUSE mount, recording included) on the reference, beside the in-process explorer
-  on the same workload (real_mode.py in the harness). "not measured" without FUSE.
+- `real-explore`, `real-explore-sqlite`: crash states per second of `crashkit explore
+  --real` (real processes on a FUSE mount, recording included) on the reference and on
+  the SQLite backend, each beside the in-process explorer on the same workload and
+  backend (real_mode.py in the harness). "not measured" without FUSE.
 - `sqlite-explore`: crash states checked per second by the explorer on the default
   workload with each backend, best of 3.
 
@@ -77,6 +78,7 @@ FIGURES = (
     "sqlite-history",
     "sqlite-explore",
     "real-explore",
+    "real-explore-sqlite",
 )
 SQLITE_TICKS = {"sqlite-ticks1": 1, "sqlite-ticks50": 50, "sqlite-ticks500": 500}
 MB = 1_000_000
@@ -438,20 +440,23 @@ def sqlite_explore_row(args: argparse.Namespace) -> Row:
     )
 
 
-def real_explore_row(args: argparse.Namespace) -> Row:
+def real_explore_row(args: argparse.Namespace, key: str) -> Row:
     """Crash states per second of `crashkit explore --real` (each restart a process)
-    beside the in-process explorer on the same workload and backend (the reference)."""
+    beside the in-process explorer on the same workload and backend (the reference, or
+    the SQLite backend for `real-explore-sqlite`)."""
     from crashkit.faults.real import fuse_unavailable
     from crashkit.harness.explore import Explorer
     from crashkit.harness.explore.real_mode import explore_real
-    from crashkit.orchestrator.store import jsonl
+    from crashkit.orchestrator.store import jsonl, sqlite
 
+    backend = sqlite.BACKEND if key == "real-explore-sqlite" else jsonl.BACKEND
+    name = "SQLite backend" if backend is sqlite.BACKEND else "JSONL reference"
     workload = Workload(symbols=2, ticks=args.real_ticks)
-    shape = f"Workload({workload.symbols} symbols x {workload.ticks} ticks), JSONL reference"
+    shape = f"Workload({workload.symbols} symbols x {workload.ticks} ticks), {name}"
     reason = fuse_unavailable()
     if reason is not None:
         return Row(
-            key="real-explore",
+            key=key,
             figure="Real-process crash states per second",
             detail=f"not measured: {reason}",
             unit="states/s",
@@ -465,15 +470,15 @@ def real_explore_row(args: argparse.Namespace) -> Row:
             met=None,
             extra={"unavailable": reason},
         )
-    note(f"real-explore: {shape}, real processes on a FUSE mount vs in-process")
-    assert jsonl.BACKEND.spec is not None
-    real = explore_real(jsonl.BACKEND.spec, symbols=workload.symbols, ticks=workload.ticks)
-    inside = Explorer(jsonl.BACKEND).run(workload)
+    note(f"{key}: {shape}, real processes on a FUSE mount vs in-process")
+    assert backend.spec is not None
+    real = explore_real(backend.spec, workload, max_findings=0)
+    inside = Explorer(backend).run(workload)
     real_rate = real.states / real.seconds
     inside_rate = inside.states_checked / inside.seconds
     ratio = real_rate / inside_rate
     return Row(
-        key="real-explore",
+        key=key,
         figure="Real-process crash states per second",
         detail=f"{shape}: {real.states:,} states, {real.restarts} real restarts in "
         f"{real.seconds:.1f} s\n(recording included) vs {inside.states_checked:,} states "
@@ -615,8 +620,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             rows += sqlite_history_rows(tmp, args)
         if "sqlite-explore" in args.only:
             rows.append(sqlite_explore_row(args))
-        if "real-explore" in args.only:
-            rows.append(real_explore_row(args))
+        for key in ("real-explore", "real-explore-sqlite"):
+            if key in args.only:
+                rows.append(real_explore_row(args, key))
     return rows
 
 

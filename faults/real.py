@@ -12,7 +12,10 @@ with an errno (the same `FaultPlan`s).
 Fault model (the same as the pyfakefs layer's, `crashkit.faults.model` and `.crash`):
 what an `fsync`/`fdatasync` of a file made durable is its content at that moment; what a
 directory's fsync made durable is its entries; nothing else is durable. Everything in
-the starting image is durable. `ReplayModel` replays the recorded calls from the image,
+the starting image is durable. A failed `fsync`/`fdatasync` applies the chosen
+`FsyncModel` to the file's dirty range: kept dirty, marked clean without being written
+(a later fsync does not persist it), or dropped (the recorder rewrites the backing file,
+so the process reads back what the disk holds). `ReplayModel` replays the recorded calls from the image,
 offline, and gives a `Snapshot` after any of them, from which `crash.enumerate_states`
 derives the crash states under any file-system profile: the recording is the only thing
 that needs FUSE; restarts run on plain folders (`materialise`).
@@ -29,6 +32,7 @@ modelled), and writes the kernel keeps in its page cache (the mount is opened wi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import posixpath
@@ -42,9 +46,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crashkit.faults.image import DiskImage
-from crashkit.faults.model import FileSnap, Snapshot
+from crashkit.faults.model import FileSnap, Poison, Snapshot, apply_poison, dirty_start
 from crashkit.faults.ops import OpKind
-from crashkit.faults.plan import FaultInjector, FaultPlan, errno_code
+from crashkit.faults.plan import FaultInjector, FaultPlan, FaultRule, FsyncModel, errno_code
 from crashkit.faults.trace import Op
 
 #: What the recorder needs beside Python: the kernel's FUSE device, libfuse 3's mount
@@ -77,6 +81,17 @@ class Call:
     target: str = ""  # rename: the destination
     truncates: bool = False  # open: O_TRUNC
     creates: bool = False  # open: the file did not exist
+    #: rename/unlink to or of a `.fuse_hidden` name: the kernel keeping a file that is
+    #: still open alive after it was unlinked or replaced (the inode, not a name)
+    hidden: bool = False
+
+
+#: How libfuse names a file unlinked or replaced while open (it removes it at last close).
+HIDDEN_PREFIX = ".fuse_hidden"
+
+
+def _hidden(path: str) -> bool:
+    return posixpath.basename(path).startswith(HIDDEN_PREFIX)
 
 
 @dataclass(slots=True)
@@ -97,19 +112,120 @@ class RecordingFS:
     and fails the calls `plan` names with their errno. Built on `mfusepy.Operations`
     (created by `make_operations`, which imports the binding only when a mount is made)."""
 
-    def __init__(self, backing: str, plan: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        backing: str,
+        plan: FaultPlan | None = None,
+        *,
+        image: DiskImage | None = None,
+        model: FsyncModel = FsyncModel.KEEP_DIRTY,
+    ) -> None:
         self.backing = backing
         self.recording = Recording()
         self.injector = FaultInjector(plan or FaultPlan())
         self._lock = threading.Lock()
+        #: the durability model, live: a failed fsync under DROP must change what the
+        #: process reads back at once (`image`: what `backing` starts with)
+        self.model = ReplayModel(image or DiskImage(), model)
+        self._hid: dict[str, int] = {}  # a name the kernel just hid -> the trace index
+
+    def write(self, path: str, payload: bytes, offset: int, fh: int) -> int:
+        """A write; one the plan cuts short writes only its first bytes and says so."""
+        detail = f"{len(payload)} bytes at {offset}"
+        with self._lock:
+            rule = self.injector.check(OpKind.WRITE.value, path)
+            if rule is not None and rule.short_write is not None:
+                kept = payload[: rule.short_write]
+                written = os.pwrite(fh, kept, offset)
+                call = Call(OpKind.WRITE, path, kept[:written], offset)
+                index = len(self.recording.trace)
+                detail = f"short write: {written} of {len(payload)} bytes at {offset}"
+                self.recording.trace.append(
+                    Op(index, OpKind.WRITE.value, path, detail, None, True, True)
+                )
+                self.recording.calls.append(call)
+                self.model.apply(call)
+                return written
+        record = Call(OpKind.WRITE, path, payload, offset)
+        return int(
+            self.call(
+                OpKind.WRITE, path, detail, record, lambda: os.pwrite(fh, payload, offset), (rule,)
+            )
+        )
+
+    def rename(self, old: str, new: str) -> None:
+        """A rename; the kernel's own to a hidden name is the unlink of an open file, or
+        the first half of a replace of one (then not a crash point: the program's
+        replace is atomic)."""
+        real_old, real_new = self.real(old), self.real(new)
+        if _hidden(new):
+            record = Call(OpKind.RENAME, old, target=new, hidden=True)
+            detail = f"still open: the kernel keeps it as {posixpath.basename(new)}"
+            with self._lock:
+                os.rename(real_old, real_new)
+                index = len(self.recording.trace)
+                self.recording.trace.append(Op(index, OpKind.UNLINK.value, old, detail, None, True))
+                self.recording.calls.append(record)
+                self.model.apply(record)
+                self._hid[old] = index
+            return
+        hid = self._hid.pop(new, None)
+        op = OpKind.REPLACE if hid is not None or os.path.exists(real_new) else OpKind.RENAME
+        self.call(
+            op, old, f"-> {new}", Call(op, old, target=new), lambda: os.rename(real_old, real_new)
+        )
+        if hid is not None:
+            with self._lock:
+                hide = self.recording.trace[hid]
+                self.recording.trace[hid] = dataclasses.replace(
+                    hide, mutating=False, detail=f"{hide.detail}, replaced by the next call"
+                )
+
+    def unlink(self, path: str) -> None:
+        """An unlink; the kernel's of a hidden file at its last close is not the program's."""
+        if not _hidden(path):
+            self.call(
+                OpKind.UNLINK,
+                path,
+                "",
+                Call(OpKind.UNLINK, path),
+                lambda: os.unlink(self.real(path)),
+            )
+            return
+        record = Call(OpKind.UNLINK, path, hidden=True)
+        with self._lock:
+            os.unlink(self.real(path))
+            index = len(self.recording.trace)
+            detail = "the kernel drops a hidden file at its last close"
+            self.recording.trace.append(Op(index, OpKind.UNLINK.value, path, detail, None, False))
+            self.recording.calls.append(record)
+            self.model.apply(record)
+
+    def sync_failed(self, path: str, fh: int) -> None:
+        """A failed fsync of `path` (open as `fh`): apply the fsync model; under DROP the
+        backing file is rewritten to what the disk holds (not recorded: not the program's)."""
+        with self._lock:
+            dropped = self.model.fsync_failed(path)
+        if dropped is not None:
+            os.ftruncate(fh, len(dropped))
+            os.pwrite(fh, dropped, 0)
 
     def real(self, path: str) -> str:
         return os.path.join(self.backing, path.lstrip("/"))
 
-    def call(self, op: OpKind, path: str, detail: str, record: Call | None, run: Any) -> Any:
-        """Fail it if the plan says so, else run it; record it either way."""
+    def call(
+        self,
+        op: OpKind,
+        path: str,
+        detail: str,
+        record: Call | None,
+        run: Any,
+        counted: tuple[FaultRule | None] | None = None,
+    ) -> Any:
+        """Fail it if the plan says so, else run it; record it either way (`counted`: the
+        rule the caller already counted this call against, when it did)."""
         with self._lock:
-            rule = self.injector.check(op.value, path)
+            rule = self.injector.check(op.value, path) if counted is None else counted[0]
             index = len(self.recording.trace)
             if rule is not None:
                 self.recording.trace.append(
@@ -127,6 +243,8 @@ class RecordingFS:
             mutating = record is not None and op not in (OpKind.CLOSE,)
             self.recording.trace.append(Op(index, op.value, path, detail, None, mutating))
             self.recording.calls.append(record)
+            if record is not None:
+                self.model.apply(record)
             return result
 
 
@@ -185,22 +303,20 @@ def make_operations(fs: RecordingFS) -> Any:
             )
 
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            return bytes(guard(lambda: os.pread(fh, size, offset)))
-
-        def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-            payload = bytes(data)
-            record = Call(OpKind.WRITE, path, payload, offset)
-            return int(
+            return bytes(
                 guard(
                     lambda: fs.call(
-                        OpKind.WRITE,
+                        OpKind.READ,
                         path,
-                        f"{len(payload)} bytes at {offset}",
-                        record,
-                        lambda: os.pwrite(fh, payload, offset),
+                        f"{size} bytes at {offset}",
+                        None,
+                        lambda: os.pread(fh, size, offset),
                     )
                 )
             )
+
+        def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+            return int(guard(lambda: fs.write(path, bytes(data), offset, fh)))
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> int:
             record = Call(OpKind.FTRUNCATE, path, offset=length)
@@ -215,15 +331,22 @@ def make_operations(fs: RecordingFS) -> Any:
             return 0
 
         def flush(self, path: str, fh: int) -> int:
+            # close(2) of a descriptor: its error is what close returns (release's is not
+            # seen by the program), so a close is recorded, and failed, here
+            guard(lambda: fs.call(OpKind.CLOSE, path, "", None, lambda: None))
             return 0
 
         def release(self, path: str, fh: int) -> int:
-            fs.call(OpKind.CLOSE, path, "", None, lambda: os.close(fh))
+            os.close(fh)
             return 0
 
         def fsync(self, path: str, datasync: int, fh: int) -> int:
             op = OpKind.FDATASYNC if datasync else OpKind.FSYNC
-            guard(lambda: fs.call(op, path, "", Call(op, path), lambda: os.fsync(fh)))
+            try:
+                fs.call(op, path, "", Call(op, path), lambda: os.fsync(fh))
+            except OSError as exc:
+                fs.sync_failed(path, fh)
+                raise error(exc.errno or errno.EIO) from exc
             return 0
 
         def opendir(self, path: str) -> int:
@@ -247,18 +370,11 @@ def make_operations(fs: RecordingFS) -> Any:
             return 0
 
         def unlink(self, path: str) -> int:
-            op = OpKind.UNLINK
-            guard(lambda: fs.call(op, path, "", Call(op, path), lambda: os.unlink(fs.real(path))))
+            guard(lambda: fs.unlink(path))
             return 0
 
         def rename(self, old: str, new: str) -> int:
-            op = OpKind.REPLACE if os.path.exists(fs.real(new)) else OpKind.RENAME
-            record = Call(op, old, target=new)
-            guard(
-                lambda: fs.call(
-                    op, old, f"-> {new}", record, lambda: os.rename(fs.real(old), fs.real(new))
-                )
-            )
+            guard(lambda: fs.rename(old, new))
             return 0
 
         def mkdir(self, path: str, mode: int) -> int:
@@ -327,21 +443,23 @@ def record(
     image: DiskImage | None = None,
     *,
     plan: FaultPlan | None = None,
+    model: FsyncModel = FsyncModel.KEEP_DIRTY,
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
 ) -> tuple[Recording, DiskImage]:
-    """Run `command` (a shell line, or an argv) on a mount holding `image` and record it.
+    """Run `command` (a shell line, or an argv) on a mount holding `image` and record it,
+    failing the calls `plan` names (a failed fsync under `model`).
 
     The command runs in the current folder with `CRASHKIT_DIR` set to the mount, where it
     keeps its files; returns the recording and the image it started from (what the replay
-    starts at)."""
+    starts at, with the same `model`)."""
     start = image or DiskImage()
     here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="crashkit-real-") as scratch:
         backing, mountpoint = os.path.join(scratch, "backing"), os.path.join(scratch, "mnt")
         os.mkdir(mountpoint)
         materialise(start, backing)
-        fs = RecordingFS(backing, plan)
+        fs = RecordingFS(backing, plan, image=start, model=model)
         with mounted(fs, mountpoint):
             done = subprocess.run(
                 command,
@@ -394,17 +512,20 @@ class _File:
     current: bytearray
     durable: bytes
     low: int
+    poison: tuple[Poison, ...] = ()  # ranges a failed fsync marked clean (MARK_CLEAN)
 
 
 class ReplayModel:
     """The durability model, replayed from an image and a recording's calls (offline)."""
 
-    def __init__(self, image: DiskImage) -> None:
+    def __init__(self, image: DiskImage, model: FsyncModel = FsyncModel.KEEP_DIRTY) -> None:
+        self.model = model
         self._next = 1
         self.root = self._ino()
         self.dirs: dict[int, dict[str, int]] = {self.root: {}}
         self.durable_dirs: dict[int, dict[str, int]] = {}
         self.files: dict[int, _File] = {}
+        self.hidden: dict[str, int] = {}  # open files the kernel hid (path -> inode)
         for directory in image.dirs:
             self._mkdirs(directory)
         for path, data in image.files.items():
@@ -442,13 +563,22 @@ class ReplayModel:
         return current
 
     def _file(self, path: str) -> _File:
-        parent, name = self._parent(path)
-        return self.files[self.dirs[parent][name]]
+        ino = self.hidden.get(path)
+        if ino is None:
+            parent, name = self._parent(path)
+            ino = self.dirs[parent][name]
+        return self.files[ino]
 
     def apply(self, call: Call) -> None:
         """One recorded call's effect on what is visible and what is durable."""
         op = call.op
-        if op is OpKind.OPEN:
+        if call.hidden:  # the inode lives on under a name that is not on the disk
+            if op is OpKind.RENAME:
+                parent, name = self._parent(call.path)
+                self.hidden[call.target] = self.dirs[parent].pop(name)
+            else:
+                self.hidden.pop(call.path, None)
+        elif op is OpKind.OPEN:
             parent, name = self._parent(call.path)
             ino = self.dirs[parent].get(name)
             if ino is None or ino not in self.files:
@@ -471,9 +601,14 @@ class ReplayModel:
             if len(f.current) < call.offset:
                 f.current.extend(b"\0" * (call.offset - len(f.current)))
             f.low = min(f.low, call.offset)
+            f.poison = tuple(
+                Poison(p.start, p.base[: call.offset - p.start])
+                for p in f.poison
+                if p.start < call.offset
+            )
         elif op in (OpKind.FSYNC, OpKind.FDATASYNC):
             f = self._file(call.path)
-            f.durable = bytes(f.current)
+            f.durable = apply_poison(bytes(f.current), f.poison)
             f.low = len(f.current)
         elif op is OpKind.DIRFSYNC:
             directory = self._lookup_dir(call.path)
@@ -493,6 +628,28 @@ class ReplayModel:
         elif op is OpKind.RMDIR:
             parent, name = self._parent(call.path)
             del self.dirs[parent][name]
+
+    def fsync_failed(self, path: str) -> bytes | None:
+        """A failed fsync/fdatasync of `path` under the model (as `DurabilityModel`'s):
+        returns the file's new content when DROP threw dirty bytes away, else None."""
+        if self.model is FsyncModel.KEEP_DIRTY:
+            return None
+        f = self._file(path)
+        view = apply_poison(bytes(f.current), f.poison)
+        start = dirty_start(f.durable, view, f.low)
+        size = len(view) - start
+        if size <= 0:
+            return None
+        base = f.durable[start : start + size]
+        base += b"\0" * (size - len(base))
+        if self.model is FsyncModel.MARK_CLEAN:
+            f.poison = (*f.poison, Poison(start, base))
+            return None
+        dropped = view[:start] + base
+        if dropped == bytes(f.current):
+            return None
+        f.current = bytearray(dropped)
+        return dropped
 
     def snapshot(self) -> Snapshot:
         """The model now, as the plain data crash states are derived from."""
@@ -514,7 +671,7 @@ class ReplayModel:
                     paths.setdefault(ino, f"/{name}" if base == "/" else f"{base}/{name}")
                     if ino in self.files:
                         f = self.files[ino]
-                        files[ino] = FileSnap(bytes(f.current), f.durable, f.low)
+                        files[ino] = FileSnap(bytes(f.current), f.durable, f.low, f.poison)
                     else:
                         reachable.append(ino)
         durable = {d: dict(self.durable_dirs.get(d, {})) for d in current}
@@ -526,12 +683,20 @@ def crash_points(recording: Recording) -> list[int]:
     return [op.index for op in recording.trace if op.mutating]
 
 
-def snapshots(recording: Recording, image: DiskImage) -> Iterator[tuple[int, Snapshot]]:
-    """(call index, the model right after it) for every crash point, in order."""
-    model = ReplayModel(image)
+_SYNCS = frozenset({OpKind.FSYNC.value, OpKind.FDATASYNC.value})
+
+
+def snapshots(
+    recording: Recording, image: DiskImage, model: FsyncModel = FsyncModel.KEEP_DIRTY
+) -> Iterator[tuple[int, Snapshot]]:
+    """(call index, the model right after it) for every crash point, in order; a failed
+    fsync applies `model` (the one the recording ran under)."""
+    replay = ReplayModel(image, model)
     points = set(crash_points(recording))
     for index, call in enumerate(recording.calls):
         if call is not None:
-            model.apply(call)
+            replay.apply(call)
+        elif recording.trace[index].op in _SYNCS:
+            replay.fsync_failed(recording.trace[index].path)
         if index in points:
-            yield index, model.snapshot()
+            yield index, replay.snapshot()

@@ -11,6 +11,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -181,20 +182,20 @@ def _explore_exec(
 
 
 def _explore_real(
+    ctx: click.Context,
     err: CliConsole,
     backend: str,
-    symbols: int,
-    ticks: int,
-    seed: int,
-    window: int,
-    profile: str,
-    torn: str,
+    workload: Workload,
+    *,
+    sweep: bool,
+    models: bool,
     max_findings: int,
+    as_json: bool,
 ) -> NoReturn:
     """`--real`: `crashkit run` as a real process on a FUSE mount (exit 0 no violation, 1 a
-    violation or a failed recorded run, 2 no FUSE or a usage error)."""
+    violation, 2 no FUSE or a usage error)."""
     from crashkit.faults.real import fuse_unavailable
-    from crashkit.harness.explore.real_mode import explore_real
+    from crashkit.harness.explore import real_mode
 
     importable_from(Path.cwd())  # as the child processes will (explore_real's PYTHONPATH)
     try:
@@ -205,28 +206,76 @@ def _explore_real(
     if reason is not None:
         _usage(err, f"--real needs a FUSE mount, and there is none here: {reason}")
     try:
-        profile_named(profile)
+        profile_named(workload.profile)
     except ValueError as exc:
         _usage(err, f"--profile: {exc}")
-    summary = explore_real(
-        backend,
-        symbols=symbols,
-        ticks=ticks,
-        seed=seed,
-        window=window,
-        profile=profile,
-        torn=torn,
-        max_findings=max_findings,
+    # the explorer's defaults are for the in-process one: a real restart is a process
+    given = {
+        name
+        for name in ("symbols", "ticks", "seed", "window")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
+    d = real_mode.DEFAULT
+    workload = replace(
+        workload,
+        symbols=workload.symbols if "symbols" in given else d.symbols,
+        ticks=workload.ticks if "ticks" in given else d.ticks,
+        seed=workload.seed if "seed" in given else d.seed,
+        window_updates=workload.window_updates if "window" in given else d.window_updates,
+        name="real",
     )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("crash states (real restarts)", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = real_mode.explore_real(
+            backend, workload, max_findings=max_findings, on_progress=advance
+        )
+        count = 0
+
+        def ran(_: real_mode.RealSummary) -> None:
+            nonlocal count
+            count += 1
+            progress.update(task, completed=count)
+
+        clean = summary.recording
+        for flag, name, faulty in (
+            (sweep, "I/O-error sweep", real_mode.sweep_real),
+            (models, "fsync-failure models", real_mode.fsync_model_real),
+        ):
+            if not flag or summary.stopped:
+                continue
+            progress.update(task, description=f"{name} (real runs)", completed=0, total=None)
+            left = max_findings - len(summary.findings) if max_findings else 0
+            summary.merge(faulty(backend, workload, clean, max_findings=left, on_run=ran))
+    if as_json:
+        data = summary.to_dict()
+        click.echo(json.dumps(data, sort_keys=True, indent=2))
+        sys.exit(ExitCode.OK if summary.violations == 0 else ExitCode.CHECK_FAILED)
+    w = summary.workload
     table = Table(title=escape(f"explore --real {backend} (profile {summary.profile})"))
     table.add_column("")
     table.add_column("", justify="right")
-    table.add_row("workload", f"{symbols} symbols x {ticks} ticks, seed {seed}")
+    table.add_row("workload", f"{w.symbols} symbols x {w.ticks} ticks, seed {w.seed}")
+    if summary.runs > 1:
+        table.add_row("recorded runs (with faults: --sweep, --models)", f"{summary.runs:,}")
     table.add_row("calls recorded", f"{len(summary.recording.trace):,}")
     table.add_row("exit code of the recorded run", str(summary.recording.returncode))
     table.add_row("crash points", f"{summary.points:,}")
     table.add_row("crash states", f"{summary.states:,}")
     table.add_row("real restarts (distinct disks)", f"{summary.restarts:,}")
+    if summary.writer_checked:
+        table.add_row("second writer checked (C5.9)", "yes")
     for name, count in sorted(summary.violated.items()):
         table.add_row(f"violations {name}", f"{count:,}")
     if summary.stopped:
@@ -235,22 +284,19 @@ def _explore_real(
     rate = summary.states / summary.seconds if summary.seconds else 0.0
     table.add_row("crash states/s", f"{rate:,.0f}")
     err.print(table)
-    if summary.recording.returncode != 0:
-        err.print(
-            f"the recorded run failed (exit {summary.recording.returncode}): "
-            f"{escape(summary.recording.stderr.strip()[-800:])}",
-            highlight=False,
-            soft_wrap=True,
-        )
     for f in summary.findings:
         err.print(
             escape(f"violation {f.violation.invariant.value}: {f.violation.message}"),
             highlight=False,
             soft_wrap=True,
         )
-        err.print(escape(f"  crash after {f.after}: {f.cut}"), highlight=False, soft_wrap=True)
-    ok = summary.violations == 0 and summary.recording.returncode == 0
-    sys.exit(ExitCode.OK if ok else ExitCode.CHECK_FAILED)
+        where = (
+            f"  in {f.after}"
+            if f.cut == real_mode.NO_CRASH
+            else f"  crash after {f.after}: {f.cut}"
+        )
+        err.print(escape(where), highlight=False, soft_wrap=True)
+    sys.exit(ExitCode.OK if summary.violations == 0 else ExitCode.CHECK_FAILED)
 
 
 def _usage(err: CliConsole, message: str) -> NoReturn:
@@ -362,7 +408,19 @@ def explore(
     if exec_command is not None or check_command is not None:
         _explore_exec(ctx, err, exec_command, check_command, profile, torn, max_findings, as_json)
     if real:
-        _explore_real(err, backend, symbols, ticks, seed, window, profile, torn, max_findings)
+        workload = Workload(
+            symbols, ticks, seed, window_updates=window, torn=TornMode(torn), profile=profile
+        )
+        _explore_real(
+            ctx,
+            err,
+            backend,
+            workload,
+            sweep=sweep,
+            models=models,
+            max_findings=max_findings,
+            as_json=as_json,
+        )
     given = [
         f"--{name}"
         for name in WORKLOAD_OPTIONS

@@ -19,6 +19,7 @@ open is not restarted at all. The summary counts what was skipped.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -266,6 +267,8 @@ class Explorer:
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
         self._per_point: dict[int, PointFacts] = {}
+        #: crash point -> the next one (the trace length when the disk next changes)
+        self._horizon: dict[int, int] = {}
         #: restarts of this workload by disk image: a restart is a function of the disk
         #: (and the workload) alone, and many crash points leave the same disk
         self._restarts: dict[tuple[DiskImage, bool], Restart] = {}
@@ -579,13 +582,17 @@ class Explorer:
         cached = self._per_point.get(point)
         if cached is not None:
             return cached
-        position = point + 1  # a crash after op `point` has seen ops 0..point
+        # A crash after op `point` comes at any moment before the next op that changes
+        # the disk: what was acknowledged or published until then (an append that ends on
+        # calls that change nothing, a directory's close after its fsync) was on this
+        # same disk. After the last such op, everything the run did was (None: all).
+        position = self._horizon.get(point)
         pre = [p.event for p in timeline.published_before(position)]
         decisions, conflicts = orc.decisions_of(pre)
         in_flight = [
             s
             for a in timeline.appends
-            if not (a.acked and a.position <= position)
+            if not (a.acked and (position is None or a.position <= position))
             for s in a.states
         ]
         ledger = Ledger.build(
@@ -790,6 +797,8 @@ class Explorer:
         seed = seed_of(workload)
         rec = self._record(workload, snapshots, clean_restart=points == "end")
         timeline, states, refusal, ops = rec.timeline, rec.states, rec.refusal, rec.ops
+        crash_points = sorted({p for p, _ in states})
+        self._horizon = dict(itertools.pairwise(crash_points))
 
         # The recorded run itself (no crash): its start against the contract's reading of
         # the initial disk (a seeded file or an empty disk), then the process.
@@ -911,6 +920,11 @@ class Explorer:
             fs.stop()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def crash_states(self, workload: Workload) -> list[tuple[int, CrashState]]:
+        """Every crash state of the workload's recorded run, with the index of the op it
+        comes after (what the real-process mode's must equal, point by point)."""
+        return list(self._record(workload, workload.snapshots()).states)
 
     def ticks_to_first_ack(self, workload: Workload, point: int, cut: str) -> int | None:
         """How many ticks a process restarted on the crash state (`point`, `cut`) of the
@@ -1069,5 +1083,5 @@ def _written_bytes(op: Op) -> int:
     """What a recorded write wrote ("N bytes"), 0 for any other op."""
     if op.op != _WRITE or op.error is not None:
         return 0
-    count, _, unit = op.detail.partition(" ")
-    return int(count) if unit == "bytes" and count.isdigit() else 0
+    count, _, unit = op.detail.partition(" ")  # "N bytes", "N bytes at OFFSET"
+    return int(count) if unit.split(" ")[0] == "bytes" and count.isdigit() else 0

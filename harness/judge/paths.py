@@ -36,10 +36,12 @@ def undeclared_files(capabilities: Capabilities, created: Iterable[str]) -> tupl
     )
 
 
-def leftover_temp_files(capabilities: Capabilities) -> tuple[str, ...]:
+def leftover_temp_files(
+    capabilities: Capabilities, state_path: str = STATE_PATH
+) -> tuple[str, ...]:
     """The backend's declared temp files (`Capabilities.temp_files`) now on the disk."""
     found: list[str] = []
-    for pattern in capabilities.temp_paths(STATE_PATH):
+    for pattern in capabilities.temp_paths(state_path):
         if glob.has_magic(pattern):
             found += sorted(glob.glob(pattern))
         elif os.path.exists(pattern):

@@ -36,6 +36,7 @@ from crashkit.harness.machines import (
 )
 from crashkit.harness.scenarios import load_scenario, run_loaded
 from crashkit.harness.scenarios.export import backend_spec, export_findings
+from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.protocol import Backend
 
 #: The table row of a scenario's expectations that did not hold (not an invariant).
@@ -278,20 +279,26 @@ def single_writer(backend: Backend) -> KitResult:
     return result
 
 
-#: What the real-process mode judges (what an outside process can see: what it published).
+#: What the real-process mode judges (what an outside process shows: its exit, its
+#: events, its calls; not its acknowledgements).
 REAL_INVARIANTS = (
     Invariant.PUBLISH_IMPLIES_COMMITTED,
     Invariant.CRASH_NOT_FATAL,
     Invariant.CONTINUITY,
+    Invariant.HALT,
+    Invariant.RESTORE_TABLE,
+    Invariant.SINGLE_WRITER,
+    Invariant.PROTOCOL,
 )
 
 
 def real(backend: Backend, profile: str = "prefix") -> KitResult:
-    """`crashkit run` on the backend as a real process on a FUSE mount, restarted on every
-    crash state (`crashkit explore --real`); not applicable where no mount can be made or
-    the backend has no `module:attribute` name a child process can load."""
+    """`crashkit run` on the backend as a real process on a FUSE mount (`crashkit explore
+    --real --sweep`): restarted on every crash state, a second writer tried while it runs,
+    and each of its calls on the state failed in turn (EIO). Not applicable where no
+    mount can be made or the backend has no `module:attribute` name a child can load."""
     from crashkit.faults.real import fuse_unavailable
-    from crashkit.harness.explore.real_mode import explore_real
+    from crashkit.harness.explore import real_mode
 
     started = time.perf_counter()
     result = KitResult("real process", "real")
@@ -302,23 +309,37 @@ def real(backend: Backend, profile: str = "prefix") -> KitResult:
         result.not_applicable = reason
         return result
     assert backend.spec is not None
-    summary = explore_real(backend.spec, profile=profile)
-    result.judged(REAL_INVARIANTS, max(summary.states, 1))
-    replay = f"crashkit explore --real --backend {backend.spec} --profile {profile}"
-    if summary.recording.returncode != 0:
-        result.found(
-            [
-                Violation(
-                    Invariant.PROTOCOL,
-                    f"the recorded run exited {summary.recording.returncode}: "
-                    f"{summary.recording.stderr.strip()[-300:]}",
-                )
-            ],
-            replay,
+    workload = replace(real_mode.DEFAULT, profile=profile, second_writer=True)
+    summary = real_mode.explore_real(backend.spec, workload)
+    if not summary.stopped:
+        summary.merge(
+            real_mode.sweep_real(backend.spec, workload, summary.recording, max_findings=20)
         )
+    result.judged(REAL_INVARIANTS, max(summary.states, 1))
+    replay = f"crashkit explore --real --sweep --backend {backend.spec} --profile {profile}"
     result.found([f.violation for f in summary.findings], replay)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def real_selftest(variant: Variant) -> Caught:
+    """One shipped broken variant in real mode: caught under `Variant.real_invariant`."""
+    from crashkit.harness.explore.real_mode import explore_real
+
+    want = variant.real_invariant
+    assert want is not None
+    backend = variant.backend or jsonl.BACKEND
+    assert backend.spec is not None
+    summary = explore_real(
+        backend.spec,
+        variant.real_workload or variant.workload,
+        runtime=variant.runtime_spec,
+        points=variant.points,
+        max_findings=0,
+        stop_on=frozenset({want.value}),
+    )
+    found = tuple(sorted(summary.violated))
+    return Caught(want.value in found, found)
 
 
 def _check(backend: Backend, check: str, item: str, run: Any) -> KitResult:
@@ -420,6 +441,8 @@ def selftest(variant: Variant, driver: str, suite: KitSuite, library: list[Path]
             v.invariant
             for v in run_machine(machine_for(target(variant)), settings_=settings_, seed_=seed)
         }
+    elif driver == "real":
+        return real_selftest(variant)
     elif driver == "kit":
         assert variant.backend is not None
         for outcome in _kit_outcomes(variant.backend):

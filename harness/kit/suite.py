@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from crashkit.faults.real import fuse_unavailable
 from crashkit.harness.kit import checks, runs
 from crashkit.harness.kit.plugin import KitConfig, kit_config
 from crashkit.harness.kit.runs import KitResult
@@ -74,6 +75,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("path", files, ids=[p.stem for p in files])
     elif name == "test_selftest":
         pairs = [(v, d) for v in VARIANTS for d in sorted(v.caught_by)] if kit.selftest else []
+        if kit.selftest and kit.real:  # the real-process mode too (`--crashkit-real`)
+            pairs += [(v, "real") for v in VARIANTS if v.real_invariant is not None]
         pairs = _mine(kit, pairs)
         metafunc.parametrize("variant,driver", pairs, ids=[f"{v.name}-{d}" for v, d in pairs])
 
@@ -184,10 +187,14 @@ def test_selftest(
     request: pytest.FixtureRequest, crashkit: KitConfig, variant: Variant, driver: str
 ) -> None:
     """A shipped broken variant, through one driver: it must be caught under its invariant."""
+    if driver == "real" and (reason := fuse_unavailable()) is not None:
+        pytest.skip(f"not applicable: no FUSE mount here: {reason}")
     caught = runs.selftest(variant, driver, crashkit.suite, library_files())
+    want = variant.real_invariant if driver == "real" else variant.invariant
+    assert want is not None
     if not caught.caught:
         pytest.fail(
-            f"the {driver} did not catch {variant.name} under {variant.invariant.value} "
+            f"the {driver} did not catch {variant.name} under {want.value} "
             f"(it found: {', '.join(caught.found) or 'nothing'}): the kit would miss this bug",
             pytrace=False,
         )

@@ -390,6 +390,26 @@ class Variant:
     #: The backend it is a broken copy of, which must pass the same workload (None: the
     #: reference, `crashkit.orchestrator.store.jsonl:BACKEND`).
     reference: Backend | None = None
+    #: The invariant the real-process mode (`crashkit explore --real`) names it under,
+    #: when that differs from what `real_invariant` derives.
+    real_as: Invariant | None = None
+    #: Why the real-process mode cannot see it (then it is not run there), or None.
+    not_real: str | None = None
+    #: The workload it is caught on in real mode, when not `workload`.
+    real_workload: Workload | None = None
+
+    @property
+    def real_invariant(self) -> Invariant | None:
+        """What the real-process mode must name it under (None: not observable there). A
+        real process shows what it published, not what it acknowledged: a lost
+        acknowledged tick (1-durability) is a published one lost (3-)."""
+        if self.not_real is not None:
+            return None
+        if self.real_as is not None:
+            return self.real_as
+        if self.invariant is Invariant.DURABILITY:
+            return Invariant.PUBLISH_IMPLIES_COMMITTED
+        return self.invariant
 
     @property
     def runtime_spec(self) -> str | None:
@@ -433,12 +453,14 @@ VARIANTS: tuple[Variant, ...] = (
         Invariant.DURABILITY,
         SMALL["fsync-fails-drop"],
         fsync_error_swallowed,
+        real_as=Invariant.HALT,  # it publishes the decisions of the failed tick
     ),
     Variant(
         "fsync-retried-and-carried-on",
         Invariant.DURABILITY,
         SMALL["fsync-fails-mark-clean"],
         fsync_retried_and_carried_on,
+        real_as=Invariant.HALT,
     ),
     Variant(
         "publish-before-persist",
@@ -478,20 +500,48 @@ VARIANTS: tuple[Variant, ...] = (
         SMALL["write-fails-once"],
         writer_not_poisoned,
         caught_by=frozenset({"explorer", "machine"}),
+        not_real="the orchestrator halts at the first failed append, so nothing offers the "
+        "writer a second one: harmless in a real process, and only the in-process drivers, "
+        "which offer it directly, can see it",
     ),
     # compaction (contract §8), each with one of C8.2's steps left out
     *(
-        Variant(name, invariant, COMPACTION[0], backend, caught_by=frozenset({"explorer"}))
-        for name, invariant, backend in (
-            ("compaction-temp-not-fsynced", Invariant.DURABILITY, compaction_temp_not_fsynced),
-            ("compaction-folder-not-fsynced", Invariant.DURABILITY, compaction_folder_not_fsynced),
+        Variant(
+            name,
+            invariant,
+            COMPACTION[0],
+            backend,
+            caught_by=frozenset({"explorer"}),
+            real_as=real_as,
+        )
+        # (in real mode a seeded state the compaction lost is seen as 5-continuity: the
+        # restarted process decides without it; a published decision as 3-)
+        for name, invariant, backend, real_as in (
+            (
+                "compaction-temp-not-fsynced",
+                Invariant.DURABILITY,
+                compaction_temp_not_fsynced,
+                Invariant.CONTINUITY,
+            ),
+            (
+                "compaction-folder-not-fsynced",
+                Invariant.DURABILITY,
+                compaction_folder_not_fsynced,
+                None,
+            ),
             (
                 "compaction-replaced-before-written",
                 Invariant.DURABILITY,
                 compaction_replaced_before_written,
+                Invariant.CONTINUITY,
             ),
-            ("compaction-temp-in-another-folder", Invariant.PROTOCOL, compaction_temp_elsewhere),
-            ("compaction-stale-temp-kept", Invariant.PROTOCOL, compaction_stale_temp_kept),
+            (
+                "compaction-temp-in-another-folder",
+                Invariant.PROTOCOL,
+                compaction_temp_elsewhere,
+                None,
+            ),
+            ("compaction-stale-temp-kept", Invariant.PROTOCOL, compaction_stale_temp_kept, None),
         )
     ),
     # what the kit's own checks exist for
@@ -529,6 +579,11 @@ VARIANTS: tuple[Variant, ...] = (
         SMALL["open-fails-at-start"],
         open_error_restores_empty,
         caught_by=frozenset({"explorer", "kit"}),
+        # the kernel fails the open of a missing file itself (the mount never sees it):
+        # in real mode the failing open is of a seeded file
+        real_workload=replace(
+            SMALL["open-fails-at-start"], initial_state=SMALL["seeded-tie"].initial_state
+        ),
     ),
     Variant(
         "invalid-lines-salvaged",
@@ -536,6 +591,7 @@ VARIANTS: tuple[Variant, ...] = (
         SMALL["seeded-salvageable"],
         invalid_lines_salvaged,
         caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        real_as=Invariant.RESTORE_TABLE,  # its first run restores what the table does not
     ),
     # the SQLite backend (orchestrator.store.sqlite), each with one of its durability
     # choices undone (docs/backends.md, "The SQLite backend")
@@ -547,19 +603,33 @@ VARIANTS: tuple[Variant, ...] = (
             backend,
             caught_by=frozenset({"explorer"}),
             reference=sqlite.BACKEND,
+            real_as=real_as,
         )
-        for name, invariant, backend in (
-            ("synchronous-off", Invariant.DURABILITY, sv.synchronous_off),
-            ("synchronous-full", Invariant.DURABILITY, sv.synchronous_full),
-            ("journal-off", Invariant.CRASH_NOT_FATAL, sv.journal_off),
-            ("journal-memory", Invariant.CRASH_NOT_FATAL, sv.journal_memory),
-            ("vfs-sync-does-nothing", Invariant.DURABILITY, sv.vfs_sync_does_nothing),
+        # (in real mode an unsynced database is first seen torn at its header: the
+        # restart refuses, 4-)
+        for name, invariant, backend, real_as in (
+            (
+                "synchronous-off",
+                Invariant.DURABILITY,
+                sv.synchronous_off,
+                Invariant.CRASH_NOT_FATAL,
+            ),
+            ("synchronous-full", Invariant.DURABILITY, sv.synchronous_full, None),
+            ("journal-off", Invariant.CRASH_NOT_FATAL, sv.journal_off, None),
+            ("journal-memory", Invariant.CRASH_NOT_FATAL, sv.journal_memory, None),
+            (
+                "vfs-sync-does-nothing",
+                Invariant.DURABILITY,
+                sv.vfs_sync_does_nothing,
+                Invariant.CRASH_NOT_FATAL,
+            ),
             (
                 "vfs-ignores-dirsync-on-delete",
                 Invariant.DURABILITY,
                 sv.vfs_ignores_dirsync_on_delete,
+                None,
             ),
-            ("last-commit-after-ack", Invariant.DURABILITY, sv.last_commit_after_ack),
+            ("last-commit-after-ack", Invariant.DURABILITY, sv.last_commit_after_ack, None),
         )
     ),
 )

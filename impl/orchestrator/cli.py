@@ -43,6 +43,7 @@ from crashkit.orchestrator.runtime import (
     CommitClock,
     HysteresisRuntime,
     RunStats,
+    RuntimeClass,
     TruthRuntime,
     engine_commit_clock,
     wall_commit_clock,
@@ -71,6 +72,10 @@ class CliConsole(Console):
 
 
 err = CliConsole(stderr=True, highlight=False, soft_wrap=True)
+#: The runtime `run` drives. Always `HysteresisRuntime` here; the harness's real-process
+#: mode swaps in its deliberately broken runtimes (`crashkit.harness.explore.real_child`)
+#: to prove it catches them.
+RUNTIME: RuntimeClass = HysteresisRuntime
 PUBLISH_STOPPED = "stopped: the events output failed"
 
 
@@ -277,7 +282,7 @@ def run_cmd(
         path = require_state_path(config, state_path)
         factory = _backend(config)
         sink = _sink(events_path)
-        runtime = HysteresisRuntime(
+        runtime = RUNTIME(
             config=config.hysteresis,
             state_path=path,
             sink=sink,

@@ -209,3 +209,19 @@ def test_the_findings_cap_bounds_the_work_on_a_broken_backend() -> None:
     assert capped.states_checked < full.states_checked
     assert kept <= {f.violation.invariant for f in full.findings}
     assert capped.to_dict()["findings_cap"] == 1
+
+
+def test_a_crash_after_the_last_change_of_the_disk_holds_every_acknowledged_tick() -> None:
+    """An SQLite commit ends on calls that change nothing (the folder's close after its
+    fsync), so its acknowledgement comes after the trace's last crash point: that point
+    must still count it (a crash there comes at any moment up to the end of the run).
+    Before, the last tick was taken as in flight there, and a restore that lost it passed."""
+    from crashkit.orchestrator.store import sqlite
+
+    workload = Workload(symbols=2, ticks=3, seed=1, name="last-tick")
+    explorer = Explorer(sqlite.BACKEND)
+    assert explorer.run(workload).violations == 0
+    (last,) = explorer._per_point.values()  # the facts of the last crash point judged
+    final = max(s.engine_timestamp_ms for s in workload.snapshots())
+    assert {s.engine_timestamp_ms for s in last.ledger.latest_acked.values()} == {final}
+    assert last.ledger.later == frozenset()
