@@ -7,6 +7,7 @@ are skipped with the reason (`make setup` installs Debian's fuse3 where it can).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crashkit.faults import FaultPlan, FaultRule
-from crashkit.faults.crash import visible_image
+from crashkit.faults import FaultPlan, FaultRule, FsyncModel
+from crashkit.faults.crash import enumerate_states, visible_image
 from crashkit.faults.real import fuse_unavailable, record, snapshots
 from crashkit.harness.cli import main
 from crashkit.harness.explore.exec_mode import explore_exec
@@ -119,3 +120,109 @@ def test_real_with_a_backend_that_cannot_load_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["explore", "--real", "--backend", "nosuch:BACKEND"])
     assert result.exit_code == 2
     assert "--backend: backend 'nosuch:BACKEND': cannot import module 'nosuch'" in result.output
+
+
+#: A program that replaces a file it still holds open (as a compaction does): the kernel
+#: keeps the old inode under a `.fuse_hidden` name until its last close.
+REPLACE_OPEN = """
+import os
+d = os.environ["CRASHKIT_DIR"]
+path, temp = os.path.join(d, "state"), os.path.join(d, "state.tmp")
+with open(path, "wb") as f:
+    f.write(b"old\\n"); f.flush(); os.fsync(f.fileno())
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY); os.fsync(fd); os.close(fd)
+held = open(path, "rb")
+with open(temp, "wb") as f:
+    f.write(b"new\\n"); f.flush(); os.fsync(f.fileno())
+os.replace(temp, path)
+assert held.read() == b"old\\n"
+held.close()
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY); os.fsync(fd); os.close(fd)
+"""
+
+
+@needs_fuse
+def test_replacing_an_open_file_is_one_replace_not_a_rename_to_a_hidden_name() -> None:
+    """The kernel's rename of the open target to `.fuse_hidden...` is half of the
+    program's atomic replace: no crash point, and no crash state without `/state`."""
+    recording, start = record([sys.executable, "-c", REPLACE_OPEN])
+    assert recording.returncode == 0, recording.stderr
+    points = [(op.op, op.path) for op in recording.trace if op.mutating]
+    assert ("replace", "/state.tmp") in points
+    assert not any(".fuse_hidden" in path for _, path in points)
+    hidden = [op for op in recording.trace if ".fuse_hidden" in op.detail + op.path]
+    assert hidden and not any(op.mutating for op in hidden)
+    synced = next(op.index for op in recording.trace if op.op == "dirfsync")
+    for index, snap in snapshots(recording, start):
+        for state in enumerate_states(snap, point=index).states:
+            if index >= synced:  # once its entry is durable, /state is there, old or new
+                assert state.image.files.get("/state") in (b"old\n", b"new\n"), state.cut
+    assert visible_image(list(snapshots(recording, start))[-1][1]) == recording.final
+    assert recording.final.files == {"/state": b"new\n"}
+
+
+FSYNC_FAILS = """
+import os
+path = os.path.join(os.environ["CRASHKIT_DIR"], "f")
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b"abc")
+try:
+    os.fsync(fd)
+except OSError as exc:
+    print("fsync", exc.errno)
+print("reads", os.pread(fd, 10, 0))
+os.fsync(fd)
+os.close(fd)
+"""
+
+
+@needs_fuse
+@pytest.mark.parametrize(
+    ("model", "reads", "durable"),
+    [
+        (FsyncModel.KEEP_DIRTY, b"abc", b"abc"),  # a later fsync persists them
+        (FsyncModel.MARK_CLEAN, b"abc", b"\0\0\0"),  # marked clean: never written
+        (FsyncModel.DROP, b"\0\0\0", b"\0\0\0"),  # thrown away: reads see the disk
+    ],
+)
+def test_a_failed_fsync_applies_the_fsync_model_to_the_real_process(
+    model: FsyncModel, reads: bytes, durable: bytes
+) -> None:
+    plan = FaultPlan((FaultRule("fsync", "/f", nth=1, errno="EIO"),))
+    recording, start = record([sys.executable, "-c", FSYNC_FAILS], plan=plan, model=model)
+    assert recording.returncode == 0, recording.stderr
+    assert f"fsync {errno.EIO}" in recording.stdout
+    assert f"reads {reads!r}" in recording.stdout
+    last = list(snapshots(recording, start, model))[-1][1]
+    (snap,) = [f for ino, f in last.files.items() if last.paths[ino] == "/f"]
+    assert snap.writeback[: len(durable)] == durable
+    assert visible_image(last) == recording.final
+
+
+SHORT_AND_CLOSE = """
+import os
+path = os.path.join(os.environ["CRASHKIT_DIR"], "f")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+print("wrote", os.write(fd, b"abcdef"))
+try:
+    os.close(fd)
+except OSError as exc:
+    print("close", exc.errno)
+"""
+
+
+@needs_fuse
+def test_a_short_write_and_a_failed_close_reach_the_real_process() -> None:
+    plan = FaultPlan(
+        (
+            FaultRule("write", "/f", nth=1, short_write=2),
+            FaultRule("close", "/f", nth=1, errno="EIO"),
+        )
+    )
+    recording, _ = record([sys.executable, "-c", SHORT_AND_CLOSE], plan=plan)
+    assert recording.returncode == 0, recording.stderr
+    assert "wrote 2" in recording.stdout
+    assert f"close {errno.EIO}" in recording.stdout
+    assert recording.final.files == {"/f": b"ab"}
+    short = [op for op in recording.trace if op.op == "write"]
+    assert [(op.injected, op.detail) for op in short] == [(True, "short write: 2 of 6 bytes at 0")]
