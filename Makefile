@@ -38,8 +38,10 @@ test: $(STAMP)
 
 # The CI crash-consistency suite: the conformance kit on the reference backend (every
 # item of `--crashkit-suite`, sharded over all cores, one summary table at the end), its
-# self-test (every shipped broken variant caught), and the machines' shrink-and-export
-# tests of those variants, and the kit run on an outside backend with several defects;
+# self-test (every shipped broken variant caught, in-process and, with --crashkit-real,
+# as real processes on a FUSE mount), the real mode's references on those workloads, the
+# machines' shrink-and-export tests of those variants, and the kit run on an outside
+# backend with several defects;
 # then the kit on the SQLite backend (`SQLITE_SUITE`: quick, about 2 minutes and 130,000
 # crash states; its ci suite passes too, in about 20 minutes on 2 cores).
 # `make crash SUITE=nightly PROFILE=nightly SQLITE_SUITE=ci` for the long run.

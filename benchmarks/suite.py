@@ -453,11 +453,14 @@ def real_explore_row(args: argparse.Namespace, key: str) -> Row:
     name = "SQLite backend" if backend is sqlite.BACKEND else "JSONL reference"
     workload = Workload(symbols=2, ticks=args.real_ticks)
     shape = f"Workload({workload.symbols} symbols x {workload.ticks} ticks), {name}"
+    title = "Real-process crash states per second"
+    if backend is sqlite.BACKEND:
+        title += ", SQLite"
     reason = fuse_unavailable()
     if reason is not None:
         return Row(
             key=key,
-            figure="Real-process crash states per second",
+            figure=title,
             detail=f"not measured: {reason}",
             unit="states/s",
             ours=0.0,
@@ -479,7 +482,7 @@ def real_explore_row(args: argparse.Namespace, key: str) -> Row:
     ratio = real_rate / inside_rate
     return Row(
         key=key,
-        figure="Real-process crash states per second",
+        figure=title,
         detail=f"{shape}: {real.states:,} states, {real.restarts} real restarts in "
         f"{real.seconds:.1f} s\n(recording included) vs {inside.states_checked:,} states "
         f"in-process in {inside.seconds:.2f} s",

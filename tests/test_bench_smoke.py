@@ -31,6 +31,7 @@ ROWS = (
     "SQLite restore after a history, vs compacted",
     "SQLite crash states per second",
     "Real-process crash states per second",
+    "Real-process crash states per second, SQLite",
 )
 #: figure -> has a baseline measured in the same run
 FIGURES = {
@@ -49,6 +50,7 @@ FIGURES = {
     "sqlite-history-compacted": True,
     "sqlite-explore": True,
     "real-explore": True,
+    "real-explore-sqlite": True,
 }
 
 
