@@ -205,6 +205,8 @@ def _explore_real(
     reason = fuse_unavailable()
     if reason is not None:
         _usage(err, f"--real needs a FUSE mount, and there is none here: {reason}")
+    if workload.profile == "all":
+        _usage(err, "--profile all is for the in-process explorer; --real takes one profile")
     try:
         profile_named(workload.profile)
     except ValueError as exc:
@@ -377,7 +379,9 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     "--real",
     is_flag=True,
     help="Run `crashkit run` as a real process on a FUSE mount (any backend, one on the "
-    "stdlib sqlite3 module too) and restart it on every crash state.",
+    "stdlib sqlite3 module too), judge the run and restart it on every crash state; with "
+    "--sweep and --models also runs whose calls fail. Default workload 2 symbols x 6 "
+    "ticks; --max-findings caps the findings in all.",
 )
 @click.pass_context
 def explore(
