@@ -52,6 +52,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from crashkit.faults import (
     SYNC,
@@ -71,6 +72,8 @@ from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore
 from crashkit.harness.judge.paths import (
+    MOUNT_EVENTS,
+    MOUNT_INPUT,
     STATE_DIR,
     STATE_PATH,
     leftover_temp_files,
@@ -98,9 +101,9 @@ from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, 
 
 CRASHKIT = (sys.executable, "-m", "crashkit.harness")
 STATE = STATE_PATH  # where the in-process explorer keeps it: the same fault plans apply
-EVENTS = "/events/events.jsonl"
+EVENTS = MOUNT_EVENTS
 #: The recorded run's input, on the mount: its first read says the start has returned.
-INPUT = "/input/market.jsonl"
+INPUT = MOUNT_INPUT
 #: Folders of the mount that are not the state's (downstream's, the input's).
 _NOT_STATE = ("events", "input")
 #: The workload `crashkit explore --real` runs when none is given.
@@ -217,16 +220,15 @@ def read_events(data: bytes) -> list[Event]:
     return out
 
 
-def _as_published(event: Event) -> Event:
+def as_published(event: Event) -> Event:
     """An event as it reads back from an events file (JSON types: lists, not tuples)."""
     payload = json.loads(json.dumps(event.payload))
     return Event(event.event_type, event.symbol, event.engine_timestamp_ms, payload)
 
 
-def _state_of(event: Event) -> HysteresisState:
-    """The state a restored event carries (its six persisted fields, and the window)."""
-    state = event.payload["state"]
-    assert isinstance(state, Mapping)
+def state_of_payload(state: Mapping[str, Any]) -> HysteresisState:
+    """The state an event's `state` payload carries (its six persisted fields, and the
+    window): what a real process restored or decided, read back."""
     candidate = state["candidate_regime"]
     return HysteresisState(
         symbol=str(state["symbol"]),
@@ -239,10 +241,16 @@ def _state_of(event: Event) -> HysteresisState:
     )
 
 
+def _state_payload(event: Event) -> Mapping[str, Any]:
+    state = event.payload["state"]
+    assert isinstance(state, Mapping)
+    return state
+
+
 def restored_states(events: Sequence[Event]) -> dict[str, HysteresisState]:
     """What a process restored, from the restored events it published first."""
     return {
-        e.symbol: _state_of(e)
+        e.symbol: state_of_payload(_state_payload(e))
         for e in events
         if e.event_type == ev.STATE_RESTORED and e.symbol is not None
     }
@@ -316,7 +324,7 @@ class _Run:
         found = self._expected.get(key)
         if found is None:
             run = model_run(config, restored, self.snapshots)
-            found = self._expected[key] = tuple(_as_published(e) for e in run.events)
+            found = self._expected[key] = tuple(as_published(e) for e in run.events)
         return found
 
     def reopen(self, folder: str) -> tuple[str | None, dict[str, int]]:
@@ -354,7 +362,7 @@ class _Run:
         events = os.path.join(self.scratch, f"events-{self.count}.jsonl")
         done = subprocess.run(
             [*command, "--input", input_path, "--state", folder + STATE, "--events", events],
-            env=_child_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=300,
@@ -520,7 +528,7 @@ def check_second_writer(run: _Run, image: DiskImage | None) -> list[Violation]:
     events = os.path.join(run.scratch, f"holder-{run.count}.jsonl")
     holder = subprocess.Popen(
         [*run.first, "--input", pipe, "--state", folder + STATE, "--events", events],
-        env=_child_env(),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -682,7 +690,7 @@ def explore_real(
             _start_image(workload, market),
             plan=workload.plan,
             model=workload.model,
-            env=_child_env(),
+            env=child_env(),
         )
         summary = RealSummary(
             backend,
@@ -727,7 +735,7 @@ def crash_states(
     profile = profile_named(workload.profile)
     out: list[tuple[int, list[Event], CrashState]] = []
     for index, snap in snapshots(recording, start, workload.model):
-        published, disk = _split_events(snap)
+        published, disk = split_events(snap)
         states = enumerate_states(disk, torn=workload.torn, point=index, profile=profile)
         out += [(index, published, state) for state in states.states]
     return out
@@ -847,7 +855,7 @@ def fsync_model_real(
     )
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """The children's environment: a backend module in the current folder loads there as
     it does for `crashkit explore --backend` (the folder first on PYTHONPATH)."""
     path = os.environ.get("PYTHONPATH")
@@ -855,7 +863,7 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": here if not path else f"{here}{os.pathsep}{path}"}
 
 
-def _split_events(snap: Snapshot) -> tuple[list[Event], Snapshot]:
+def split_events(snap: Snapshot) -> tuple[list[Event], Snapshot]:
     """The events published by then (the events file as the process saw it), and the
     disk without the events and input folders (downstream's and the input's, not the
     state's: not crash-tested)."""

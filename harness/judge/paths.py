@@ -16,6 +16,10 @@ from crashkit.orchestrator.store.protocol import Capabilities
 
 STATE_DIR = "/crashkit/state"
 STATE_PATH = f"{STATE_DIR}/hysteresis.jsonl"
+#: Where the real-process mode keeps a run's events and its input on the mount: beside
+#: the state, recorded, but downstream's and the input's (never crash-tested).
+MOUNT_EVENTS = "/events/events.jsonl"
+MOUNT_INPUT = "/input/market.jsonl"
 #: The fault-rule path pattern that matches the state file and nothing else.
 STATE_FILE_GLOB = "*/hysteresis.jsonl"
 

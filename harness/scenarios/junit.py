@@ -14,8 +14,12 @@ from crashkit.harness.scenarios.results import ScenarioResult
 def junit_xml(
     results: Sequence[ScenarioResult], errors: Sequence[ScenarioError]
 ) -> ET.ElementTree[ET.Element]:
-    """One testcase per scenario; a bad file is a testcase with an <error>."""
-    failures = sum(1 for r in results if r.error is None and not r.passed)
+    """One testcase per scenario; a bad file is a testcase with an <error>, one that does
+    not apply to the backend (or, in real mode, to a machine without FUSE) <skipped>."""
+    skipped = sum(1 for r in results if r.not_applicable is not None)
+    failures = sum(
+        1 for r in results if r.error is None and r.not_applicable is None and not r.passed
+    )
     crashed = sum(1 for r in results if r.error is not None) + len(errors)
     suite = ET.Element(
         "testsuite",
@@ -23,13 +27,16 @@ def junit_xml(
         tests=str(len(results) + len(errors)),
         failures=str(failures),
         errors=str(crashed),
+        skipped=str(skipped),
         time=f"{sum(r.seconds for r in results):.3f}",
     )
     for r in results:
         case = ET.SubElement(
             suite, "testcase", classname=_classname(r.path), name=r.name, time=f"{r.seconds:.3f}"
         )
-        if r.error is not None:
+        if r.not_applicable is not None:  # (never a pass: the run tested nothing)
+            ET.SubElement(case, "skipped", message=f"not applicable: {r.not_applicable}")
+        elif r.error is not None:
             node = ET.SubElement(case, "error", message=r.first_failure)
             node.text = r.error
         elif not r.passed:

@@ -9,6 +9,7 @@ switches to the fake file system.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import json
 import typing
@@ -22,6 +23,7 @@ import yaml
 
 from crashkit.faults import FaultRule, FsyncModel, profile_named
 from crashkit.harness.judge.invariants import INVARIANTS
+from crashkit.harness.judge.paths import MOUNT_EVENTS, MOUNT_INPUT
 from crashkit.harness.scenarios import schema as s
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.runtime import HysteresisRuntime
@@ -318,6 +320,8 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         if spec.expect.reference.reference is not msgspec.UNSET:
             raise fail(["expect", "reference", "reference"], "a reference block does not nest")
         _check_expect(spec.expect.reference, fail)
+    if spec.mode == "real":
+        check_real(spec, fault_rules, fail)
     return LoadedScenario(
         path=path,
         spec=spec,
@@ -338,6 +342,110 @@ def load_scenario(path: str | Path) -> LoadedScenario:
 
 
 Fail = Callable[[Sequence[PathPart], str], ScenarioError]
+
+
+# -- real mode ---------------------------------------------------------------------------
+
+#: Where a real-mode process writes its events and reads its input: on the mount beside
+#: the state, as `crashkit explore --real` does (the order of the calls tells what was
+#: published before a crash point, and where the start returned).
+REAL_NOT_STATE = (MOUNT_EVENTS, MOUNT_INPUT)
+
+#: The invariants a real process cannot show, with why: listing one in a real-mode
+#: file is an error, and `[all]` leaves them out.
+REAL_UNOBSERVABLE: dict[str, str] = {
+    "1-durability": "a real process's acknowledgements are not observable (a lost "
+    "acknowledged tick shows as a lost published one, 3-publish-implies-committed)",
+    "2-no-invalid-restored": "what a real process wrote whole is not observable, only "
+    "what it published",
+    "W5-single-writer": "no scenario step opens a second writer",
+}
+
+#: Why a step kind does not run in real mode.
+_REAL_STEPS: dict[str, str] = {
+    "replay": "a replay step replays the input inside the harness and compares it with the "
+    "live runtime's decisions, which only the in-process runner holds",
+    "compact": "the backend's offline compaction (Backend.compact) runs inside the harness; "
+    "`crashkit compact` compacts the reference line file only",
+}
+
+
+def check_real(spec: s.Scenario, rules: dict[int, FaultRule], fail: Fail) -> None:
+    """What `mode: real` cannot run as the in-process runner would: each process is one
+    real `crashkit run` whose fault plan is fixed when it starts and whose events and
+    input are on the mount, so the file is refused where that would change its meaning."""
+    init = spec.initial_state
+    if init is not None and init.kind == "fifo":
+        raise fail(
+            ["initial_state", "kind"],
+            "not in real mode: the disk a real process starts on is written as plain files "
+            "and folders (no FIFO)",
+        )
+    blocks = ((spec.expect, ["expect"]), (spec.expect.reference, ["expect", "reference"]))
+    for block, parts in blocks:
+        if isinstance(block, s.Expect) and isinstance(block.invariants, list):
+            for j, name in enumerate(block.invariants):
+                if name in REAL_UNOBSERVABLE:
+                    raise fail(
+                        [*parts, "invariants", j],
+                        f"{name} is not observable in real mode: {REAL_UNOBSERVABLE[name]}",
+                    )
+    running: int | None = None  # the step the running process started at
+    started = False  # a process was started (the first one starts at the first non-fault step)
+    corrupted = False  # the last process ended at a corrupt step (only a restart starts one)
+    armed: int | None = None  # a fault step no process has started with yet
+    for i, step in enumerate(spec.steps):
+        kind = next(k for k in s.STEP_KINDS if getattr(step, k) is not msgspec.UNSET)
+        if kind in _REAL_STEPS:
+            raise fail(["steps", i, kind], f"not run in real mode: {_REAL_STEPS[kind]}")
+        if kind == "fault":
+            rule = rules[i]
+            matched = [
+                p
+                for path in REAL_NOT_STATE
+                for p in (path, path.rsplit("/", 1)[0])
+                if fnmatch.fnmatchcase(p, rule.path)
+            ]
+            if matched:
+                raise fail(
+                    ["steps", i, "fault", "path"],
+                    f"{rule.path!r} also matches {matched[0]}, which a real process has on the "
+                    "mount beside the state (its events and its input), where the in-process "
+                    "runner has none: name the state's files (e.g. '*/hysteresis.jsonl', or "
+                    "'/crashkit/state*')",
+                )
+            if running is not None:
+                raise fail(
+                    ["steps", i, "fault"],
+                    f"in real mode a fault is armed for a whole process from its start, and the "
+                    f"process started at steps[{running}] is running: in-process its nth would "
+                    "count from this step. Give it before the process starts (before the "
+                    "first step that is not a fault, or after a crash before the next run)",
+                )
+            armed = i
+            continue
+        if not started:
+            started, running, armed = True, i, None
+        if kind in ("run", "append"):
+            if corrupted:
+                raise fail(
+                    ["steps", i, kind],
+                    "the process exited at the corrupt step before: a restart starts the next",
+                )
+            if running is None:
+                running, armed = i, None
+        elif kind == "restart":
+            running, corrupted = i, False
+        else:  # crash, corrupt: no process runs after them
+            running, corrupted = None, corrupted or kind == "corrupt"
+        if armed is not None:
+            raise fail(
+                ["steps", armed, "fault"],
+                f"the {kind} at steps[{i}] disarms it before any process starts with it "
+                "(as in-process): it never fires",
+            )
+    if armed is not None:
+        raise fail(["steps", armed, "fault"], "no process starts after it: it never fires")
 
 
 def requirements(spec: s.Scenario) -> dict[str, str]:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import stat
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import msgspec
 
@@ -178,12 +179,65 @@ class StepFailed(Exception):
         self.message = message
 
 
+def corrupted(i: int, step: s.CorruptStep, image: DiskImage) -> DiskImage:
+    """`image` with line `step.line` of the state file damaged as step `i` says (both
+    modes); a missing file or line fails the step."""
+    parts: list[PathPart] = ["steps", i, "corrupt", "line"]
+    data = image.files.get(STATE_PATH)
+    if data is None:
+        raise StepFailed(parts, "there is no state file to corrupt")
+    lines = data.split(b"\n")
+    complete = len(lines) - 1
+    if step.line > complete:
+        raise StepFailed(parts, f"the state file has only {complete} complete line(s)")
+    try:
+        lines[step.line - 1] = corrupt_line(lines[step.line - 1], step.with_)
+    except ValueError as exc:
+        raise StepFailed(["steps", i, "corrupt", "with"], str(exc)) from exc
+    files = dict(image.files)
+    files[STATE_PATH] = b"\n".join(lines)
+    return DiskImage(files=files, dirs=image.dirs)
+
+
 def corrupt_line(line: bytes, kind: CorruptionKind | s.RawHex) -> bytes:
     """The replacement bytes for one line (without its `\\n`): the state machines' own
     vocabulary, so an exported `corrupt` step writes exactly the bytes the machine wrote."""
     if isinstance(kind, s.RawHex):
         return hex_bytes(kind.raw_hex)
     return _machine_corrupt_line(line, kind)
+
+
+def pick_cut(
+    i: int, states: Sequence[CrashState], cut: int | str, unreachable: str, notes: list[str]
+) -> CrashState:
+    """The crash state step `i`'s `cut` names (an index, "first", "last" or a cut's text;
+    one this code cannot leave fails the step, or with `unreachable: last` takes the last
+    and says so in `notes`). Shared by both modes' runners."""
+    parts: list[PathPart] = ["steps", i, "crash", "cut"]
+    listing = "; ".join(f"[{n}] {st.cut!r}" for n, st in enumerate(states))
+    if cut == "first":
+        return states[0]
+    if cut == "last":
+        return states[-1]
+    if isinstance(cut, int):
+        if cut >= len(states):
+            raise StepFailed(parts, f"no crash state {cut}; there are: {listing}")
+        return states[cut]
+    for st in states:
+        if st.cut == cut:
+            return st
+    if unreachable == "last":
+        notes.append(
+            f"steps[{i}]: cut {cut!r} cannot happen here (unreachable: last); "
+            f"took {states[-1].cut!r}"
+        )
+        return states[-1]
+    raise StepFailed(
+        parts,
+        f"no crash state with cut {cut!r} at this point; this code leaves: {listing} "
+        "(if the scenario reproduces a bug that is fixed now, that state may be "
+        "unreachable: re-export the scenario or edit the cut)",
+    )
 
 
 def _persisted(state: HysteresisState) -> dict[str, object]:
@@ -220,20 +274,10 @@ class Machine:
     # -- disk -----------------------------------------------------------------------------
 
     def _seed_model(self) -> ModelRestore:
-        seed = self.sc.seed
-        if seed.kind != "file":
-            return ModelRestore("fatal", {}, (), ())
-        return model_restore(seed.data, self.sc.config)
+        return seed_model(self.sc)
 
     def boot_image(self) -> DiskImage:
-        seed = self.sc.seed
-        if seed.missing_dir:
-            return DiskImage()
-        if seed.kind == "directory":
-            return DiskImage(dirs=(STATE_PATH,))
-        if seed.data is None:
-            return DiskImage(dirs=(STATE_DIR,))
-        return DiskImage(files={STATE_PATH: seed.data})
+        return boot_image(self.sc)
 
     def power_on(self) -> None:
         fs = self.fs
@@ -494,31 +538,7 @@ class Machine:
     def _pick_cut(
         self, i: int, states: list[CrashState], cut: int | str, unreachable: str = "fail"
     ) -> CrashState:
-        parts: list[PathPart] = ["steps", i, "crash", "cut"]
-        listing = "; ".join(f"[{n}] {st.cut!r}" for n, st in enumerate(states))
-        if cut == "first":
-            return states[0]
-        if cut == "last":
-            return states[-1]
-        if isinstance(cut, int):
-            if cut >= len(states):
-                raise StepFailed(parts, f"no crash state {cut}; there are: {listing}")
-            return states[cut]
-        for st in states:
-            if st.cut == cut:
-                return st
-        if unreachable == "last":
-            self.notes.append(
-                f"steps[{i}]: cut {cut!r} cannot happen here (unreachable: last); "
-                f"took {states[-1].cut!r}"
-            )
-            return states[-1]
-        raise StepFailed(
-            parts,
-            f"no crash state with cut {cut!r} at this point; this code leaves: {listing} "
-            "(if the scenario reproduces a bug that is fixed now, that state may be "
-            "unreachable: re-export the scenario or edit the cut)",
-        )
+        return pick_cut(i, states, cut, unreachable, self.notes)
 
     def step_crash(self, i: int, step: s.CrashStep) -> None:
         """Power cut: the disk becomes one crash state, every process of this boot is gone."""
@@ -535,7 +555,11 @@ class Machine:
             point = step.point
         states = fs.crash_states(point, profile=self.sc.profile)
         chosen = self._pick_cut(i, states, step.cut, step.unreachable)
-        cutoff = len(trace) if point is None else point + 1
+        # A crash after op `point` comes at any moment before the next op that changes the
+        # disk (as in the explorer): what was acknowledged or published until then counts.
+        cutoff = len(trace)
+        if point is not None:
+            cutoff = next((op.index for op in trace[point + 1 :] if op.mutating), len(trace))
         after = "the last op" if point is None else f"op #{point} ({trace[point].op})"
         self.notes.append(f"steps[{i}]: crash after {after}: cut {chosen.cut!r}")
         for proc in self.procs:
@@ -553,25 +577,12 @@ class Machine:
 
     def step_corrupt(self, i: int, step: s.CorruptStep) -> None:
         """Offline damage: the process exits, line N is rewritten, the disk is fully durable."""
-        parts: list[PathPart] = ["steps", i, "corrupt", "line"]
         self._stop(self.current())
         image = self.fs.visible_image()
-        data = image.get(STATE_PATH)
-        if data is None:
-            raise StepFailed(parts, "there is no state file to corrupt")
-        lines = data.split(b"\n")
-        complete = len(lines) - 1
-        if step.line > complete:
-            raise StepFailed(parts, f"the state file has only {complete} complete line(s)")
-        try:
-            lines[step.line - 1] = corrupt_line(lines[step.line - 1], step.with_)
-        except ValueError as exc:
-            raise StepFailed(["steps", i, "corrupt", "with"], str(exc)) from exc
-        new = b"\n".join(lines)
-        files = dict(image.files)
-        files[STATE_PATH] = new
+        damaged = corrupted(i, step, image)
+        new = damaged.files[STATE_PATH]
         self._arm(None)
-        self._reboot(DiskImage(files=files, dirs=image.dirs))
+        self._reboot(damaged)
         self.epoch += 1  # deliberate damage: durability is judged from this disk on
         seed = model_restore(new, self.config)
         self.baseline = list(seed.states.values())
@@ -683,18 +694,7 @@ class Machine:
         close_quietly(opened.backend.close, errors)
         self._found(judge_close(errors), where)
         self._found(judge_restored(restored, self._ledger(exclude=None), expected=model), where)
-        final: dict[str, dict[str, object]] = {
-            sym: {
-                "anchor_regime": st.anchor_regime.value,
-                "candidate_regime": None
-                if st.candidate_regime is None
-                else st.candidate_regime.value,
-                "progress_current": st.progress_current,
-                "engine_timestamp_ms": st.engine_timestamp_ms,
-            }
-            for sym, st in sorted(restored.items())
-        }
-        return final, report
+        return final_states(restored), report
 
     def _reference(self) -> dict[str, orc.Decision]:
         """The uninterrupted run on the input read so far, from the same initial state."""
@@ -777,26 +777,78 @@ class Machine:
                 else int(ExitCode.OK)
             )
             startup = {"outcome": last.outcome, "exit_code": code}
-        events = tuple(self.visible_events())
-        halted = [e for e in events if e.event_type == ev.SCHEDULING_HALTED]
-        by_invariant: dict[str, list[str]] = {i: [] for i in INVARIANTS}
-        seen: set[tuple[str, str]] = set()
-        for violation, where in self.violations:
-            key = (violation.invariant, violation.message)
-            if key in seen:
-                continue
-            seen.add(key)
-            by_invariant[violation.invariant].append(f"{where}: {violation.message}")
-        return Observed(
-            startup=startup,
-            halted_tick=halted[-1].engine_timestamp_ms if halted else None,
-            exit_code=None if last is None else last.exit_code,
-            events=events,
-            final_states=final,
-            restore_report=report,
-            violations={k: tuple(v) for k, v in by_invariant.items()},
-            applicable=self.applicable(),
+        return observed_of(
+            startup,
+            None if last is None else last.exit_code,
+            tuple(self.visible_events()),
+            self.violations,
+            final,
+            report,
+            self.applicable(),
         )
+
+
+def seed_model(sc: LoadedScenario) -> ModelRestore:
+    """The contract's reading of the scenario's `initial_state` (both modes)."""
+    if sc.seed.kind != "file":
+        return ModelRestore("fatal", {}, (), ())
+    return model_restore(sc.seed.data, sc.config)
+
+
+def boot_image(sc: LoadedScenario) -> DiskImage:
+    """The disk of the scenario's `initial_state` (a FIFO is made on it afterwards)."""
+    seed = sc.seed
+    if seed.missing_dir:
+        return DiskImage()
+    if seed.kind == "directory":
+        return DiskImage(dirs=(STATE_PATH,))
+    if seed.data is None:
+        return DiskImage(dirs=(STATE_DIR,))
+    return DiskImage(files={STATE_PATH: seed.data})
+
+
+def final_states(restored: Mapping[str, HysteresisState]) -> dict[str, dict[str, object]]:
+    """What `expect.final_states` is compared with: per symbol, its restored decision."""
+    return {
+        sym: {
+            "anchor_regime": st.anchor_regime.value,
+            "candidate_regime": None if st.candidate_regime is None else st.candidate_regime.value,
+            "progress_current": st.progress_current,
+            "engine_timestamp_ms": st.engine_timestamp_ms,
+        }
+        for sym, st in sorted(restored.items())
+    }
+
+
+def observed_of(
+    startup: dict[str, object] | None,
+    exit_code: int | None,
+    events: tuple[Event, ...],
+    violations: Iterable[tuple[Violation, str]],
+    final: dict[str, dict[str, object]],
+    report: dict[str, object],
+    applicable: tuple[str, ...],
+) -> Observed:
+    """What a run showed, as the expectations read it (both modes): each violation once."""
+    halted = [e for e in events if e.event_type == ev.SCHEDULING_HALTED]
+    by_invariant: dict[str, list[str]] = {i: [] for i in INVARIANTS}
+    seen: set[tuple[str, str]] = set()
+    for violation, where in violations:
+        key = (violation.invariant, violation.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        by_invariant[violation.invariant].append(f"{where}: {violation.message}")
+    return Observed(
+        startup=startup,
+        halted_tick=halted[-1].engine_timestamp_ms if halted else None,
+        exit_code=exit_code,
+        events=events,
+        final_states=final,
+        restore_report=report,
+        violations={k: tuple(v) for k, v in by_invariant.items()},
+        applicable=applicable,
+    )
 
 
 def gaps(sc: LoadedScenario, backend: Backend, *, as_written: bool) -> list[str]:
@@ -854,41 +906,83 @@ def run_loaded(
         return ScenarioResult(
             sc.name, str(sc.path), (), None, 0.0, not_applicable="; ".join(missing)
         )
+    if sc.spec.mode == "real":  # real `crashkit run` processes instead of this Machine
+        from crashkit.harness.scenarios.real_runner import run_real
+
+        return run_real(sc, as_written=as_written)
     fs = fs or shared_fs()
-    started = time.perf_counter()
     machine = Machine(sc, fs)
     machine.power_on()
     try:
-        try:
-            step_failed = False
-            try:
-                machine.run_steps()
-            except StepFailed as exc:
-                step_failed = True
-                left = len(sc.spec.steps) - machine.at_step - 1
-                skipped = (
-                    f"; the {left} step(s) after it were not run and the expectations not judged"
-                    if left
-                    else "; the expectations were not judged"
-                )
-                machine.step_checks.append(Check(exc.key, False, exc.message + skipped))
-            final, report = machine.finish()
-            machine.judge_processes()
-        except Exception:
-            return ScenarioResult(
-                sc.name,
-                str(sc.path),
-                tuple(machine.step_checks),
-                None,
-                time.perf_counter() - started,
-                error="the run raised: " + traceback.format_exc(limit=8),
-                traces=(*machine.traces, tuple(str(op) for op in fs.trace)),
-                notes=tuple(machine.notes),
-            )
-        traces = (*machine.traces, tuple(str(op) for op in fs.trace))
+        return drive(
+            sc,
+            machine,
+            as_written=as_written,
+            traces=lambda: (*machine.traces, tuple(str(op) for op in fs.trace)),
+        )
     finally:
         fs.stop()
-    unfired = _unfired(sc, traces, step_failed)
+
+
+class Driven(Protocol):
+    """What `drive` runs: the in-process `Machine`, or the real mode's `RealMachine`."""
+
+    step_checks: list[Check]
+    notes: list[str]
+    at_step: int
+
+    def run_steps(self) -> None: ...
+
+    def finish(self) -> tuple[dict[str, dict[str, object]], dict[str, object]]: ...
+
+    def judge_processes(self) -> None: ...
+
+    def observed(
+        self, final: dict[str, dict[str, object]], report: dict[str, object]
+    ) -> Observed: ...
+
+
+def drive(
+    sc: LoadedScenario,
+    machine: Driven,
+    *,
+    as_written: bool,
+    traces: Callable[[], tuple[tuple[str, ...], ...]],
+) -> ScenarioResult:
+    """Run a scenario's steps on `machine` and judge it (both modes). A step that cannot
+    be carried out (a crash cut that this run does not have, ...) is one failed check:
+    the remaining steps are skipped, and since the run is then not the one the file
+    describes, its expectations are not judged (only the invariants, which hold on any
+    run)."""
+    started = time.perf_counter()
+    step_failed = False
+    try:
+        try:
+            machine.run_steps()
+        except StepFailed as exc:
+            step_failed = True
+            left = len(sc.spec.steps) - machine.at_step - 1
+            skipped = (
+                f"; the {left} step(s) after it were not run and the expectations not judged"
+                if left
+                else "; the expectations were not judged"
+            )
+            machine.step_checks.append(Check(exc.key, False, exc.message + skipped))
+        final, report = machine.finish()
+        machine.judge_processes()
+    except Exception:
+        return ScenarioResult(
+            sc.name,
+            str(sc.path),
+            tuple(machine.step_checks),
+            None,
+            time.perf_counter() - started,
+            error="the run raised: " + traceback.format_exc(limit=8),
+            traces=traces(),
+            notes=tuple(machine.notes),
+        )
+    seen = traces()
+    unfired = _unfired(sc, seen, step_failed)
     if unfired is not None and not as_written:
         # the file faults a call this backend never makes: its run tests nothing it names
         return ScenarioResult(
@@ -897,7 +991,7 @@ def run_loaded(
             (),
             None,
             time.perf_counter() - started,
-            traces=traces,
+            traces=seen,
             not_applicable=f"{unfired} on this backend: the file faults a call it never makes",
         )
     observed = machine.observed(final, report)
@@ -913,7 +1007,7 @@ def run_loaded(
         tuple(checks),
         observed,
         time.perf_counter() - started,
-        traces=traces,
+        traces=seen,
         notes=tuple(machine.notes),
     )
 

@@ -17,6 +17,9 @@ from crashkit.harness.scenarios.corrupt import CorruptionKind
 from crashkit.regime_engine.contracts import Regime
 
 FsyncModelName = Literal["keep-dirty", "mark-clean", "drop"]
+#: How the steps run: one simulated machine in this process (the fake disk of
+#: `crashkit.faults.CrashFS`), or real `crashkit run` processes on a FUSE mount.
+Mode = Literal["in-process", "real"]
 Outcome = Literal["ok", "bootstrap", "fatal"]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(ge=1)]
@@ -270,6 +273,8 @@ class Scenario(_Strict, frozen=True):
     steps: list[Step]
     backend: str | None = None
     runtime: str | None = None
+    #: `real`: each process is a real `crashkit run` (`crashkit.harness.scenarios.real_runner`)
+    mode: Mode = "in-process"
     requires: list[Requirement] | None = None
     fsync_model: FsyncModelName = "keep-dirty"
     #: the file-system profile of its crash steps (`crashkit.faults.PROFILES`, or NAME:BLOCK)
