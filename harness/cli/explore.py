@@ -116,7 +116,6 @@ def _explore_exec(
 ) -> NoReturn:
     """`--exec CMD --check CHECK`: any program, recorded on a FUSE mount (exit 0 clean,
     1 a crash state the checker refused or CMD failed, 2 a usage error or no FUSE)."""
-    from crashkit.faults.real import fuse_unavailable
     from crashkit.harness.explore.exec_mode import explore_exec, finding_lines
 
     if command is None or check is None:
@@ -128,15 +127,7 @@ def _explore_exec(
     ]
     if others:
         _usage(err, f"--exec explores its own program; it cannot be combined with {others[0]}")
-    if profile == "all":
-        _usage(err, "--exec takes one --profile")
-    try:
-        profile_named(profile)
-    except ValueError as exc:
-        _usage(err, f"--profile: {exc}")
-    reason = fuse_unavailable()
-    if reason is not None:
-        _usage(err, f"--exec needs a FUSE mount, and there is none here: {reason}")
+    _one_profile_on_fuse(err, "--exec", profile)
     summary = explore_exec(command, check, profile=profile, torn=torn, max_findings=max_findings)
     recording = summary.recording
     if as_json:
@@ -194,7 +185,6 @@ def _explore_real(
 ) -> NoReturn:
     """`--real`: `crashkit run` as a real process on a FUSE mount (exit 0 no violation, 1 a
     violation, 2 no FUSE or a usage error)."""
-    from crashkit.faults.real import fuse_unavailable
     from crashkit.harness.explore import real_mode
 
     importable_from(Path.cwd())  # as the child processes will (explore_real's PYTHONPATH)
@@ -202,15 +192,7 @@ def _explore_real(
         load_backend(backend)
     except ConfigError as exc:
         _usage(err, f"--backend: {exc}")
-    reason = fuse_unavailable()
-    if reason is not None:
-        _usage(err, f"--real needs a FUSE mount, and there is none here: {reason}")
-    if workload.profile == "all":
-        _usage(err, "--profile all is for the in-process explorer; --real takes one profile")
-    try:
-        profile_named(workload.profile)
-    except ValueError as exc:
-        _usage(err, f"--profile: {exc}")
+    _one_profile_on_fuse(err, "--real", workload.profile)
     # the explorer's defaults are for the in-process one: a real restart is a process
     given = {
         name
@@ -299,6 +281,21 @@ def _explore_real(
         )
         err.print(escape(where), highlight=False, soft_wrap=True)
     sys.exit(ExitCode.OK if summary.violations == 0 else ExitCode.CHECK_FAILED)
+
+
+def _one_profile_on_fuse(err: CliConsole, flag: str, profile: str) -> None:
+    """What `--exec` and `--real` need: one known profile, and a FUSE mount (else exit 2)."""
+    from crashkit.faults.real import fuse_unavailable
+
+    if profile == "all":
+        _usage(err, f"--profile all is for the in-process explorer; {flag} takes one profile")
+    try:
+        profile_named(profile)
+    except ValueError as exc:
+        _usage(err, f"--profile: {exc}")
+    reason = fuse_unavailable()
+    if reason is not None:
+        _usage(err, f"{flag} needs a FUSE mount, and there is none here: {reason}")
 
 
 def _usage(err: CliConsole, message: str) -> NoReturn:

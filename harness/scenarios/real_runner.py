@@ -82,7 +82,7 @@ from crashkit.faults.real import (
 )
 from crashkit.harness.explore import real_mode as rm
 from crashkit.harness.judge import oracles as orc
-from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
+from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore
 from crashkit.harness.judge.observe import close_quietly
 from crashkit.harness.judge.paths import STATE_PATH, undeclared_files
@@ -108,6 +108,7 @@ from crashkit.harness.scenarios.results import Check, Observed, ScenarioResult
 from crashkit.harness.scenarios.runner import (
     TRACEBACK_EXIT,
     StepFailed,
+    applicable_invariants,
     boot_image,
     corrupted,
     drive,
@@ -784,18 +785,8 @@ class RealMachine:
         )
 
     def applicable(self) -> tuple[str, ...]:
-        """Invariants checked by default: those a real process shows; continuity needs
-        a run the reference can predict."""
-        steps = self.sc.spec.steps
-        unpredictable = any(
-            st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in steps
-        ) or bool(self.sc.restart_configs)
-        return tuple(
-            i
-            for i in INVARIANTS
-            if i.value not in REAL_UNOBSERVABLE
-            and not (unpredictable and i == Invariant.CONTINUITY)
-        )
+        """Invariants checked by default: those a real process shows."""
+        return applicable_invariants(self.sc, REAL_UNOBSERVABLE)
 
     def _last(self) -> RealProc | None:
         """The last process that ran (one started after a power cut it preceded did not)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import stat
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -753,18 +753,9 @@ class Machine:
         return judge_published(published, expected, process=f"process {p.index}")
 
     def applicable(self) -> tuple[str, ...]:
-        """Invariants checked by default: continuity needs a run the reference can predict."""
-        steps = self.sc.spec.steps
-        unpredictable = any(
-            st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in steps
-        ) or bool(self.sc.restart_configs)
-        # (W5 is the kit's own check: no scenario step opens a second writer)
-        return tuple(
-            i
-            for i in INVARIANTS
-            if i is not Invariant.SINGLE_WRITER
-            and not (unpredictable and i == Invariant.CONTINUITY)
-        )
+        """Invariants checked by default (W5 is the kit's own check: no scenario step
+        opens a second writer)."""
+        return applicable_invariants(self.sc, {Invariant.SINGLE_WRITER.value})
 
     def observed(self, final: dict[str, dict[str, object]], report: dict[str, object]) -> Observed:
         live = [p for p in self.procs if p.status != "vanished"]
@@ -786,6 +777,20 @@ class Machine:
             report,
             self.applicable(),
         )
+
+
+def applicable_invariants(sc: LoadedScenario, left_out: Collection[str]) -> tuple[str, ...]:
+    """The invariants `[all]` means for `sc` (both modes), but those `left_out`:
+    continuity needs a run the reference can predict (no append, corrupt or window
+    change)."""
+    unpredictable = any(
+        st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in sc.spec.steps
+    ) or bool(sc.restart_configs)
+    return tuple(
+        i
+        for i in INVARIANTS
+        if i.value not in left_out and not (unpredictable and i == Invariant.CONTINUITY)
+    )
 
 
 def seed_model(sc: LoadedScenario) -> ModelRestore:
