@@ -40,7 +40,8 @@ def invisible_io_message(backend: Backend, escapes: list[Escape]) -> str:
         f"the real disk instead, where {WATCHED_ROOT} does not exist, and none of it can be "
         "recorded, crashed or faulted, so no verdict about this backend would mean anything. "
         "Route its file I/O through Python's os module (for SQLite: a Python VFS, e.g. with "
-        f"APSW) to test it here. See {DOCS}."
+        f"APSW) to test it here, or test it as it is, as real processes on a FUSE mount: "
+        f"crashkit explore --real --backend {backend.spec or 'MODULE:ATTR'}. See {DOCS}."
     )
 
 
