@@ -1,0 +1,259 @@
+"""The offline replay of a recorded run: the durability model rebuilt call by call from
+the image the run started on, and a `Snapshot` after every call that changed the disk.
+
+Why apart from the recorder: only recording needs FUSE. Everything here is plain data
+and runs anywhere; `crash.enumerate_states` and `crash.bounded_states` derive the crash
+states from its snapshots, as they do from the in-process layer's.
+
+Fault model (the same as `crashkit.faults.model`'s): what an `fsync`/`fdatasync` of a
+file made durable is its content at that moment; what a directory's fsync made durable
+is its entries; `sync`/`syncfs` make every file and folder durable; nothing else is
+durable. Everything in the starting image is durable. A failed `fsync`/`fdatasync`
+applies the chosen `FsyncModel` to the file's dirty range. Besides, the replay keeps the
+namespace as it stood at the last sync of anything (`Snapshot.committed`) and after each
+directory operation since (`Snapshot.journal`): what a journaling file system may leave.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from crashkit.faults.image import DiskImage
+from crashkit.faults.model import FileSnap, Poison, Snapshot, apply_poison, dirty_start
+from crashkit.faults.ops import OpKind
+from crashkit.faults.plan import FsyncModel
+from crashkit.faults.trace import Op
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One recorded call that may change the disk, with what the replay needs."""
+
+    op: OpKind
+    path: str  # absolute in the mount ("/state/h.db")
+    data: bytes = b""  # write: the bytes
+    offset: int = 0  # write: where; truncate: the new size
+    target: str = ""  # rename: the destination
+    truncates: bool = False  # open: O_TRUNC
+    creates: bool = False  # open: the file did not exist
+    #: rename/unlink to or of a `.fuse_hidden` name: the kernel keeping a file that is
+    #: still open alive after it was unlinked or replaced (the inode, not a name)
+    hidden: bool = False
+
+
+#: How libfuse names a file unlinked or replaced while open (it removes it at last close).
+HIDDEN_PREFIX = ".fuse_hidden"
+
+
+def is_hidden(path: str) -> bool:
+    return posixpath.basename(path).startswith(HIDDEN_PREFIX)
+
+
+@dataclass(slots=True)
+class Recording:
+    """What one recorded run did: its calls (and their trace), its exit, its output."""
+
+    calls: list[Call | None] = field(default_factory=list)  # None: a call that failed
+    trace: list[Op] = field(default_factory=list)
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    #: what the mount held when the command ended (the replay must arrive at it)
+    final: DiskImage = field(default_factory=DiskImage)
+
+
+@dataclass(slots=True)
+class _File:
+    current: bytearray
+    durable: bytes
+    low: int
+    poison: tuple[Poison, ...] = ()  # ranges a failed fsync marked clean (MARK_CLEAN)
+
+
+class ReplayModel:
+    """The durability model, replayed from an image and a recording's calls (offline)."""
+
+    def __init__(self, image: DiskImage, model: FsyncModel = FsyncModel.KEEP_DIRTY) -> None:
+        self.model = model
+        self._next = 1
+        self.root = self._ino()
+        self.dirs: dict[int, dict[str, int]] = {self.root: {}}
+        self.durable_dirs: dict[int, dict[str, int]] = {}
+        self.files: dict[int, _File] = {}
+        self.hidden: dict[str, int] = {}  # open files the kernel hid (path -> inode)
+        for directory in image.dirs:
+            self._mkdirs(directory)
+        for path, data in image.files.items():
+            parent, name = self._parent(path, create=True)
+            ino = self._ino()
+            self.files[ino] = _File(bytearray(data), bytes(data), len(data))
+            self.dirs[parent][name] = ino
+        self.durable_dirs = {d: dict(entries) for d, entries in self.dirs.items()}
+
+    def _ino(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def _mkdirs(self, path: str) -> int:
+        current = self.root
+        for part in [p for p in path.split("/") if p]:
+            child = self.dirs[current].get(part)
+            if child is None:
+                child = self._ino()
+                self.dirs[child] = {}
+                self.dirs[current][part] = child
+            current = child
+        return current
+
+    def _parent(self, path: str, *, create: bool = False) -> tuple[int, str]:
+        head, name = posixpath.split(path)
+        if create:
+            return self._mkdirs(head), name
+        return self._lookup_dir(head), name
+
+    def _lookup_dir(self, path: str) -> int:
+        current = self.root
+        for part in [p for p in path.split("/") if p]:
+            current = self.dirs[current][part]
+        return current
+
+    def _file(self, path: str) -> _File:
+        ino = self.hidden.get(path)
+        if ino is None:
+            parent, name = self._parent(path)
+            ino = self.dirs[parent][name]
+        return self.files[ino]
+
+    def apply(self, call: Call) -> None:
+        """One recorded call's effect on what is visible and what is durable."""
+        op = call.op
+        if call.hidden:  # the inode lives on under a name that is not on the disk
+            if op is OpKind.RENAME:
+                parent, name = self._parent(call.path)
+                self.hidden[call.target] = self.dirs[parent].pop(name)
+            else:
+                self.hidden.pop(call.path, None)
+        elif op is OpKind.OPEN:
+            parent, name = self._parent(call.path)
+            ino = self.dirs[parent].get(name)
+            if ino is None or ino not in self.files:
+                ino = self._ino()
+                self.files[ino] = _File(bytearray(), b"", 0)
+                self.dirs[parent][name] = ino
+            elif call.truncates:
+                f = self.files[ino]
+                f.current = bytearray()
+                f.low = 0
+        elif op is OpKind.WRITE:
+            f = self._file(call.path)
+            end = call.offset + len(call.data)
+            if len(f.current) < call.offset:
+                f.current.extend(b"\0" * (call.offset - len(f.current)))
+            f.current[call.offset : end] = call.data
+        elif op is OpKind.FTRUNCATE:
+            f = self._file(call.path)
+            del f.current[call.offset :]
+            if len(f.current) < call.offset:
+                f.current.extend(b"\0" * (call.offset - len(f.current)))
+            f.low = min(f.low, call.offset)
+            f.poison = tuple(
+                Poison(p.start, p.base[: call.offset - p.start])
+                for p in f.poison
+                if p.start < call.offset
+            )
+        elif op in (OpKind.FSYNC, OpKind.FDATASYNC):
+            f = self._file(call.path)
+            f.durable = apply_poison(bytes(f.current), f.poison)
+            f.low = len(f.current)
+        elif op is OpKind.DIRFSYNC:
+            directory = self._lookup_dir(call.path)
+            self.durable_dirs[directory] = dict(self.dirs[directory])
+        elif op is OpKind.UNLINK:
+            parent, name = self._parent(call.path)
+            del self.dirs[parent][name]
+        elif op in (OpKind.RENAME, OpKind.REPLACE):
+            parent, name = self._parent(call.path)
+            target_parent, target_name = self._parent(call.target)
+            self.dirs[target_parent][target_name] = self.dirs[parent].pop(name)
+        elif op is OpKind.MKDIR:
+            parent, name = self._parent(call.path)
+            ino = self._ino()
+            self.dirs[ino] = {}
+            self.dirs[parent][name] = ino
+        elif op is OpKind.RMDIR:
+            parent, name = self._parent(call.path)
+            del self.dirs[parent][name]
+
+    def fsync_failed(self, path: str) -> bytes | None:
+        """A failed fsync/fdatasync of `path` under the model (as `DurabilityModel`'s):
+        returns the file's new content when DROP threw dirty bytes away, else None."""
+        if self.model is FsyncModel.KEEP_DIRTY:
+            return None
+        f = self._file(path)
+        view = apply_poison(bytes(f.current), f.poison)
+        start = dirty_start(f.durable, view, f.low)
+        size = len(view) - start
+        if size <= 0:
+            return None
+        base = f.durable[start : start + size]
+        base += b"\0" * (size - len(base))
+        if self.model is FsyncModel.MARK_CLEAN:
+            f.poison = (*f.poison, Poison(start, base))
+            return None
+        dropped = view[:start] + base
+        if dropped == bytes(f.current):
+            return None
+        f.current = bytearray(dropped)
+        return dropped
+
+    def snapshot(self) -> Snapshot:
+        """The model now, as the plain data crash states are derived from."""
+        paths: dict[int, str] = {self.root: "/"}
+        reachable = [self.root]
+        current: dict[int, dict[str, int]] = {}
+        files: dict[int, FileSnap] = {}
+        seen: set[int] = set()
+        while reachable:
+            directory = reachable.pop()
+            if directory in seen:
+                continue
+            seen.add(directory)
+            entries = dict(self.dirs.get(directory, {}))
+            current[directory] = entries
+            for table in (entries, self.durable_dirs.get(directory, {})):
+                for name, ino in table.items():
+                    base = paths[directory]
+                    paths.setdefault(ino, f"/{name}" if base == "/" else f"{base}/{name}")
+                    if ino in self.files:
+                        f = self.files[ino]
+                        files[ino] = FileSnap(bytes(f.current), f.durable, f.low, f.poison)
+                    else:
+                        reachable.append(ino)
+        durable = {d: dict(self.durable_dirs.get(d, {})) for d in current}
+        return Snapshot(self.root, current, durable, files, paths)
+
+
+def crash_points(recording: Recording) -> list[int]:
+    """The indexes of the calls a crash may come after: every one that changed the disk."""
+    return [op.index for op in recording.trace if op.mutating]
+
+
+_SYNCS = frozenset({OpKind.FSYNC.value, OpKind.FDATASYNC.value})
+
+
+def snapshots(
+    recording: Recording, image: DiskImage, model: FsyncModel = FsyncModel.KEEP_DIRTY
+) -> Iterator[tuple[int, Snapshot]]:
+    """(call index, the model right after it) for every crash point, in order; a failed
+    fsync applies `model` (the one the recording ran under)."""
+    replay = ReplayModel(image, model)
+    points = set(crash_points(recording))
+    for index, call in enumerate(recording.calls):
+        if call is not None:
+            replay.apply(call)
+        elif recording.trace[index].op in _SYNCS:
+            replay.fsync_failed(recording.trace[index].path)
+        if index in points:
+            yield index, replay.snapshot()
