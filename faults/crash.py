@@ -20,7 +20,15 @@ fsync (a temp file left behind), and renames half persisted (`_split_renames`).
 Namespace choices and per-file cuts combine as a product; identical images are
 deduplicated. Above `cap` combinations a deterministic sample is taken instead (every
 single-file and single-entry variation first, then seeded pseudo-random picks) and the
-result says it was capped.
+result says it was capped. That is the exhaustive exploration (`enumerate_states`).
+
+The bounded exploration (`bounded_states`, ALICE's, the default of the real mode) keeps
+the number of states linear in what is unsynced: the in-order state (everything
+persisted), then each deviation from it alone: one changed entry (or a rename half,
+or the journal cut before one directory operation) not persisted while the rest is, or
+one file's unsynced bytes lost, cut or torn while every other file is whole. Every
+state carries its `Deviation`s: what differs from the in-order state, the label that
+lets a failure be explained (`crashkit.harness.judge` groups them).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,13 +72,43 @@ def torn_mode(torn: TornMode | str) -> TornMode:
     return TornMode(torn)
 
 
+class Exploration(StrEnum):
+    """How many crash states a crash point gives: `BOUNDED`, the in-order state and each
+    deviation from it alone (linear); `EXHAUSTIVE`, every combination under a cap."""
+
+    BOUNDED = "bounded"
+    EXHAUSTIVE = "exhaustive"
+
+
+class DeviationKind(StrEnum):
+    """How a crash state differs from the in-order one (everything persisted)."""
+
+    ENTRY_LOST = "entry-lost"  # a changed directory entry not persisted (create, unlink, rename)
+    RENAME_SPLIT = "rename-split"  # a rename half persisted: both names, or neither
+    JOURNAL_CUT = "journal-cut"  # the directory operations persisted up to an earlier one
+    DATA_LOST = "data-lost"  # a file's unsynced bytes all lost: it holds its durable content
+    DATA_TORN = "data-torn"  # some of a file's unsynced bytes persisted (cut, torn, filled)
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """One way a crash state differs from the in-order state: its kind, the path it
+    concerns, and the reader's description (the same words as the state's `cut`)."""
+
+    kind: DeviationKind
+    path: str
+    detail: str
+
+
 @dataclass(frozen=True, slots=True)
 class CrashState:
-    """One disk a power cut may leave, with a short human-readable `cut` description."""
+    """One disk a power cut may leave, with a short human-readable `cut` description and
+    its deviations from the in-order state (none: the in-order state itself)."""
 
     image: DiskImage
     cut: str
     point: int | None = None
+    deviations: tuple[Deviation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +163,17 @@ def file_options(
     torn: TornMode | str = TornMode.DEFAULT,
     profile: Profile = PREFIX,
     cap: int = DEFAULT_CAP,
+    *,
+    bounded: bool = False,
 ) -> tuple[tuple[FileOption, ...], int]:
     """The distinct contents a crash may leave for one file, and the index of "all kept".
 
     Every profile keeps the states of the `prefix` model (but for its zero-filled tail
-    when the profile has no fills); a profile with a block size adds the block states it
-    allows (`block_options`)."""
+    when the profile has no fills, and for its cuts inside a block when it has no byte
+    tears); a profile with a block size adds the block states it allows
+    (`block_options`; `bounded`: a linear number of them)."""
+    if profile.block is not None and not profile.byte_tears:
+        torn = TornMode.NONE  # whole blocks: the block states below hold the partial ones
     options, full = _prefix_options(snap, torn)
     if profile.block is None or snap.writeback == snap.durable:
         return options, full
@@ -138,7 +181,7 @@ def file_options(
         view = options[full].data
         options = tuple(o for o in options if not o.desc.endswith("zero-filled"))
         full = next(i for i, o in enumerate(options) if o.data == view)
-    extra = block_options(snap, profile, cap)
+    extra = block_options(snap, profile, cap, bounded=bounded)
     unique: dict[bytes, FileOption] = {o.data: o for o in reversed(options)}
     merged = list(options) + [o for o in extra if o.data not in unique]
     return tuple(merged), full
@@ -148,7 +191,9 @@ def _blocks_of(length: int, block: int) -> range:
     return range(0, (length + block - 1) // block)
 
 
-def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> list[FileOption]:
+def block_options(
+    snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP, *, bounded: bool = False
+) -> list[FileOption]:
     """The contents a crash may leave under `profile`, block by block.
 
     Each block that differs between the durable content and the writeback content is
@@ -158,7 +203,8 @@ def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> l
     covers it. The size persisted is the new one or, for a profile without fills, as far
     as the persisted blocks reach. With `reorder` any subset of the dirty blocks
     persists, otherwise a prefix of them. More than `cap` subsets: a deterministic
-    sample (the prefixes, each block alone kept and alone lost, then seeded picks)."""
+    sample (the prefixes, each block alone kept and alone lost, then seeded picks);
+    `bounded`: only the prefixes and each block alone lost."""
     assert profile.block is not None
     block = profile.block
     old, new = snap.durable, snap.writeback
@@ -169,7 +215,9 @@ def block_options(snap: FileSnap, profile: Profile, cap: int = DEFAULT_CAP) -> l
     if overwrite and not profile.torn_overwrite and not profile.reorder:
         return []  # an overwrite is all old or all new: the prefix model has both
     out: list[FileOption] = []
-    for kept in _subsets(dirty, profile.reorder or profile.torn_overwrite, cap):
+    any_subset = profile.reorder or profile.torn_overwrite
+    subsets = _linear_subsets(dirty) if bounded and any_subset else _subsets(dirty, any_subset, cap)
+    for kept in subsets:
         if not profile.reorder and not _is_prefix(kept, dirty, overwrite):
             continue
         lost_past_old = [i for i in dirty if i not in kept and i * block >= len(old)]
@@ -217,6 +265,14 @@ def _is_prefix(kept: frozenset[int], dirty: Sequence[int], overwrite: Sequence[i
             return False
         seen_lost = seen_lost or i not in kept
     return True
+
+
+def _linear_subsets(items: Sequence[int]) -> Iterator[frozenset[int]]:
+    """Every prefix of `items`, then each item alone lost: linear in their number."""
+    for k in range(len(items) + 1):
+        yield frozenset(items[:k])
+    for i in items[:-1]:
+        yield frozenset(items) - {i}
 
 
 def _subsets(items: Sequence[int], any_subset: bool, cap: int) -> Iterator[frozenset[int]]:
@@ -420,6 +476,7 @@ class _Layout:
     dirs: tuple[str, ...]
     files: tuple[tuple[str, int], ...]
     desc: tuple[str, ...]
+    devs: tuple[Deviation, ...] = ()
 
     def inos(self) -> list[int]:
         return list(dict.fromkeys(ino for _, ino in self.files))
@@ -430,6 +487,7 @@ def _layout(
     keep_old: frozenset[tuple[int, str]],
     descs: tuple[str, ...],
     override: Mapping[int, Mapping[str, int]] | None = None,
+    devs: tuple[Deviation, ...] = (),
 ) -> _Layout:
     dirs: list[str] = []
     files: list[tuple[str, int]] = []
@@ -457,7 +515,7 @@ def _layout(
                 stack.append((ino, child))
             elif ino in snap.files:
                 files.append((child, ino))
-    return _Layout(tuple(sorted(dirs)), tuple(sorted(files)), descs)
+    return _Layout(tuple(sorted(dirs)), tuple(sorted(files)), descs, devs)
 
 
 def _layouts(
@@ -465,10 +523,17 @@ def _layouts(
 ) -> tuple[list[_Layout], bool]:
     """Distinct namespaces after crash; sampled (True) when 2**groups exceeds `cap`.
     With `profile.ordered_dir_ops`, also each directory at each of its intermediate
-    namespaces since its last fsync (the others as they are now)."""
+    namespaces since its last fsync (the others as they are now). With `profile.journal`
+    (and a snapshot that tracks commits): the namespace at each cut of the journal."""
+    layouts: dict[tuple[object, ...], _Layout] = {}
+    if _journaled(snap, profile):
+        for layout in [_layout(snap, frozenset(), ()), *_journal_layouts(snap)]:
+            layouts.setdefault((layout.dirs, layout.files), layout)
+        return list(layouts.values()), False
     groups = _groups(_changes(snap), profile.atomic_rename)
     g = len(groups)
     descs = [_group_desc(snap, group) for group in groups]
+    devs = [_group_deviation(snap, group, desc) for group, desc in zip(groups, descs, strict=True)]
     keys = [frozenset((c.dir, c.name) for c in group) for group in groups]
     sampled = g > 0 and 2**g > cap
     choices: Iterator[tuple[bool, ...]]
@@ -476,29 +541,61 @@ def _layouts(
         choices = itertools.product((False, True), repeat=g)  # True = not persisted
     else:
         choices = _sample_bits(g, cap, rng)
-    layouts: dict[tuple[object, ...], _Layout] = {}
     for bits in choices:
         keep_old: frozenset[tuple[int, str]] = frozenset().union(
             *(keys[i] for i in range(g) if bits[i])
         )
         desc = tuple(descs[i] for i in range(g) if bits[i])
-        layout = _layout(snap, keep_old, desc)
+        layout = _layout(snap, keep_old, desc, devs=tuple(devs[i] for i in range(g) if bits[i]))
         layouts.setdefault((layout.dirs, layout.files), layout)
+    for layout in _partial_layouts(snap, profile):
+        layouts.setdefault((layout.dirs, layout.files), layout)
+    return list(layouts.values()), sampled
+
+
+def _journaled(snap: Snapshot, profile: Profile) -> bool:
+    return profile.journal and snap.committed is not None
+
+
+def _journal_layouts(snap: Snapshot) -> Iterator[_Layout]:
+    """The journal cut before each directory operation since the last commit: every
+    earlier one persisted, it and every later one not (the last cut, after all of them,
+    is the current namespace)."""
+    assert snap.committed is not None
+    total = len(snap.journal)
+    for k, entry in enumerate(snap.journal):
+        namespace = dict(snap.committed)
+        if k:
+            namespace.update(snap.journal[k - 1].changed)
+        lost = total - k
+        desc = f"journal cut before {entry.op}: the last {lost} of {total} directory operations not persisted"
+        dev = Deviation(DeviationKind.JOURNAL_CUT, entry.path, desc)
+        yield _layout(snap, frozenset(), (desc,), namespace, (dev,))
+
+
+def _group_deviation(snap: Snapshot, group: tuple[_Change, ...], desc: str) -> Deviation:
+    """A group not persisted, as a deviation: the path of its new name (or its only one)."""
+    change = next((c for c in group if c.new is not None), group[0])
+    return Deviation(DeviationKind.ENTRY_LOST, _path(snap, change.dir, change.name), desc)
+
+
+def _partial_layouts(snap: Snapshot, profile: Profile) -> Iterator[_Layout]:
+    """The namespaces of renames half persisted (without `atomic_rename`) and of
+    directories at an intermediate namespace (`ordered_dir_ops`)."""
     if not profile.atomic_rename:
-        for dino, split, entries in _split_renames(snap):
-            layout = _layout(snap, frozenset(), (split,), {dino: entries})
-            layouts.setdefault((layout.dirs, layout.files), layout)
+        for dino, split, entries, name in _split_renames(snap):
+            dev = Deviation(DeviationKind.RENAME_SPLIT, _path(snap, dino, name), split)
+            yield _layout(snap, frozenset(), (split,), {dino: entries}, (dev,))
     if profile.ordered_dir_ops:
         for dino, versions in sorted(snap.versions.items()):
             where = snap.paths.get(dino, f"<dir {dino}>")
             for n, version in enumerate(versions, start=1):
                 partial = f"{where}: only its first {n} of {len(versions) + 1} changes persisted"
-                layout = _layout(snap, frozenset(), (partial,), {dino: version})
-                layouts.setdefault((layout.dirs, layout.files), layout)
-    return list(layouts.values()), sampled
+                dev = Deviation(DeviationKind.JOURNAL_CUT, where, partial)
+                yield _layout(snap, frozenset(), (partial,), {dino: version}, (dev,))
 
 
-def _split_renames(snap: Snapshot) -> Iterator[tuple[int, str, dict[str, int]]]:
+def _split_renames(snap: Snapshot) -> Iterator[tuple[int, str, dict[str, int], str]]:
     """Each rename within a directory since its last fsync, half persisted: the new name
     linked while the old one stayed (both names), or the old name gone while the new one
     was not linked (neither holds the moved file). From the directory's namespaces in
@@ -513,11 +610,21 @@ def _split_renames(snap: Snapshot) -> Iterator[tuple[int, str, dict[str, int]]]:
                 dsts = [n for n, i in after.items() if i == ino and before.get(n) != ino]
                 for dst in dsts:
                     both = {**after, src: ino}
-                    yield dino, f"{where}: rename {src} -> {dst} half persisted (both names)", both
+                    yield (
+                        dino,
+                        f"{where}: rename {src} -> {dst} half persisted (both names)",
+                        both,
+                        dst,
+                    )
                     neither = {n: i for n, i in after.items() if n != dst}
                     if dst in before:
                         neither[dst] = before[dst]
-                    yield dino, f"{where}: rename {src} -> {dst} half persisted (neither)", neither
+                    yield (
+                        dino,
+                        f"{where}: rename {src} -> {dst} half persisted (neither)",
+                        neither,
+                        dst,
+                    )
 
 
 def _sample_bits(g: int, cap: int, rng: random.Random) -> Iterator[tuple[bool, ...]]:
@@ -606,15 +713,19 @@ def enumerate_states(
     ) -> None:
         content = {}
         parts = list(layout.desc)
-        for ino, (choices, _), index in zip(inos, opts, pick, strict=True):
+        devs = list(layout.devs)
+        for ino, (choices, full), index in zip(inos, opts, pick, strict=True):
             option = choices[index]
             content[ino] = option.data
             if len(choices) > 1:
-                parts.append(f"{snap.paths.get(ino, f'<inode {ino}>')}: {option.desc}")
+                path = snap.paths.get(ino, f"<inode {ino}>")
+                parts.append(f"{path}: {option.desc}")
+                if index != full:
+                    devs.append(_data_deviation(path, snap.files[ino], option))
         image = _image(layout, content)
         if image.key not in states:
             cut = "; ".join(parts) if parts else "nothing unsynced"
-            states[image.key] = CrashState(image, cut, point)
+            states[image.key] = CrashState(image, cut, point, tuple(devs))
 
     enumerable = sum(math.prod(len(o) for o, _ in opts) for _, _, opts in plans)
     if not capped and enumerable <= cap:
@@ -657,6 +768,98 @@ def enumerate_states(
         layout, inos, opts = plans[rng.randrange(len(plans))]
         add(layout, inos, opts, [rng.randrange(len(o)) for o, _ in opts])
     return CrashEnumeration(tuple(list(states.values())[:cap]), total, True)
+
+
+def _data_deviation(path: str, snap: FileSnap, option: FileOption) -> Deviation:
+    kind = DeviationKind.DATA_LOST if option.data == snap.durable else DeviationKind.DATA_TORN
+    return Deviation(kind, path, f"{path}: {option.desc}")
+
+
+#: The in-order state's description: every call up to the crash point persisted.
+IN_ORDER = "in order: everything up to the crash persisted"
+
+
+def _nothing_ignored(path: str) -> bool:
+    return False
+
+
+def bounded_states(
+    snap: Snapshot,
+    *,
+    torn: TornMode | str = TornMode.DEFAULT,
+    point: int | None = None,
+    profile: Profile | str = PREFIX,
+    ignore: Callable[[str], bool] | None = None,
+) -> CrashEnumeration:
+    """The in-order state of `snap` and each deviation from it alone (see the module
+    docstring): one namespace change not persisted, or one journal cut, or one rename
+    half done (as `profile` allows), or one file's unsynced bytes lost, cut or torn.
+    Linear in what is unsynced. `ignore(path)`: a file whose variants are not explored
+    (no checker reads it); it is whole in every state."""
+    torn = torn_mode(torn)
+    profile = profile_named(profile)
+    skip = ignore or _nothing_ignored
+    inorder = _layout(snap, frozenset(), ())
+    states: dict[tuple[object, ...], CrashState] = {}
+
+    def add(layout: _Layout, content: Mapping[int, bytes], devs: tuple[Deviation, ...]) -> None:
+        data = {ino: content.get(ino, snap.files[ino].writeback) for _, ino in layout.files}
+        image = _image(layout, data)
+        if image.key not in states:
+            cut = "; ".join(d.detail for d in devs) or IN_ORDER
+            states[image.key] = CrashState(image, cut, point, devs)
+
+    add(inorder, {}, ())
+    if _journaled(snap, profile):
+        deviant: Iterable[_Layout] = _journal_layouts(snap)
+    else:
+        groups = _groups(_changes(snap), profile.atomic_rename)
+        deviant = [
+            _layout(
+                snap,
+                frozenset((c.dir, c.name) for c in group),
+                (desc,),
+                devs=(_group_deviation(snap, group, desc),),
+            )
+            for group in groups
+            for desc in (_group_desc(snap, group),)
+        ]
+        deviant = [*deviant, *_partial_layouts(snap, profile)]
+    for layout in deviant:
+        if not all(skip(d.path) for d in layout.devs):
+            add(layout, {}, layout.devs)
+    for path, ino in inorder.files:
+        file = snap.files[ino]
+        if skip(path) or file.writeback == file.durable:
+            continue
+        options, full = file_options(file, torn, profile, bounded=True)
+        for i, option in enumerate(options):
+            if i != full:
+                add(inorder, {ino: option.data}, (_data_deviation(path, file, option),))
+    return CrashEnumeration(tuple(states.values()), len(states), False)
+
+
+def crash_states(
+    snap: Snapshot,
+    *,
+    exploration: Exploration | str = Exploration.BOUNDED,
+    torn: TornMode | str = TornMode.DEFAULT,
+    cap: int = DEFAULT_CAP,
+    point: int | None = None,
+    profile: Profile | str = PREFIX,
+    ignore: Callable[[str], bool] | None = None,
+) -> CrashEnumeration:
+    """The crash states of `snap`: `bounded_states` or, `EXHAUSTIVE`, `enumerate_states`
+    under `cap` (the ignored files' variants left out of both)."""
+    if Exploration(exploration) is Exploration.BOUNDED:
+        return bounded_states(snap, torn=torn, point=point, profile=profile, ignore=ignore)
+    found = enumerate_states(snap, torn=torn, cap=cap, point=point, profile=profile)
+    if ignore is None:
+        return found
+    kept = tuple(
+        state for state in found.states if not any(ignore(d.path) for d in state.deviations)
+    )
+    return CrashEnumeration(kept, found.combinations, found.capped)
 
 
 def durable_image(snap: Snapshot) -> DiskImage:

@@ -122,6 +122,22 @@ class Snapshot:
     #: oldest first, when they differed from both its durable and its current entries:
     #: the namespaces a crash may leave if only some of its operations persisted
     versions: Mapping[int, tuple[Mapping[str, int], ...]] = field(default_factory=dict)
+    #: the namespace as the last sync of anything left it (a journaling file system
+    #: commits every earlier directory operation at any fsync): every directory's entries
+    #: then; None where the model does not track it (the profiles fall back to `durable`)
+    committed: Mapping[int, Mapping[str, int]] | None = None
+    #: each directory operation since that commit, in program order: what it did, and
+    #: the entries of every directory changed since the commit right after it
+    journal: tuple[JournalEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One directory operation since the last commit and the namespace it left."""
+
+    op: str  # the call, as a reader sees it ("rename /a -> /b")
+    path: str  # the path it named
+    changed: Mapping[int, Mapping[str, int]]  # directory inode -> entries, after it
 
 
 def _join(parent: str, name: str) -> str:

@@ -20,6 +20,14 @@ since their last fsync, which combinations may survive a crash:
   reappear. (Each changed entry persisting on its own is a state in every profile.)
 - `atomic_rename`: a rename is one change (both names move together); otherwise the
   destination may be replaced while the source name still exists, or neither remains.
+- `journal`: metadata is journaled in program order across the whole file system, and
+  any `fsync` (of any file or folder) commits the journal: every directory operation
+  before it is durable, and a crash leaves the operations since as a prefix. Where the
+  model tracks no commit (`Snapshot.committed` is None) the profile falls back to
+  `ordered_dir_ops`.
+- `byte_tears`: unsynced bytes may persist cut at any byte (the torn mode's cuts);
+  otherwise data reaches the disk in whole blocks, so an append within a block is all
+  or nothing.
 
 `prefix` is the model every crash explorer run used before profiles existed: bytes
 reach the disk in order, as a prefix cut at line boundaries and inside lines, plus one
@@ -74,6 +82,8 @@ class Profile:
     torn_overwrite: bool = False
     ordered_dir_ops: bool = False
     atomic_rename: bool = True
+    journal: bool = False
+    byte_tears: bool = True
     sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -101,15 +111,21 @@ PROFILES: dict[str, Profile] = {
         PREFIX,
         Profile(
             "ext4-ordered",
-            "Linux ext4 data=ordered (the default): data before the metadata that "
-            "exposes it, so no stale or zero blocks; multi-block overwrites torn; "
-            "directory operations journaled in order",
+            "Linux ext4 data=ordered (the default): data in whole blocks, before the "
+            "metadata that exposes it, so no torn append within a block and no stale or "
+            "zero blocks; multi-block overwrites torn; directory operations journaled in "
+            "program order, every earlier one committed by any fsync",
             torn_overwrite=True,
             ordered_dir_ops=True,
+            journal=True,
+            byte_tears=False,
             sources=(
-                "ALICE Table 1, ext4-ordered: appends never expose garbage or zeros",
+                "ALICE Table 1, ext4-ordered: appends never expose garbage or zeros; "
+                "single-block appends are atomic",
                 "ALICE Table 1: multi-block overwrites are not atomic",
                 "ALICE Table 1, ext4: directory operations are ordered (journal)",
+                "ext4 documentation (data=ordered; jbd2): fsync commits the running "
+                "transaction, which holds every earlier metadata change",
             ),
         ),
         Profile(
@@ -120,8 +136,12 @@ PROFILES: dict[str, Profile] = {
             fills=(Fill.ZERO, Fill.GARBAGE),
             torn_overwrite=True,
             ordered_dir_ops=True,
+            journal=True,
+            byte_tears=False,
             sources=(
                 "ALICE Table 1, ext4-writeback: appends may contain garbage",
+                "ext4 documentation (data=writeback): metadata still journaled (jbd2), "
+                "data written in blocks",
                 "ALICE Table 1: appends are not ordered with other operations in writeback",
                 "ALICE Table 1, ext4: directory operations are ordered (journal)",
             ),
@@ -134,9 +154,13 @@ PROFILES: dict[str, Profile] = {
             fills=(Fill.ZERO,),
             torn_overwrite=True,
             ordered_dir_ops=True,
+            journal=True,
+            byte_tears=False,
             sources=(
                 "ALICE Table 1, xfs: appends may leave zeros, not garbage",
                 "ALICE Table 1, xfs: directory operations are ordered (journal)",
+                "XFS documentation (delayed logging): an fsync forces the log, and the "
+                "log is written in order",
             ),
         ),
         Profile(
@@ -144,8 +168,11 @@ PROFILES: dict[str, Profile] = {
             "btrfs: copy-on-write data (a prefix, no zero or stale blocks, overwrites "
             "all old or all new); directory operations not ordered, renames not atomic",
             atomic_rename=False,
+            byte_tears=False,
             sources=(
                 "ALICE Table 1, btrfs: overwrites and appends of a block are atomic",
+                "btrfs documentation (log tree): an fsync logs that file and its names, "
+                "not every earlier directory operation",
                 "CrashMonkey/ACE section 6: btrfs renames losing both names",
             ),
         ),
