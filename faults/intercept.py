@@ -249,7 +249,8 @@ class Session:
         self.trace.append(Op(index, str(op), path, detail, error, mutating, injected))
         if mutating:
             self.points.append(index)
-            self.snapshots[index] = self.model.snapshot(self.fs.root)
+            where = f"{op} {path}" + (f" {detail}" if detail else "")
+            self.snapshots[index] = self.model.snapshot(self.fs.root, where, path)
 
     def handle(self, op: OpKind, fd: int) -> Any:
         """The handle of descriptor `fd`; a bad descriptor is recorded as `<fd N>`."""
@@ -515,7 +516,7 @@ class CrashOs(FakeOsModule):
         if isinstance(obj, FakeDirectory):
             s.model.dir_synced(obj)
         else:
-            s.model.fsync_ok(obj)
+            s.model.fsync_ok(obj, datasync=op is FDATASYNC)
         s.log(kind, path, detail, mutating=True)
 
     def fsync(self, fd: int) -> None:

@@ -155,6 +155,13 @@ class DurabilityModel:
         #: per directory, its entries at each snapshot since its last fsync (see
         #: `Snapshot.versions`)
         self.history: dict[int, list[Mapping[str, int]]] = {}
+        #: the namespace at the last commit (any sync) and the journal since (see
+        #: `Snapshot.committed`); a commit is taken at the next snapshot, which follows
+        #: the sync before any other call
+        self.committed: dict[int, Mapping[str, int]] = {}
+        self.journal: list[JournalEntry] = []
+        self._commit = True
+        self._namespace: dict[int, Mapping[str, int]] = {}
 
     # -- whole-tree operations ---------------------------------------------------------
 
@@ -164,6 +171,9 @@ class DurabilityModel:
         self.dirs = {}
         self.objects = {}
         self.history = {}
+        self.committed = {}
+        self.journal = []
+        self._namespace = {}
         self.sync_all(root)
 
     def sync_all(self, root: FakeDirectory) -> None:
@@ -189,12 +199,15 @@ class DurabilityModel:
     def state(self, ino: int) -> FileDurability:
         return self.files.get(ino, _NEW_FILE)
 
-    def fsync_ok(self, obj: FakeFile) -> None:
-        """A successful fsync/fdatasync: what writeback can persist is now durable."""
+    def fsync_ok(self, obj: FakeFile, *, datasync: bool = False) -> None:
+        """A successful fsync/fdatasync: what writeback can persist is now durable. It
+        commits the journal, but for an fdatasync that left the size as it was (ext4's
+        `ext4_sync_file`: a data-only sync of an overwrite needs no metadata)."""
         ino = inode(obj)
         self.objects[ino] = obj
         fd = self.files.get(ino, _NEW_FILE)
         view = apply_poison(byte_contents(obj) or b"", fd.poison)
+        self._commit = self._commit or not datasync or len(view) != len(fd.durable)
         self.files[ino] = FileDurability(durable=view, low=len(view), poison=fd.poison)
 
     def fsync_failed(self, obj: FakeFile) -> None:
@@ -238,11 +251,13 @@ class DurabilityModel:
             self.objects[inode(child)] = child
         self.dirs[inode(directory)] = {name: inode(child) for name, child in children.items()}
         self.history.pop(inode(directory), None)
+        self._commit = True
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def snapshot(self, root: FakeDirectory) -> Snapshot:
-        """Freeze the visible tree plus everything durable entries still point at."""
+    def snapshot(self, root: FakeDirectory, op: str = "", path: str = "") -> Snapshot:
+        """Freeze the visible tree plus everything durable entries still point at (`op`
+        on `path`: the call just made, which names a journal entry)."""
         current: dict[int, Mapping[str, int]] = {}
         durable: dict[int, Mapping[str, int]] = {}
         files: dict[int, FileSnap] = {}
@@ -298,9 +313,44 @@ class DurabilityModel:
             for dino, seen in self.history.items()
             if dino in current and len(seen) > 1
         }
+        self._track_journal(current, op or "a directory operation", path)
+        for table in [self.committed, *(e.changed for e in self.journal)]:
+            for dino, names in table.items():
+                for name, cino in names.items():
+                    if cino in files or cino in current:
+                        continue
+                    obj = objects.get(cino)
+                    if isinstance(obj, FakeDirectory):
+                        current[cino] = {n: inode(c) for n, c in entries(obj).items()}
+                        durable[cino] = self.dirs.get(cino, _EMPTY)
+                    elif obj is not None and is_regular(obj):
+                        paths.setdefault(cino, _join(paths.get(dino, "/"), name))
+                        files[cino] = self._file_snap(obj, states.get(cino, _NEW_FILE))
         return Snapshot(
-            inode(root), current, durable, files, paths, {d: v for d, v in versions.items() if v}
+            inode(root),
+            current,
+            durable,
+            files,
+            paths,
+            {d: v for d, v in versions.items() if v},
+            committed={d: self.committed.get(d, _EMPTY) for d in current},
+            journal=tuple(self.journal),
         )
+
+    def _track_journal(self, current: Mapping[int, Mapping[str, int]], op: str, path: str) -> None:
+        """The journal from one snapshot to the next: a sync since the last one is a commit
+        of the namespace now (a sync changes no name); else the directories whose entries
+        changed are one more journal entry."""
+        changed = {
+            d: entries for d, entries in current.items() if self._namespace.get(d) != entries
+        }
+        self._namespace = dict(current)
+        if self._commit:
+            self.committed.update(current)
+            self.journal = []
+            self._commit = False
+        elif changed:
+            self.journal.append(JournalEntry(op, path, changed))
 
     @staticmethod
     def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:

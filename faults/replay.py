@@ -17,11 +17,18 @@ directory operation since (`Snapshot.journal`): what a journaling file system ma
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from crashkit.faults.image import DiskImage
-from crashkit.faults.model import FileSnap, Poison, Snapshot, apply_poison, dirty_start
+from crashkit.faults.model import (
+    FileSnap,
+    JournalEntry,
+    Poison,
+    Snapshot,
+    apply_poison,
+    dirty_start,
+)
 from crashkit.faults.ops import OpKind
 from crashkit.faults.plan import FsyncModel
 from crashkit.faults.trace import Op
@@ -70,6 +77,14 @@ class _File:
     durable: bytes
     low: int
     poison: tuple[Poison, ...] = ()  # ranges a failed fsync marked clean (MARK_CLEAN)
+    #: `current` as bytes, kept until the next change: the snapshots of every crash
+    #: point share one copy of a file that did not change between them
+    frozen: bytes | None = None
+
+    def content(self) -> bytes:
+        if self.frozen is None:
+            self.frozen = bytes(self.current)
+        return self.frozen
 
 
 class ReplayModel:
@@ -91,6 +106,25 @@ class ReplayModel:
             self.files[ino] = _File(bytearray(data), bytes(data), len(data))
             self.dirs[parent][name] = ino
         self.durable_dirs = {d: dict(entries) for d, entries in self.dirs.items()}
+        #: the namespace the last commit left (any sync: a journaling file system's), the
+        #: directories changed since, and each directory operation since (Snapshot.journal)
+        self.committed: dict[int, dict[str, int]] = {
+            d: dict(entries) for d, entries in self.dirs.items()
+        }
+        self.changed: set[int] = set()
+        self.journal: list[JournalEntry] = []
+
+    def _commit(self) -> None:
+        """Every directory operation so far is in the journal's last commit."""
+        for d in self.changed:
+            self.committed[d] = dict(self.dirs[d])
+        self.changed.clear()
+        self.journal.clear()
+
+    def _dir_op(self, op: str, path: str, *dirs: int) -> None:
+        """A directory operation on `dirs`: one more entry of the journal."""
+        self.changed.update(dirs)
+        self.journal.append(JournalEntry(op, path, {d: dict(self.dirs[d]) for d in dirs}))
 
     def _ino(self) -> int:
         self._next += 1
@@ -133,6 +167,7 @@ class ReplayModel:
             if op is OpKind.RENAME:
                 parent, name = self._parent(call.path)
                 self.hidden[call.target] = self.dirs[parent].pop(name)
+                self._dir_op(f"unlink {call.path} (still open)", call.path, parent)
             else:
                 self.hidden.pop(call.path, None)
         elif op is OpKind.OPEN:
@@ -142,9 +177,11 @@ class ReplayModel:
                 ino = self._ino()
                 self.files[ino] = _File(bytearray(), b"", 0)
                 self.dirs[parent][name] = ino
+                self._dir_op(f"create {call.path}", call.path, parent)
             elif call.truncates:
                 f = self.files[ino]
                 f.current = bytearray()
+                f.frozen = None
                 f.low = 0
         elif op is OpKind.WRITE:
             f = self._file(call.path)
@@ -152,8 +189,10 @@ class ReplayModel:
             if len(f.current) < call.offset:
                 f.current.extend(b"\0" * (call.offset - len(f.current)))
             f.current[call.offset : end] = call.data
+            f.frozen = None
         elif op is OpKind.FTRUNCATE:
             f = self._file(call.path)
+            f.frozen = None
             del f.current[call.offset :]
             if len(f.current) < call.offset:
                 f.current.extend(b"\0" * (call.offset - len(f.current)))
@@ -165,26 +204,44 @@ class ReplayModel:
             )
         elif op in (OpKind.FSYNC, OpKind.FDATASYNC):
             f = self._file(call.path)
-            f.durable = apply_poison(bytes(f.current), f.poison)
+            # fdatasync commits the journal only when the size changed (ext4's
+            # ext4_sync_file: a data-only sync of an overwrite needs no metadata)
+            resized = len(f.current) != len(f.durable)
+            f.durable = apply_poison(f.content(), f.poison)
             f.low = len(f.current)
+            if op is OpKind.FSYNC or resized:
+                self._commit()
         elif op is OpKind.DIRFSYNC:
             directory = self._lookup_dir(call.path)
             self.durable_dirs[directory] = dict(self.dirs[directory])
+            self._commit()
+        elif op is OpKind.SYNC:  # sync(2), syncfs(2): every file and folder durable
+            for f in self.files.values():
+                f.durable = apply_poison(f.content(), f.poison)
+                f.low = len(f.current)
+            self.durable_dirs = {d: dict(entries) for d, entries in self.dirs.items()}
+            self._commit()
         elif op is OpKind.UNLINK:
             parent, name = self._parent(call.path)
             del self.dirs[parent][name]
+            self._dir_op(f"unlink {call.path}", call.path, parent)
         elif op in (OpKind.RENAME, OpKind.REPLACE):
             parent, name = self._parent(call.path)
             target_parent, target_name = self._parent(call.target)
             self.dirs[target_parent][target_name] = self.dirs[parent].pop(name)
+            what = f"rename {call.path} -> {call.target}"
+            self._dir_op(what, call.target, parent, target_parent)
         elif op is OpKind.MKDIR:
             parent, name = self._parent(call.path)
             ino = self._ino()
             self.dirs[ino] = {}
             self.dirs[parent][name] = ino
+            self.committed.setdefault(ino, {})
+            self._dir_op(f"mkdir {call.path}", call.path, parent, ino)
         elif op is OpKind.RMDIR:
             parent, name = self._parent(call.path)
             del self.dirs[parent][name]
+            self._dir_op(f"rmdir {call.path}", call.path, parent)
 
     def fsync_failed(self, path: str) -> bytes | None:
         """A failed fsync/fdatasync of `path` under the model (as `DurabilityModel`'s):
@@ -206,6 +263,7 @@ class ReplayModel:
         if dropped == bytes(f.current):
             return None
         f.current = bytearray(dropped)
+        f.frozen = None
         return dropped
 
     def snapshot(self) -> Snapshot:
@@ -222,17 +280,29 @@ class ReplayModel:
             seen.add(directory)
             entries = dict(self.dirs.get(directory, {}))
             current[directory] = entries
-            for table in (entries, self.durable_dirs.get(directory, {})):
+            tables: list[Mapping[str, int]] = [entries, self.durable_dirs.get(directory, {})]
+            tables.append(self.committed.get(directory, {}))
+            tables += [e.changed[directory] for e in self.journal if directory in e.changed]
+            for table in tables:
                 for name, ino in table.items():
                     base = paths[directory]
                     paths.setdefault(ino, f"/{name}" if base == "/" else f"{base}/{name}")
                     if ino in self.files:
                         f = self.files[ino]
-                        files[ino] = FileSnap(bytes(f.current), f.durable, f.low, f.poison)
+                        files[ino] = FileSnap(f.content(), f.durable, f.low, f.poison)
                     else:
                         reachable.append(ino)
         durable = {d: dict(self.durable_dirs.get(d, {})) for d in current}
-        return Snapshot(self.root, current, durable, files, paths)
+        committed = {d: dict(self.committed.get(d, {})) for d in current}
+        return Snapshot(
+            self.root,
+            current,
+            durable,
+            files,
+            paths,
+            committed=committed,
+            journal=tuple(self.journal),
+        )
 
 
 def crash_points(recording: Recording) -> list[int]:
