@@ -42,7 +42,7 @@ from enum import StrEnum
 
 from crashkit.faults.image import DiskImage
 from crashkit.faults.model import FileSnap, Snapshot
-from crashkit.faults.profiles import PREFIX, Fill, Profile, garbage, profile_named
+from crashkit.faults.profiles import PREFIX, PROFILES, Fill, Profile, garbage, profile_named
 
 
 class TornMode(StrEnum):
@@ -860,6 +860,26 @@ def crash_states(
         state for state in found.states if not any(ignore(d.path) for d in state.deviations)
     )
     return CrashEnumeration(kept, found.combinations, found.capped)
+
+
+def profiles_leaving(
+    snap: Snapshot,
+    image: DiskImage,
+    *,
+    torn: TornMode | str = TornMode.DEFAULT,
+    exploration: Exploration | str = Exploration.BOUNDED,
+    profiles: Iterable[str] = PROFILES,
+) -> tuple[str, ...]:
+    """The profiles under which a crash at `snap` may leave `image` (a finding's "needs":
+    a disk only `posix` leaves is no bug on ext4)."""
+    return tuple(
+        name
+        for name in profiles
+        if any(
+            state.image.key == image.key
+            for state in crash_states(snap, exploration=exploration, torn=torn, profile=name).states
+        )
+    )
 
 
 def durable_image(snap: Snapshot) -> DiskImage:
