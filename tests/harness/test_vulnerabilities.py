@@ -1,0 +1,191 @@
+"""Refused crash states grouped into vulnerabilities (`crashkit.harness.judge.vulnerabilities`):
+programs with planted defects on the in-process layer, each defect one vulnerability of
+the class it is, with its fix; every refused state counted once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from crashkit.faults import CrashFS, DiskImage
+from crashkit.faults.crash import crash_states
+from crashkit.harness.judge.vulnerabilities import (
+    Failure,
+    VulnClass,
+    Vulnerability,
+    group,
+    normalise,
+)
+
+Check = Callable[[DiskImage], str]
+
+
+def explore(
+    program: Callable[[], None], check: Check, image: DiskImage, exploration: str = "bounded"
+) -> tuple[list[Vulnerability], int]:
+    """Run `program` on the layer, refuse what `check` refuses at every crash point:
+    (the vulnerabilities, how many states were refused)."""
+    fs = CrashFS(record=True)
+    fs.start(image)
+    try:
+        program()
+        trace = list(fs.trace)
+        failures = []
+        for point in fs.crash_points():
+            states = crash_states(fs.snapshot(point), point=point, exploration=exploration)
+            for state in states.states:
+                message = check(state.image)
+                if message:
+                    failures.append(Failure(point, state.deviations, message))
+    finally:
+        fs.stop()
+    return group(failures, trace), len(failures)
+
+
+def sync_folder(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_config(*, fsync: bool) -> Callable[[], None]:
+    def program() -> None:
+        for version in (1, 2, 3):
+            temp = f"/d/cfg.tmp{version}"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"version=%d\n" % version)
+            if fsync:
+                os.fsync(fd)
+            os.close(fd)
+            os.replace(temp, "/d/cfg")
+            sync_folder("/d")
+
+    return program
+
+
+def whole_config(image: DiskImage) -> str:
+    data = image.files.get("/d/cfg")
+    if data is None or (data.startswith(b"version=") and data.endswith(b"\n")):
+        return ""
+    return f"cfg holds {data!r}"
+
+
+def test_a_rename_of_unsynced_data_is_one_ordering_vulnerability() -> None:
+    vulns, refused = explore(replace_config(fsync=False), whole_config, DiskImage(dirs=("/d",)))
+    assert refused > 3
+    assert [(v.kind, v.ops, v.states) for v in vulns] == [
+        (
+            VulnClass.ORDERING,
+            ("write /d/cfg.tmp* not durable", "rename /d/cfg.tmp* -> /d/cfg persisted before it"),
+            refused,
+        )
+    ]
+    assert vulns[0].hint == "fsync `/d/cfg.tmp*` before renaming it over `/d/cfg`"
+    assert [op.op for op in vulns[0].calls] == ["write", "replace"]
+
+
+def test_the_safe_writer_has_none() -> None:
+    vulns, refused = explore(replace_config(fsync=True), whole_config, DiskImage(dirs=("/d",)))
+    assert (vulns, refused) == ([], 0)
+
+
+def two_missing_syncs() -> None:
+    """Two defects: `data` is created and synced but its folder never is, then `ack`
+    records it; `index` is rewritten in place, never synced, before `ack` again."""
+    fd = os.open("/db/data", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"row\n")
+    os.fsync(fd)
+    os.close(fd)
+    with open("/ack", "ab") as ack:
+        ack.write(b"data\n")
+        ack.flush()
+        os.fsync(ack.fileno())
+    fd = os.open("/db/index", os.O_WRONLY)
+    os.write(fd, b"new-index\n")
+    os.close(fd)
+    with open("/ack", "ab") as ack:
+        ack.write(b"index\n")
+        ack.flush()
+        os.fsync(ack.fileno())
+
+
+def acknowledged(image: DiskImage) -> str:
+    acked = image.files.get("/ack", b"").split()
+    if b"data" in acked and image.files.get("/db/data") != b"row\n":
+        return "acknowledged row missing"
+    if b"index" in acked and image.files.get("/db/index") != b"new-index\n":
+        return "acknowledged index missing"
+    return ""
+
+
+def test_two_defects_are_two_vulnerabilities_each_with_its_fix() -> None:
+    start = DiskImage({"/ack": b"", "/db/index": b"old-index\n"})
+    vulns, refused = explore(two_missing_syncs, acknowledged, start)
+    assert sum(v.states for v in vulns) == refused
+    assert sorted((v.kind, v.ops, v.hint) for v in vulns) == [
+        (
+            VulnClass.ORDERING,
+            ("create /db/data not durable", "write /ack persisted before it"),
+            "fsync the folder `/db` after create /db/data",
+        ),
+        (
+            VulnClass.ORDERING,
+            ("write /db/index not durable", "write /ack persisted before it"),
+            "fsync `/db/index` before write /ack",
+        ),
+    ]
+
+
+def test_a_torn_append_the_reader_accepts_is_atomicity() -> None:
+    def append() -> None:
+        with open("/log", "ab") as log:
+            log.write(b"second record\n")
+
+    def whole_lines(image: DiskImage) -> str:
+        data = image.files["/log"]
+        return "" if data.endswith(b"\n") else f"torn record {data!r}"
+
+    vulns, refused = explore(append, whole_lines, DiskImage({"/log": b"first record\n"}))
+    assert refused > 0
+    assert [(v.kind, v.ops, v.states) for v in vulns] == [
+        (VulnClass.ATOMICITY, ("write /log half done",), refused)
+    ]
+    assert "checksum per record" in vulns[0].hint
+
+
+def test_a_refused_in_order_state_is_durability() -> None:
+    """The checker wants what the program never wrote: nothing a sync can fix."""
+
+    def program() -> None:
+        with open("/f", "wb") as f:
+            f.write(b"x")
+
+    def wants_y(image: DiskImage) -> str:
+        return "wants y" if image.files.get("/f") == b"x" else ""
+
+    vulns, refused = explore(program, wants_y, DiskImage())
+    assert [(v.kind, v.ops, v.states, v.example.deviations) for v in vulns] == [
+        (VulnClass.DURABILITY, ("close /f",), refused, ())  # (the buffered write is at close)
+    ]
+
+
+def test_states_with_several_deviations_go_to_the_single_one_they_contain() -> None:
+    """Exhaustive exploration combines deviations; each combined state is counted under
+    a vulnerability a single deviation explains, none is dropped."""
+    bounded, _ = explore(replace_config(fsync=False), whole_config, DiskImage(dirs=("/d",)))
+    vulns, refused = explore(
+        replace_config(fsync=False), whole_config, DiskImage(dirs=("/d",)), "exhaustive"
+    )
+    assert sum(v.states for v in vulns) == refused
+    assert [v.key for v in vulns] == [v.key for v in bounded]
+
+
+def test_counters_hashes_and_temp_suffixes_are_one_name() -> None:
+    assert normalise("/db/MANIFEST-000002") == "/db/MANIFEST-*"
+    assert normalise("/repo/.git/objects/4b/825dc642cb6eb9a060e54bf8d69288fbee4904") == (
+        "/repo/.git/objects/*b/*"
+    )
+    assert normalise("/d/tmpa8f3k2x1") == "/d/tmp*"
+    assert normalise("/d/cfg") == "/d/cfg"
