@@ -80,6 +80,7 @@ from crashkit.harness.judge.verdicts import (
     start_faults,
     uninterrupted,
 )
+from crashkit.harness.judge.vulnerabilities import Failure, group_failures
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass, engine_commit_clock
@@ -191,6 +192,7 @@ class Recording:
     possible: int = 0
     compaction: Compaction | None = None  # the mid-history compaction, if the workload has one
     created_paths: tuple[str, ...] = ()  # files its opens created (or truncated)
+    trace: tuple[Op, ...] = ()  # its calls (what a vulnerability names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,8 @@ class Explorer:
         self._restarts: dict[tuple[DiskImage, bool], Restart] = {}
         self._written_fields: frozenset[tuple[object, ...]] = frozenset()
         self._kept: Counter[str] = Counter()  # findings kept per invariant, across jobs
+        self._failures: list[Failure] = []  # the refused states of the workload running
+        self._states_at: Counter[int] = Counter()  # crash point -> its crash states
         self._groups: list[list[RegimeInputSnapshot]] = []  # the workload's ticks
         #: the contract's reading of a process started on given restored states (per
         #: workload: many crash states restore the same states)
@@ -295,12 +299,18 @@ class Explorer:
         point: int | None,
         cut: str | None,
         op: str | None,
+        state: CrashState | None = None,
     ) -> None:
+        first = True
         for v in violations:
             limit = explained_by(workload.profile, v, cut)
             if limit is not None:  # a known limit of the v1 format, said as such
                 summary.limits[limit.id] += 1
                 continue
+            if first:  # the state (or the run) is one failure, whatever it broke
+                first = False
+                settled = point is not None and self._states_at[point] == 1
+                self._failures.append(_failure(v, workload, point, state, settled))
             name = v.invariant.value
             summary.violated[name] += 1
             if self.max_findings is not None and self._kept[name] >= self.max_findings:
@@ -427,6 +437,7 @@ class Explorer:
                 if split is not None
                 else None,
                 tuple(op.path for op in fs.trace if op.op == _OPEN and op.mutating),
+                tuple(fs.trace),
             )
         finally:
             fs.stop()
@@ -798,6 +809,7 @@ class Explorer:
         rec = self._record(workload, snapshots, clean_restart=points == "end")
         timeline, states, refusal, ops = rec.timeline, rec.states, rec.refusal, rec.ops
         crash_points = sorted({p for p, _ in states})
+        self._states_at = Counter(p for p, _ in states)
         self._horizon = dict(itertools.pairwise(crash_points))
 
         # The recorded run itself (no crash): its start against the contract's reading of
@@ -842,6 +854,7 @@ class Explorer:
                 writer_checked = True
         capped = self.capped()
         summary.judged(RUN_INVARIANTS - capped)
+        self._failures = []
         self._keep(
             summary, (v for v in found if v.invariant not in capped), workload, None, None, None
         )
@@ -915,9 +928,10 @@ class Explorer:
                 summary.judged(RESTART_INVARIANTS - capped)
                 summary.outcomes["restart-refused" if refused else "restart-resumed"] += 1
                 op = ops[point] if point < len(ops) else None
-                self._keep(summary, violations, workload, point, state.cut, op)
+                self._keep(summary, violations, workload, point, state.cut, op, state)
         finally:
             fs.stop()
+        summary.vulnerabilities = group_failures(self._failures, rec.trace)
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -1085,3 +1099,25 @@ def _written_bytes(op: Op) -> int:
         return 0
     count, _, unit = op.detail.partition(" ")  # "N bytes", "N bytes at OFFSET"
     return int(count) if unit.split(" ")[0] == "bytes" and count.isdigit() else 0
+
+
+def _failure(
+    violation: Violation,
+    workload: Workload,
+    point: int | None,
+    state: CrashState | None,
+    settled: bool,
+) -> Failure:
+    """A refused crash state (or the run itself, `point` None) as the vulnerabilities
+    group it: its deviations, the invariant's message, the fault the plan injected."""
+    fault = ", ".join(f"{r.op} {r.path}: {r.errno or 'short write'}" for r in workload.plan.rules)
+    return Failure(
+        -1 if point is None else point,
+        state.deviations if state is not None else (),
+        f"{violation.invariant.value}: {violation.message}",
+        (workload.profile,),
+        crashed=point is not None,
+        settled=settled,
+        fault=fault,
+        label=workload.name or "",
+    )

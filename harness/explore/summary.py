@@ -20,6 +20,7 @@ from rich.table import Table
 from crashkit.harness.explore.coverage import LINE_RULES, RULES
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
+from crashkit.harness.judge.vulnerabilities import Vulnerability, merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class Summary:
     #: the backend keeps contract-v1 lines: the line rules of the coverage apply
     #: (`coverage.LINE_RULES`; otherwise they are not applicable)
     line_format: bool = True
+    #: the refused states and runs grouped by cause (`harness.judge.vulnerabilities`)
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -102,6 +105,7 @@ class Summary:
         self.limits.update(other.limits)
         self.states_possible += other.states_possible
         self.line_format = self.line_format and other.line_format
+        self.vulnerabilities = merged([*self.vulnerabilities, *other.vulnerabilities])
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 
@@ -139,6 +143,7 @@ class Summary:
             else None,
             "seconds": round(self.seconds, 3),
             "findings": [f.to_dict() for f in self.findings],
+            "vulnerabilities": [v.to_dict() for v in self.vulnerabilities],
         }
 
     @classmethod
@@ -164,6 +169,7 @@ class Summary:
             covered=Counter({str(k): int(v) for k, v in data.get("coverage", {}).items() if v}),
             limits=Counter({str(k): int(v) for k, v in data.get("known_limits", {}).items()}),
             line_format=bool(data.get("line_format", True)),
+            vulnerabilities=[Vulnerability.from_dict(v) for v in data.get("vulnerabilities", [])],
         )
 
     def coverage(self) -> dict[str, int]:

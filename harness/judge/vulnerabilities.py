@@ -12,7 +12,11 @@ module reads them against the trace of calls and names the cause:
   persisted (the pair A, B);
 - `durability`: an operation lost with nothing the program did after it persisted, or
   the in-order state itself refused: what the program relied on was not yet durable
-  when it went on (or said "done").
+  when it went on (or said "done");
+- `behaviour`: refused with nothing lost: the run itself, or a crash state with
+  everything up to the crash persisted. No sync fixes it: the program acknowledged (or
+  published) before it wrote, or misreads what it wrote;
+- `error-handling`: a call the fault plan failed, and what the program did next.
 
 A state with several deviations (the exhaustive exploration) is explained by a failing
 state whose deviations are a subset of its own, when there is one; else it is a group
@@ -25,9 +29,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from crashkit.faults.crash import Deviation, DeviationKind
 from crashkit.faults.ops import OpKind
@@ -40,6 +45,8 @@ class VulnClass(StrEnum):
     ATOMICITY = "atomicity"
     ORDERING = "ordering"
     DURABILITY = "durability"
+    BEHAVIOUR = "behaviour"
+    ERROR_HANDLING = "error-handling"
     UNEXPLAINED = "unexplained"
 
 
@@ -52,6 +59,37 @@ class Failure:
     deviations: tuple[Deviation, ...]
     message: str
     profiles: tuple[str, ...] = ()
+    crashed: bool = True  # False: the run itself, no crash state
+    #: nothing was unsynced at its crash point (the in-order state is the only state)
+    settled: bool = False
+    fault: str = ""  # the call the fault plan failed in that run, if any ("fsync /x: EIO")
+    label: str = ""  # where it was found (a workload's name), for the reader
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "point": self.point if self.crashed else None,
+            "deviations": [
+                {"kind": d.kind.value, "path": d.path, "detail": d.detail} for d in self.deviations
+            ],
+            "message": self.message,
+            "fault": self.fault or None,
+            "label": self.label or None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Failure:
+        point = data.get("point")
+        return cls(
+            -1 if point is None else int(point),
+            tuple(
+                Deviation(DeviationKind(d["kind"]), str(d["path"]), str(d["detail"]))
+                for d in data.get("deviations", ())
+            ),
+            str(data.get("message", "")),
+            crashed=point is not None,
+            fault=str(data.get("fault") or ""),
+            label=str(data.get("label") or ""),
+        )
 
 
 @dataclass(slots=True)
@@ -69,6 +107,37 @@ class Vulnerability:
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
         return (self.kind.value, self.ops)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape (`--json`'s `vulnerabilities`)."""
+        return {
+            "class": self.kind.value,
+            "ops": list(self.ops),
+            "states": self.states,
+            "profiles": list(self.profiles),
+            "message": self.example.message,
+            "hint": self.hint,
+            "example": self.example.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Vulnerability:
+        return cls(
+            VulnClass(data["class"]),
+            tuple(str(op) for op in data["ops"]),
+            str(data["hint"]),
+            Failure.from_dict(data["example"]),
+            int(data["states"]),
+            tuple(str(p) for p in data.get("profiles", ())),
+        )
+
+    def absorb(self, other: Vulnerability) -> None:
+        """Count `other` (the same key) in this one: states, profiles, the smaller example."""
+        self.states += other.states
+        self.profiles = tuple(sorted(set(self.profiles) | set(other.profiles)))
+        if _smaller(other.example, self.example):
+            self.example = other.example
+            self.calls = other.calls
 
     def line(self) -> str:
         """One line a reader acts on: class, operations, states, the fix."""
@@ -95,7 +164,8 @@ _NAMESPACE = frozenset(
     {OpKind.OPEN.value, OpKind.RENAME.value, OpKind.REPLACE.value, OpKind.UNLINK.value}
     | {OpKind.MKDIR.value, OpKind.RMDIR.value, "link", "symlink"}
 )
-_DATA = frozenset({OpKind.WRITE.value, OpKind.FTRUNCATE.value})
+#: calls that write bytes (an in-process `flush` writes what a file object buffered)
+_DATA = frozenset({OpKind.WRITE.value, OpKind.FTRUNCATE.value, OpKind.FLUSH.value})
 _SYNCS = frozenset({OpKind.FSYNC.value, OpKind.FDATASYNC.value})
 
 
@@ -127,20 +197,31 @@ def _lost_write(trace: Sequence[Op], names: set[str], point: int) -> Op | None:
     return first
 
 
-def _entry_op(trace: Sequence[Op], path: str, point: int) -> Op | None:
-    """The last directory operation that named `path` up to `point`."""
+def _entry_op(trace: Sequence[Op], path: str, point: int, replaced: bool = False) -> Op | None:
+    """The last directory operation that named `path` up to `point`; `replaced` (the
+    old file came back in place of a new one of the same name): the removal of the old
+    one, which is what was not durable."""
+    found: Op | None = None
     for op in reversed(trace[: point + 1]):
         named = op.op in _NAMESPACE and path in (op.path, _target(op))
         if op.error is None and named and (op.op != OpKind.OPEN.value or op.mutating):
-            return op
-    return None
+            if not replaced:
+                return op
+            found = found or op
+            if op.op == OpKind.UNLINK.value or (op.path == path and op.op != OpKind.OPEN.value):
+                return op
+    return found
 
 
 def _later(trace: Sequence[Op], after: Op, point: int, names: set[str]) -> Op | None:
     """The first operation after `after`, up to the crash, that persisted in the state
-    and concerns something else: a directory operation, or data of another file."""
+    and concerns something else: a directory operation, or data of another file (not
+    one inside a lost folder: it went with it)."""
+    inside = tuple(f"{name.rstrip('/')}/" for name in names)
     for op in trace[after.index + 1 : point + 1]:
         if op.error is not None or not op.mutating or op.op in _SYNCS:
+            continue
+        if op.path.startswith(inside):
             continue
         if op.op in _NAMESPACE and (op.op != OpKind.OPEN.value or op.path not in names):
             return op
@@ -154,6 +235,8 @@ def _describe(op: Op) -> str:
         return f"rename {normalise(op.path)} -> {normalise(_target(op))}"
     if op.op == OpKind.OPEN.value:
         return f"create {normalise(op.path)}"
+    if op.op == OpKind.FLUSH.value:
+        return f"write {normalise(op.path)}"
     return f"{op.op} {normalise(op.path)}"
 
 
@@ -192,18 +275,23 @@ def _hint(kind: VulnClass, lost: Op | None, later: Op | None, dev: Deviation) ->
     return f"fsync the folder `{folder}` after {_describe(lost)}"
 
 
-_NONE = Deviation(DeviationKind.DATA_LOST, "", "")
+_NOTHING_LOST = "refused with nothing lost"
 
 
 def classify(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
     """The vulnerability one refused state shows, from its (single) deviation."""
     point = failure.point
+    ops: tuple[str, ...]
+    if not failure.crashed and failure.fault:
+        ops = (f"failed call {failure.fault}",)
+        hint = "the program mishandled the failed call: see the message for what it did next"
+        return Vulnerability(VulnClass.ERROR_HANDLING, ops, hint, failure)
     if not failure.deviations:
-        crash = trace[point] if 0 <= point < len(trace) else None
-        ops: tuple[str, ...] = (_describe(crash),) if crash is not None else ()
-        return Vulnerability(
-            VulnClass.DURABILITY, ops, _hint(VulnClass.DURABILITY, None, None, _NONE), failure
+        hint = (
+            "no power cut is needed: with nothing lost the program is refused, so it "
+            "acknowledged (or published) before it wrote, or it misreads what it wrote"
         )
+        return Vulnerability(VulnClass.BEHAVIOUR, (_NOTHING_LOST,), hint, failure)
     if len(failure.deviations) > 1:
         ops = tuple(sorted({f"{d.kind.value} {normalise(d.path)}" for d in failure.deviations}))
         hint = "several operations lost together; no single one explains it"
@@ -218,7 +306,8 @@ def classify(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
     if dev.kind in (DeviationKind.DATA_LOST, DeviationKind.DATA_TORN):
         lost = _lost_write(trace, names, point)
     else:
-        lost = _entry_op(trace, dev.path, point)
+        replaced = dev.detail.endswith("replacement not persisted")
+        lost = _entry_op(trace, dev.path, point, replaced)
     torn = dev.kind is DeviationKind.DATA_TORN
     if torn and (lost is None or _later(trace, lost, point, names) is None):
         # torn with nothing after it depending on it: the write itself is not atomic
@@ -241,38 +330,215 @@ def classify(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
     return Vulnerability(kind, ops, _hint(kind, lost, later, dev), failure, calls=calls)
 
 
-def group(failures: Iterable[Failure], trace: Sequence[Op]) -> list[Vulnerability]:
-    """The refused states as vulnerabilities, most states first (ties by name). A state
-    with several deviations goes to the vulnerability of a failing state whose
-    deviations are a subset of its own; else it stands alone as `unexplained`."""
-    failures = list(failures)
-    singles: dict[Deviation, Vulnerability] = {}
-    found: dict[tuple[str, tuple[str, ...]], Vulnerability] = {}
+_NONE = Deviation(DeviationKind.DATA_LOST, "", "")
 
-    def count(vuln: Vulnerability, failure: Failure) -> None:
+#: The order failures are attributed in: a state is explained by the cause of a simpler
+#: one when there is one (nothing lost, then something lost, then something torn).
+_RANK = {
+    DeviationKind.DATA_LOST: 1,
+    DeviationKind.ENTRY_LOST: 1,
+    DeviationKind.JOURNAL_CUT: 1,
+    DeviationKind.DATA_TORN: 2,
+    DeviationKind.RENAME_SPLIT: 2,
+}
+
+
+def _rank(failure: Failure) -> int:
+    if not failure.deviations:
+        return 0
+    if len(failure.deviations) > 1:
+        return 3
+    return _RANK[failure.deviations[0].kind]
+
+
+def group_failures(failures: Iterable[Failure], trace: Sequence[Op]) -> list[Vulnerability]:
+    """The refused states as vulnerabilities, most states first (ties by name).
+
+    Each state is attributed to the smallest cause that explains it: a state at a crash
+    point whose in-order state is refused too goes with that one (nothing lost already
+    fails); a torn file with the state where the same file lost all its unsynced bytes,
+    when that one is refused; a state with several deviations with a refused state of
+    one of them. What none explains stands as its own group, never dropped. Besides:
+
+    - an in-order state refused is `behaviour` when the program is refused where no
+      crash can explain it (the run itself, or a crash point with nothing unsynced);
+      otherwise it acknowledged before it wrote, and the write after the crash point is
+      what was not durable (`durability`, with the lost writes' own states); a crash
+      state that breaks an invariant the run itself broke is that `behaviour` too;
+    - after a call the fault plan failed, every refused state is that failure's
+      (`error-handling`): what the program did next;
+    - a program that never syncs anything has one cause, whatever it lost.
+    """
+    failures = list(failures)
+    injected = next((op.index for op in trace if op.injected), None)
+    never_synced = not any(op.op in _ALL_SYNCS and op.error is None for op in trace)
+    # invariants the run broke with no crash: a crash state breaking them shows that
+    run_broke = {_invariant(f) for f in failures if not f.crashed and not f.fault}
+    behaviour = bool(run_broke) or any(
+        f.crashed and not f.deviations and _following(f, trace) is None for f in failures
+    )
+    found: dict[tuple[str, tuple[str, ...]], Vulnerability] = {}
+    in_order: dict[int, Vulnerability] = {}  # crash point -> its refused in-order state
+    single: dict[tuple[int, DeviationKind, str], Vulnerability] = {}
+    by_path: dict[tuple[int, str], Vulnerability] = {}  # (point, path) of single ones
+
+    def count(vuln: Vulnerability, failure: Failure) -> Vulnerability:
         known = found.setdefault(vuln.key, vuln)
         known.states += 1
         known.profiles = tuple(sorted(set(known.profiles) | set(failure.profiles)))
         if _smaller(failure, known.example):
             known.example = failure
+            known.calls = vuln.calls
+        return known
 
-    for failure in failures:
-        if len(failure.deviations) <= 1:
+    for failure in sorted(failures, key=_rank):
+        devs = failure.deviations
+        after_fault = injected is not None and failure.crashed and failure.point >= injected
+        if failure.fault and (not failure.crashed or after_fault):
+            ops = (f"failed call {failure.fault}",)
+            hint = "the program mishandled the failed call: see the message for what it did next"
+            count(Vulnerability(VulnClass.ERROR_HANDLING, ops, hint, failure), failure)
+            continue
+        owner = in_order.get(failure.point) if failure.crashed and devs else None
+        if owner is None and len(devs) == 1 and devs[0].kind is DeviationKind.DATA_TORN:
+            owner = single.get((failure.point, DeviationKind.DATA_LOST, devs[0].path))
+        if owner is None and len(devs) > 1:
+            keys = [(failure.point, d.path) for d in devs]
+            owner = next((by_path[k] for k in keys if k in by_path), None)
+        if owner is None and failure.crashed and _invariant(failure) in run_broke:
+            owner = found.get((VulnClass.BEHAVIOUR.value, (_NOTHING_LOST,)))
+        if owner is not None:
+            owner.states += 1
+            owner.profiles = tuple(sorted(set(owner.profiles) | set(failure.profiles)))
+            continue
+        if failure.crashed and not devs and not behaviour:
+            vuln = _acknowledged_early(failure, trace)
+        else:
             vuln = classify(failure, trace)
-            count(vuln, failure)
-            if failure.deviations:
-                singles.setdefault(failure.deviations[0], found[vuln.key])
-    for failure in failures:
-        if len(failure.deviations) > 1:
-            owner = next((singles[d] for d in failure.deviations if d in singles), None)
-            if owner is not None:
-                owner.states += 1
-                owner.profiles = tuple(sorted(set(owner.profiles) | set(failure.profiles)))
-            else:
-                count(classify(failure, trace), failure)
-    return sorted(found.values(), key=lambda v: (-v.states, v.kind.value, v.ops))
+        if never_synced and failure.crashed and devs and vuln.kind in _LOSSES:
+            vuln = Vulnerability(
+                VulnClass.DURABILITY,
+                ("nothing is ever synced",),
+                "the program never calls fsync (nor fdatasync, sync): nothing it writes is "
+                "durable; sync each file before relying on it, and its folder after "
+                "creating, renaming or removing an entry",
+                failure,
+            )
+        vuln = count(vuln, failure)
+        if failure.crashed and not devs:
+            in_order[failure.point] = vuln
+        if len(devs) == 1:
+            single.setdefault((failure.point, devs[0].kind, devs[0].path), vuln)
+            by_path.setdefault((failure.point, devs[0].path), vuln)
+    return _fold_created_paths(sorted(found.values(), key=_order))
+
+
+_LOSSES = frozenset({VulnClass.DURABILITY, VulnClass.ORDERING, VulnClass.UNEXPLAINED})
+_ALL_SYNCS = frozenset(
+    {OpKind.FSYNC.value, OpKind.FDATASYNC.value, OpKind.DIRFSYNC.value, OpKind.SYNC.value}
+)
+
+
+def _invariant(failure: Failure) -> str:
+    return failure.message.split(":", 1)[0]
+
+
+def _following(failure: Failure, trace: Sequence[Op]) -> Op | None:
+    """The first call after the crash point that would have written something."""
+    return next(
+        (
+            op
+            for op in trace[failure.point + 1 :]
+            if op.error is None and op.mutating and op.op in _DATA | _NAMESPACE
+        ),
+        None,
+    )
+
+
+def _acknowledged_early(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
+    """An in-order state refused while later calls would have written more: what the
+    program acknowledged (or published) at the crash was the next write, not yet made."""
+    following = _following(failure, trace)
+    if following is None:
+        return classify(failure, trace)
+    kind = VulnClass.DURABILITY
+    ops = (f"{_describe(following)} not durable",)
+    if following.op in _DATA:
+        hint = f"fsync `{normalise(following.path)}` before acknowledging it"
+    else:
+        hint = f"make {_describe(following)} durable (fsync its folder) before acknowledging it"
+    return Vulnerability(kind, ops, hint, failure, calls=(following,))
+
+
+def _order(vuln: Vulnerability) -> tuple[int, str, tuple[str, ...]]:
+    return (-vuln.states, vuln.kind.value, vuln.ops)
+
+
+_CREATES = frozenset({OpKind.OPEN.value, OpKind.MKDIR.value})
+
+
+def _fold_created_paths(vulns: list[Vulnerability]) -> list[Vulnerability]:
+    """Folders created one inside the other and none synced are one cause (a `makedirs`
+    without a sync per level): their entries-not-durable vulnerabilities fold into the
+    deepest one."""
+    created = {
+        v.calls[0].path: v
+        for v in vulns
+        if v.kind is VulnClass.DURABILITY and len(v.calls) == 1 and v.calls[0].op in _CREATES
+    }
+    if len(created) < 2:
+        return vulns
+    folded: set[int] = set()
+    for path, vuln in sorted(created.items(), key=lambda item: -len(item[0])):
+        if id(vuln) in folded:
+            continue
+        chain = [p for p in created if p != path and path.startswith(p.rstrip("/") + "/")]
+        if not chain:
+            continue
+        for ancestor in chain:
+            other = created[ancestor]
+            if id(other) not in folded:
+                vuln.absorb(other)
+                folded.add(id(other))
+        top = min(chain, key=len)
+        vuln.ops = (f"create {normalise(path)} and its folders from {normalise(top)} not durable",)
+        vuln.hint = (
+            f"fsync each new folder's parent, from `{normalise(_folder(top))}` down to "
+            f"`{normalise(_folder(path))}`, after creating it"
+        )
+    return sorted((v for v in vulns if id(v) not in folded), key=_order)
 
 
 def _smaller(a: Failure, b: Failure) -> bool:
     """The smaller example: fewer deviations, then the earlier crash."""
     return (len(a.deviations), a.point) < (len(b.deviations), b.point)
+
+
+def merged(groups: Iterable[Vulnerability]) -> list[Vulnerability]:
+    """Vulnerabilities of several runs as one list: the same key counted once."""
+    found: dict[tuple[str, tuple[str, ...]], Vulnerability] = {}
+    for vuln in groups:
+        known = found.get(vuln.key)
+        if known is None:
+            found[vuln.key] = Vulnerability(
+                vuln.kind, vuln.ops, vuln.hint, vuln.example, vuln.states, vuln.profiles, vuln.calls
+            )
+        else:
+            known.absorb(vuln)
+    return sorted(found.values(), key=lambda v: (-v.states, v.kind.value, v.ops))
+
+
+def report_lines(vulns: Sequence[Vulnerability], cap: int | None = None) -> list[str]:
+    """The vulnerabilities as a reader gets them: a line each (the first `cap`; None or
+    0: all), the smallest example's message under it, and how many more there are."""
+    shown = list(vulns) if not cap else list(vulns)[:cap]
+    out: list[str] = []
+    for number, vuln in enumerate(shown, start=1):
+        out.append(f"V{number} {vuln.line()}")
+        example = vuln.example
+        where = f"crash after call #{example.point}" if example.crashed else "the run itself"
+        cut = "; ".join(d.detail for d in example.deviations) or "nothing lost"
+        out.append(f"   e.g. {where}, {cut}: {example.message}")
+    if len(shown) < len(vulns):
+        out.append(f"... and {len(vulns) - len(shown)} more (--max-findings 0 shows all)")
+    return out

@@ -13,7 +13,7 @@ from crashkit.harness.judge.vulnerabilities import (
     Failure,
     VulnClass,
     Vulnerability,
-    group,
+    group_failures,
     normalise,
 )
 
@@ -39,7 +39,7 @@ def explore(
                     failures.append(Failure(point, state.deviations, message))
     finally:
         fs.stop()
-    return group(failures, trace), len(failures)
+    return group_failures(failures, trace), len(failures)
 
 
 def sync_folder(path: str) -> None:
@@ -155,7 +155,7 @@ def test_a_torn_append_the_reader_accepts_is_atomicity() -> None:
     assert "checksum per record" in vulns[0].hint
 
 
-def test_a_refused_in_order_state_is_durability() -> None:
+def test_a_refused_in_order_state_with_nothing_after_it_is_behaviour() -> None:
     """The checker wants what the program never wrote: nothing a sync can fix."""
 
     def program() -> None:
@@ -167,7 +167,7 @@ def test_a_refused_in_order_state_is_durability() -> None:
 
     vulns, refused = explore(program, wants_y, DiskImage())
     assert [(v.kind, v.ops, v.states, v.example.deviations) for v in vulns] == [
-        (VulnClass.DURABILITY, ("close /f",), refused, ())  # (the buffered write is at close)
+        (VulnClass.BEHAVIOUR, ("refused with nothing lost",), refused, ())
     ]
 
 
@@ -189,3 +189,29 @@ def test_counters_hashes_and_temp_suffixes_are_one_name() -> None:
     )
     assert normalise("/d/tmpa8f3k2x1") == "/d/tmp*"
     assert normalise("/d/cfg") == "/d/cfg"
+
+
+def test_an_acknowledgement_before_the_write_is_durability_of_that_write() -> None:
+    """The program records "done" (synced) and only then writes and syncs the data: the
+    in-order state between the two is refused, and names the write it came before."""
+
+    def program() -> None:
+        for name, data in (("/ack", b"1\n"), ("/data", b"row\n")):
+            with open(name, "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def demanded(image: DiskImage) -> str:
+        done = image.files["/ack"] == b"1\n"
+        return "acknowledged row missing" if done and image.files["/data"] != b"row\n" else ""
+
+    vulns, refused = explore(program, demanded, DiskImage({"/ack": b"", "/data": b""}))
+    assert [(v.kind, v.ops, v.hint, v.states) for v in vulns] == [
+        (
+            VulnClass.DURABILITY,
+            ("write /data not durable",),
+            "fsync `/data` before acknowledging it",
+            refused,
+        )
+    ]
