@@ -20,7 +20,7 @@ from rich.table import Table
 from crashkit.harness.explore.coverage import LINE_RULES, RULES
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
-from crashkit.harness.judge.vulnerabilities import Vulnerability, merged
+from crashkit.harness.judge.vulnerabilities import Vulnerability, merge_vulnerabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,9 @@ class Summary:
         self.limits.update(other.limits)
         self.states_possible += other.states_possible
         self.line_format = self.line_format and other.line_format
-        self.vulnerabilities = merged([*self.vulnerabilities, *other.vulnerabilities])
+        self.vulnerabilities = merge_vulnerabilities(
+            [*self.vulnerabilities, *other.vulnerabilities]
+        )
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
 

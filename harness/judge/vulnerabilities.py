@@ -514,7 +514,7 @@ def _smaller(a: Failure, b: Failure) -> bool:
     return (len(a.deviations), a.point) < (len(b.deviations), b.point)
 
 
-def merged(groups: Iterable[Vulnerability]) -> list[Vulnerability]:
+def merge_vulnerabilities(groups: Iterable[Vulnerability]) -> list[Vulnerability]:
     """Vulnerabilities of several runs as one list: the same key counted once."""
     found: dict[tuple[str, tuple[str, ...]], Vulnerability] = {}
     for vuln in groups:

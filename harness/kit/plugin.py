@@ -349,6 +349,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     console.print(_report.table(title))
     if _report.coverage:
         console.print(_report.coverage_table())
+    for line in _report.vulnerability_lines():
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in _report.limit_lines():
         console.print(line, highlight=False, markup=False)
     for line in _report.not_applicable_lines():

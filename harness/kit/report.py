@@ -19,6 +19,11 @@ from crashkit.harness.explore.coverage import LINE_RULES, RULES
 from crashkit.harness.explore.summary import coverage_cell
 from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.judge.limits import LIMITS
+from crashkit.harness.judge.vulnerabilities import (
+    Vulnerability,
+    merge_vulnerabilities,
+    report_lines,
+)
 
 #: The `check` of the explorer's items (`runs.explore`): "explorer (crash)" and so on.
 EXPLORER_CHECK = "explorer ("
@@ -42,6 +47,13 @@ class KitReport:
     limits: Counter[str] = field(default_factory=Counter)
     #: every explorer item was of a line-format backend (else the line rules do not apply)
     line_format: bool = True
+    #: the explorer items' refused states, grouped by cause (`harness.judge.vulnerabilities`)
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
+
+    def _add_vulnerabilities(self, found: Iterable[Mapping[str, Any]]) -> None:
+        more = [Vulnerability.from_dict(v) for v in found]
+        if more:
+            self.vulnerabilities = merge_vulnerabilities([*self.vulnerabilities, *more])
 
     def add(self, result: Mapping[str, Any]) -> None:
         """One item's `KitResult.to_json()`."""
@@ -62,6 +74,7 @@ class KitReport:
             self.line_format = self.line_format and bool(explored.get("line_format", True))
             self.coverage.update({k: int(v) for k, v in explored.get("coverage", {}).items()})
             self.limits.update({k: int(v) for k, v in explored.get("known_limits", {}).items()})
+            self._add_vulnerabilities(explored.get("vulnerabilities", []))
 
     def add_summary(self, summary: Mapping[str, Any]) -> None:
         """A `crashkit explore --json` summary (one shard)."""
@@ -74,6 +87,7 @@ class KitReport:
         self.explorer.update({k: int(summary.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in summary.get("coverage", {}).items()})
         self.line_format = self.line_format and bool(summary.get("line_format", True))
+        self._add_vulnerabilities(summary.get("vulnerabilities", []))
         for f in summary.get("findings", []):
             self.findings.append(
                 {
@@ -100,6 +114,7 @@ class KitReport:
         self.coverage.update({k: int(v) for k, v in other.get("coverage", {}).items()})
         self.limits.update({k: int(v) for k, v in other.get("known_limits", {}).items()})
         self.line_format = self.line_format and bool(other.get("line_format", True))
+        self._add_vulnerabilities(other.get("vulnerabilities", []))
 
     def applicable_coverage(self) -> dict[str, int]:
         """Per rule that applies to the backend, the states and runs that exercised it."""
@@ -138,8 +153,19 @@ class KitReport:
             "line_format": self.line_format,
             "known_limits": dict(sorted(self.limits.items())),
             "findings": self.findings,
+            "vulnerabilities": [v.to_dict() for v in self.vulnerabilities],
             "not_applicable": [list(x) for x in self.not_applicable],
         }
+
+    def vulnerability_lines(self, cap: int | None = 20) -> list[str]:
+        """The explorer items' refused states by cause, a line each (`report_lines`)."""
+        if not self.vulnerabilities:
+            return []
+        states = sum(v.states for v in self.vulnerabilities)
+        count = len(self.vulnerabilities)
+        what = "vulnerability explains" if count == 1 else "vulnerabilities explain"
+        head = f"{count} {what} the {states:,} refused states of the explorer items:"
+        return [head, *report_lines(self.vulnerabilities, cap)]
 
     def table(self, title: str) -> Table:
         table = Table(title=escape(title))

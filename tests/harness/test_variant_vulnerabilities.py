@@ -10,6 +10,7 @@ import pytest
 
 from crashkit.harness.explore import Explorer
 from crashkit.harness.judge.vulnerabilities import VulnClass
+from crashkit.harness.kit.report import KitReport
 from crashkit.harness.kit.variants import VARIANTS, Variant
 
 A, OR, D = VulnClass.ATOMICITY, VulnClass.ORDERING, VulnClass.DURABILITY
@@ -80,3 +81,25 @@ def test_the_references_have_none() -> None:
     for variant in EXPLORED[:6]:
         summary = Explorer(variant.reference).run(variant.workload, points=variant.points)
         assert summary.vulnerabilities == [], variant.name
+
+
+def test_the_kit_report_adds_up_the_vulnerabilities_of_its_explorer_items() -> None:
+    """Two explorer items of a backend without fsync: one vulnerability, its states
+    summed, in the JSON and in the lines under the table; a JSON round trip keeps it."""
+    variant = next(v for v in EXPLORED if v.name == "no-fsync")
+    summary = Explorer(variant.backend).run(variant.workload)
+    explored = summary.to_dict()
+    report = KitReport()
+    for item in ("a", "b"):
+        report.add({"check": "explorer (crash)", "item": item, "explored": explored})
+    (vuln,) = report.vulnerabilities
+    assert vuln.states == 2 * summary.vulnerabilities[0].states
+    assert report.to_json()["vulnerabilities"][0]["class"] == "durability"
+    lines = report.vulnerability_lines()
+    assert lines[0] == (
+        f"1 vulnerability explains the {vuln.states:,} refused states of the explorer items:"
+    )
+    assert lines[1].startswith("V1 durability: write /crashkit/state/hysteresis.jsonl not durable")
+    again = KitReport()
+    again.merge(report.to_json())
+    assert [v.to_dict() for v in again.vulnerabilities] == report.to_json()["vulnerabilities"]
