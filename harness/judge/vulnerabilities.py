@@ -103,10 +103,20 @@ class Vulnerability:
     states: int = 0
     profiles: tuple[str, ...] = ()
     calls: tuple[Op, ...] = field(default_factory=tuple)  # the example's calls, as traced
+    #: the source line of each of `calls` (`file:line`; "" where none is known)
+    sources: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
         return (self.kind.value, self.ops)
+
+    @property
+    def static_key(self) -> tuple[str, tuple[str, ...]] | None:
+        """ALICE's static vulnerability: the class and the lines that made its calls
+        (None unless every call has a line)."""
+        if not self.sources or not all(self.sources):
+            return None
+        return (self.kind.value, self.sources)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape (`--json`'s `vulnerabilities`)."""
@@ -117,6 +127,7 @@ class Vulnerability:
             "profiles": list(self.profiles),
             "message": self.example.message,
             "hint": self.hint,
+            "sources": list(self.sources),
             "example": self.example.to_dict(),
         }
 
@@ -129,6 +140,7 @@ class Vulnerability:
             Failure.from_dict(data["example"]),
             int(data["states"]),
             tuple(str(p) for p in data.get("profiles", ())),
+            sources=tuple(str(s) for s in data.get("sources", ())),
         )
 
     def absorb(self, other: Vulnerability) -> None:
@@ -140,12 +152,17 @@ class Vulnerability:
             self.calls = other.calls
 
     def line(self) -> str:
-        """One line a reader acts on: class, operations, states, the fix."""
+        """One line a reader acts on: class, operations (and their lines), states, the fix."""
         where = ", ".join(self.profiles)
         needs = f" [{where}]" if where else ""
-        return (
-            f"{self.kind.value}: {' / '.join(self.ops)} ({self.states} states){needs}: {self.hint}"
-        )
+        ops = list(self.ops)
+        if len(self.sources) == len(ops):
+            ops = [
+                f"{op} (at {src})" if src else op for op, src in zip(ops, self.sources, strict=True)
+            ]
+        elif any(self.sources):
+            ops.append(f"at {', '.join(s for s in self.sources if s)}")
+        return f"{self.kind.value}: {' / '.join(ops)} ({self.states} states){needs}: {self.hint}"
 
 
 _HEX = re.compile(r"[0-9a-f]{6,}")
@@ -351,7 +368,9 @@ def _rank(failure: Failure) -> int:
     return _RANK[failure.deviations[0].kind]
 
 
-def group_failures(failures: Iterable[Failure], trace: Sequence[Op]) -> list[Vulnerability]:
+def group_failures(
+    failures: Iterable[Failure], trace: Sequence[Op], sources: Mapping[int, str] | None = None
+) -> list[Vulnerability]:
     """The refused states as vulnerabilities, most states first (ties by name).
 
     Each state is attributed to the smallest cause that explains it: a state at a crash
@@ -430,7 +449,25 @@ def group_failures(failures: Iterable[Failure], trace: Sequence[Op]) -> list[Vul
         if len(devs) == 1:
             single.setdefault((failure.point, devs[0].kind, devs[0].path), vuln)
             by_path.setdefault((failure.point, devs[0].path), vuln)
-    return _fold_created_paths(sorted(found.values(), key=_order))
+    vulns = _fold_created_paths(sorted(found.values(), key=_order))
+    if sources:
+        vulns = _by_source_line(vulns, sources)
+    return vulns
+
+
+def _by_source_line(vulns: list[Vulnerability], sources: Mapping[int, str]) -> list[Vulnerability]:
+    """Each vulnerability's calls named by their lines, and those with the same class and
+    the same lines counted as one (the same bug met on other files or at other times)."""
+    out: dict[object, Vulnerability] = {}
+    for vuln in vulns:
+        vuln.sources = tuple(sources.get(op.index, "") for op in vuln.calls)
+        key = vuln.static_key or ("dynamic", vuln.key)
+        known = out.get(key)
+        if known is None:
+            out[key] = vuln
+        else:
+            known.absorb(vuln)
+    return sorted(out.values(), key=_order)
 
 
 _LOSSES = frozenset({VulnClass.DURABILITY, VulnClass.ORDERING, VulnClass.UNEXPLAINED})
@@ -521,7 +558,14 @@ def merge_vulnerabilities(groups: Iterable[Vulnerability]) -> list[Vulnerability
         known = found.get(vuln.key)
         if known is None:
             found[vuln.key] = Vulnerability(
-                vuln.kind, vuln.ops, vuln.hint, vuln.example, vuln.states, vuln.profiles, vuln.calls
+                vuln.kind,
+                vuln.ops,
+                vuln.hint,
+                vuln.example,
+                vuln.states,
+                vuln.profiles,
+                vuln.calls,
+                vuln.sources,
             )
         else:
             known.absorb(vuln)
