@@ -12,15 +12,25 @@ durable. Everything in the starting image is durable. A failed `fsync`/`fdatasyn
 applies the chosen `FsyncModel` to the file's dirty range. Besides, the replay keeps the
 namespace as it stood at the last sync of anything (`Snapshot.committed`) and after each
 directory operation since (`Snapshot.journal`): what a journaling file system may leave.
+
+What it replays (`Call`): creating and truncating opens, writes, truncates (`fallocate`
+growing a file is one), unlink, rename/replace, mkdir, rmdir, the fsyncs, sync, and two
+more directory operations recorded as opens that create a name: a hard link (a second
+name for the inode of `Call.target`: what one name's fsync made durable, the other
+holds) and a symlink (a new inode whose content is its target, a `LinkTarget`; written
+with its inode, so it is durable as soon as its entry is: only the entry can be lost).
+What it does not: metadata (modes, times, owners, xattrs) and special files.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-from crashkit.faults.image import DiskImage
+from crashkit.faults.image import DiskImage, LinkTarget
 from crashkit.faults.model import (
     FileSnap,
     JournalEntry,
@@ -48,6 +58,9 @@ class Call:
     #: rename/unlink to or of a `.fuse_hidden` name: the kernel keeping a file that is
     #: still open alive after it was unlinked or replaced (the inode, not a name)
     hidden: bool = False
+    #: open that creates `path` as a link: "hard", another name for the inode of
+    #: `target`; "symbolic", a symlink whose target is `data` (file-system encoded)
+    link: Literal["", "hard", "symbolic"] = ""
 
 
 #: How libfuse names a file unlinked or replaced while open (it removes it at last close).
@@ -69,6 +82,12 @@ class Recording:
     stderr: str = ""
     #: what the mount held when the command ended (the replay must arrive at it)
     final: DiskImage = field(default_factory=DiskImage)
+    #: calls the recorder refused, each named with its file and errno ("setxattr /db
+    #: user.x: ENOTSUP, not supported by the recorder"): the run is not fully modelled
+    unsupported: list[str] = field(default_factory=list)
+    #: what the recording could not see, whatever the program did ("sync(2) is not
+    #: visible: ..."): for the report beside the findings
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -105,6 +124,9 @@ class ReplayModel:
             ino = self._ino()
             self.files[ino] = _File(bytearray(data), bytes(data), len(data))
             self.dirs[parent][name] = ino
+        for path, target in image.links.items():
+            parent, name = self._parent(path, create=True)
+            self.dirs[parent][name] = self._symlink(os.fsencode(target))
         self.durable_dirs = {d: dict(entries) for d, entries in self.dirs.items()}
         #: the namespace the last commit left (any sync: a journaling file system's), the
         #: directories changed since, and each directory operation since (Snapshot.journal)
@@ -153,12 +175,22 @@ class ReplayModel:
             current = self.dirs[current][part]
         return current
 
-    def _file(self, path: str) -> _File:
+    def _inode(self, path: str) -> int:
         ino = self.hidden.get(path)
         if ino is None:
             parent, name = self._parent(path)
             ino = self.dirs[parent][name]
-        return self.files[ino]
+        return ino
+
+    def _file(self, path: str) -> _File:
+        return self.files[self._inode(path)]
+
+    def _symlink(self, target: bytes) -> int:
+        """A new symlink inode: its content (the target) is durable with it."""
+        ino = self._ino()
+        content = LinkTarget(target)
+        self.files[ino] = _File(bytearray(content), content, len(content), frozen=content)
+        return ino
 
     def apply(self, call: Call) -> None:
         """One recorded call's effect on what is visible and what is durable."""
@@ -170,6 +202,15 @@ class ReplayModel:
                 self._dir_op(f"unlink {call.path} (still open)", call.path, parent)
             else:
                 self.hidden.pop(call.path, None)
+        elif op is OpKind.OPEN and call.link:
+            parent, name = self._parent(call.path)
+            if call.link == "hard":
+                self.dirs[parent][name] = self._inode(call.target)
+                self._dir_op(f"link {call.target} -> {call.path}", call.path, parent)
+            else:
+                self.dirs[parent][name] = self._symlink(call.data)
+                what = f"symlink {call.path} -> {os.fsdecode(call.data)}"
+                self._dir_op(what, call.path, parent)
         elif op is OpKind.OPEN:
             parent, name = self._parent(call.path)
             ino = self.dirs[parent].get(name)
