@@ -7,13 +7,14 @@ layer cannot see).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.markup import escape
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crashkit.faults import PREFIX, PROFILE_NAMES, TornMode, profile_named
+from crashkit.faults.crash import Exploration
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
@@ -44,6 +46,9 @@ from crashkit.harness.scenarios.export import backend_spec, export_findings, exp
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
+
+if TYPE_CHECKING:
+    from crashkit.harness.explore.exec_mode import ExecProgress
 
 #: Options that shape the one workload, which `--suite` replaces.
 WORKLOAD_OPTIONS = ("symbols", "ticks", "seed", "window", "sweep", "models")
@@ -104,6 +109,65 @@ def _report_profiles(summaries: dict[str, Summary], as_json: bool, title: str) -
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ExecOptions:
+    """The options only `--exec` takes (their values as given)."""
+
+    exhaustive: bool
+    budget: int
+    time_budget: float
+    ignore: tuple[str, ...]
+    jobs: int | None
+    keep: bool
+
+
+#: The options only --exec takes (parameter name: flag), refused without it.
+EXEC_ONLY = {
+    "exhaustive": "--exhaustive",
+    "budget": "--budget",
+    "time_budget": "--time-budget",
+    "ignore": "--ignore",
+    "exec_jobs": "--jobs",
+    "keep": "--keep",
+}
+
+
+def _exec_progress(
+    err: CliConsole, time_budget: float
+) -> tuple[Progress, Callable[[ExecProgress], None]]:
+    """A progress line for a terminal: states done of those found so far, states/s, time
+    left (extrapolated from the crash points enumerated, within the time budget)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[states]}"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[left]}"),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task("recording the command", total=None, states="", rate="", left="")
+
+    def show(now: ExecProgress) -> None:
+        total = now.found
+        if 0 < now.points_enumerated < now.points_total:
+            total = round(now.found * now.points_total / now.points_enumerated)
+        rate = now.done / now.elapsed if now.elapsed > 0 else 0.0
+        left = (total - now.done) / rate if rate > 0 else float("inf")
+        left = min(left, max(0.0, time_budget - now.elapsed))
+        progress.update(
+            task,
+            description=f"crash points {now.points_enumerated:,}/{now.points_total:,}",
+            completed=now.done,
+            total=max(total, now.done, 1),
+            states=f"{now.done:,}/{total:,} states",
+            rate=f"{rate:,.0f} states/s",
+            left=f"~{left:,.0f} s left" if left != float("inf") else "",
+        )
+
+    return progress, show
+
+
 def _explore_exec(
     ctx: click.Context,
     err: CliConsole,
@@ -113,10 +177,13 @@ def _explore_exec(
     torn: str,
     max_findings: int,
     as_json: bool,
+    options: ExecOptions,
 ) -> NoReturn:
-    """`--exec CMD --check CHECK`: any program, recorded on a FUSE mount (exit 0 clean,
-    1 a crash state the checker refused or CMD failed, 2 a usage error or no FUSE)."""
-    from crashkit.harness.explore.exec_mode import explore_exec, finding_lines
+    """`--exec CMD --check CHECK`: any program, recorded on a FUSE mount. Exit codes:
+    `crashkit.harness.explore.exec_mode.ExecExit` (0 clean, 1 a finding or CMD failed,
+    2 a usage error, no FUSE or a checker that cannot judge, 3 CMD changed nothing under
+    $CRASHKIT_DIR, 4 a budget ran out (inconclusive), 130/143 SIGINT/SIGTERM)."""
+    from crashkit.harness.explore.exec_mode import CheckerUnusable, explore_exec, finding_lines
 
     if command is None or check is None:
         _usage(err, "--exec and --check go together")
@@ -128,48 +195,63 @@ def _explore_exec(
     if others:
         _usage(err, f"--exec explores its own program; it cannot be combined with {others[0]}")
     _one_profile_on_fuse(err, "--exec", profile)
-    summary = explore_exec(command, check, profile=profile, torn=torn, max_findings=max_findings)
+    progress: Progress | None = None
+    hook: Callable[[ExecProgress], None] | None = None
+    if sys.stderr.isatty():
+        progress, hook = _exec_progress(err, options.time_budget)
+    try:
+        with progress if progress is not None else contextlib.nullcontext():
+            summary = explore_exec(
+                command,
+                check,
+                profile=profile,
+                torn=torn,
+                exploration=Exploration.EXHAUSTIVE if options.exhaustive else Exploration.BOUNDED,
+                ignore=options.ignore,
+                budget=options.budget,
+                time_budget=options.time_budget,
+                jobs=options.jobs,
+                max_findings=max_findings,
+                keep=options.keep,
+                on_progress=hook,
+            )
+    except CheckerUnusable as exc:
+        _usage(err, f"--check: {exc}")
     recording = summary.recording
     if as_json:
-        data = {
-            "command": command,
-            "check": check,
-            "profile": summary.profile,
-            "returncode": recording.returncode,
-            "calls": len(recording.trace),
-            "crash_points": summary.points,
-            "states": summary.states,
-            "checked": summary.checked,
-            "failed": summary.failed,
-            "findings": [
-                {"after": f.after, "cut": f.cut, "returncode": f.returncode, "output": f.output}
-                for f in summary.findings
-            ],
-            "seconds": round(summary.seconds, 3),
-        }
-        click.echo(json.dumps(data, sort_keys=True, indent=2))
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
     else:
-        table = Table(title=escape(f"explore --exec {command} (profile {summary.profile})"))
+        title = f"explore --exec {command} (profile {summary.profile}, {summary.exploration})"
+        table = Table(title=escape(title))
         table.add_column("")
         table.add_column("", justify="right")
         table.add_row("calls recorded", f"{len(recording.trace):,}")
         table.add_row("exit code of the command", str(recording.returncode))
-        table.add_row("crash points", f"{summary.points:,}")
-        table.add_row("crash states", f"{summary.states:,}")
+        table.add_row(
+            "crash points explored", f"{summary.points_explored:,} of {summary.points_total:,}"
+        )
+        table.add_row("crash states checked", f"{summary.states:,}")
         table.add_row("distinct disks checked", f"{summary.checked:,}")
+        if summary.unchecked or summary.stopped is not None:
+            table.add_row("crash states left unchecked", f"{summary.unchecked:,}")
         table.add_row("refused by the check", f"{summary.failed:,}")
+        table.add_row("checkers at once", str(summary.jobs))
         table.add_row("seconds", f"{summary.seconds:.1f}")
         err.print(table)
-        if recording.returncode != 0:
-            err.print(
+        notes = list(summary.stop_lines())
+        if summary.recorded and recording.returncode != 0:
+            notes.append(
                 f"the command itself failed (exit {recording.returncode}): "
-                f"{escape(recording.stderr.strip()[-500:])}",
-                highlight=False,
-                soft_wrap=True,
+                f"{recording.stderr.strip()[-500:] or '(no output)'}"
             )
-        for line in finding_lines(summary):
+        if summary.nothing_recorded is not None:
+            notes.append(summary.nothing_recorded)
+        notes += finding_lines(summary)
+        if summary.kept is not None:
+            notes.append(f"the refused disks are kept under {summary.kept} (--keep)")
+        for line in notes:
             err.print(escape(line), highlight=False, soft_wrap=True)
-    sys.exit(ExitCode.OK if summary.ok else ExitCode.CHECK_FAILED)
+    sys.exit(summary.exit_code)
 
 
 def _explore_real(
@@ -363,7 +445,11 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     default=None,
     metavar="CMD",
     help="Crash-test any program: run CMD on a FUSE mount ($CRASHKIT_DIR), record it, and "
-    "run --check on every disk a power cut could leave (docs/backends.md).",
+    "run --check on the disks a power cut could leave (docs/backends.md). Exit 0 every "
+    "state passed; 1 a state refused or CMD failed; 2 usage error, no FUSE, or a checker "
+    "that cannot run or refuses CMD's clean end; 3 CMD changed nothing under "
+    "$CRASHKIT_DIR; 4 inconclusive (--budget or --time-budget ran out, nothing refused); "
+    "130/143 interrupted by SIGINT/SIGTERM (partial summary).",
 )
 @click.option(
     "--check",
@@ -371,6 +457,49 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     default=None,
     metavar="CHECK",
     help="With --exec: the checker, run on each crash state ($CRASHKIT_DIR); exit 0 = fine.",
+)
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="With --exec: every combination of what a crash may leave at each point (under a "
+    "cap), not the default bounded exploration (the in-order state and each deviation "
+    "from it alone).",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=50_000,
+    show_default=True,
+    help="With --exec: check at most N distinct disks, then stop (exit 4 if nothing failed).",
+)
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --exec: stop after this long, recording included (exit 4 if nothing failed).",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="PATTERN",
+    help="With --exec: a file no checker reads (a glob on its path under the mount, e.g. "
+    "/db/LOG or '*/LOG*'): its crash variants are not explored. Repeatable.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    "exec_jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --exec: checkers run at once, each on its own folder [default: CPU count].",
+)
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="With --exec: keep the disk of each listed finding as a folder (printed), to "
+    "rerun the checker on by hand.",
 )
 @click.option(
     "--real",
@@ -401,13 +530,29 @@ def explore(
     no_export: bool,
     exec_command: str | None,
     check_command: str | None,
+    exhaustive: bool,
+    budget: int,
+    time_budget: float,
+    ignore: tuple[str, ...],
+    exec_jobs: int | None,
+    keep: bool,
     real: bool,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
     and check every invariant of the contract (exit 1 on any violation)."""
     err = CliConsole(stderr=True)
     if exec_command is not None or check_command is not None:
-        _explore_exec(ctx, err, exec_command, check_command, profile, torn, max_findings, as_json)
+        options = ExecOptions(exhaustive, budget, time_budget, ignore, exec_jobs, keep)
+        _explore_exec(
+            ctx, err, exec_command, check_command, profile, torn, max_findings, as_json, options
+        )
+    given_exec = [
+        flag
+        for name, flag in EXEC_ONLY.items()
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given_exec:
+        _usage(err, f"{given_exec[0]} is an option of --exec")
     if real:
         workload = Workload(
             symbols, ticks, seed, window_updates=window, torn=TornMode(torn), profile=profile

@@ -1,33 +1,91 @@
 """Crash-test any program, as ALICE's checker does: record it on a FUSE mount, rebuild
-every disk a power cut could leave as a folder, and run the user's checker on each.
+the disks a power cut could leave as folders, and run the user's checker on each.
 
 `crashkit explore --exec CMD --check CHECK`. CMD runs once, in the current folder, with
-`CRASHKIT_DIR` naming a mount where it keeps its files, recorded by `crashkit.faults.real`. After every call
-of it that changed the disk, each crash state the profile allows is written as an
-ordinary folder and CHECK runs with `CRASHKIT_DIR` naming that folder: exit 0 means the
-disk is one the program can live with, anything else is a finding (its output kept).
-The same disk reached from several crash points is checked once. No FUSE is needed to
-check: only to record.
+`CRASHKIT_DIR` naming a mount where it keeps its files, recorded by `crashkit.faults.real`.
+After every call of it that changed the disk, the crash states the profile allows
+(`Exploration.BOUNDED` by default: the in-order state and each deviation alone;
+`EXHAUSTIVE` under a cap) are written as ordinary folders and CHECK runs with
+`CRASHKIT_DIR` naming one: exit 0 means the disk is one the program can live with,
+anything else is a finding (its output kept). No FUSE is needed to check: only to record.
+
+Why it is built the way it is: real programs make thousands of calls, so the same disk
+is checked once (deduplicated by a digest of its content), several checkers run at once
+(`jobs` threads, each with its own scratch folder, rewriting only the files that differ
+from the disk it wrote last), and the run has budgets (distinct disks, seconds): when
+one runs out, or a signal arrives, it stops and says what it did and did not explore.
+Every way out removes the scratch folders (unless `keep`) and kills the checkers still
+running (each in its own process group).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import hashlib
+import heapq
 import os
+import queue
+import shlex
+import shutil
+import signal
+import stat
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from types import FrameType
 
 from crashkit.faults import DiskImage, TornMode, profile_named
-from crashkit.faults.crash import enumerate_states
-from crashkit.faults.real import Recording, materialise, record, snapshots
+from crashkit.faults.crash import DEFAULT_CAP, CrashState, Deviation, Exploration, crash_states
+from crashkit.faults.real import Recording, crash_points, materialise, record, snapshots
+
+DEFAULT_BUDGET = 50_000  # distinct disks checked
+DEFAULT_TIME_BUDGET = 600.0  # seconds, recording included
+DEFAULT_MAX_FINDINGS = 20
+OUTPUT_LIMIT = 4000  # characters of a checker's output kept per disk
+#: The mtime every materialised file gets: a checker that writes a file shows (its mtime
+#: moves), so the incremental rewrite never trusts a file the checker changed.
+FIXED_MTIME_NS = 1_577_836_800 * 10**9  # 2020-01-01T00:00:00Z
+#: Exit codes of a checker that could not be run at all (the shell's).
+CANNOT_RUN = frozenset({126, 127})
+#: Characters that make a checker line need a shell (else it is run directly: faster).
+SHELL_SYNTAX = frozenset("|&;<>()$`\\\"'*?[]#~\n{}!")
+
+
+class ExecExit(IntEnum):
+    """What `crashkit explore --exec` exits with (docs/backends.md, "Any program")."""
+
+    OK = 0  # every crash state explored passed, and the command succeeded
+    FINDINGS = 1  # a crash state the checker refused, or the command itself failed
+    USAGE = 2  # a usage error, no FUSE, a checker that cannot run or refuses the clean end
+    NOTHING_RECORDED = 3  # the command changed nothing under $CRASHKIT_DIR: nothing to test
+    INCONCLUSIVE = 4  # a budget ran out before every state was checked, and none failed
+    SIGINT = 130  # interrupted (Ctrl-C): the partial summary was printed
+    SIGTERM = 143  # terminated: the partial summary was printed
+
+
+class Stopped(StrEnum):
+    """Why a run ended before every crash state was checked."""
+
+    BUDGET = "budget"  # --budget distinct disks were checked
+    TIME = "time"  # --time-budget seconds passed
+    INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
+
+
+class CheckerUnusable(ValueError):
+    """The checker cannot judge anything: it does not run (exit 126/127, not found) or it
+    refuses the disk the command left when it ended cleanly (a usage error, exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ExecFinding:
-    """One crash state the checker refused: where the power was cut, what survived, what
-    the checker said."""
+    """One crash state the checker refused: where the power was cut, what survived, how
+    it deviates from the in-order state, what the checker said."""
 
     point: int
     after: str  # the call the crash came after, as the trace shows it
@@ -35,28 +93,509 @@ class ExecFinding:
     returncode: int
     output: str
     files: tuple[str, ...]  # the disk's files (sizes), for the reader
+    deviations: tuple[Deviation, ...] = ()
+    folder: str | None = None  # with keep: the disk, written out, to rerun the checker on
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "point": self.point,
+            "after": self.after,
+            "cut": self.cut,
+            "returncode": self.returncode,
+            "output": self.output,
+            "files": list(self.files),
+            "deviations": [
+                {"kind": d.kind.value, "path": d.path, "detail": d.detail} for d in self.deviations
+            ],
+            "folder": self.folder,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecProgress:
+    """Where a run stands, for a progress line: states judged of those found so far."""
+
+    done: int  # crash states with a verdict
+    found: int  # crash states enumerated so far
+    checked: int  # distinct disks the checker ran on
+    points_enumerated: int
+    points_total: int
+    elapsed: float  # seconds since checking began
 
 
 @dataclass(slots=True)
 class ExecSummary:
+    """What a run did and did not explore, and what it found."""
+
     command: str
     check: str
     profile: str
-    recording: Recording
-    points: int = 0
-    states: int = 0
+    exploration: Exploration
+    budget: int
+    time_budget: float
+    jobs: int
+    recording: Recording = field(default_factory=Recording)
+    ignore: tuple[str, ...] = ()
+    points_total: int = 0
+    points_enumerated: int = 0
+    points_explored: int = 0  # every crash state of the point has a verdict
+    states: int = 0  # crash states with a verdict (the same disk counted at each point)
     checked: int = 0  # distinct disks the checker ran on
+    unchecked: int = 0  # crash states found and left without a verdict
+    failed: int = 0  # crash states refused (all of them, also those not listed)
     findings: list[ExecFinding] = field(default_factory=list)
-    failed: int = 0  # crash states refused (all of them, also those past the cap)
+    stopped: Stopped | None = None
+    signal: int | None = None  # the signal that interrupted the run
+    recorded: bool = False  # the recording finished (not interrupted)
+    kept: str | None = None  # with keep: the folder holding the findings' disks
     seconds: float = 0.0
 
     @property
+    def more_findings(self) -> int:
+        """Refused crash states not listed (past `max_findings`)."""
+        return self.failed - len(self.findings)
+
+    @property
+    def nothing_recorded(self) -> str | None:
+        """Why there is nothing to crash-test, if so: the command made no call on the
+        mount (it wrote elsewhere?) or none that changed the disk."""
+        if not self.recorded:
+            return None
+        calls = len(self.recording.trace)
+        if calls == 0:
+            return (
+                "the command made no file-system call under $CRASHKIT_DIR: it must keep "
+                "its files in the folder $CRASHKIT_DIR names (is it writing elsewhere?)"
+            )
+        if self.points_total == 0:
+            return (
+                f"the command changed nothing under $CRASHKIT_DIR ({calls} call(s), none "
+                "that changes the disk): there is no crash point to test"
+            )
+        return None
+
+    @property
+    def exit_code(self) -> ExecExit:
+        """A signal first, then a finding or the command's failure, then nothing to test,
+        then a budget that ran out."""
+        if self.signal is not None:
+            return ExecExit.SIGTERM if self.signal == signal.SIGTERM else ExecExit.SIGINT
+        if self.failed or (self.recorded and self.recording.returncode != 0):
+            return ExecExit.FINDINGS
+        if self.nothing_recorded is not None:
+            return ExecExit.NOTHING_RECORDED
+        if self.stopped is not None:
+            return ExecExit.INCONCLUSIVE
+        return ExecExit.OK
+
+    @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.recording.returncode == 0
+        return self.exit_code is ExecExit.OK
+
+    def stop_lines(self) -> list[str]:
+        """What was and was not explored, when the run stopped early."""
+        if self.stopped is None:
+            return []
+        why = {
+            Stopped.BUDGET: f"the budget of {self.budget:,} distinct disks ran out",
+            Stopped.TIME: f"the time budget of {self.time_budget:g} s ran out",
+            Stopped.INTERRUPTED: f"interrupted by signal {self.signal}",
+        }[self.stopped]
+        if not self.recorded:
+            return [f"stopped while recording the command: {why}; nothing was checked"]
+        lines = [
+            f"stopped early: {why}. Explored {self.points_explored:,} of "
+            f"{self.points_total:,} crash points; {self.states:,} crash states checked "
+            f"({self.checked:,} distinct disks), {self.unchecked:,} found and left "
+            f"unchecked, {self.points_total - self.points_enumerated:,} crash points "
+            "never enumerated."
+        ]
+        if self.stopped is not Stopped.INTERRUPTED:
+            lines.append(
+                "Inconclusive: raise --budget or --time-budget, or leave out files no "
+                "checker reads with --ignore."
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, object]:
+        recording = self.recording
+        return {
+            "command": self.command,
+            "check": self.check,
+            "profile": self.profile,
+            "exploration": self.exploration.value,
+            "budget": self.budget,
+            "time_budget": self.time_budget,
+            "jobs": self.jobs,
+            "ignore": list(self.ignore),
+            "returncode": recording.returncode,
+            "calls": len(recording.trace),
+            "crash_points": self.points_explored,
+            "points_total": self.points_total,
+            "points_explored": self.points_explored,
+            "states": self.states,
+            "checked": self.checked,
+            "unchecked": self.unchecked,
+            "failed": self.failed,
+            "findings": [f.to_dict() for f in self.findings],
+            "more_findings": self.more_findings,
+            "stopped": None if self.stopped is None else self.stopped.value,
+            "nothing_recorded": self.nothing_recorded,
+            "kept": self.kept,
+            "exit_code": int(self.exit_code),
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def _describe(image: DiskImage) -> tuple[str, ...]:
-    return tuple(f"{path} ({len(data)} bytes)" for path, data in image.files.items())
+# -- the checker and its scratch folder ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    returncode: int
+    output: str
+    folder: str | None = None  # with keep: the disk written out
+
+
+_PASSED = _Verdict(0, "")
+
+
+def _checker_argv(check: str) -> list[str] | None:
+    """The checker as an argv to run without a shell, when its line has no shell syntax
+    and names a program on PATH (a shell line's meaning, a process less); else None."""
+    if SHELL_SYNTAX & set(check):
+        return None
+    words = check.split()
+    if not words or "=" in words[0]:
+        return None
+    program = shutil.which(words[0])
+    return None if program is None else [program, *words[1:]]
+
+
+def _clip(text: str) -> str:
+    if len(text) <= OUTPUT_LIMIT:
+        return text
+    half = OUTPUT_LIMIT // 2
+    return f"{text[:half]}\n[... {len(text) - OUTPUT_LIMIT} characters cut ...]\n{text[-half:]}"
+
+
+class _Scratch:
+    """One worker's folder, kept equal to the last disk written into it by rewriting only
+    what differs; what a checker changed (seen by a walk after it) is rewritten too."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        os.mkdir(folder)
+        self.files: dict[str, tuple[bytes, int]] = {}  # path -> (bytes written, inode)
+        self.dirs: set[str] = set()  # every folder, parents included
+        self.env = {**os.environ, "CRASHKIT_DIR": folder}  # the checker's environment
+
+    def _real(self, path: str) -> str:
+        return os.path.join(self.folder, path.lstrip("/"))
+
+    def write(self, image: DiskImage) -> None:
+        """Make the folder hold `image`."""
+        wanted_dirs = set(image.all_dirs())
+        for path in [p for p in self.files if p not in image.files]:
+            _remove(self._real(path))
+            del self.files[path]
+        for directory in sorted(self.dirs - wanted_dirs, key=len, reverse=True):
+            _remove(self._real(directory))
+            self.dirs.discard(directory)
+        for directory in sorted(wanted_dirs - self.dirs):
+            os.makedirs(self._real(directory), exist_ok=True)
+            self.dirs.add(directory)
+        for path, data in image.files.items():
+            old = self.files.get(path)
+            if old is not None and (old[0] is data or old[0] == data):
+                continue
+            self.files[path] = (data, _write_file(self._real(path), data))
+
+    def repair(self) -> None:
+        """Forget (and remove) whatever the checker changed, so the next write redoes it:
+        a file with another size, mtime or inode, anything new, anything gone."""
+        seen_files: set[str] = set()
+        seen_dirs: set[str] = set()
+        stack = ["/"]
+        while stack:
+            here = stack.pop()
+            with os.scandir(self._real(here) if here != "/" else self.folder) as entries:
+                for entry in entries:
+                    path = f"{here.rstrip('/')}/{entry.name}"
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(info.st_mode) and path in self.dirs:
+                        seen_dirs.add(path)
+                        stack.append(path)
+                        continue
+                    known = self.files.get(path)
+                    if (
+                        known is not None
+                        and stat.S_ISREG(info.st_mode)
+                        and info.st_ino == known[1]
+                        and info.st_size == len(known[0])
+                        and info.st_mtime_ns == FIXED_MTIME_NS
+                    ):
+                        seen_files.add(path)
+                        continue
+                    _remove(entry.path)
+        self.files = {p: v for p, v in self.files.items() if p in seen_files}
+        self.dirs = seen_dirs
+
+
+def _write_file(real: str, data: bytes) -> int:
+    """Write `data` at `real` with the fixed mtime; its inode."""
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.utime(fd, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+
+
+def _remove(real: str) -> None:
+    if os.path.isdir(real) and not os.path.islink(real):
+        shutil.rmtree(real, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(real)
+
+
+class _Digests:
+    """A digest of a disk's content, remembering the digest of recent large bytes objects
+    (the crash states of a run share most of them) within a memory bound."""
+
+    def __init__(self, limit: int = 64 << 20) -> None:
+        self.limit = limit
+        self.held = 0
+        self.cache: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+
+    def _of(self, data: bytes) -> bytes:
+        if len(data) < 4096:
+            return hashlib.blake2b(data, digest_size=16).digest()
+        hit = self.cache.get(id(data))
+        if hit is not None and hit[0] is data:
+            self.cache.move_to_end(id(data))
+            return hit[1]
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        self.cache[id(data)] = (data, digest)
+        self.held += len(data)
+        while self.held > self.limit and self.cache:
+            _, (old, _) = self.cache.popitem(last=False)
+            self.held -= len(old)
+        return digest
+
+    def of(self, image: DiskImage) -> bytes:
+        whole = hashlib.blake2b(digest_size=16)
+        for path, data in image.files.items():
+            whole.update(f"f{len(path)}:{path}:{len(data)}:".encode())
+            whole.update(self._of(data))
+        for directory in image.dirs:
+            whole.update(f"d{len(directory)}:{directory}".encode())
+        return whole.digest()
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+class _Interrupted(Exception):
+    """A SIGINT or SIGTERM, raised in the main thread to leave what it was doing."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    seq: int
+    point: int
+    state: CrashState
+
+
+class _Run:
+    """The shared ledger of one run: the verdict of every distinct disk, the crash states
+    waiting for one, the counts, the listed findings, and the checkers in flight."""
+
+    def __init__(
+        self,
+        summary: ExecSummary,
+        check: str,
+        *,
+        max_findings: int,
+        timeout: float,
+        deadline: float,
+        keep: bool,
+    ) -> None:
+        self.summary = summary
+        self.check = check
+        self.argv = _checker_argv(check)
+        self.max_findings = max_findings
+        self.timeout = timeout
+        self.deadline = deadline
+        self.keep = keep
+        self.lock = threading.Lock()
+        self.verdicts: dict[bytes, _Verdict] = {}
+        self.pending: dict[bytes, list[_Waiting]] = {}
+        self.missing: dict[int, int] = {}  # point -> its states without a verdict
+        self.cut_short: set[int] = set()  # points the budget left states of unchecked
+        self.listed: list[tuple[int, ExecFinding]] = []  # a heap of (-seq, finding)
+        self.inflight: dict[int, subprocess.Popen[bytes]] = {}
+        self.halted = False  # stop checking: time out, signal, error
+        self.raising = True  # a first signal raises _Interrupted in the main thread
+        self.error: BaseException | None = None
+        self.found = 0
+        self.kept_disks = 0
+        self.markers = 0  # end markers queued for the workers
+        self.root: str | None = None  # the scratch folder, once made
+
+    # verdicts ---------------------------------------------------------------------
+
+    def judge(self, waiting: _Waiting, verdict: _Verdict) -> None:
+        """Count one crash state's verdict (under the lock)."""
+        summary = self.summary
+        summary.states += 1
+        if verdict.returncode == 0:
+            return
+        summary.failed += 1
+        cap = self.max_findings
+        if cap and len(self.listed) >= cap and -self.listed[0][0] < waiting.seq:
+            return
+        state = waiting.state
+        finding = ExecFinding(
+            waiting.point,
+            str(summary.recording.trace[waiting.point]),
+            state.cut,
+            verdict.returncode,
+            verdict.output,
+            tuple(f"{p} ({len(d)} bytes)" for p, d in state.image.files.items()),
+            state.deviations,
+            verdict.folder,
+        )
+        heapq.heappush(self.listed, (-waiting.seq, finding))
+        if cap and len(self.listed) > cap:
+            heapq.heappop(self.listed)
+
+    def resolve(self, digest: bytes, verdict: _Verdict) -> None:
+        """A distinct disk was checked: judge every crash state waiting for it."""
+        with self.lock:
+            self.summary.checked += 1
+            self.verdicts[digest] = _PASSED if verdict.returncode == 0 else verdict
+            for waiting in self.pending.pop(digest, []):
+                self.judge(waiting, verdict)
+                self.missing[waiting.point] -= 1
+
+    # stopping ---------------------------------------------------------------------
+
+    def stop(self, reason: Stopped) -> None:
+        if self.summary.stopped is None:
+            self.summary.stopped = reason
+
+    def halt(self) -> None:
+        """Check nothing more and kill the checkers in flight (their process groups).
+        Safe from a signal handler: takes no lock."""
+        self.halted = True
+        for _ in range(3):
+            try:
+                running = list(self.inflight.values())
+                break
+            except RuntimeError:  # changed size while being copied: try again
+                continue
+        else:
+            running = []
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() < self.deadline:
+            return False
+        self.stop(Stopped.TIME)
+        self.halt()
+        return True
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.summary.signal is None:
+            self.summary.signal = signum
+            self.summary.stopped = Stopped.INTERRUPTED
+        self.halt()
+        if self.raising:
+            self.raising = False
+            raise _Interrupted(signum)
+
+    # checking ---------------------------------------------------------------------
+
+    def run_check(self, scratch: _Scratch, slot: int) -> _Verdict | None:
+        """Run the checker on the scratch folder: its verdict, or None if halted."""
+        try:
+            proc = subprocess.Popen(
+                self.argv if self.argv is not None else self.check,
+                shell=self.argv is None,
+                env=scratch.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return _Verdict(127, f"{self.check}: {exc.strerror or exc}")
+        self.inflight[slot] = proc
+        try:
+            try:
+                out, _ = proc.communicate(timeout=self.timeout)
+                note = ""
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                out, _ = proc.communicate()
+                note = f"\n(the checker did not finish in {self.timeout:g} s: killed)"
+        finally:
+            self.inflight.pop(slot, None)
+        if self.halted:
+            return None
+        return _Verdict(proc.returncode, _clip(out.decode("utf-8", "replace").strip() + note))
+
+    def check_disk(self, scratch: _Scratch, slot: int, image: DiskImage) -> _Verdict | None:
+        scratch.write(image)
+        verdict = self.run_check(scratch, slot)
+        scratch.repair()
+        if verdict is None or verdict.returncode == 0 or not self.keep or self.root is None:
+            return verdict
+        with self.lock:
+            self.kept_disks += 1
+            folder = os.path.join(self.root, f"disk-{self.kept_disks}")
+        materialise(image, folder)
+        return _Verdict(verdict.returncode, verdict.output, folder)
+
+    def worker(
+        self, scratch: _Scratch, slot: int, work: queue.Queue[tuple[bytes, DiskImage] | None]
+    ) -> None:
+        """Check the disks of the queue until its end marker (discarding them once halted)."""
+        try:
+            while (item := work.get()) is not None:
+                if self.halted or self.out_of_time():
+                    continue
+                digest, image = item
+                verdict = self.check_disk(scratch, slot, image)
+                if verdict is not None:
+                    self.resolve(digest, verdict)
+        except BaseException as exc:  # handed to the main thread
+            self.error = exc
+            self.halt()
+            while work.get() is not None:
+                pass
+
+
+@contextlib.contextmanager
+def _signals(run: _Run) -> Iterator[None]:
+    """SIGINT and SIGTERM end the run with its partial summary (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, run.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def explore_exec(
@@ -65,66 +604,287 @@ def explore_exec(
     *,
     profile: str = "prefix",
     torn: TornMode | str = TornMode.DEFAULT,
-    max_findings: int = 20,
+    exploration: Exploration | str = Exploration.BOUNDED,
+    ignore: Sequence[str] = (),
+    budget: int = DEFAULT_BUDGET,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+    jobs: int | None = None,
+    max_findings: int = DEFAULT_MAX_FINDINGS,
+    keep: bool = False,
     timeout: float = 300,
+    cap: int = DEFAULT_CAP,
+    on_progress: Callable[[ExecProgress], None] | None = None,
 ) -> ExecSummary:
-    """Record `command`, then run `check` on every crash state of every crash point."""
-    started = time.perf_counter()
+    """Record `command`, then run `check` on the crash states of every crash point, until
+    done, `budget` distinct disks, `time_budget` seconds (recording included) or a signal.
+    `max_findings`: how many findings are listed (0: all); `timeout`: the seconds one
+    check may take (a slower one is killed, a finding). Raises `CheckerUnusable` when the
+    checker cannot judge."""
+    started = time.monotonic()
     chosen = profile_named(profile)
-    recording, start = record(command, timeout=timeout)
-    summary = ExecSummary(command, check, chosen.name, recording)
-    verdicts: dict[DiskImage, tuple[int, str]] = {}
-    with tempfile.TemporaryDirectory(prefix="crashkit-exec-") as scratch:
-        for index, snap in snapshots(recording, start):
-            summary.points += 1
-            for state in enumerate_states(snap, torn=torn, point=index, profile=chosen).states:
-                summary.states += 1
-                verdict = verdicts.get(state.image)
-                if verdict is None:
-                    verdict = verdicts[state.image] = _check(
-                        check, state.image, scratch, len(verdicts), timeout
-                    )
-                    summary.checked += 1
-                if verdict[0] == 0:
-                    continue
-                summary.failed += 1
-                if len(summary.findings) < max_findings:
-                    summary.findings.append(
-                        ExecFinding(
-                            index,
-                            str(recording.trace[index]),
-                            state.cut,
-                            verdict[0],
-                            verdict[1],
-                            _describe(state.image),
-                        )
-                    )
-    summary.seconds = time.perf_counter() - started
+    workers = max(1, jobs or os.cpu_count() or 1)
+    summary = ExecSummary(
+        command,
+        check,
+        chosen.name,
+        Exploration(exploration),
+        budget,
+        time_budget,
+        workers,
+        ignore=tuple(ignore),
+    )
+    run = _Run(
+        summary,
+        check,
+        max_findings=max_findings,
+        timeout=timeout,
+        deadline=started + time_budget,
+        keep=keep,
+    )
+    work: queue.Queue[tuple[bytes, DiskImage] | None] = queue.Queue(maxsize=16 * workers)
+    threads: list[threading.Thread] = []
+    try:
+        with _signals(run):
+            done = False
+            try:
+                _explore(run, command, workers, work, threads, chosen.name, torn, cap, on_progress)
+                done = True
+            except _Interrupted:
+                pass
+            finally:
+                run.raising = False
+                if not done:  # a signal, an error: the queued disks are not checked
+                    run.halt()
+                _finish(run, work, threads)
+    finally:
+        _clean(run)
+    if run.error is not None:
+        raise run.error
+    summary.findings = [f for _, f in sorted(run.listed, key=lambda x: -x[0])]
+    summary.seconds = time.monotonic() - started
     return summary
 
 
-def _check(
-    check: str, image: DiskImage, scratch: str, number: int, timeout: float
-) -> tuple[int, str]:
-    """Run the checker on `image` written as a folder: (its exit code, its output)."""
-    folder = os.path.join(scratch, f"state-{number}")
-    materialise(image, folder)
-    done = subprocess.run(
-        check,
-        shell=True,
-        env={**os.environ, "CRASHKIT_DIR": folder},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+def _explore(
+    run: _Run,
+    command: str,
+    workers: int,
+    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    threads: list[threading.Thread],
+    profile: str,
+    torn: TornMode | str,
+    cap: int,
+    on_progress: Callable[[ExecProgress], None] | None,
+) -> None:
+    """Record, check the clean end, then enumerate the crash states and feed the workers."""
+    summary = run.summary
+    try:  # the time budget bounds the recording too
+        recording, start = record(command, timeout=max(0.0, run.deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        run.stop(Stopped.TIME)
+        return
+    summary.recording = recording
+    summary.recorded = True
+    points = crash_points(recording)
+    summary.points_total = len(points)
+    if summary.nothing_recorded is not None:
+        return
+    run.root = root = tempfile.mkdtemp(prefix="crashkit-exec-")
+    scratches = [_Scratch(os.path.join(root, f"worker-{n}")) for n in range(workers)]
+    _preflight(run, scratches[0], recording)
+    for slot, scratch in enumerate(scratches):
+        thread = threading.Thread(
+            target=run.worker,
+            args=(scratch, slot, work),
+            name=f"crashkit-check-{slot}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    patterns = summary.ignore
+    ignored = (
+        (lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)) if patterns else None
     )
-    return done.returncode, (done.stdout + done.stderr).strip()
+    digests = _Digests()
+    checking = time.monotonic()
+    shown = 0.0
+
+    def progress() -> None:
+        nonlocal shown
+        now = time.monotonic()
+        if on_progress is None or now - shown < 0.2:
+            return
+        shown = now
+        on_progress(
+            ExecProgress(
+                summary.states,
+                run.found,
+                summary.checked,
+                summary.points_enumerated,
+                summary.points_total,
+                now - checking,
+            )
+        )
+
+    def put(item: tuple[bytes, DiskImage]) -> bool:
+        while not run.halted:
+            progress()
+            try:
+                work.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                if run.out_of_time():
+                    return False
+        return False
+
+    submitted = 0
+    seq = 0
+    for index, snap in snapshots(recording, start):
+        if run.halted or run.out_of_time() or summary.stopped is Stopped.BUDGET:
+            break
+        enumeration = crash_states(
+            snap,
+            exploration=summary.exploration,
+            torn=torn,
+            cap=cap,
+            point=index,
+            profile=profile,
+            ignore=ignored,
+        )
+        summary.points_enumerated += 1
+        run.missing[index] = 0
+        for state in enumeration.states:
+            seq += 1
+            run.found += 1
+            digest = digests.of(state.image)
+            waiting = _Waiting(seq, index, state)
+            with run.lock:
+                known = run.verdicts.get(digest)
+                if known is not None:
+                    run.judge(waiting, known)
+                    continue
+                if digest in run.pending:
+                    run.pending[digest].append(waiting)
+                    run.missing[index] += 1
+                    continue
+                if submitted >= summary.budget:
+                    run.stop(Stopped.BUDGET)
+                    run.cut_short.add(index)
+                    summary.unchecked += 1
+                    continue
+                submitted += 1
+                run.pending[digest] = [waiting]
+                run.missing[index] += 1
+            if not put((digest, state.image)):
+                break
+
+    def tick() -> None:
+        progress()
+        run.out_of_time()
+
+    _end_workers(run, work, threads, tick)
+
+
+def _end_workers(
+    run: _Run,
+    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    threads: list[threading.Thread],
+    tick: Callable[[], None],
+) -> None:
+    """Queue one end marker per worker and wait for them all, calling `tick` meanwhile;
+    once halted the workers discard what is queued, and a full queue is emptied."""
+    while run.markers < len(threads) and any(t.is_alive() for t in threads):
+        try:
+            work.put(None, timeout=0.05)
+            run.markers += 1
+        except queue.Full:
+            if run.halted:
+                with contextlib.suppress(queue.Empty):
+                    if work.get_nowait() is None:
+                        run.markers -= 1
+        tick()
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=0.05)
+        tick()
+
+
+def _preflight(run: _Run, scratch: _Scratch, recording: Recording) -> None:
+    """Check the disk the command left when it ended: a checker that cannot run, or that
+    refuses a clean end, would make every crash state a false finding."""
+    scratch.write(recording.final)
+    verdict = run.run_check(scratch, 0)
+    scratch.repair()
+    if verdict is None:
+        return
+    said = verdict.output.strip()[-500:] or "(no output)"
+    if verdict.returncode in CANNOT_RUN:
+        raise CheckerUnusable(
+            f"the checker cannot run (exit {verdict.returncode}): {run.check!r}: {said}"
+        )
+    if verdict.returncode != 0 and recording.returncode == 0:
+        raise CheckerUnusable(
+            f"the checker {run.check!r} refuses the disk the command left when it ended "
+            f"cleanly (exit {verdict.returncode}): {said}. A checker must accept that disk, "
+            "else every crash state would look like a finding."
+        )
+
+
+def _finish(
+    run: _Run,
+    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    threads: list[threading.Thread],
+) -> None:
+    """Stop the workers (once halted they discard what is queued) and count what is left
+    unchecked and which crash points were fully explored."""
+    _end_workers(run, work, threads, lambda: None)
+    summary = run.summary
+    with run.lock:
+        summary.unchecked += sum(len(w) for w in run.pending.values())
+        summary.points_explored = sum(
+            1
+            for point, missing in run.missing.items()
+            if missing == 0 and point not in run.cut_short
+        )
+
+
+def _clean(run: _Run) -> None:
+    """Remove the scratch folders; with keep, leave the listed findings' disks."""
+    root = run.root
+    if root is None:
+        return
+    if not run.keep:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    listed = {f.folder for _, f in run.listed if f.folder is not None}
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if path not in listed:
+            shutil.rmtree(path, ignore_errors=True)
+    if listed:
+        run.summary.kept = root
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def finding_lines(summary: ExecSummary) -> Sequence[str]:
-    """Each finding as the lines a reader needs: the cut, the disk, what the check said."""
+    """Each finding as the lines a reader needs: the cut, the disk, how it deviates from
+    the in-order state, what the check said (and where the disk was kept)."""
     out: list[str] = []
     for f in summary.findings:
         out.append(f"crash after {f.after}: {f.cut}")
         out.append(f"  disk: {', '.join(f.files) or 'no file'}")
-        out.append(f"  check exited {f.returncode}: {f.output or '(no output)'}")
+        for d in f.deviations:
+            out.append(f"  deviation {d.kind.value}: {d.detail}")
+        if not f.deviations:
+            out.append("  deviation: none (the in-order state: every call persisted)")
+        output = f.output or "(no output)"
+        out.append(f"  check exited {f.returncode}: {output}")
+        if f.folder is not None:
+            out.append(f"  disk kept: CRASHKIT_DIR={shlex.quote(f.folder)} {summary.check}")
+    if summary.more_findings:
+        out.append(
+            f"... and {summary.more_findings:,} more refused crash state(s) not listed "
+            "(--max-findings 0 lists every one)"
+        )
     return out
