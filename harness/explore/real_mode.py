@@ -43,14 +43,18 @@ explorer offers it directly).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,6 +71,7 @@ from crashkit.faults.crash import enumerate_states
 from crashkit.faults.model import Snapshot
 from crashkit.faults.real import Recording, materialise, record, snapshots
 from crashkit.harness.explore.explorer import fault_rules, reference_of, seed_of
+from crashkit.harness.explore.warm import WarmRunner
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import Invariant, Violation
@@ -298,9 +303,11 @@ class _Run:
         workload: Workload,
         runtime: str | None,
         loaded: Backend | None,
+        runner: WarmRunner,
     ) -> None:
         self.scratch = scratch
         self.loaded = loaded
+        self.runner = runner
         self.workload = workload
         self.market = os.path.join(scratch, "market.jsonl")
         snapshots = workload.snapshots()
@@ -327,15 +334,16 @@ class _Run:
             found = self._expected[key] = tuple(as_published(e) for e in run.events)
         return found
 
-    def reopen(self, folder: str) -> tuple[str | None, dict[str, int]]:
+    def reopen(self, folder: str, events: str | None = None) -> tuple[str | None, dict[str, int]]:
         """The store under `folder` opened once more, no crash in between: (why it
         refused, or None; what it restored). In this process when the harness could
-        load the backend (a real folder, no fault layer), else as a run on no input."""
+        load the backend (a real folder, no fault layer), else as a run on no input
+        (its events to `events`)."""
         config = self.workload.restart_config
         path = folder + STATE
         backend = self.loaded
         if backend is None:
-            process = self.process(self.again, folder, _EMPTY_INPUT)
+            process = self.process(self.again, folder, _EMPTY_INPUT, events)
             return process.refusal(), _timestamps(restored_states(process.events))
         try:
             if backend.restore_only is not None:
@@ -356,15 +364,18 @@ class _Run:
         materialise(image, folder)
         return folder
 
-    def process(self, command: Sequence[str], folder: str, input_path: str) -> Process:
-        """`command` on the state under `folder`, reading `input_path`."""
-        self.count += 1
-        events = os.path.join(self.scratch, f"events-{self.count}.jsonl")
-        done = subprocess.run(
+    def process(
+        self, command: Sequence[str], folder: str, input_path: str, events: str | None = None
+    ) -> Process:
+        """`command` on the state under `folder`, reading `input_path`, its events to
+        `events` (a new file of the scratch folder when None: then on this thread only).
+        A warm worker when the runner can, else a new process: the same for the judges."""
+        if events is None:
+            self.count += 1
+            events = os.path.join(self.scratch, f"events-{self.count}.jsonl")
+        done = self.runner.run(
             [*command, "--input", input_path, "--state", folder + STATE, "--events", events],
             env=child_env(),
-            capture_output=True,
-            text=True,
             timeout=300,
         )
         data = b""
@@ -631,19 +642,97 @@ def judge_restart(
     return out
 
 
-def _restart(run: _Run, image: DiskImage) -> Restart:
-    """`crashkit run` on `image` as a folder, on the whole input; then, if it ran to the
-    end, the store opened once more."""
-    folder = run.folder(image)
-    process = run.process(run.again, folder, run.market)
+def _launch(run: _Run, image: DiskImage, n: int) -> tuple[str, Restart]:
+    """The processes of the `n`-th restart, on any thread: `crashkit run` on `image` as
+    the folder `restart-n`, on the whole input; then, if it ran to the end and this
+    process cannot load the backend, the store opened once more by a run on no input."""
+    folder = os.path.join(run.scratch, f"restart-{n}")
+    materialise(image, folder)
+    process = run.process(run.again, folder, run.market, f"{folder}.jsonl")
+    if run.loaded is not None or process.returncode not in _RAN:
+        return folder, Restart(process)
+    refusal, again = run.reopen(folder, f"{folder}-again.jsonl")
+    return folder, Restart(process, again, refusal)
+
+
+def _settle(run: _Run, folder: str, restart: Restart) -> Restart:
+    """The rest of a restart, on the judging thread, when this process loads the backend
+    (a backend need not be thread-safe): its leftover temp files, the store reopened."""
+    process = restart.process
+    if run.loaded is None:
+        return restart
     leftover: tuple[str, ...] = ()
-    if run.loaded is not None and process.refusal() is None:
+    if process.refusal() is None:
         found = leftover_temp_files(run.loaded.capabilities, folder + STATE)
         leftover = tuple(p.removeprefix(folder) for p in found)
     if process.returncode not in _RAN:
         return Restart(process, leftover=leftover)
     refusal, again = run.reopen(folder)
     return Restart(process, again, refusal, leftover)
+
+
+@contextlib.contextmanager
+def _restarts(run: _Run, images: Sequence[DiskImage], workers: int) -> Iterator[Iterator[Restart]]:
+    """The restarts on `images`, in their order, with up to `workers` processes running
+    at once ahead of the judging (each restart its own folder and events files, so the
+    order they run in changes nothing; each is removed once judged, by the pool, so that
+    the cleaning overlaps the restarts). Leaving stops those not begun and waits for the
+    others, before the scratch folder goes."""
+    if workers <= 1:
+        yield (_settle(run, *_launch(run, image, n)) for n, image in enumerate(images))
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crashkit-restart")
+    queue = iter(enumerate(images))
+    ahead: deque[Future[tuple[str, Restart]]] = deque()
+
+    def submit(count: int) -> None:
+        for n, image in itertools.islice(queue, count):
+            ahead.append(pool.submit(_launch, run, image, n))
+
+    def results() -> Iterator[Restart]:
+        submit(2 * workers)
+        while ahead:
+            folder, restart = ahead.popleft().result()
+            submit(1)
+            settled = _settle(run, folder, restart)
+            pool.submit(_remove, folder)
+            yield settled
+
+    try:
+        yield results()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _remove(folder: str) -> None:
+    """A judged restart's folder and events files (the scratch folder's end would)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for path in (f"{folder}.jsonl", f"{folder}-again.jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def restart_workers() -> int:
+    """Restarts run at once by default: two per core this process may run on (a
+    restart spends much of its time waiting for its fsyncs)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity on this platform
+        cores = os.cpu_count() or 1
+    return 2 * max(1, cores)
+
+
+def warm_runner(backend: str, runtime: str | None, *, enabled: bool = True) -> WarmRunner:
+    """The warm processes of a real exploration: forks of a server that has imported
+    what `crashkit run` (or `real_child` with `runtime`) imports, the backend's module
+    among it, in the children's environment (`child_env`: a backend module in the
+    current folder loads there too). `enabled=False`: every process a new one."""
+    if runtime is None:
+        module, preload = CRASHKIT[2], ["crashkit.harness.cli"]
+    else:
+        module, preload = _CHILD[2], ["crashkit.orchestrator.cli", runtime.partition(":")[0]]
+    preload.append(backend.partition(":")[0])
+    return WarmRunner(module, preload, env=child_env(), enabled=enabled)
 
 
 # -- explore ------------------------------------------------------------------------------
@@ -658,6 +747,8 @@ def explore_real(
     max_findings: int = 20,
     on_progress: Callable[[int, int], None] | None = None,
     stop_on: frozenset[str] = frozenset(),
+    runner: WarmRunner | None = None,
+    workers: int | None = None,
 ) -> RealSummary:
     """Record `crashkit run` on `backend` on a mount, judge the run, restart it on every
     crash state (`points="end"`: only those after its last call); stop at the
@@ -665,7 +756,24 @@ def explore_real(
     hears (crash states judged, of how many) after each; a violation of an invariant in
     `stop_on` ends it too. When this process can load the backend too, its capabilities add the checks that need them
     (the files it may create, a second writer) and reopening after a restart is a call
-    here, not one more process."""
+    here, not one more process.
+
+    The recorded run is a new process; the others are warm workers of `runner` (one is
+    made, `warm_runner`, when None), `workers` of them at once (default: one per core),
+    judged in order: the verdicts are those of new processes run one by one."""
+    if runner is None:
+        with warm_runner(backend, runtime) as made:
+            return explore_real(
+                backend,
+                workload,
+                runtime=runtime,
+                points=points,
+                max_findings=max_findings,
+                on_progress=on_progress,
+                stop_on=stop_on,
+                runner=made,
+                workers=workers,
+            )
     if workload.compact_after is not None:
         raise ValueError(
             f"workload {workload.name or '-'}: a mid-history compaction is not run in real "
@@ -676,8 +784,9 @@ def explore_real(
     seed = seed_of(workload)
     loaded = _loadable(backend)
     capabilities = None if loaded is None else loaded.capabilities
+    runner.start()  # its imports overlap the recorded run
     with tempfile.TemporaryDirectory(prefix="crashkit-real-run-") as scratch:
-        run = _Run(scratch, backend, workload, runtime, loaded)
+        run = _Run(scratch, backend, workload, runtime, loaded, runner)
         command = (
             " ".join(run.first)
             + f' --input "$CRASHKIT_DIR{INPUT}" --state "$CRASHKIT_DIR{STATE}"'
@@ -713,17 +822,19 @@ def explore_real(
         if points == "end" and todo:
             todo = [t for t in todo if t[0] == todo[-1][0]]
         summary.points = len({index for index, _, _ in todo})
-        for done, (index, published, state) in enumerate(todo, start=1):
-            summary.states += 1
-            restart = verdicts.get(state.image)
-            if restart is None:
-                restart = verdicts[state.image] = _restart(run, state.image)
-                summary.restarts += 1
-            if on_progress is not None:
-                on_progress(done, len(todo))
-            found = judge_restart(published, restart, run, seed)
-            if summary.add(found, str(recording.trace[index]), state.cut):
-                break
+        images = list(dict.fromkeys(state.image for _, _, state in todo))
+        with _restarts(run, images, workers or restart_workers()) as restarts:
+            for done, (index, published, state) in enumerate(todo, start=1):
+                summary.states += 1
+                restart = verdicts.get(state.image)
+                if restart is None:
+                    restart = verdicts[state.image] = next(restarts)
+                    summary.restarts += 1
+                if on_progress is not None:
+                    on_progress(done, len(todo))
+                found = judge_restart(published, restart, run, seed)
+                if summary.add(found, str(recording.trace[index]), state.cut):
+                    break
     return _done(summary, started)
 
 
@@ -773,17 +884,26 @@ def _faulty(
     max_findings: int,
     on_run: Callable[[RealSummary], None] | None,
 ) -> RealSummary:
-    """Explore each faulty workload, merged into one summary (stops at the cap)."""
+    """Explore each faulty workload, merged into one summary (stops at the cap); one
+    warm server serves them all."""
     total = RealSummary(backend, base, clean, runtime, max_findings=max_findings, runs=0)
     started = time.perf_counter()
-    for workload in workloads:
-        left = max_findings - len(total.findings) if max_findings else 0
-        result = explore_real(backend, workload, runtime=runtime, points=points, max_findings=left)
-        total.merge(result)
-        if on_run is not None:
-            on_run(result)
-        if total.stopped:
-            break
+    with warm_runner(backend, runtime) as runner:
+        for workload in workloads:
+            left = max_findings - len(total.findings) if max_findings else 0
+            result = explore_real(
+                backend,
+                workload,
+                runtime=runtime,
+                points=points,
+                max_findings=left,
+                runner=runner,
+            )
+            total.merge(result)
+            if on_run is not None:
+                on_run(result)
+            if total.stopped:
+                break
     return _done(total, started)
 
 

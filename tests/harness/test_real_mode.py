@@ -7,16 +7,20 @@ backend pass, a broken variant is caught, and a backend on the stdlib `sqlite3` 
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crashkit.faults import CrashState, DiskImage
-from crashkit.faults.real import fuse_unavailable
+from crashkit.faults.real import Recording, fuse_unavailable
 from crashkit.harness.explore import Explorer, Workload, real_mode
 from crashkit.harness.explore.real_mode import explore_real
+from crashkit.harness.explore.warm import WarmRunner
 from crashkit.harness.kit.sqlite_variants import synchronous_full
-from crashkit.harness.kit.variants import no_fsync
+from crashkit.harness.kit.variants import VARIANTS, no_fsync
 from crashkit.orchestrator.store import jsonl, sqlite
 from crashkit.orchestrator.store.protocol import Backend
 
@@ -90,6 +94,7 @@ BACKEND = Backend("stdsqlite", open_store, capabilities=Capabilities(files=("{pa
 
 
 WORKLOAD = Workload(symbols=2, ticks=3, seed=1, window_updates=3, name="agree")
+SMALL = Workload(symbols=2, ticks=2, seed=1, window_updates=3, name="small")
 
 
 def _images_by_point(states: list[tuple[int, CrashState]]) -> list[frozenset[DiskImage]]:
@@ -158,3 +163,62 @@ def test_a_stdlib_sqlite3_backend_written_outside_is_crash_tested_for_real(
         "3-publish-implies-committed",
         "4-crash-damage-not-fatal",
     )
+
+
+def _scrubbed(value: object) -> str:
+    """`value` as text, without the scratch folder's name (a temporary folder's)."""
+    return re.sub(r"crashkit-real-run-[^/]+", "SCRATCH", str(value))
+
+
+def _verdicts(summary: real_mode.RealSummary) -> dict[str, str]:
+    """A summary as judged, without its timing and its scratch folder's name."""
+    found = summary.to_dict()
+    del found["seconds"]
+    return {k: _scrubbed(v) for k, v in found.items()}
+
+
+@pytest.mark.parametrize("name", ["torn-tail-fatal", "duplicate-reapplied-after-restart"])
+def test_warm_workers_and_new_processes_give_the_same_verdicts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One recording (a real run's trace may vary between runs), its restarts judged
+    three ways: warm workers two at a time, the fallback where the server cannot start
+    (no fork: `subprocess.run`, one at a time), and warm with the findings cap: the same
+    verdicts, finding for finding, the same exit codes and outputs behind them (a
+    backend variant whose restarts refuse, a runtime variant through `real_child`)."""
+    variant = next(v for v in VARIANTS if v.name == name)
+    spec = (variant.backend or jsonl.BACKEND).spec
+    assert spec is not None
+    recorded: list[tuple[Recording, DiskImage]] = []
+    record = real_mode.record
+
+    def once(*args: Any, **kwargs: Any) -> tuple[Recording, DiskImage]:
+        if not recorded:
+            recorded.append(record(*args, **kwargs))
+        return recorded[0]
+
+    monkeypatch.setattr(real_mode, "record", once)
+    runtime = variant.runtime_spec
+
+    def explore(runner: WarmRunner, workers: int, cap: int = 0) -> real_mode.RealSummary:
+        with runner:
+            return explore_real(
+                spec, SMALL, runtime=runtime, max_findings=cap, runner=runner, workers=workers
+            )
+
+    warm = real_mode.warm_runner(spec, runtime)
+    warm_summary = explore(warm, workers=2)
+    assert warm.why_cold == "closed" and warm.cold_runs == 0
+    assert warm.warm_runs == warm_summary.restarts > 0
+    assert variant.real_invariant is not None  # caught: something to agree on
+    assert variant.real_invariant.value in warm_summary.violated
+    with monkeypatch.context() as no_fork:
+        no_fork.delattr(os, "fork")
+        cold = real_mode.warm_runner(spec, runtime)
+        cold_summary = explore(cold, workers=1)
+    assert cold.why_cold == "no os.fork on this platform" and cold.warm_runs == 0
+    assert cold.cold_runs == cold_summary.restarts
+    assert _verdicts(warm_summary) == _verdicts(cold_summary)
+    capped = explore(real_mode.warm_runner(spec, runtime), workers=2, cap=1)
+    assert capped.stopped and len(capped.findings) == 1
+    assert _verdicts(capped)["findings"] == _scrubbed([cold_summary.findings[0].to_dict()])

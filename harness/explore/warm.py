@@ -1,0 +1,470 @@
+"""Warm processes: `python -m MODULE ARGS...` as a fork of a process that has imported
+MODULE's code once, instead of a new interpreter per run.
+
+Why: `crashkit explore --real` restarts `crashkit run` on every crash state, and a new
+interpreter with crashkit's imports costs most of each restart. A fork server (this file
+run as a program, `WarmRunner` starts it) imports the command's modules once; for each
+run it forks a handler, which forks the worker and reports the worker's wait status. The
+worker is, for everything a judge reads, what `subprocess.run(command, env=...,
+capture_output=True, text=True)` would have started:
+
+- its stdin is the caller's, its stdout and stderr are the caller's files (passed over
+  the socket), its argv the command's, its folder and environment the caller's (a
+  server serves only the interpreter, folder and environment it was started with);
+- it runs MODULE with `runpy`, as `python -m` does, and ends as an interpreter ends
+  (the exit code of `SystemExit`, a traceback and 1 for an uncaught exception, atexit
+  handlers, flushed files);
+- the server and the handler never hold a file of the worker's: what it opens and locks
+  is its own and is released when it exits.
+
+The server refuses to serve (and `WarmRunner.run` is then `subprocess.run`, as it is
+whenever a command is not one the server was started for) where a fork would differ
+from a new process: no `os.fork` or `socket.send_fds`, a preloaded module that fails,
+writes output or starts a thread while it is imported, or a main module imported
+already (`runpy` would warn).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import importlib.util
+import json
+import locale
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import IO
+
+#: How the server starts: `-c` (not `-m`, which would import this package's
+#: `__init__`, and not the file as a script, whose folder would lead `sys.path`), with
+#: the current folder first on `sys.path` as `python -m` puts it.
+_BOOT = (
+    "import os, sys\n"
+    "if sys.path[:1] == ['']: sys.path[0] = os.getcwd()\n"
+    "import runpy\n"
+    "runpy.run_path(sys.argv.pop(1), run_name='__main__')\n"
+)
+_READY = b"ready"
+#: How long a server may take to import its modules.
+_START_TIMEOUT = 120.0
+_MAX_REQUEST = 1 << 20
+
+
+def fork_unavailable() -> str | None:
+    """Why this platform cannot run a fork server (None: it can)."""
+    if not hasattr(os, "fork"):
+        return "no os.fork on this platform"
+    if not hasattr(socket, "AF_UNIX") or not hasattr(socket, "send_fds"):
+        return "no Unix sockets that pass file descriptors"
+    if not os.path.isfile(__file__):
+        return f"{__file__} is not a file the server can run"
+    return None
+
+
+class WarmRunner:
+    """Runs `python -m MODULE ...` commands in warm workers when it can, else as
+    `subprocess.run` does; thread-safe (each run its own connection and worker)."""
+
+    def __init__(
+        self,
+        module: str,
+        preload: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.module = module
+        self.preload = tuple(preload)
+        self.env = dict(os.environ if env is None else env)
+        self.cwd = os.getcwd()
+        self.executable = sys.executable
+        #: runs served warm, and by `subprocess.run`
+        self.warm_runs = 0
+        self.cold_runs = 0
+        self._lock = threading.Lock()
+        self._server: subprocess.Popen[bytes] | None = None
+        self._folder: str | None = None
+        self._ready = False
+        self._why_cold: str | None = None if enabled else "warm processes are turned off"
+
+    @property
+    def why_cold(self) -> str | None:
+        """Why commands run as new processes (None: warm, or not started yet)."""
+        return self._why_cold
+
+    def __enter__(self) -> WarmRunner:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the server without waiting for it (its imports overlap the caller's
+        work); the first `run` waits."""
+        with self._lock:
+            if self._server is not None or self._why_cold is not None:
+                return
+            reason = fork_unavailable()
+            if reason is not None:
+                self._why_cold = reason
+                return
+            self._folder = tempfile.mkdtemp(prefix="crashkit-warm-")
+            path = os.path.join(self._folder, "s")
+            self._server = subprocess.Popen(
+                [self.executable, "-c", _BOOT, __file__, path, self.module, *self.preload],
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def close(self) -> None:
+        """Stop the server (workers running finish on their own)."""
+        with self._lock:
+            server, self._server = self._server, None
+            self._ready = False
+            if self._why_cold is None:
+                self._why_cold = "closed"
+            if server is not None:
+                _end(server)
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None
+
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`subprocess.run(command, env=env, capture_output=True, text=True,
+        timeout=timeout)`, in a warm worker when the server serves this command."""
+        path = self._serving(command, os.environ if env is None else env)
+        if path is not None:
+            done = self._warm(path, command, timeout)
+            if done is not None:
+                with self._lock:
+                    self.warm_runs += 1
+                return done
+        with self._lock:
+            self.cold_runs += 1
+        return subprocess.run(
+            list(command),
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    # -- the caller's side ------------------------------------------------------------
+
+    def _serving(self, command: Sequence[str], env: Mapping[str, str]) -> str | None:
+        """The server's socket, when it serves `command` in `env` here (else None)."""
+        if (
+            len(command) < 3
+            or command[0] != self.executable
+            or command[1] != "-m"
+            or command[2] != self.module
+            or env != self.env
+            or os.getcwd() != self.cwd
+        ):
+            return None
+        with self._lock:
+            if self._server is None and self._why_cold is None:
+                self._lock.release()
+                try:
+                    self.start()
+                finally:
+                    self._lock.acquire()
+            if self._why_cold is not None or self._server is None or self._folder is None:
+                return None
+            if not self._ready:
+                answer = _handshake(self._server)
+                if answer is not None:
+                    self._why_cold = answer
+                    _end(self._server)
+                    self._server = None
+                    return None
+                self._ready = True
+            return os.path.join(self._folder, "s")
+
+    def _warm(
+        self, path: str, command: Sequence[str], timeout: float | None
+    ) -> subprocess.CompletedProcess[str] | None:
+        """`command` in a worker; None when the server could not fork one (nothing ran)."""
+        with (
+            tempfile.TemporaryFile() as out,
+            tempfile.TemporaryFile() as err,
+            _stdin() as stdin,
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock,
+        ):
+            try:
+                sock.connect(path)
+                request = json.dumps({"args": list(command[3:])}).encode()
+                header = len(request).to_bytes(4, "big")
+                socket.send_fds(sock, [header + request], [stdin, out.fileno(), err.fileno()])
+                reply = sock.makefile("rb")
+                first = reply.readline()
+            except OSError as exc:
+                self._lost(f"the server did not answer: {exc}")
+                return None
+            if not first:
+                self._lost("the server closed the connection before forking")
+                return None
+            pid = int(first)
+            sock.settimeout(timeout)
+            try:
+                status = reply.readline()
+            except TimeoutError:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired(
+                    list(command), timeout or 0.0, _read(out), _read(err)
+                ) from None
+            if not status:
+                raise RuntimeError(f"warm worker {pid} of {command!r}: its handler died")
+            returncode = os.waitstatus_to_exitcode(int(status))
+            return subprocess.CompletedProcess(list(command), returncode, _text(out), _text(err))
+
+    def _lost(self, reason: str) -> None:
+        with self._lock:
+            if self._why_cold is None:
+                self._why_cold = reason
+
+
+def _handshake(server: subprocess.Popen[bytes]) -> str | None:
+    """Wait for the server's first line: None when it is ready, else why not."""
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], _START_TIMEOUT)
+    line = server.stdout.readline().strip() if ready else b""
+    if line == _READY:
+        return None
+    if not line:
+        return "the server did not start"
+    return line.decode(errors="replace")
+
+
+def _end(server: subprocess.Popen[bytes]) -> None:
+    """Close the server's stdin (it exits on EOF) and reap it."""
+    for stream in (server.stdin, server.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@contextlib.contextmanager
+def _stdin() -> Iterator[int]:
+    """The caller's stdin descriptor, as a child started by `subprocess.run` inherits
+    it (/dev/null when it has none)."""
+    try:
+        os.fstat(0)
+    except OSError:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        return
+    yield 0
+
+
+def _read(stream: IO[bytes]) -> bytes:
+    stream.seek(0)
+    return stream.read()
+
+
+def _text(stream: IO[bytes]) -> str:
+    """A captured stream as `subprocess.run(text=True)` decodes it."""
+    data = _read(stream).decode(locale.getpreferredencoding(False))
+    return data.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# -- the server's side ----------------------------------------------------------------
+
+
+def _warm_up(main: str, preload: Sequence[str]) -> str | None:
+    """Import what the command imports (`preload`, MAIN's packages) once: None when
+    forks of this process can run MAIN as a new process would, else why not."""
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(caught.fileno(), 1)
+        os.dup2(caught.fileno(), 2)
+        try:
+            reason = _import_all(main, preload)
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        if reason is not None:
+            return reason
+        if os.fstat(caught.fileno()).st_size:
+            return "a module wrote output while it was imported (a new process shows it)"
+    if threading.active_count() > 1 or _threads() > 1:
+        return "a module started a thread while it was imported (a fork would not have it)"
+    return None
+
+
+def _import_all(main: str, preload: Sequence[str]) -> str | None:
+    try:
+        for name in preload:
+            importlib.import_module(name)
+        spec = importlib.util.find_spec(main)  # imports MAIN's packages, as runpy does
+        if spec is None:
+            return f"no module named {main}"
+        target = main if spec.submodule_search_locations is None else f"{main}.__main__"
+    except BaseException as exc:  # a new process reports it, not the server
+        return f"preloading failed: {type(exc).__name__}: {exc}"
+    if target in sys.modules:
+        return f"{target} is imported already (runpy would warn)"
+    return None
+
+
+def _threads() -> int:
+    """The threads of this process as the kernel counts them (1 where it cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+class _Job:
+    """What a worker runs: `python -m module *args`."""
+
+    def __init__(self, module: str, args: Sequence[str]) -> None:
+        self.module = module
+        self.args = list(args)
+
+
+def _serve(path: str, main: str, preload: Sequence[str]) -> _Job | None:
+    """The server: warm up, then fork a worker per connection and send its pid, then its
+    wait status, until stdin closes. Returns in a worker only (with its job); None in the
+    server when it is done."""
+    reason = _warm_up(main, preload)
+    if reason is not None:
+        os.write(1, reason.encode() + b"\n")
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    wake, woken = os.pipe()
+    os.set_blocking(woken, False)
+    signal.set_wakeup_fd(woken)  # an ended worker wakes the loop
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    gc.freeze()  # the warm objects stay shared with the forks (no collection copies them)
+    os.write(1, _READY + b"\n")
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.close(quiet)
+    waiting: dict[int, socket.socket] = {}
+    while True:
+        readable, _, _ = select.select([listener.fileno(), wake, 0], [], [])
+        if wake in readable:
+            os.read(wake, 4096)
+            _reap(waiting)
+        if 0 in readable and not os.read(0, 1):  # the caller is gone
+            listener.close()
+            return None
+        if listener.fileno() not in readable:
+            continue
+        conn, _ = listener.accept()
+        try:
+            request, fds = _request(conn)
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        pid = os.fork()
+        if pid == 0:  # the worker: nothing of the server's stays open in it
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for other in (listener, conn, *waiting.values()):
+                other.close()
+            os.close(wake)
+            os.close(woken)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            for fd in fds:
+                os.close(fd)
+            return _Job(main, request)
+        for fd in fds:
+            os.close(fd)
+        try:
+            conn.sendall(b"%d\n" % pid)
+        except OSError:
+            conn.close()
+            continue
+        waiting[pid] = conn
+
+
+def _request(conn: socket.socket) -> tuple[list[str], list[int]]:
+    """A run's arguments and its three standard descriptors, from a new connection."""
+    conn.settimeout(10)
+    data, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a request passes stdin, stdout and stderr")
+    size = int.from_bytes(data[:4], "big")
+    while len(data) < 4 + size:
+        more = conn.recv(_MAX_REQUEST)
+        if not more:
+            for fd in fds:
+                os.close(fd)
+            raise ValueError("request cut short")
+        data += more
+    args = json.loads(data[4 : 4 + size])["args"]
+    return [str(a) for a in args], fds
+
+
+def _reap(waiting: dict[int, socket.socket]) -> None:
+    """Send each ended worker's wait status to its caller."""
+    while waiting:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            return
+        conn = waiting.pop(pid, None)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"%d\n" % status)
+            conn.close()
+
+
+def _run(job: _Job) -> None:
+    """The worker: MODULE as `python -m MODULE` runs it (`SystemExit`, an uncaught
+    exception and the interpreter's exit as in a new process)."""
+    import runpy
+
+    sys.argv = [sys.argv[0], *job.args]
+    runpy.run_module(job.module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    _job = _serve(sys.argv[1], sys.argv[2], sys.argv[3:])
+    if _job is not None:
+        _run(_job)
