@@ -309,7 +309,8 @@ class _Scratch:
             old = self.files.get(path)
             if old is not None and (old[0] is data or old[0] == data):
                 continue
-            self.files[path] = (data, _write_file(self._real(path), data))
+            known = None if old is None else old[0]
+            self.files[path] = (data, _write_file(self._real(path), data, known))
 
     def repair(self) -> None:
         """Forget (and remove) whatever the checker changed, so the next write redoes it:
@@ -342,13 +343,21 @@ class _Scratch:
         self.dirs = seen_dirs
 
 
-def _write_file(real: str, data: bytes) -> int:
-    """Write `data` at `real` with the fixed mtime; its inode."""
-    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def _write_file(real: str, data: bytes, old: bytes | None) -> int:
+    """Make the file at `real` hold `data` (it held `old`, if known) with the fixed mtime;
+    its inode. Never truncated to zero first: on ext4 that flushes the file at close
+    (auto_da_alloc), a millisecond per file. What `old` starts is appended to."""
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        view = memoryview(data)
+        if old is not None and len(data) >= len(old) and data.startswith(old):
+            view, at = memoryview(data)[len(old) :], len(old)
+        else:
+            view, at = memoryview(data), 0
         while view:
-            view = view[os.write(fd, view) :]
+            done = os.pwrite(fd, view, at)
+            view, at = view[done:], at + done
+        if old is None or len(data) < len(old):
+            os.ftruncate(fd, len(data))
         os.utime(fd, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
         return os.fstat(fd).st_ino
     finally:
@@ -438,7 +447,9 @@ class _Run:
         self.missing: dict[int, int] = {}  # point -> its states without a verdict
         self.cut_short: set[int] = set()  # points the budget left states of unchecked
         self.listed: list[tuple[int, ExecFinding]] = []  # a heap of (-seq, finding)
-        self.inflight: dict[int, subprocess.Popen[bytes]] = {}
+        #: slot -> the checker running there and when it started
+        self.inflight: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self.timed_out: set[int] = set()  # pids of checkers killed for their timeout
         self.halted = False  # stop checking: time out, signal, error
         self.raising = True  # a first signal raises _Interrupted in the main thread
         self.error: BaseException | None = None
@@ -493,17 +504,14 @@ class _Run:
         """Check nothing more and kill the checkers in flight (their process groups).
         Safe from a signal handler: takes no lock."""
         self.halted = True
+        for proc, _ in self._running():
+            _kill(proc)
+
+    def _running(self) -> list[tuple[subprocess.Popen[bytes], float]]:
         for _ in range(3):
-            try:
-                running = list(self.inflight.values())
-                break
-            except RuntimeError:  # changed size while being copied: try again
-                continue
-        else:
-            running = []
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(RuntimeError):  # changed size while copied: again
+                return list(self.inflight.values())
+        return []
 
     def out_of_time(self) -> bool:
         if time.monotonic() < self.deadline:
@@ -537,21 +545,31 @@ class _Run:
             )
         except OSError as exc:
             return _Verdict(127, f"{self.check}: {exc.strerror or exc}")
-        self.inflight[slot] = proc
-        try:
-            try:
-                out, _ = proc.communicate(timeout=self.timeout)
-                note = ""
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                out, _ = proc.communicate()
-                note = f"\n(the checker did not finish in {self.timeout:g} s: killed)"
+        self.inflight[slot] = (proc, time.monotonic())
+        try:  # no timeout here: a timed wait polls with sleeps; the watchdog kills
+            out, _ = proc.communicate()
         finally:
             self.inflight.pop(slot, None)
         if self.halted:
             return None
-        return _Verdict(proc.returncode, _clip(out.decode("utf-8", "replace").strip() + note))
+        said = out.decode("utf-8", "replace").strip()
+        if proc.pid in self.timed_out:
+            self.timed_out.discard(proc.pid)
+            if proc.returncode == -signal.SIGKILL:
+                note = f"(the checker did not finish in {self.timeout:g} s: killed)"
+                said = f"{said}\n{note}" if said else note
+        return _Verdict(proc.returncode, _clip(said))
+
+    def watchdog(self, done: threading.Event) -> None:
+        """Every 50 ms until `done`: the time budget, and each checker's timeout."""
+        while not done.wait(0.05):
+            if self.out_of_time():
+                continue
+            now = time.monotonic()
+            for proc, started in self._running():
+                if now - started > self.timeout:
+                    self.timed_out.add(proc.pid)
+                    _kill(proc)
 
     def check_disk(self, scratch: _Scratch, slot: int, image: DiskImage) -> _Verdict | None:
         scratch.write(image)
@@ -582,6 +600,12 @@ class _Run:
             self.halt()
             while work.get() is not None:
                 pass
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a checker and whatever it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -643,6 +667,11 @@ def explore_exec(
     )
     work: queue.Queue[tuple[bytes, DiskImage] | None] = queue.Queue(maxsize=16 * workers)
     threads: list[threading.Thread] = []
+    watched = threading.Event()
+    watchdog = threading.Thread(
+        target=run.watchdog, args=(watched,), name="crashkit-watchdog", daemon=True
+    )
+    watchdog.start()
     try:
         with _signals(run):
             done = False
@@ -657,6 +686,8 @@ def explore_exec(
                     run.halt()
                 _finish(run, work, threads)
     finally:
+        watched.set()
+        watchdog.join()
         _clean(run)
     if run.error is not None:
         raise run.error
@@ -846,6 +877,9 @@ def _finish(
             for point, missing in run.missing.items()
             if missing == 0 and point not in run.cut_short
         )
+    complete = summary.unchecked == 0 and summary.points_explored == summary.points_total
+    if summary.stopped is Stopped.TIME and summary.recorded and complete:
+        summary.stopped = None  # the clock ran out as the last check ended: nothing left
 
 
 def _clean(run: _Run) -> None:

@@ -164,6 +164,19 @@ def test_the_time_budget_stops_the_run_and_kills_the_checker_in_flight() -> None
 
 
 @needs_fuse
+def test_a_checker_past_its_timeout_is_killed_and_its_disk_is_a_finding() -> None:
+    slow = '[ -e "$CRASHKIT_DIR/config.tmp" ] && sleep 10; exit 0'
+    started = time.monotonic()
+    summary = explore_exec(SAFE, slow, timeout=0.5, budget=4, max_findings=1)
+    assert time.monotonic() - started < 8.0
+    assert summary.failed > 0 and summary.exit_code is ExecExit.FINDINGS
+    (first,) = summary.findings
+    assert first.returncode == -signal.SIGKILL
+    assert first.output == "(the checker did not finish in 0.5 s: killed)"
+    assert first.cut == "in order: everything up to the crash persisted"
+
+
+@needs_fuse
 def test_the_time_budget_bounds_the_recording_too() -> None:
     summary = explore_exec("sleep 5", "true", time_budget=1.0)
     assert (summary.stopped, summary.recorded, summary.exit_code) == (
