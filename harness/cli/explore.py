@@ -2,7 +2,9 @@
 
 Exit codes: 0 no violation; 1 at least one violation; 2 a usage error (a bad
 `--backend` or `--shard`, options `--suite` ignores, a backend whose I/O the fault
-layer cannot see).
+layer cannot see). `--exec` adds 3 (the command changed nothing under $CRASHKIT_DIR),
+4 (inconclusive: a budget ran out, nothing refused) and 130/143 (SIGINT/SIGTERM, after
+the partial summary): `crashkit.harness.explore.exec_mode.ExecExit`.
 """
 
 from __future__ import annotations
@@ -470,6 +472,7 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     type=click.IntRange(min=1),
     default=50_000,
     show_default=True,
+    metavar="N",
     help="With --exec: check at most N distinct disks, then stop (exit 4 if nothing failed).",
 )
 @click.option(
@@ -493,6 +496,7 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     "exec_jobs",
     type=click.IntRange(min=1),
     default=None,
+    metavar="N",
     help="With --exec: checkers run at once, each on its own folder [default: CPU count].",
 )
 @click.option(
