@@ -277,6 +277,7 @@ class Explorer:
         self._written_fields: frozenset[tuple[object, ...]] = frozenset()
         self._kept: Counter[str] = Counter()  # findings kept per invariant, across jobs
         self._failures: list[Failure] = []  # the refused states of the workload running
+        self._finding_of: dict[int, Finding] = {}  # id of a failure -> its reproduction
         self._states_at: Counter[int] = Counter()  # crash point -> its crash states
         self._groups: list[list[RegimeInputSnapshot]] = []  # the workload's ticks
         #: the contract's reading of a process started on given restored states (per
@@ -310,7 +311,9 @@ class Explorer:
             if first:  # the state (or the run) is one failure, whatever it broke
                 first = False
                 settled = point is not None and self._states_at[point] == 1
-                self._failures.append(_failure(v, workload, point, state, settled))
+                failure = _failure(v, workload, point, state, settled)
+                self._failures.append(failure)
+                self._finding_of[id(failure)] = Finding(v, workload, point, cut, op)
             name = v.invariant.value
             summary.violated[name] += 1
             if self.max_findings is not None and self._kept[name] >= self.max_findings:
@@ -855,6 +858,7 @@ class Explorer:
         capped = self.capped()
         summary.judged(RUN_INVARIANTS - capped)
         self._failures = []
+        self._finding_of = {}
         self._keep(
             summary, (v for v in found if v.invariant not in capped), workload, None, None, None
         )
@@ -932,6 +936,10 @@ class Explorer:
         finally:
             fs.stop()
         summary.vulnerabilities = group_failures(self._failures, rec.trace)
+        for vuln in summary.vulnerabilities:  # each example with its reproduction
+            finding = self._finding_of.get(id(vuln.example))
+            if finding is not None:
+                vuln.example = replace(vuln.example, reproduction=finding.to_dict())
         summary.seconds = time.perf_counter() - started
         return summary
 

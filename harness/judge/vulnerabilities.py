@@ -64,6 +64,9 @@ class Failure:
     settled: bool = False
     fault: str = ""  # the call the fault plan failed in that run, if any ("fsync /x: EIO")
     label: str = ""  # where it was found (a workload's name), for the reader
+    #: how to replay it, as plain data (the explorer's finding: workload, crash point,
+    #: cut), set on a vulnerability's example
+    reproduction: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +77,7 @@ class Failure:
             "message": self.message,
             "fault": self.fault or None,
             "label": self.label or None,
+            "reproduction": self.reproduction,
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class Failure:
             crashed=point is not None,
             fault=str(data.get("fault") or ""),
             label=str(data.get("label") or ""),
+            reproduction=data.get("reproduction"),
         )
 
 
