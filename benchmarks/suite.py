@@ -30,9 +30,12 @@ goals (sqlite_figures.py):
 - `sqlite-history`: restore after the `compact` figure's history (10,000,000 records,
   500 symbols) upserted, against the JSONL file of it uncompacted and compacted.
 - `real-explore`, `real-explore-sqlite`: crash states per second of `crashkit explore
-  --real` (real processes on a FUSE mount, recording included) on the reference and on
-  the SQLite backend, each beside the in-process explorer on the same workload and
-  backend (real_mode.py in the harness). "not measured" without FUSE.
+  --real` (the recorded run a real process on a FUSE mount, included; each restart a
+  warm worker forked from a server that imported crashkit once, several at once) on the
+  reference and on the SQLite backend, best of 3, each beside the in-process explorer on
+  the same workload and backend (real_mode.py and warm.py in the harness). Goal on the
+  reference: >= 100 per second on 2 cores (a new interpreter per restart did about 15).
+  "not measured" without FUSE.
 - `sqlite-explore`: crash states checked per second by the explorer on the default
   workload with each backend, best of 3.
 
@@ -91,6 +94,7 @@ APPEND500_GOAL_RATIO = 0.5  # x raw write + fsync
 APPEND1_GOAL_RATIO = 0.9
 EXPLORE_GOAL_RATE = 1_000.0  # crash states/s, per core
 COMPACT_GOAL_SECONDS = 0.020  # restore after compaction
+REAL_EXPLORE_GOAL_RATE = 100.0  # crash states/s of `explore --real` on the reference, 2 cores
 
 _STARTED = time.perf_counter()
 
@@ -441,12 +445,12 @@ def sqlite_explore_row(args: argparse.Namespace) -> Row:
 
 
 def real_explore_row(args: argparse.Namespace, key: str) -> Row:
-    """Crash states per second of `crashkit explore --real` (each restart a process)
-    beside the in-process explorer on the same workload and backend (the reference, or
-    the SQLite backend for `real-explore-sqlite`)."""
+    """Crash states per second of `crashkit explore --real` (each restart a process, a
+    warm worker), best of `--repeat`, beside the in-process explorer on the same workload
+    and backend (the reference, or the SQLite backend for `real-explore-sqlite`)."""
     from crashkit.faults.real import fuse_unavailable
     from crashkit.harness.explore import Explorer
-    from crashkit.harness.explore.real_mode import explore_real
+    from crashkit.harness.explore.real_mode import explore_real, restart_workers, warm_runner
     from crashkit.orchestrator.store import jsonl, sqlite
 
     backend = sqlite.BACKEND if key == "real-explore-sqlite" else jsonl.BACKEND
@@ -473,19 +477,31 @@ def real_explore_row(args: argparse.Namespace, key: str) -> Row:
             met=None,
             extra={"unavailable": reason},
         )
-    note(f"{key}: {shape}, real processes on a FUSE mount vs in-process")
+    note(f"{key}: {shape}, real processes on a FUSE mount vs in-process, best of {args.repeat}")
     assert backend.spec is not None
-    real = explore_real(backend.spec, workload, max_findings=0)
+    best = None
+    cold: str | None = None  # why the restarts were new processes
+    for _ in range(max(1, args.repeat)):
+        with warm_runner(backend.spec, None) as runner:
+            real = explore_real(backend.spec, workload, max_findings=0, runner=runner)
+            cold = runner.why_cold if runner.warm_runs == 0 else None
+        if best is None or real.states / real.seconds > best.states / best.seconds:
+            best = real
+    assert best is not None
+    real = best
     inside = Explorer(backend).run(workload)
     real_rate = real.states / real.seconds
     inside_rate = inside.states_checked / inside.seconds
     ratio = real_rate / inside_rate
+    workers = restart_workers()
+    how = f"{workers} warm restarts at once" if cold is None else f"new processes: {cold}"
+    reference = backend is not sqlite.BACKEND
     return Row(
         key=key,
         figure=title,
         detail=f"{shape}: {real.states:,} states, {real.restarts} real restarts in "
-        f"{real.seconds:.1f} s\n(recording included) vs {inside.states_checked:,} states "
-        f"in-process in {inside.seconds:.2f} s",
+        f"{real.seconds:.2f} s\n(recording included; {how}; best of {args.repeat}) vs "
+        f"{inside.states_checked:,} states in-process in {inside.seconds:.2f} s",
         unit="states/s",
         ours=real_rate,
         ours_text=f"{real_rate:,.1f} states/s",
@@ -493,12 +509,14 @@ def real_explore_row(args: argparse.Namespace, key: str) -> Row:
         baseline_text=f"{inside_rate:,.0f} states/s\n(in-process explorer)",
         ratio=ratio,
         ratio_text=f"1/{1 / ratio:,.0f}",
-        goal=NO_GOAL,
-        met=None,
+        goal=f">= {REAL_EXPLORE_GOAL_RATE:,.0f}/s on 2 cores" if reference else NO_GOAL,
+        met=real_rate >= REAL_EXPLORE_GOAL_RATE if reference else None,
         extra={
             "real_states": real.states,
             "real_restarts": real.restarts,
             "real_seconds": real.seconds,
+            "restarts_at_once": workers,
+            "warm": cold is None,
             "inside_states": inside.states_checked,
             "inside_seconds": inside.seconds,
         },

@@ -731,8 +731,13 @@ def warm_runner(backend: str, runtime: str | None, *, enabled: bool = True) -> W
         module, preload = CRASHKIT[2], ["crashkit.harness.cli"]
     else:
         module, preload = _CHILD[2], ["crashkit.orchestrator.cli", runtime.partition(":")[0]]
-    preload.append(backend.partition(":")[0])
+    preload += [backend.partition(":")[0], *_LATER]
     return WarmRunner(module, preload, env=child_env(), enabled=enabled)
+
+
+#: What `crashkit run` imports only once it runs (rich's emoji table, for its summary
+#: table): warmed when it exists.
+_LATER = ("?rich._emoji_codes",)
 
 
 # -- explore ------------------------------------------------------------------------------
@@ -759,21 +764,9 @@ def explore_real(
     here, not one more process.
 
     The recorded run is a new process; the others are warm workers of `runner` (one is
-    made, `warm_runner`, when None), `workers` of them at once (default: one per core),
-    judged in order: the verdicts are those of new processes run one by one."""
-    if runner is None:
-        with warm_runner(backend, runtime) as made:
-            return explore_real(
-                backend,
-                workload,
-                runtime=runtime,
-                points=points,
-                max_findings=max_findings,
-                on_progress=on_progress,
-                stop_on=stop_on,
-                runner=made,
-                workers=workers,
-            )
+    made, `warm_runner`, when None; new processes where it cannot serve), `workers` of
+    them at once (default `restart_workers()`), judged in order: the verdicts are those
+    of new processes run one by one."""
     if workload.compact_after is not None:
         raise ValueError(
             f"workload {workload.name or '-'}: a mid-history compaction is not run in real "
@@ -784,8 +777,11 @@ def explore_real(
     seed = seed_of(workload)
     loaded = _loadable(backend)
     capabilities = None if loaded is None else loaded.capabilities
-    runner.start()  # its imports overlap the recorded run
-    with tempfile.TemporaryDirectory(prefix="crashkit-real-run-") as scratch:
+    with contextlib.ExitStack() as stack:
+        if runner is None:
+            runner = stack.enter_context(warm_runner(backend, runtime))
+        runner.start()  # its imports overlap the recorded run
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="crashkit-real-run-"))
         run = _Run(scratch, backend, workload, runtime, loaded, runner)
         command = (
             " ".join(run.first)

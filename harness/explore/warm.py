@@ -2,11 +2,12 @@
 MODULE's code once, instead of a new interpreter per run.
 
 Why: `crashkit explore --real` restarts `crashkit run` on every crash state, and a new
-interpreter with crashkit's imports costs most of each restart. A fork server (this file
-run as a program, `WarmRunner` starts it) imports the command's modules once; for each
-run it forks a handler, which forks the worker and reports the worker's wait status. The
-worker is, for everything a judge reads, what `subprocess.run(command, env=...,
-capture_output=True, text=True)` would have started:
+interpreter with crashkit's imports costs most of each restart (about 100 ms of 110). A
+fork server (this file run as a program, `WarmRunner` starts it) imports the command's
+modules once; for each run (a connection on its Unix socket) it forks a worker, sends
+its pid, and its wait status once it has ended. The worker is, for everything a judge
+reads, what `subprocess.run(command, env=..., capture_output=True, text=True)` would
+have started:
 
 - its stdin is the caller's, its stdout and stderr are the caller's files (passed over
   the socket), its argv the command's, its folder and environment the caller's (a
@@ -14,8 +15,8 @@ capture_output=True, text=True)` would have started:
 - it runs MODULE with `runpy`, as `python -m` does, and ends as an interpreter ends
   (the exit code of `SystemExit`, a traceback and 1 for an uncaught exception, atexit
   handlers, flushed files);
-- the server and the handler never hold a file of the worker's: what it opens and locks
-  is its own and is released when it exits.
+- the server never holds a file of the worker's: what the worker opens and locks is its
+  own and is released when it exits (it closes the server's socket and pipes first).
 
 The server refuses to serve (and `WarmRunner.run` is then `subprocess.run`, as it is
 whenever a command is not one the server was started for) where a fork would differ
@@ -73,7 +74,11 @@ def fork_unavailable() -> str | None:
 
 class WarmRunner:
     """Runs `python -m MODULE ...` commands in warm workers when it can, else as
-    `subprocess.run` does; thread-safe (each run its own connection and worker)."""
+    `subprocess.run` does; thread-safe (each run its own connection and worker).
+
+    `preload` names the modules the command imports (the server imports them once); a
+    name after `?` is one it may import later on (warmed when it exists: a module the
+    command would import lazily, such as rich's emoji table)."""
 
     def __init__(
         self,
@@ -118,22 +123,37 @@ class WarmRunner:
         """Start the server without waiting for it (its imports overlap the caller's
         work); the first `run` waits."""
         with self._lock:
-            if self._server is not None or self._why_cold is not None:
-                return
-            reason = fork_unavailable()
-            if reason is not None:
-                self._why_cold = reason
-                return
-            self._folder = tempfile.mkdtemp(prefix="crashkit-warm-")
-            path = os.path.join(self._folder, "s")
+            self._start()
+
+    def _start(self) -> None:
+        if self._server is not None or self._why_cold is not None:
+            return
+        reason = fork_unavailable()
+        if reason is not None:
+            self._why_cold = reason
+            return
+        self._folder = tempfile.mkdtemp(prefix="crashkit-warm-")
+        with open(os.path.join(self._folder, "log"), "wb") as log:  # the server's stderr
             self._server = subprocess.Popen(
-                [self.executable, "-c", _BOOT, __file__, path, self.module, *self.preload],
+                [
+                    self.executable,
+                    "-c",
+                    _BOOT,
+                    __file__,
+                    self._socket(),
+                    self.module,
+                    *self.preload,
+                ],
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=log,
             )
+
+    def _socket(self) -> str:
+        assert self._folder is not None
+        return os.path.join(self._folder, "s")
 
     def close(self) -> None:
         """Stop the server (workers running finish on their own)."""
@@ -188,31 +208,36 @@ class WarmRunner:
         ):
             return None
         with self._lock:
-            if self._server is None and self._why_cold is None:
-                self._lock.release()
-                try:
-                    self.start()
-                finally:
-                    self._lock.acquire()
-            if self._why_cold is not None or self._server is None or self._folder is None:
+            self._start()
+            if self._why_cold is not None or self._server is None:
                 return None
             if not self._ready:
                 answer = _handshake(self._server)
                 if answer is not None:
-                    self._why_cold = answer
                     _end(self._server)
                     self._server = None
+                    self._why_cold = answer + self._log()
                     return None
                 self._ready = True
-            return os.path.join(self._folder, "s")
+            return self._socket()
+
+    def _log(self) -> str:
+        """The last line the server wrote on stderr (`: line`), if any."""
+        assert self._folder is not None
+        try:
+            with open(os.path.join(self._folder, "log"), "rb") as f:
+                lines = f.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1]}" if lines else ""
 
     def _warm(
         self, path: str, command: Sequence[str], timeout: float | None
     ) -> subprocess.CompletedProcess[str] | None:
         """`command` in a worker; None when the server could not fork one (nothing ran)."""
         with (
-            tempfile.TemporaryFile() as out,
-            tempfile.TemporaryFile() as err,
+            _capture("stdout") as out,
+            _capture("stderr") as err,
             _stdin() as stdin,
             socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock,
         ):
@@ -221,26 +246,26 @@ class WarmRunner:
                 request = json.dumps({"args": list(command[3:])}).encode()
                 header = len(request).to_bytes(4, "big")
                 socket.send_fds(sock, [header + request], [stdin, out.fileno(), err.fileno()])
-                reply = sock.makefile("rb")
-                first = reply.readline()
             except OSError as exc:
                 self._lost(f"the server did not answer: {exc}")
                 return None
-            if not first:
-                self._lost("the server closed the connection before forking")
-                return None
-            pid = int(first)
-            sock.settimeout(timeout)
-            try:
-                status = reply.readline()
-            except TimeoutError:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(
-                    list(command), timeout or 0.0, _read(out), _read(err)
-                ) from None
+            with sock.makefile("rb") as reply:
+                first = reply.readline()  # the worker's pid, once it is forked
+                if not first:
+                    self._lost("the server closed the connection before forking")
+                    return None
+                pid = int(first)
+                sock.settimeout(timeout)
+                try:
+                    status = reply.readline()
+                except TimeoutError:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(
+                        list(command), timeout or 0.0, _read(out), _read(err)
+                    ) from None
             if not status:
-                raise RuntimeError(f"warm worker {pid} of {command!r}: its handler died")
+                raise RuntimeError(f"warm worker {pid} of {command!r}: the server ended first")
             returncode = os.waitstatus_to_exitcode(int(status))
             return subprocess.CompletedProcess(list(command), returncode, _text(out), _text(err))
 
@@ -291,6 +316,13 @@ def _stdin() -> Iterator[int]:
     yield 0
 
 
+def _capture(name: str) -> IO[bytes]:
+    """A file a worker's output goes to: in memory where the platform has them."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create(f"crashkit-warm-{name}"), "w+b")
+    return tempfile.TemporaryFile()
+
+
 def _read(stream: IO[bytes]) -> bytes:
     stream.seek(0)
     return stream.read()
@@ -334,7 +366,12 @@ def _warm_up(main: str, preload: Sequence[str]) -> str | None:
 def _import_all(main: str, preload: Sequence[str]) -> str | None:
     try:
         for name in preload:
-            importlib.import_module(name)
+            optional = name.startswith("?")
+            try:
+                importlib.import_module(name.removeprefix("?"))
+            except ModuleNotFoundError as exc:
+                if not optional or exc.name != name.removeprefix("?"):
+                    raise
         spec = importlib.util.find_spec(main)  # imports MAIN's packages, as runpy does
         if spec is None:
             return f"no module named {main}"
@@ -414,12 +451,9 @@ def _serve(path: str, main: str, preload: Sequence[str]) -> _Job | None:
             return _Job(main, request)
         for fd in fds:
             os.close(fd)
-        try:
+        waiting[pid] = conn  # reaped even when its caller is gone
+        with contextlib.suppress(OSError):
             conn.sendall(b"%d\n" % pid)
-        except OSError:
-            conn.close()
-            continue
-        waiting[pid] = conn
 
 
 def _request(conn: socket.socket) -> tuple[list[str], list[int]]:
