@@ -44,6 +44,7 @@ from crashkit.harness.explore.summary import (
 )
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.limits import LIMITS
+from crashkit.harness.judge.vulnerabilities import report_lines
 from crashkit.harness.scenarios.export import backend_spec, export_findings, exportable
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
@@ -185,7 +186,12 @@ def _explore_exec(
     `crashkit.harness.explore.exec_mode.ExecExit` (0 clean, 1 a finding or CMD failed,
     2 a usage error, no FUSE or a checker that cannot judge, 3 CMD changed nothing under
     $CRASHKIT_DIR, 4 a budget ran out (inconclusive), 130/143 SIGINT/SIGTERM)."""
-    from crashkit.harness.explore.exec_mode import CheckerUnusable, explore_exec, finding_lines
+    from crashkit.harness.explore.exec_mode import (
+        CheckerUnusable,
+        explore_exec,
+        finding_lines,
+        vulnerability_notes,
+    )
 
     if command is None or check is None:
         _usage(err, "--exec and --check go together")
@@ -248,6 +254,7 @@ def _explore_exec(
             )
         if summary.nothing_recorded is not None:
             notes.append(summary.nothing_recorded)
+        notes += vulnerability_notes(summary, max_findings)
         notes += finding_lines(summary)
         if summary.kept is not None:
             notes.append(f"the refused disks are kept under {summary.kept} (--keep)")
@@ -664,6 +671,12 @@ def explore(
                 soft_wrap=True,
                 markup=False,
             )
+        if summary.vulnerabilities:
+            vulns = summary.vulnerabilities
+            states = sum(v.states for v in vulns)
+            err.print(f"{len(vulns)} vulnerabilities explain the {states:,} refused states:")
+            for line in report_lines(vulns, max_findings):
+                err.print(line, highlight=False, soft_wrap=True, markup=False)
         for finding, count in minimal_findings(summary.findings):
             err.print(
                 f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "

@@ -41,8 +41,22 @@ from enum import IntEnum, StrEnum
 from types import FrameType
 
 from crashkit.faults import DiskImage, TornMode, profile_named
-from crashkit.faults.crash import DEFAULT_CAP, CrashState, Deviation, Exploration, crash_states
+from crashkit.faults.callsites import LOG_VARIABLE, attribute, environment, read_log
+from crashkit.faults.crash import (
+    DEFAULT_CAP,
+    CrashState,
+    Deviation,
+    Exploration,
+    crash_states,
+    profiles_leaving,
+)
 from crashkit.faults.real import Recording, crash_points, materialise, record, snapshots
+from crashkit.harness.judge.vulnerabilities import (
+    Failure,
+    Vulnerability,
+    group_failures,
+    report_lines,
+)
 
 DEFAULT_BUDGET = 50_000  # distinct disks checked
 DEFAULT_TIME_BUDGET = 600.0  # seconds, recording included
@@ -149,6 +163,12 @@ class ExecSummary:
     recorded: bool = False  # the recording finished (not interrupted)
     kept: str | None = None  # with keep: the folder holding the findings' disks
     seconds: float = 0.0
+    #: the refused states grouped by cause (`harness.judge.vulnerabilities`)
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
+    #: trace index -> the source line that made the call (Python programs)
+    sources: dict[int, str] = field(default_factory=dict)
+    #: vulnerability number (1-based) -> its example's disk, written out (with keep)
+    examples: dict[int, str] = field(default_factory=dict)
 
     @property
     def more_findings(self) -> int:
@@ -239,6 +259,10 @@ class ExecSummary:
             "failed": self.failed,
             "findings": [f.to_dict() for f in self.findings],
             "more_findings": self.more_findings,
+            "vulnerabilities": [
+                {**v.to_dict(), "id": f"V{n}", "disk": self.examples.get(n)}
+                for n, v in enumerate(self.vulnerabilities, start=1)
+            ],
             "stopped": None if self.stopped is None else self.stopped.value,
             "nothing_recorded": self.nothing_recorded,
             "kept": self.kept,
@@ -457,6 +481,10 @@ class _Run:
         self.kept_disks = 0
         self.markers = 0  # end markers queued for the workers
         self.root: str | None = None  # the scratch folder, once made
+        #: every refused crash state, for the vulnerabilities, with its disk
+        self.failures: list[tuple[Failure, DiskImage]] = []
+        self.states_at: dict[int, int] = {}  # crash point -> its crash states
+        self.start = DiskImage()  # the disk the command started on
 
     # verdicts ---------------------------------------------------------------------
 
@@ -467,10 +495,20 @@ class _Run:
         if verdict.returncode == 0:
             return
         summary.failed += 1
+        state = waiting.state
+        said = verdict.output.strip().splitlines()
+        message = said[-1] if said else f"the checker exited {verdict.returncode}"
+        failure = Failure(
+            waiting.point,
+            state.deviations,
+            message,
+            (summary.profile,),
+            settled=self.states_at.get(waiting.point, 0) == 1,
+        )
+        self.failures.append((failure, state.image))
         cap = self.max_findings
         if cap and len(self.listed) >= cap and -self.listed[0][0] < waiting.seq:
             return
-        state = waiting.state
         finding = ExecFinding(
             waiting.point,
             str(summary.recording.trace[waiting.point]),
@@ -692,8 +730,34 @@ def explore_exec(
     if run.error is not None:
         raise run.error
     summary.findings = [f for _, f in sorted(run.listed, key=lambda x: -x[0])]
+    if run.failures:
+        _vulnerabilities(run, torn, keep)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _vulnerabilities(run: _Run, torn: TornMode | str, keep: bool) -> None:
+    """The refused states grouped by cause; each vulnerability's example with the
+    profiles under which a crash may leave its disk, and (with `keep`) the disk written
+    out beside the findings', to rerun the checker on."""
+    summary = run.summary
+    recording = summary.recording
+    images = {id(failure): image for failure, image in run.failures}
+    vulns = group_failures([f for f, _ in run.failures], recording.trace, summary.sources)
+    wanted = {v.example.point for v in vulns}
+    snaps = {index: snap for index, snap in snapshots(recording, run.start) if index in wanted}
+    for number, vuln in enumerate(vulns, start=1):
+        image = images.get(id(vuln.example))
+        if image is None or vuln.example.point not in snaps:
+            continue
+        snap = snaps[vuln.example.point]
+        vuln.profiles = profiles_leaving(snap, image, torn=torn, exploration=summary.exploration)
+        if keep and run.root is not None:  # beside the findings' disks
+            folder = os.path.join(run.root, f"V{number}")
+            materialise(image, folder)
+            summary.examples[number] = folder
+            summary.kept = run.root
+    summary.vulnerabilities = vulns
 
 
 def _explore(
@@ -709,18 +773,23 @@ def _explore(
 ) -> None:
     """Record, check the clean end, then enumerate the crash states and feed the workers."""
     summary = run.summary
+    run.root = root = tempfile.mkdtemp(prefix="crashkit-exec-")
+    env = environment(os.path.join(root, "callsites"))  # a Python program's source lines
     try:  # the time budget bounds the recording too
-        recording, start = record(command, timeout=max(0.0, run.deadline - time.monotonic()))
+        recording, start = record(
+            command, env=env, timeout=max(0.0, run.deadline - time.monotonic())
+        )
     except subprocess.TimeoutExpired:
         run.stop(Stopped.TIME)
         return
     summary.recording = recording
     summary.recorded = True
+    run.start = start
+    summary.sources = attribute(recording.trace, read_log(env[LOG_VARIABLE]))
     points = crash_points(recording)
     summary.points_total = len(points)
     if summary.nothing_recorded is not None:
         return
-    run.root = root = tempfile.mkdtemp(prefix="crashkit-exec-")
     scratches = [_Scratch(os.path.join(root, f"worker-{n}")) for n in range(workers)]
     _preflight(run, scratches[0], recording)
     for slot, scratch in enumerate(scratches):
@@ -784,6 +853,7 @@ def _explore(
         )
         summary.points_enumerated += 1
         run.missing[index] = 0
+        run.states_at[index] = len(enumeration.states)
         for state in enumeration.states:
             seq += 1
             run.found += 1
@@ -899,6 +969,26 @@ def _clean(run: _Run) -> None:
         run.summary.kept = root
     else:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def vulnerability_notes(summary: ExecSummary, cap: int) -> list[str]:
+    """The refused states by cause (`report_lines`), each with how to rerun the checker
+    on its example's disk when it was kept."""
+    vulns = summary.vulnerabilities
+    if not vulns:
+        return []
+    what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
+    out = [f"{len(vulns)} {what} the {summary.failed:,} refused crash states:"]
+    for line in report_lines(vulns, cap):
+        out.append(line)
+        number = line.split(" ", 1)[0]
+        if number.startswith("V") and number[1:].isdigit():
+            disk = summary.examples.get(int(number[1:]))
+            if disk is not None:
+                out.append(f"   rerun: CRASHKIT_DIR={shlex.quote(disk)} {summary.check}")
+    if not summary.examples:
+        out.append("(--keep writes each vulnerability's example disk, to rerun the checker on)")
+    return out
 
 
 def finding_lines(summary: ExecSummary) -> Sequence[str]:

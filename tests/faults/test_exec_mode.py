@@ -240,8 +240,11 @@ def test_keep_leaves_each_listed_findings_disk_to_rerun_the_checker_on(
     assert result.exit_code == 1
     (root,) = tmp_path.glob("crashkit-exec-*")
     assert f"the refused disks are kept under {root} (--keep)" in result.stderr
-    disks = sorted(p for p in root.iterdir())
-    assert len(disks) == 2 and all(p.name.startswith("disk-") for p in disks)
+    disks = sorted(p for p in root.iterdir() if p.name.startswith("disk-"))
+    assert len(disks) == 2
+    # and the example of each vulnerability, with the command that reruns the checker
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith("disk-")) == ["V1"]
+    assert f"   rerun: CRASHKIT_DIR={root / 'V1'} {CHECKER}" in result.stderr
     for disk in disks:
         rerun = subprocess.run(
             CHECKER, shell=True, env={**os.environ, "CRASHKIT_DIR": str(disk)}, check=False

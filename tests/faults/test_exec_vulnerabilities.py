@@ -1,0 +1,123 @@
+"""`crashkit explore --exec` reports vulnerabilities, not states: the refused crash states of
+a real program grouped by cause, each naming the source lines of its calls (a Python
+program), the profiles under which it can happen, and its fix."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crashkit.faults.real import fuse_unavailable
+from crashkit.harness.cli import main
+from crashkit.harness.explore.exec_mode import explore_exec
+from crashkit.harness.judge.vulnerabilities import VulnClass
+
+UNAVAILABLE = fuse_unavailable()
+pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no FUSE here: {UNAVAILABLE}")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+UNSAFE = f"{sys.executable} {EXAMPLES / 'atomic_write.py'} --no-fsync"
+CHECKER = f"{sys.executable} {EXAMPLES / 'check_config.py'}"
+
+TWO_DEFECTS = """\
+import os
+root = os.environ["CRASHKIT_DIR"]
+
+
+def acknowledge(what):
+    with open(os.path.join(root, "acked"), "a") as ack:
+        ack.write(what + "\\n")
+        ack.flush()
+        os.fsync(ack.fileno())
+
+
+os.makedirs(os.path.join(root, "db"))
+dfd = os.open(root, os.O_RDONLY)
+os.fsync(dfd)  # the folder db and the file acked are durable from the start
+os.close(dfd)
+acknowledge("start")
+fd = os.open(os.path.join(root, "db", "data"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"row\\n")
+os.fsync(fd)  # DEFECT 1: the file, never the folder db that holds its name
+os.close(fd)
+acknowledge("data")
+fd = os.open(os.path.join(root, "db", "index"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.fsync(fd)
+os.close(fd)
+dfd = os.open(os.path.join(root, "db"), os.O_RDONLY)
+os.fsync(dfd)
+os.close(dfd)
+fd = os.open(os.path.join(root, "db", "index"), os.O_WRONLY)
+os.write(fd, b"index\\n")  # DEFECT 2: written, never synced
+os.close(fd)
+acknowledge("index")
+"""
+
+CHECK_TWO = """\
+import os, sys
+root = os.environ["CRASHKIT_DIR"]
+acked = open(os.path.join(root, "acked")).read().split() if os.path.exists(os.path.join(root, "acked")) else []
+def has(name, data):
+    path = os.path.join(root, "db", name)
+    return os.path.exists(path) and open(path, "rb").read() == data
+if "data" in acked and not has("data", b"row\\n"):
+    sys.exit("acknowledged row lost")
+if "index" in acked and not has("index", b"index\\n"):
+    sys.exit("acknowledged index lost")
+"""
+
+
+def test_the_worked_example_is_one_ordering_vulnerability_at_its_two_lines() -> None:
+    summary = explore_exec(UNSAFE, CHECKER)
+    (vuln,) = summary.vulnerabilities
+    assert vuln.kind is VulnClass.ORDERING and vuln.states == summary.failed
+    assert vuln.hint == "fsync `/config.tmp` before renaming it over `/config`"
+    writer = str(EXAMPLES / "atomic_write.py")
+    lines = (EXAMPLES / "atomic_write.py").read_text().splitlines()
+    write_line = next(i for i, text in enumerate(lines, 1) if "os.write(fd" in text)
+    rename_line = next(i for i, text in enumerate(lines, 1) if "os.rename(temp" in text)
+    assert vuln.sources == (f"{writer}:{write_line}", f"{writer}:{rename_line}")
+    # every profile can leave it: no file system keeps unsynced data for a rename
+    assert vuln.profiles == ("prefix", "ext4-ordered", "ext4-writeback", "xfs", "btrfs", "posix")
+
+
+def test_two_missing_syncs_at_two_lines_are_two_vulnerabilities(tmp_path: Path) -> None:
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    summary = explore_exec(f"{sys.executable} {program}", f"{sys.executable} {check}")
+    assert summary.failed > 0
+    text = program.read_text().splitlines()
+
+    def line(probe: str) -> str:
+        return f"{program}:{next(i for i, t in enumerate(text, 1) if probe in t)}"
+
+    ack = line('with open(os.path.join(root, "acked")')  # a buffered write: its open
+    got = sorted((v.kind, v.hint, v.sources) for v in summary.vulnerabilities)
+    assert got == [
+        (
+            VulnClass.ORDERING,
+            "fsync `/db/index` before write /acked",
+            (line("DEFECT 2"), ack),
+        ),
+        (
+            VulnClass.ORDERING,
+            "fsync the folder `/db` after create /db/data",
+            (line('"db", "data")'), ack),
+        ),
+    ]
+    assert sum(v.states for v in summary.vulnerabilities) == summary.failed
+
+
+def test_the_json_carries_the_vulnerabilities() -> None:
+    result = CliRunner().invoke(main, ["explore", "--exec", UNSAFE, "--check", CHECKER, "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    (vuln,) = data["vulnerabilities"]
+    assert {"class", "ops", "states", "profiles", "message", "hint", "example", "id"} <= set(vuln)
+    assert (vuln["id"], vuln["class"], vuln["states"]) == ("V1", "ordering", data["failed"])
+    assert vuln["example"]["deviations"][0]["kind"] == "data-lost"
