@@ -714,12 +714,13 @@ def _remove(folder: str) -> None:
 
 def restart_workers() -> int:
     """Restarts run at once by default: two per core this process may run on (a
-    restart spends much of its time waiting for its fsyncs)."""
+    restart spends much of its time waiting for its fsyncs), at most 16 (the judging,
+    one at a time, keeps up with no more)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity on this platform
         cores = os.cpu_count() or 1
-    return 2 * max(1, cores)
+    return min(2 * max(1, cores), 16)
 
 
 def warm_runner(backend: str, runtime: str | None, *, enabled: bool = True) -> WarmRunner:

@@ -222,3 +222,20 @@ def test_warm_workers_and_new_processes_give_the_same_verdicts(
     capped = explore(real_mode.warm_runner(spec, runtime), workers=2, cap=1)
     assert capped.stopped and len(capped.findings) == 1
     assert _verdicts(capped)["findings"] == _scrubbed([cold_summary.findings[0].to_dict()])
+
+
+def test_a_backend_in_the_current_folder_runs_in_warm_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend module only the children can import (the current folder leads their
+    path, not this process's): the server imports it too, and the store is reopened
+    after each restart by one more warm run on no input, not in this process."""
+    (tmp_path / "herestore.py").write_text(STDSQLITE)
+    monkeypatch.chdir(tmp_path)
+    small = Workload(symbols=1, ticks=2, seed=1, name="here")
+    with real_mode.warm_runner("herestore:BACKEND", None) as runner:
+        summary = explore_real("herestore:BACKEND", small, runner=runner)
+        assert runner.cold_runs == 0, runner.why_cold
+        assert runner.warm_runs == 2 * summary.restarts > 0  # each restart, then its reopen
+    assert summary.recording.returncode == 0, summary.recording.stderr
+    assert summary.violations == 0, [f.to_dict() for f in summary.findings]
