@@ -25,9 +25,14 @@ the recording is the only thing that needs FUSE; checks run on plain folders
 How the mount sees a program: the kernel's page cache is on (no `direct_io`, so shared
 `mmap` works) but write-through (no `writeback_cache`): every write(2) reaches the
 recorder, in program order, before it returns; each open drops the file's cached pages.
-A shared mapping's stores reach it as ordinary writes of whole pages when the kernel
-writes them back: at `msync` (then the fsync it implies), `fsync`, `munmap`, close, or
-the kernel's own writeback; a crash before then loses them, as on a disk. `O_SYNC` and
+The kernel sends a write(2) that starts inside a page it has not cached in parts (one
+ending at that page's end): the recorder merges them back into one write, reading from
+/proc which call the writing thread is blocked in (`writing`), so a crash point is a
+whole write(2), as in the in-process layer. Reads the cache answers never reach the
+recorder: only the others are recorded (and can be failed by a plan). A shared
+mapping's stores reach it as ordinary writes of whole pages when the kernel writes them
+back: at `msync` (then the fsync it implies), `fsync`, `munmap`, close, `sync`, or the
+kernel's own writeback; a crash before then loses them, as on a disk. `O_SYNC` and
 `O_DSYNC` descriptors: the kernel follows each write through one with an fsync or
 fdatasync of the file, recorded as such. `sync(2)`/`syncfs(2)` reach no FUSE daemon:
 `record` preloads a small shim (faults/shim/crashkit_sync.c, built on first use with
@@ -39,15 +44,19 @@ Recorded: create/open (an open that creates, or truncates, changes the disk), wr
 size; punching a hole or zeroing a range: a write of zeros; keeping the size: nothing),
 unlink, rename (a replace when it overwrites; `RENAME_NOREPLACE` honoured), mkdir, rmdir,
 hard links and symlinks (as opens that create the name, `Call.link`), fsync, fdatasync, a
-directory's fsync, sync, close. Passed through, not recorded (they change nothing a
-crash state holds): reads, `readlink`, `chmod`, `chown`, `utimens`, `statfs`, and file
-locks (`fcntl`/`flock`: kept by the kernel, on this one machine). Refused, each listed in
+directory's fsync, sync, close; reads too, as no crash point. Passed through, not
+recorded (they change nothing a crash state holds): `readlink`, `chmod`, `chown`,
+`utimens`, `statfs`, and file locks (`fcntl`/`flock`: kept by the kernel, on this one
+machine). Refused, each listed in
 `Recording.unsupported` with its file and errno, the errno returned to the program:
 extended attributes (`setxattr`/`removexattr`: ENOTSUP; reading them finds none), special
 files (`mknod` of a FIFO, socket or device: EPERM), `RENAME_EXCHANGE`/`RENAME_WHITEOUT`
 (EINVAL) and file ioctls (ENOTTY; a terminal's, as isatty asks, silently). Not modelled:
-a statically linked program's `sync` (the shim cannot reach it); a file's two hard
-links are two inodes to the kernel's cache, so two mappings of it through different
+a statically linked program's `sync` (the shim cannot reach it); the parts of a write(2)
+where /proc cannot say which call a thread is in (another machine than x86_64 and
+aarch64, io_uring): each part is a write; a short write a plan makes over pages the
+kernel had cached leaves them showing all the bytes until the next open; a file's two
+hard links are two inodes to the kernel's cache, so two mappings of it through different
 names do not see each other's stores until written back.
 """
 
@@ -58,10 +67,13 @@ import ctypes
 import dataclasses
 import errno
 import hashlib
+import mmap
 import os
+import platform
 import posixpath
 import shutil
 import stat
+import struct
 import subprocess
 import tempfile
 import threading
@@ -134,10 +146,67 @@ def fuse_unavailable() -> str | None:
 
 
 def _sync_mode(flags: int) -> str:
-    """ ", "O_SYNC" or "O_DSYNC": what the kernel syncs after each write through it."""
+    """What the kernel syncs after each write through a descriptor opened with `flags`
+    ("O_SYNC": fsync, "O_DSYNC": fdatasync, "": nothing)."""
     if flags & os.O_SYNC == os.O_SYNC:
         return "O_SYNC"
     return "O_DSYNC" if flags & os.O_DSYNC else ""
+
+
+#: The write(2) family's system call numbers, per machine: what a thread blocked in a
+#: write is doing (`writing`). Elsewhere a write split into pages stays split.
+_WRITE_CALLS_BY_MACHINE: dict[str, dict[int, str]] = {
+    "x86_64": {1: "write", 18: "pwrite64", 20: "writev", 296: "pwritev", 328: "pwritev2"},
+    "aarch64": {64: "write", 68: "pwrite64", 66: "writev", 70: "pwritev", 287: "pwritev2"},
+}
+_WRITE_CALLS = _WRITE_CALLS_BY_MACHINE.get(platform.machine(), {})
+
+#: At most this many iovecs are read to size a vectored write (IOV_MAX).
+_IOV_MAX = 1024
+
+
+def writing(tid: int) -> tuple[tuple[int, ...], int] | None:
+    """The write(2)-family call thread `tid` is blocked in, as (its number and first four
+    arguments, the bytes it writes in all), from /proc; None when it is not in one or
+    /proc does not say (another user's process, no /proc)."""
+    try:
+        with open(f"/proc/{tid}/syscall") as f:
+            fields = f.read().split()
+        number = int(fields[0])
+        args = tuple(int(a, 16) for a in fields[1:5])
+    except (OSError, ValueError, IndexError):
+        return None
+    kind = _WRITE_CALLS.get(number)
+    if kind is None:
+        return None
+    if kind in ("write", "pwrite64"):
+        return (number, *args), args[2]
+    count = args[2]
+    if count > _IOV_MAX:
+        return None
+    try:  # a vectored write: the sum of its iovecs' lengths, read from its memory
+        with open(f"/proc/{tid}/mem", "rb") as mem:
+            mem.seek(args[1])
+            raw = mem.read(16 * count)
+    except (OSError, OverflowError, ValueError):
+        return None
+    if len(raw) != 16 * count:
+        return None
+    return (number, *args), sum(length for _, length in struct.iter_unpack("=QQ", raw))
+
+
+@dataclasses.dataclass(slots=True)
+class _Unfinished:
+    """A write(2) the kernel sent in parts (it ends a part at each page it has not
+    cached): the rest arrives as more writes from the same thread, merged into this one."""
+
+    tid: int
+    call: tuple[int, ...]  # (its number and first arguments: the same for every part)
+    total: int
+    done: int
+    index: int  # its entry in the trace
+    path: str
+    next: int  # where its next part starts
 
 
 class RecordingFS:
@@ -164,9 +233,16 @@ class RecordingFS:
         #: drops the kernel's cached pages of a path (set by `make_operations`: the
         #: backing file changed behind the kernel's back)
         self.invalidate: Callable[[str], None] = lambda path: None
+        self._unfinished: _Unfinished | None = None
 
-    def write(self, path: str, payload: bytes, offset: int, fh: int) -> int:
-        """A write; one the plan cuts short writes only its first bytes and says so."""
+    def write(self, path: str, payload: bytes, offset: int, fh: int, tid: int = 0) -> int:
+        """A write; one the plan cuts short writes only its first bytes and says so.
+
+        One write(2) is one recorded write, as in the in-process layer, though the kernel
+        may send it in parts (`_Unfinished`): a part that continues the last recorded
+        write of thread `tid` (its caller, 0: unknown) is merged into it."""
+        if self._continues(path, payload, offset, fh, tid):
+            return len(payload)
         detail = f"{len(payload)} bytes at {offset}"
         with self._lock:
             rule = self.injector.check(OpKind.WRITE.value, path)
@@ -183,11 +259,51 @@ class RecordingFS:
                 self.model.apply(call)
                 return written
         record = Call(OpKind.WRITE, path, payload, offset)
-        return int(
+        written = int(
             self.call(
                 OpKind.WRITE, path, detail, record, lambda: os.pwrite(fh, payload, offset), (rule,)
             )
         )
+        end = offset + written
+        if tid and written == len(payload) and end % mmap.PAGESIZE == 0:
+            blocked = writing(tid)  # (a part ends at a page: is there more of it to come?)
+            if blocked is not None and blocked[1] > written:
+                index = len(self.recording.trace) - 1
+                self._unfinished = _Unfinished(
+                    tid, blocked[0], blocked[1], written, index, path, end
+                )
+        return written
+
+    def _continues(self, path: str, payload: bytes, offset: int, fh: int, tid: int) -> bool:
+        """Merge a write into the unfinished write(2) it is the next part of, if it is
+        (the same thread in the same call, where the last part ended, nothing between)."""
+        part = self._unfinished
+        if part is None or (part.tid, part.path, part.next) != (tid, path, offset):
+            return False
+        self._unfinished = None
+        blocked = writing(tid)
+        if (
+            blocked is None
+            or blocked[0] != part.call
+            or part.done + len(payload) > part.total
+            or part.index != len(self.recording.trace) - 1
+        ):
+            return False
+        os.pwrite(fh, payload, offset)
+        with self._lock:
+            first = self.recording.calls[part.index]
+            assert first is not None
+            merged = dataclasses.replace(first, data=first.data + payload)
+            self.recording.calls[part.index] = merged
+            op = self.recording.trace[part.index]
+            detail = f"{len(merged.data)} bytes at {merged.offset}"
+            self.recording.trace[part.index] = dataclasses.replace(op, detail=detail)
+            self.model.apply(Call(OpKind.WRITE, path, payload, offset))
+        part.done += len(payload)
+        part.next += len(payload)
+        if part.done < part.total:
+            self._unfinished = part
+        return True
 
     def rename(self, old: str, new: str, flags: int = 0) -> None:
         """A rename; the kernel's own to a hidden name is the unlink of an open file, or
@@ -485,7 +601,8 @@ def make_operations(fs: RecordingFS) -> Any:
             )
 
         def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-            return int(guard(lambda: fs.write(path, bytes(data), offset, fh)))
+            tid = int(mfusepy.fuse_get_context()[2])  # (0: the kernel's own writeback)
+            return int(guard(lambda: fs.write(path, bytes(data), offset, fh, tid)))
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> int:
             record = Call(OpKind.FTRUNCATE, path, offset=length)

@@ -95,6 +95,36 @@ def test_interleaved_writes_to_two_files_keep_their_order_in_the_trace() -> None
     assert recording.final.files == {"/a": b"a0a1a2a3", "/b": b"b0b1b2b3"}
 
 
+PARTS = """
+import os
+fd = os.open(os.path.join(os.environ["CRASHKIT_DIR"], "f"), os.O_RDWR | os.O_CREAT, 0o644)
+os.pwrite(fd, b"a" * 4096, 4000)  # starts inside a page the kernel has not cached
+os.lseek(fd, 100, os.SEEK_SET)
+os.writev(fd, [b"b" * 3000, b"c" * 3000])  # vectored, across the page at 4096
+os.pwrite(fd, b"d" * 96, 12192)  # ends on a page boundary...
+os.pwrite(fd, b"e" * 4, 12288)  # ...and the next write(2) starts there: two calls
+"""
+
+
+@needs_fuse
+@pytest.mark.skipif(not real._WRITE_CALLS, reason="no write(2) numbers for this machine")
+def test_a_write_the_kernel_sends_in_parts_is_one_recorded_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So a crash point is a whole write(2), as in the in-process layer; without /proc's
+    word on the writing thread's call the parts stay apart (what the kernel sends)."""
+    whole = [(c.offset, len(c.data)) for c in run(PARTS).calls if c and c.op is OpKind.WRITE]
+    assert whole == [(4000, 4096), (100, 6000), (12192, 96), (12288, 4)]
+    monkeypatch.setattr(real, "writing", lambda tid: None)
+    recording = run(PARTS)
+    parts = [(c.offset, len(c.data)) for c in recording.calls if c and c.op is OpKind.WRITE]
+    assert parts == [(4000, 96), (4096, 4000), (100, 3996), (4096, 2004), (12192, 96), (12288, 4)]
+    data = bytearray(12292)
+    data[4000:8096], data[100:6100] = b"a" * 4096, b"b" * 3000 + b"c" * 3000
+    data[12192:12292] = b"d" * 96 + b"e" * 4
+    assert recording.final.files == {"/f": bytes(data)}
+
+
 MMAP = """
 import mmap, os
 path = os.path.join(os.environ["CRASHKIT_DIR"], "m")
