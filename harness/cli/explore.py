@@ -122,6 +122,7 @@ class ExecOptions:
     ignore: tuple[str, ...]
     jobs: int | None
     keep: bool
+    ack: tuple[str, ...] = ()
 
 
 #: The options only --exec takes (parameter name: flag), refused without it.
@@ -132,6 +133,7 @@ EXEC_ONLY = {
     "ignore": "--ignore",
     "exec_jobs": "--jobs",
     "keep": "--keep",
+    "ack": "--ack",
 }
 
 
@@ -221,6 +223,7 @@ def _explore_exec(
                 jobs=options.jobs,
                 max_findings=max_findings,
                 keep=options.keep,
+                ack=options.ack,
                 on_progress=hook,
             )
     except CheckerUnusable as exc:
@@ -507,6 +510,14 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     help="With --exec: checkers run at once, each on its own folder [default: CPU count].",
 )
 @click.option(
+    "--ack",
+    multiple=True,
+    metavar="PATTERN",
+    help="With --exec: a file where CMD records what it acknowledged (a glob on its path "
+    "under the mount, repeatable): a call lost while a later write to it persisted is a "
+    "durability vulnerability (acknowledged before durable), not an ordering one.",
+)
+@click.option(
     "--keep",
     is_flag=True,
     help="With --exec: keep the disk of each listed finding as a folder (printed), to "
@@ -546,6 +557,7 @@ def explore(
     time_budget: float,
     ignore: tuple[str, ...],
     exec_jobs: int | None,
+    ack: tuple[str, ...],
     keep: bool,
     real: bool,
 ) -> None:
@@ -553,7 +565,7 @@ def explore(
     and check every invariant of the contract (exit 1 on any violation)."""
     err = CliConsole(stderr=True)
     if exec_command is not None or check_command is not None:
-        options = ExecOptions(exhaustive, budget, time_budget, ignore, exec_jobs, keep)
+        options = ExecOptions(exhaustive, budget, time_budget, ignore, exec_jobs, keep, ack)
         _explore_exec(
             ctx, err, exec_command, check_command, profile, torn, max_findings, as_json, options
         )

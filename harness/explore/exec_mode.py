@@ -150,6 +150,8 @@ class ExecSummary:
     jobs: int
     recording: Recording = field(default_factory=Recording)
     ignore: tuple[str, ...] = ()
+    #: globs of the files where the command records what it acknowledged
+    ack: tuple[str, ...] = ()
     points_total: int = 0
     points_enumerated: int = 0
     points_explored: int = 0  # every crash state of the point has a verdict
@@ -248,6 +250,7 @@ class ExecSummary:
             "time_budget": self.time_budget,
             "jobs": self.jobs,
             "ignore": list(self.ignore),
+            "ack": list(self.ack),
             "returncode": recording.returncode,
             "calls": len(recording.trace),
             "crash_points": self.points_explored,
@@ -673,6 +676,7 @@ def explore_exec(
     jobs: int | None = None,
     max_findings: int = DEFAULT_MAX_FINDINGS,
     keep: bool = False,
+    ack: Sequence[str] = (),
     timeout: float = 300,
     cap: int = DEFAULT_CAP,
     on_progress: Callable[[ExecProgress], None] | None = None,
@@ -694,6 +698,7 @@ def explore_exec(
         time_budget,
         workers,
         ignore=tuple(ignore),
+        ack=tuple(ack),
     )
     run = _Run(
         summary,
@@ -743,7 +748,11 @@ def _vulnerabilities(run: _Run, torn: TornMode | str, keep: bool) -> None:
     summary = run.summary
     recording = summary.recording
     images = {id(failure): image for failure, image in run.failures}
-    vulns = group_failures([f for f, _ in run.failures], recording.trace, summary.sources)
+    patterns = summary.ack
+    acks = (lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)) if patterns else None
+    vulns = group_failures(
+        [f for f, _ in run.failures], recording.trace, summary.sources, acks=acks
+    )
     wanted = {v.example.point for v in vulns}
     snaps = {index: snap for index, snap in snapshots(recording, run.start) if index in wanted}
     for number, vuln in enumerate(vulns, start=1):

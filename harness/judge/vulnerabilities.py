@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -300,8 +300,12 @@ def _hint(kind: VulnClass, lost: Op | None, later: Op | None, dev: Deviation) ->
 _NOTHING_LOST = "refused with nothing lost"
 
 
-def classify(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
-    """The vulnerability one refused state shows, from its (single) deviation."""
+def classify(
+    failure: Failure, trace: Sequence[Op], acks: Callable[[str], bool] | None = None
+) -> Vulnerability:
+    """The vulnerability one refused state shows, from its (single) deviation (`acks`:
+    the files where the program records what it acknowledged: a loss behind a write to
+    one is durability, acknowledged before durable)."""
     point = failure.point
     ops: tuple[str, ...]
     if not failure.crashed and failure.fault:
@@ -342,6 +346,10 @@ def classify(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
             VulnClass.DURABILITY, ops, _hint(VulnClass.DURABILITY, None, None, dev), failure
         )
     later = None if dev.kind is DeviationKind.JOURNAL_CUT else _later(trace, lost, point, names)
+    if later is not None and acks is not None and acks(later.path):
+        ops = (f"{_describe(lost)} not durable",)
+        hint = _hint(VulnClass.DURABILITY, lost, None, dev)
+        return Vulnerability(VulnClass.DURABILITY, ops, hint, failure, calls=(lost,))
     if later is None:
         ops = (f"{_describe(lost)} not durable",)
         kind = VulnClass.DURABILITY
@@ -374,7 +382,11 @@ def _rank(failure: Failure) -> int:
 
 
 def group_failures(
-    failures: Iterable[Failure], trace: Sequence[Op], sources: Mapping[int, str] | None = None
+    failures: Iterable[Failure],
+    trace: Sequence[Op],
+    sources: Mapping[int, str] | None = None,
+    *,
+    acks: Callable[[str], bool] | None = None,
 ) -> list[Vulnerability]:
     """The refused states as vulnerabilities, most states first (ties by name).
 
@@ -438,7 +450,7 @@ def group_failures(
         if failure.crashed and not devs and not behaviour:
             vuln = _acknowledged_early(failure, trace)
         else:
-            vuln = classify(failure, trace)
+            vuln = classify(failure, trace, acks)
         if never_synced and failure.crashed and devs and vuln.kind in _LOSSES:
             vuln = Vulnerability(
                 VulnClass.DURABILITY,

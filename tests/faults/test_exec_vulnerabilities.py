@@ -121,3 +121,27 @@ def test_the_json_carries_the_vulnerabilities() -> None:
     assert {"class", "ops", "states", "profiles", "message", "hint", "example", "id"} <= set(vuln)
     assert (vuln["id"], vuln["class"], vuln["states"]) == ("V1", "ordering", data["failed"])
     assert vuln["example"]["deviations"][0]["kind"] == "data-lost"
+
+
+def test_with_ack_a_loss_behind_an_acknowledgement_is_durability(tmp_path: Path) -> None:
+    """--ack names the file where the program says "done": the same two defects are then
+    each a call not durable when acknowledged, with the fix before the acknowledgement."""
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    summary = explore_exec(
+        f"{sys.executable} {program}", f"{sys.executable} {check}", ack=["/acked"]
+    )
+    got = sorted((v.kind, v.ops, v.hint) for v in summary.vulnerabilities)
+    assert got == [
+        (
+            VulnClass.DURABILITY,
+            ("create /db/data not durable",),
+            "fsync the folder `/db` after create /db/data",
+        ),
+        (
+            VulnClass.DURABILITY,
+            ("write /db/index not durable",),
+            "fsync `/db/index` before acknowledging it",
+        ),
+    ]
