@@ -43,8 +43,10 @@ class LinkTarget(bytes):
 
 def _split_links(
     files: Mapping[str, bytes], links: Mapping[str, str]
-) -> tuple[dict[str, bytes], dict[str, str]]:
+) -> tuple[Mapping[str, bytes], Mapping[str, str]]:
     """`files` without the symlinks they carry as `LinkTarget`s, and those with `links`."""
+    if not any(isinstance(data, LinkTarget) for data in files.values()):
+        return files, links  # (the common case: no copy)
     plain: dict[str, bytes] = {}
     out = dict(links)
     for path, data in files.items():

@@ -862,6 +862,11 @@ def record(
         fs = RecordingFS(backing, plan, image=start, model=model)
         if note is not None:
             fs.recording.notes.append(note)
+        if not _WRITE_CALLS:
+            fs.recording.notes.append(
+                f"a write(2) may be recorded in parts: no system call numbers for "
+                f"{platform.machine()} to merge them"
+            )
         environment = {**os.environ, **(env or {}), "CRASHKIT_DIR": mountpoint}
         if shim is not None:
             preload = environment.get("LD_PRELOAD", "")
