@@ -37,6 +37,7 @@ from crashkit.harness.explore.suite import (
     single,
 )
 from crashkit.harness.explore.summary import (
+    Finding,
     Summary,
     coverage_table,
     minimal_findings,
@@ -45,10 +46,20 @@ from crashkit.harness.explore.summary import (
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.limits import LIMITS
 from crashkit.harness.judge.vulnerabilities import report_lines
-from crashkit.harness.scenarios.export import backend_spec, export_findings, exportable
+from crashkit.harness.scenarios.export import (
+    backend_spec,
+    export_finding,
+    export_findings,
+    exportable,
+)
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
-from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, importable_from, load_backend
+from crashkit.orchestrator.store.protocol import (
+    DEFAULT_BACKEND,
+    Backend,
+    importable_from,
+    load_backend,
+)
 
 if TYPE_CHECKING:
     from crashkit.harness.explore.exec_mode import ExecProgress
@@ -264,6 +275,23 @@ def _explore_exec(
         for line in notes:
             err.print(escape(line), highlight=False, soft_wrap=True)
     sys.exit(summary.exit_code)
+
+
+def _export_vulnerabilities(
+    summary: Summary, folder: Path, declared: Backend, explorer: Explorer
+) -> list[tuple[int, Path]]:
+    """Each vulnerability's example as a regression scenario (the numbers of the lines
+    printed above), where a scenario can replay it."""
+    out = []
+    for number, vuln in enumerate(summary.vulnerabilities, start=1):
+        repro = vuln.example.reproduction
+        if repro is None:
+            continue
+        finding = Finding.from_dict(repro)
+        if exportable(finding):
+            spec = backend_spec(declared)
+            out.append((number, export_finding(finding, folder, backend=spec, explorer=explorer)))
+    return out
 
 
 def _explore_real(
@@ -686,7 +714,8 @@ def explore(
         if summary.vulnerabilities:
             vulns = summary.vulnerabilities
             states = sum(v.states for v in vulns)
-            err.print(f"{len(vulns)} vulnerabilities explain the {states:,} refused states:")
+            what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
+            err.print(f"{len(vulns)} {what} the {states:,} refused states:")
             for line in report_lines(vulns, max_findings):
                 err.print(line, highlight=False, soft_wrap=True, markup=False)
         for finding, count in minimal_findings(summary.findings):
@@ -711,6 +740,13 @@ def explore(
         for path in paths:
             err.print(
                 f"regression scenario written: {escape(str(path))}  "
+                f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for number, path in _export_vulnerabilities(summary, folder, declared, explorer):
+            err.print(
+                f"V{number}'s example as a scenario: {escape(str(path))}  "
                 f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
                 highlight=False,
                 soft_wrap=True,

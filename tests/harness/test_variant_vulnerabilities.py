@@ -6,6 +6,10 @@ SQLite's page files lose several things at once)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from crashkit.harness.explore import Explorer
@@ -103,3 +107,63 @@ def test_the_kit_report_adds_up_the_vulnerabilities_of_its_explorer_items() -> N
     again = KitReport()
     again.merge(report.to_json())
     assert [v.to_dict() for v in again.vulnerabilities] == report.to_json()["vulnerabilities"]
+
+
+CLI = (sys.executable, "-m", "crashkit.harness")
+SMALL = ("--symbols", "2", "--ticks", "3")
+LAZY = '''
+"""A backend of a user's: the reference's writer, without its fsync."""
+import os
+from dataclasses import replace
+
+from crashkit.orchestrator.store.jsonl import BACKEND as REFERENCE
+from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
+from crashkit.regime_engine.codec import encode_state
+
+
+class Lazy(JsonlStateBackend):
+    def append(self, states):
+        os.write(self.fd, b"".join(encode_state(s) for s in states))
+
+
+def open_lazy(path, config):
+    return open_jsonl_store(path, config, writer=Lazy)
+
+
+BACKEND = replace(REFERENCE, name="lazy", open=open_lazy)
+'''
+
+
+def test_the_cli_prints_each_vulnerability_and_writes_its_example_as_a_scenario(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "lazystore.py").write_text(LAZY)
+    out = tmp_path / "found"
+    done = subprocess.run(
+        [*CLI, "explore", "--backend", "lazystore:BACKEND", *SMALL, "--export-dir", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    head = next(i for i, line in enumerate(lines) if "vulnerability explains" in line)
+    assert lines[head + 1].startswith(
+        "V1 durability: write /crashkit/state/hysteresis.jsonl not durable"
+    )
+    assert lines[head + 1].endswith(
+        "fsync `/crashkit/state/hysteresis.jsonl` before acknowledging it"
+    )
+    (written,) = [line for line in lines if line.startswith("V1's example as a scenario: ")]
+    scenario = Path(written.split(": ", 1)[1].split("  ", 1)[0])
+    assert scenario.parent == out and scenario.exists()
+    replay = subprocess.run(
+        [*CLI, "scenarios", "run", str(scenario), "--backend", "lazystore:BACKEND"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # the scenario reproduces the bug: replayed on the same backend, the invariant breaks
+    assert replay.returncode == 1 and "invariant 1-durability" in replay.stdout, replay.stderr
