@@ -10,28 +10,36 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.markup import escape
+from rich.text import Text
 
 from crashkit.harness.kit.report import merged
-from crashkit.orchestrator.cli import CliConsole
+from crashkit.orchestrator.cli import CliConsole, err
 from crashkit.orchestrator.errors import ExitCode
 
 #: Keys every shard file has, whichever command wrote it.
 REQUIRED = ("violations_by_invariant", "seconds")
 
 
+def _bad_file(message: str) -> NoReturn:
+    """A file that is not a shard summary: one line, exit 2 (not click's usage block: the
+    command line was right, the file is not)."""
+    err.print(Text.assemble(("error: ", "bold red"), message))
+    sys.exit(ExitCode.USAGE)
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise click.UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        _bad_file(f"{path}: cannot read: {exc.strerror or exc}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise click.UsageError(f"{path}: not JSON: {exc}") from exc
+        _bad_file(f"{path}: not JSON: {exc}")
     if not isinstance(data, dict) or any(key not in data for key in REQUIRED):
-        raise click.UsageError(
+        _bad_file(
             f"{path}: not a shard summary (expected the output of `crashkit explore --json` "
             "or `pytest --crashkit-json`)"
         )

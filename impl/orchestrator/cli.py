@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import json
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -102,20 +104,113 @@ def _quiet_stdout() -> None:
         pass
 
 
+#: What a write to an output that cannot take it fails with (a full disk or /dev/full, a
+#: file-size or quota limit, a device error, a closed pipe).
+_OUTPUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO})
+
+
+def _is_stdout(stream: object) -> bool:
+    """`stream` is stdout, its buffer, a text wrapper over it, or a console printing to it."""
+    stdout = sys.stdout
+    if stdout is None:
+        return False
+    if isinstance(stream, Console):
+        stream = stream.file
+    buffer = getattr(stdout, "buffer", None)
+    if stream is stdout or stream is sys.__stdout__ or (buffer is not None and stream is buffer):
+        return True
+    return isinstance(stream, io.TextIOWrapper) and buffer is not None and stream.buffer is buffer
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """The error is a write to stdout that failed: the innermost frame of the traceback
+    (click's `echo`, rich's buffer write, a flush) was writing to stdout. Anything else
+    is not an output failure and keeps its traceback."""
+    if isinstance(exc, BrokenPipeError):
+        return True
+    if exc.errno not in _OUTPUT_ERRNOS or exc.filename is not None:
+        return False
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    return bool(frames) and any(map(_is_stdout, frames[-1].f_locals.values()))
+
+
+def _output_failed(exc: OSError, result: int | None = None) -> NoReturn:
+    """Exit 6 with one line (README "Exit codes"): stdout could not take the output."""
+    _quiet_stdout()
+    if isinstance(exc, BrokenPipeError):
+        _fail(
+            ExitCode.OUTPUT_FAILED,
+            "stdout was closed before the output was complete (the reader of a pipe "
+            "exited): the command's work was done, only its output is cut short",
+        )
+    done = "" if result is None else f"; the command had finished with exit code {result}"
+    _fail(
+        ExitCode.OUTPUT_FAILED,
+        f"stdout: cannot write the output: {os_error_text(exc)} (the output is incomplete{done})",
+    )
+
+
+def _usage_failed(exc: click.ClickException) -> NoReturn:
+    """click's usage error on one line (its three-line "Usage: ... Try ... Error:" block
+    is for a terminal session; the README promises one `error:` line), exit 2."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(ctx, click.Context):
+        message = f"{ctx.command_path}: {message}; see '{ctx.command_path} --help'"
+    _fail(ExitCode.USAGE, message)
+
+
+def _flush_stdout() -> None:
+    """Push what is buffered for stdout now, while a failure can still be reported."""
+    stream = sys.stdout
+    if stream is not None:
+        stream.flush()
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """A usage error as one line (exit 2); a failed write to stdout as one line (exit 6)."""
+    try:
+        yield
+    except click.ClickException as exc:
+        _usage_failed(exc)
+    except OSError as exc:
+        if not _stdout_failed(exc):
+            raise
+        _output_failed(exc)
+
+
 class OutputGuardGroup(click.Group):
-    """A group whose commands end with exit 6 and one line, not a traceback (or click's
-    exit 1), when stdout is closed under them (`crashkit ... | head -1`)."""
+    """A group whose commands end in one `error:` line and the documented exit code, never
+    in a traceback or click's usage block: 2 for a usage error (a bad option, a missing
+    argument, an unknown command), 6 when stdout cannot take the output (`> /dev/full`,
+    `| head -1`), also for `--help` and `--version`. `--help` itself prints as click's."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _user_errors():  # the group's own options: --help, --version, a bad option
+            return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            _quiet_stdout()
-            _fail(
-                ExitCode.OUTPUT_FAILED,
-                "stdout was closed before the output was complete (the reader of a pipe "
-                "exited): the command's work was done, only its output is cut short",
-            )
+        with _user_errors():
+            try:
+                result = super().invoke(ctx)
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else None
+                try:
+                    _flush_stdout()
+                except OSError as exc:
+                    if not _stdout_failed(exc):
+                        raise
+                    _output_failed(exc, code)
+                raise
+            _flush_stdout()
+            return result
 
 
 def _clock(config: OrchestratorConfig) -> CommitClock:
