@@ -71,7 +71,9 @@ import mmap
 import os
 import platform
 import posixpath
+import select
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -873,19 +875,106 @@ def record(
             environment["LD_PRELOAD"] = f"{preload}:{shim}" if preload else shim
             environment["CRASHKIT_SYNC_PATH"] = mountpoint + SYNC_PATH
         with mounted(fs, mountpoint):
-            done = subprocess.run(
-                command,
-                shell=isinstance(command, str),
-                cwd=here,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        fs.recording.returncode = done.returncode
-        fs.recording.stdout, fs.recording.stderr = done.stdout, done.stderr
+            returncode, stdout, stderr = _run_interleaved(fs, command, here, environment, timeout)
+        fs.recording.returncode = returncode
+        fs.recording.stdout = stdout.decode("utf-8", "replace")
+        fs.recording.stderr = stderr.decode("utf-8", "replace")
         fs.recording.final = read_folder(backing)
         return fs.recording, start
+
+
+class _Said(list[Op]):
+    """A trace that notes, as each call is appended, how much the program had written
+    to its standard output before it: the output is drained first (the program wrote
+    it before it made the call, so it is in the pipe by then)."""
+
+    def __init__(self, drain: Any, at: list[int]) -> None:
+        super().__init__()
+        self._drain = drain
+        self._at = at
+
+    def append(self, op: Op) -> None:
+        self._at.append(self._drain())
+        super().append(op)
+
+
+def _run_interleaved(
+    fs: RecordingFS,
+    command: Sequence[str] | str,
+    here: str,
+    environment: Mapping[str, str],
+    timeout: float,
+) -> tuple[int, bytes, bytes]:
+    """Run `command` (on the mount), its standard output read as it comes and counted
+    against the calls it makes (`Recording.stdout_at`): (exit code, stdout, stderr).
+    Raises `subprocess.TimeoutExpired` past `timeout` (the process group killed)."""
+    proc = subprocess.Popen(
+        command,
+        shell=isinstance(command, str),
+        cwd=here,
+        env=dict(environment),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    lock = threading.Lock()
+    streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    for fd in streams:
+        os.set_blocking(fd, False)
+
+    def drain(fd: int) -> bool:
+        """Read what is there; False at the end of the stream."""
+        with lock:
+            while True:
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                streams[fd].extend(chunk)
+
+    stdout_fd = proc.stdout.fileno()
+
+    def said() -> int:
+        drain(stdout_fd)
+        return len(out)
+
+    at: list[int] = []
+    fs.recording.stdout_at = at
+    traced = _Said(said, at)
+    traced.extend(fs.recording.trace)
+    fs.recording.trace = traced
+    deadline = time.monotonic() + timeout
+    open_fds = set(streams)
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise subprocess.TimeoutExpired(command, timeout)
+            ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.1))
+            for fd in ready:
+                if not drain(fd):
+                    open_fds.discard(fd)
+        returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+        fs.recording.trace = list(traced)
+    return returncode, bytes(out), bytes(err)
 
 
 def materialise(image: DiskImage, folder: str) -> None:

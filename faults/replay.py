@@ -88,6 +88,16 @@ class Recording:
     #: what the recording could not see, whatever the program did ("sync(2) is not
     #: visible: ..."): for the report beside the findings
     notes: list[str] = field(default_factory=list)
+    #: per call of the trace, how many bytes of `stdout` the program had written before
+    #: it (what it had said, "done" included, when the power was cut there)
+    stdout_at: list[int] = field(default_factory=list)
+
+    def said_before(self, index: int) -> int:
+        """Bytes of stdout written before call `index` was made (all of them past the
+        last call)."""
+        if index < len(self.stdout_at):
+            return self.stdout_at[index]
+        return len(self.stdout.encode())
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ import contextlib
 import fnmatch
 import hashlib
 import heapq
+import itertools
 import os
 import queue
 import shlex
@@ -306,6 +307,11 @@ def _clip(text: str) -> str:
     return f"{text[:half]}\n[... {len(text) - OUTPUT_LIMIT} characters cut ...]\n{text[-half:]}"
 
 
+#: one disk to check: its digest, the disk, and how many bytes of the command's standard
+#: output the checker gets ($CRASHKIT_STDOUT: what it had said at the crash)
+_Work = tuple[bytes, DiskImage, int]
+
+
 class _Scratch:
     """One worker's folder, kept equal to the last disk written into it by rewriting only
     what differs; what a checker changed (seen by a walk after it) is rewritten too."""
@@ -315,7 +321,17 @@ class _Scratch:
         os.mkdir(folder)
         self.files: dict[str, tuple[bytes, int]] = {}  # path -> (bytes written, inode)
         self.dirs: set[str] = set()  # every folder, parents included
-        self.env = {**os.environ, "CRASHKIT_DIR": folder}  # the checker's environment
+        self.said = os.path.join(os.path.dirname(folder), f"{os.path.basename(folder)}.stdout")
+        #: the checker's environment
+        self.env = {**os.environ, "CRASHKIT_DIR": folder, "CRASHKIT_STDOUT": self.said}
+        self._said: bytes | None = None
+
+    def say(self, out: bytes) -> None:
+        """Make $CRASHKIT_STDOUT hold `out` (rewritten only when it changed)."""
+        if out != self._said:
+            with open(self.said, "wb") as f:
+                f.write(out)
+            self._said = out
 
     def _real(self, path: str) -> str:
         return os.path.join(self.folder, path.lstrip("/"))
@@ -488,6 +504,7 @@ class _Run:
         self.failures: list[tuple[Failure, DiskImage]] = []
         self.states_at: dict[int, int] = {}  # crash point -> its crash states
         self.start = DiskImage()  # the disk the command started on
+        self.stdout = b""  # what the command wrote to its standard output
 
     # verdicts ---------------------------------------------------------------------
 
@@ -612,8 +629,11 @@ class _Run:
                     self.timed_out.add(proc.pid)
                     _kill(proc)
 
-    def check_disk(self, scratch: _Scratch, slot: int, image: DiskImage) -> _Verdict | None:
+    def check_disk(
+        self, scratch: _Scratch, slot: int, image: DiskImage, said: int
+    ) -> _Verdict | None:
         scratch.write(image)
+        scratch.say(self.stdout[:said])
         verdict = self.run_check(scratch, slot)
         scratch.repair()
         if verdict is None or verdict.returncode == 0 or not self.keep or self.root is None:
@@ -624,16 +644,14 @@ class _Run:
         materialise(image, folder)
         return _Verdict(verdict.returncode, verdict.output, folder)
 
-    def worker(
-        self, scratch: _Scratch, slot: int, work: queue.Queue[tuple[bytes, DiskImage] | None]
-    ) -> None:
+    def worker(self, scratch: _Scratch, slot: int, work: queue.Queue[_Work | None]) -> None:
         """Check the disks of the queue until its end marker (discarding them once halted)."""
         try:
             while (item := work.get()) is not None:
                 if self.halted or self.out_of_time():
                     continue
-                digest, image = item
-                verdict = self.check_disk(scratch, slot, image)
+                digest, image, said = item
+                verdict = self.check_disk(scratch, slot, image, said)
                 if verdict is not None:
                     self.resolve(digest, verdict)
         except BaseException as exc:  # handed to the main thread
@@ -708,7 +726,7 @@ def explore_exec(
         deadline=started + time_budget,
         keep=keep,
     )
-    work: queue.Queue[tuple[bytes, DiskImage] | None] = queue.Queue(maxsize=16 * workers)
+    work: queue.Queue[_Work | None] = queue.Queue(maxsize=16 * workers)
     threads: list[threading.Thread] = []
     watched = threading.Event()
     watchdog = threading.Thread(
@@ -773,7 +791,7 @@ def _explore(
     run: _Run,
     command: str,
     workers: int,
-    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    work: queue.Queue[_Work | None],
     threads: list[threading.Thread],
     profile: str,
     torn: TornMode | str,
@@ -794,6 +812,7 @@ def _explore(
     summary.recording = recording
     summary.recorded = True
     run.start = start
+    run.stdout = recording.stdout.encode()
     summary.sources = attribute(recording.trace, read_log(env[LOG_VARIABLE]))
     points = crash_points(recording)
     summary.points_total = len(points)
@@ -835,7 +854,7 @@ def _explore(
             )
         )
 
-    def put(item: tuple[bytes, DiskImage]) -> bool:
+    def put(item: _Work) -> bool:
         while not run.halted:
             progress()
             try:
@@ -848,9 +867,13 @@ def _explore(
 
     submitted = 0
     seq = 0
+    following = dict(itertools.pairwise([*points, len(recording.trace)]))
     for index, snap in snapshots(recording, start):
         if run.halted or run.out_of_time() or summary.stopped is Stopped.BUDGET:
             break
+        # what the command had said when the power was cut: a crash after this call
+        # stands for every moment up to the next call that changes the disk
+        said = recording.said_before(following[index])
         enumeration = crash_states(
             snap,
             exploration=summary.exploration,
@@ -867,6 +890,8 @@ def _explore(
             seq += 1
             run.found += 1
             digest = digests.of(state.image)
+            if run.stdout:  # the same disk with more said is another case
+                digest += said.to_bytes(8, "little")
             waiting = _Waiting(seq, index, state)
             with run.lock:
                 known = run.verdicts.get(digest)
@@ -885,7 +910,7 @@ def _explore(
                 submitted += 1
                 run.pending[digest] = [waiting]
                 run.missing[index] += 1
-            if not put((digest, state.image)):
+            if not put((digest, state.image, said)):
                 break
 
     def tick() -> None:
@@ -897,7 +922,7 @@ def _explore(
 
 def _end_workers(
     run: _Run,
-    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    work: queue.Queue[_Work | None],
     threads: list[threading.Thread],
     tick: Callable[[], None],
 ) -> None:
@@ -923,6 +948,7 @@ def _preflight(run: _Run, scratch: _Scratch, recording: Recording) -> None:
     """Check the disk the command left when it ended: a checker that cannot run, or that
     refuses a clean end, would make every crash state a false finding."""
     scratch.write(recording.final)
+    scratch.say(run.stdout)
     verdict = run.run_check(scratch, 0)
     scratch.repair()
     if verdict is None:
@@ -942,7 +968,7 @@ def _preflight(run: _Run, scratch: _Scratch, recording: Recording) -> None:
 
 def _finish(
     run: _Run,
-    work: queue.Queue[tuple[bytes, DiskImage] | None],
+    work: queue.Queue[_Work | None],
     threads: list[threading.Thread],
 ) -> None:
     """Stop the workers (once halted they discard what is queued) and count what is left
@@ -973,7 +999,7 @@ def _clean(run: _Run) -> None:
     for name in os.listdir(root):
         path = os.path.join(root, name)
         if path not in listed:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
     if listed:
         run.summary.kept = root
     else:

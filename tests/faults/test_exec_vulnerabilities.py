@@ -145,3 +145,60 @@ def test_with_ack_a_loss_behind_an_acknowledgement_is_durability(tmp_path: Path)
             "fsync `/db/index` before acknowledging it",
         ),
     ]
+
+
+SQLITE_PRINTS = """\
+import os, sqlite3, sys
+db = sqlite3.connect(os.path.join(os.environ["CRASHKIT_DIR"], "t.db"), isolation_level=None)
+db.execute("PRAGMA journal_mode = DELETE")
+db.execute("PRAGMA synchronous = " + sys.argv[1])
+db.execute("CREATE TABLE t (n)")
+for n in range(1, 4):
+    db.execute("BEGIN")
+    db.execute("INSERT INTO t VALUES (?)", (n,))
+    db.execute("COMMIT")
+    print("committed", n, flush=True)
+"""
+
+SQLITE_CHECK = """\
+import os, shutil, sqlite3, sys, tempfile
+said = open(os.environ["CRASHKIT_STDOUT"]).read().split()
+committed = [int(n) for word, n in zip(said[::2], said[1::2]) if word == "committed"]
+src = os.path.join(os.environ["CRASHKIT_DIR"], "t.db")
+if not committed:
+    sys.exit(0)
+copy = tempfile.mkdtemp()
+for name in os.listdir(os.environ["CRASHKIT_DIR"]):
+    shutil.copy(os.path.join(os.environ["CRASHKIT_DIR"], name), copy)
+try:
+    rows = [n for (n,) in sqlite3.connect(os.path.join(copy, "t.db")).execute("SELECT n FROM t")]
+except sqlite3.Error as exc:
+    sys.exit(f"the database does not open: {exc}")
+missing = sorted(set(committed) - set(rows))
+if missing:
+    sys.exit(f"committed rows lost: {missing}")
+"""
+
+
+@pytest.mark.parametrize(("synchronous", "expected"), [("FULL", 1), ("EXTRA", 0)])
+def test_sqlite_delete_mode_needs_extra_for_the_journals_unlink(
+    tmp_path: Path, synchronous: str, expected: int
+) -> None:
+    """SQLite's documentation: in DELETE mode, FULL does not sync the folder after the
+    journal's unlink, so a committed transaction may roll back after a power cut; EXTRA
+    does. The checker demands every transaction the program printed as committed
+    ($CRASHKIT_STDOUT: what it had said at the crash)."""
+    program, check = tmp_path / "db.py", tmp_path / "check.py"
+    program.write_text(SQLITE_PRINTS)
+    check.write_text(SQLITE_CHECK)
+    summary = explore_exec(f"{sys.executable} {program} {synchronous}", f"{sys.executable} {check}")
+    assert summary.recording.returncode == 0, summary.recording.stderr
+    assert len(summary.vulnerabilities) == expected, [v.line() for v in summary.vulnerabilities]
+    if expected:
+        (vuln,) = summary.vulnerabilities
+        assert (vuln.kind, vuln.ops) == (
+            VulnClass.DURABILITY,
+            ("unlink /t.db-journal not durable",),
+        )
+        assert vuln.hint == "fsync the folder `/` after unlink /t.db-journal"
+        assert vuln.states == summary.failed
