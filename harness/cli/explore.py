@@ -268,6 +268,8 @@ def _explore_exec(
             )
         if summary.nothing_recorded is not None:
             notes.append(summary.nothing_recorded)
+        notes += [f"not recorded: {call}" for call in recording.unsupported]
+        notes += [f"note: {note}" for note in recording.notes]
         notes += vulnerability_notes(summary, max_findings)
         notes += finding_lines(summary)
         if summary.kept is not None:

@@ -269,6 +269,8 @@ class ExecSummary:
             ],
             "stopped": None if self.stopped is None else self.stopped.value,
             "nothing_recorded": self.nothing_recorded,
+            "unsupported": list(recording.unsupported),
+            "notes": list(recording.notes),
             "kept": self.kept,
             "exit_code": int(self.exit_code),
             "seconds": round(self.seconds, 3),
