@@ -110,6 +110,7 @@ def test_a_file_left_open_is_flushed_when_the_worker_exits(here: Path) -> None:
     assert (here / "left.txt").read_text() == "flushed at exit"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc to list a process's files")
 def test_a_workers_lock_goes_with_it_and_the_server_holds_nothing(here: Path) -> None:
     with WarmRunner("prog", ["fcntl"]) as runner:
         done = runner.run(_command("lock", "state.lock"), env=os.environ)
