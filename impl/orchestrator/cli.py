@@ -57,10 +57,18 @@ from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     BackendFactory,
     RestoreSummary,
+    importable_from,
+    load_backend,
     load_backend_factory,
 )
+from crashkit.orchestrator.store.readonly import BackendReport, inspect_backend
 from crashkit.orchestrator.store.report import RestoreReport
-from crashkit.regime_engine.contracts import DECISION_FIELDS, HysteresisConfig, RegimeInputSnapshot
+from crashkit.regime_engine.contracts import (
+    DECISION_FIELDS,
+    HysteresisConfig,
+    HysteresisState,
+    RegimeInputSnapshot,
+)
 from crashkit.regime_engine.synthetic import generate
 
 
@@ -161,9 +169,10 @@ def _usage_failed(exc: click.ClickException) -> NoReturn:
 
 
 def _flush_stdout() -> None:
-    """Push what is buffered for stdout now, while a failure can still be reported."""
+    """Push what is buffered for stdout now, while a failure can still be reported (a
+    stdout a command closed itself, as the events sink does, has nothing left to push)."""
     stream = sys.stdout
-    if stream is not None:
+    if stream is not None and not stream.closed:
         stream.flush()
 
 
@@ -361,6 +370,7 @@ def run_cmd(
     """Run the orchestrator on a recorded input (or the config's synthetic market)."""
     stats: RunStats | None = None  # set once ticks may run: errors then say what was done
     persisted: str | None = None
+    importable_from(Path.cwd())  # `backend = "mystore:BACKEND"` beside it (docs/backends.md)
     try:
         config = load_config(config_path)
         snapshots = _snapshots(config, input_path)
@@ -440,33 +450,137 @@ def _state_report(state_path: str) -> RestoreReport:
     return restore_report(state_path)
 
 
+def _missing(path: str) -> bool:
+    """Nothing at `path`: a restore starts empty. A path that cannot be looked up
+    (a folder without permission, a file where a folder should be) is not missing: a
+    restore refuses it, and so must every command (exit 3, not "no such file")."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+#: Said when the reference's reading finds no valid line: the file may be another backend's.
+OTHER_BACKEND_HINT = (
+    "{path}: no line is a state record of the reference's; if it is another backend's "
+    "state, read it as that backend does: crashkit inspect --backend MODULE:ATTR {path}"
+)
+
+
+def _state_json(state: HysteresisState) -> dict[str, object]:
+    """A restored state in `inspect --json`'s shape (no line: not every backend has lines)."""
+    return {
+        "symbol": state.symbol,
+        "engine_timestamp_ms": state.engine_timestamp_ms,
+        "anchor_regime": state.anchor_regime.value,
+        "candidate_regime": None
+        if state.candidate_regime is None
+        else state.candidate_regime.value,
+        "progress_current": state.progress_current,
+        "last_commit_timestamp_ms": state.last_commit_timestamp_ms,
+        "line": None,
+    }
+
+
+def _backend_json(result: BackendReport, spec: str) -> dict[str, object]:
+    """`inspect --backend --json`: the reference's keys (null where the backend does not
+    tell), plus `backend` and `notes`."""
+    summary = result.summary
+    notes = list(summary.notes())
+    if isinstance(summary, RestoreReport):
+        return {**summary.to_json(), "backend": spec, "notes": notes}
+    states = result.states
+    symbols = None if states is None else {s: _state_json(states[s]) for s in sorted(states)}
+    return {
+        "path": summary.path,
+        "outcome": summary.outcome,
+        "reason": summary.reason,
+        "lines": None,
+        "valid": None,
+        "blank": None,
+        "torn_tail_bytes": None,
+        "ties": None,
+        "invalid": None,
+        "symbols": symbols,
+        "backend": spec,
+        "notes": notes,
+    }
+
+
 @main.command()
 @click.argument("state_path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-def inspect(state_path: str, as_json: bool) -> None:
+@click.option(
+    "--backend",
+    "backend_spec",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="Read the state as this backend does (a module in the current folder is "
+    "importable). Default: a line file, or an SQLite state database by its first bytes.",
+)
+def inspect(state_path: str, as_json: bool, backend_spec: str | None) -> None:
     """Read-only fsck of a state file: the restore report (exit 3 if restore would be fatal).
 
-    A line file or an SQLite state database (told apart by its first bytes)."""
-    report = _state_report(state_path)
-    if _is_sqlite(state_path):
-        _note(f"{state_path}: an SQLite state database; lines and valid count its rows")
-    if not os.path.exists(state_path):
+    A line file or an SQLite state database (told apart by its first bytes); any other
+    backend's state with --backend, read through the backend protocol, never written."""
+    if backend_spec is not None:
+        importable_from(Path.cwd())
+        try:
+            backend = load_backend(backend_spec)
+        except ConfigError as exc:
+            _fail(ExitCode.USAGE, f"--backend: {exc}")
+        result = inspect_backend(backend, state_path)
+        summary: RestoreSummary = result.summary
+        if result.how == "a copy opened":
+            _note(
+                f"{backend_spec} declares no read-only restore: opened it on a copy of its "
+                "files in a temporary folder (removed); the files themselves were not touched"
+            )
+        data = _backend_json(result, backend_spec)
+    else:
+        report = _state_report(state_path)
+        summary = report
+        if _is_sqlite(state_path):
+            _note(f"{state_path}: an SQLite state database; lines and valid count its rows")
+        elif report.outcome == "fatal" and report.invalid and not report.valid:
+            _note(OTHER_BACKEND_HINT.format(path=state_path))
+        data = report.to_json()
+    if summary.outcome == "bootstrap" and _missing(state_path):
         _note(f"no file at {state_path}: a restore starts empty (outcome bootstrap)")
-    data = report.to_json()
+    code = ExitCode.REFUSED if summary.outcome == "fatal" else ExitCode.OK
     if as_json:
         click.echo(json.dumps(data, sort_keys=True, indent=2))
-        sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
+        sys.exit(code)
+    _print_report(state_path, data, summary, backend_spec)
+    sys.exit(code)
+
+
+def _print_report(
+    state_path: str, data: dict[str, object], summary: RestoreSummary, backend: str | None
+) -> None:
+    """`inspect`'s tables: the counts (those the backend tells), invalid lines, notes, and
+    the state each symbol would restore."""
     console = CliConsole(highlight=False)
-    console.print(Text(f"restore report: {state_path}"), soft_wrap=True)  # never cut short
+    by = f" (backend {backend})" if backend else ""
+    console.print(Text(f"restore report: {state_path}{by}"), soft_wrap=True)  # never cut short
     table = Table(show_header=False)
     for key in ("outcome", "reason", "lines", "valid", "blank", "torn_tail_bytes", "ties"):
-        table.add_row(key, _cell(data[key]))
+        if key in ("outcome", "reason") or data[key] is not None:
+            table.add_row(key, _cell(data[key]))
     console.print(table)
-    if report.invalid:
+    if isinstance(summary, RestoreReport) and summary.invalid:
         bad = Table("line", "reason", title="invalid lines")
-        for item in report.invalid:
+        for item in summary.invalid:
             bad.add_row(str(item.line), _cell(item.reason))
         console.print(bad)
+    elif not isinstance(summary, RestoreReport) and summary.notes():
+        notes = Table("note", title="notes")
+        for note in summary.notes():
+            notes.add_row(_cell(note))
+        console.print(notes)
     symbols = data["symbols"]
     if isinstance(symbols, dict) and symbols:
         won = Table("symbol", "ts", "anchor", "candidate", "progress", "line", title="restored")
@@ -485,7 +599,6 @@ def inspect(state_path: str, as_json: bool) -> None:
                 ),
             )
         console.print(won)
-    sys.exit(ExitCode.REFUSED if report.outcome == "fatal" else ExitCode.OK)
 
 
 @main.command()
@@ -494,7 +607,7 @@ def compact(state_path: str) -> None:
     """Rewrite a state file to hold only each symbol's winning record (contract §8): under
     the writer lock, through a temp file, fsync, replace, folder fsync. Restore gives the
     same states before and after. Exit 3 if the file is refused (fatal, locked)."""
-    if not os.path.isfile(state_path):
+    if _missing(state_path):
         _fail(ExitCode.USAGE, f"{state_path}: no state file to compact")
     if _is_sqlite(state_path):
         _fail(
@@ -503,6 +616,8 @@ def compact(state_path: str) -> None:
             "there is nothing to compact",
         )
     before = restore_report(state_path)
+    if before.outcome == "fatal":  # not a regular file, unreadable, nothing valid: refused
+        _fail(ExitCode.REFUSED, f"{state_path}: not compacted: {before.reason}")
     try:
         opened = open_jsonl_store(state_path, HysteresisConfig(), policy=COMPACT_NOW)
     except StartupRefused as exc:
@@ -540,7 +655,7 @@ def replay(
     """Replay decisions: in full from empty, or mid-stream from a state file's records <= T."""
     if (from_state is None) != (at_ms is None):
         _fail(ExitCode.USAGE, "--from-state and --at go together")
-    if from_state is not None and not os.path.exists(from_state):
+    if from_state is not None and _missing(from_state):
         _fail(
             ExitCode.USAGE,
             f"--from-state {from_state}: no such file (a mid-stream replay seeds from an "

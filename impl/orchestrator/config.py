@@ -19,7 +19,7 @@ import msgspec
 
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.store.compact import DEFAULT_POLICY, CompactPolicy
-from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND
+from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, load_backend
 from crashkit.orchestrator.validation import PathPart, explain, key_path
 from crashkit.regime_engine.contracts import ContractError, HysteresisConfig, Regime
 
@@ -129,6 +129,15 @@ def _error(source: str, text: str | None, parts: Sequence[PathPart], message: st
     return ConfigError(f"{where}: [{section}]{' ' + key_path(rest) if rest else ''}: {message}")
 
 
+def _check_backend(spec: str, source: str, text: str | None) -> None:
+    """A backend that cannot be loaded is the error to report, not what follows from it
+    (a typo of the reference's module is not "another backend" that [compaction] misses)."""
+    try:
+        load_backend(spec)
+    except ConfigError as exc:
+        raise _error(source, text, ["engine", "backend"], str(exc)) from exc
+
+
 def parse_config(
     data: dict[str, object],
     source: str = "<memory>",
@@ -168,6 +177,7 @@ def parse_config(
     compaction: CompactPolicy | None = DEFAULT_POLICY
     if raw.compaction is not None:
         if raw.engine.backend != DEFAULT_BACKEND:
+            _check_backend(raw.engine.backend, source, text)
             raise _error(
                 source,
                 text,

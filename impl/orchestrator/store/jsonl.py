@@ -477,6 +477,7 @@ BACKEND = Backend(
     ),
     spec="crashkit.orchestrator.store.jsonl:BACKEND",
     compact=compact_store,
+    report=restore_report,
 )
 
 
@@ -489,4 +490,5 @@ COMPACTING_BACKEND = Backend(
     capabilities=BACKEND.capabilities,
     spec="crashkit.orchestrator.store.jsonl:COMPACTING_BACKEND",
     compact=compact_store,
+    report=restore_report,
 )

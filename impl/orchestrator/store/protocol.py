@@ -13,13 +13,16 @@ tell the harness which checks apply), and named as `module:attribute`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import os
+import pkgutil
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Literal, Protocol, cast, runtime_checkable
 
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, HysteresisStore
@@ -125,6 +128,11 @@ class Backend:
     #: An optional offline compaction of the state (what `crashkit compact` runs for the
     #: reference): under the writer lock, refusing (StartupRefused) what it must not touch.
     compact: Callable[[str, HysteresisConfig], None] | None = None
+    #: An optional read-only restore report of the state at a path (what `crashkit inspect
+    #: --backend` prints): writes nothing, holds no lock once it returns, never raises for
+    #: content (a refusal is the outcome `fatal`). The line-file and SQLite backends return
+    #: their `store.report.RestoreReport`, with its line counts and each winner's line.
+    report: Callable[[str], RestoreSummary] | None = None
 
     def __call__(self, path: str, config: HysteresisConfig) -> OpenedStore:
         return self.open(path, config)
@@ -159,43 +167,132 @@ def importable_from(*folders: str | os.PathLike[str]) -> None:
             sys.path.insert(0, text)
 
 
+class BackendProtocolError(ConfigError):
+    """A backend broke the protocol where no check can judge it (its factory returned no
+    `OpenedStore`): said as that, by name, not as an AttributeError deep in the caller."""
+
+
+class _CheckedFactory:
+    """A loaded backend's factory, whose result is checked before anyone uses it."""
+
+    def __init__(self, spec: str, what: str, factory: BackendFactory) -> None:
+        self.spec = spec
+        self.what = what
+        self.factory = factory
+        self.__wrapped__ = factory
+
+    def __call__(self, path: str, config: HysteresisConfig) -> OpenedStore:
+        opened: object = self.factory(path, config)  # (what it says it returns: checked)
+        if isinstance(opened, OpenedStore):
+            return opened
+        if all(hasattr(opened, name) for name in ("backend", "store", "report")):
+            return cast(OpenedStore, opened)  # one of its own shape: judged by its use
+        got = "None" if opened is None else f"a {type(opened).__name__}"
+        raise BackendProtocolError(
+            f"backend {self.spec!r}: {self.what} returned {got}, not an "
+            "OpenedStore(backend, store, report): a factory returns the store it opened, "
+            "or raises StartupRefused to refuse to start"
+        )
+
+    def __repr__(self) -> str:
+        return f"checked({self.factory!r})"
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A typo's likely meaning, so the error says what to write instead."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _modules_near(module_name: str) -> list[str]:
+    """Module names a typo of `module_name` may have meant: the shipped backends, the
+    siblings in its package (when that imports), the top-level modules on sys.path."""
+    names = [DEFAULT_BACKEND.partition(":")[0], "crashkit.orchestrator.store.sqlite"]
+    parent, dot, _ = module_name.rpartition(".")
+    if dot:
+        try:
+            package = importlib.import_module(parent)
+        except Exception:  # (the parent is the typo, or broken: no sibling to offer)
+            return names
+        found = pkgutil.iter_modules(getattr(package, "__path__", []), prefix=parent + ".")
+    else:
+        found = pkgutil.iter_modules([os.getcwd(), *sys.path])
+    return names + [info.name for info in found]
+
+
+def _import(spec: str, module_name: str) -> ModuleType:
+    """Import the backend's module; every way that fails is a ConfigError saying which."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            hint = _did_you_mean(module_name, _modules_near(module_name))
+            raise ConfigError(
+                f"backend {spec!r}: cannot import module {module_name!r} ({exc})"
+                f"{hint or '; is it installed, on PYTHONPATH or in the current folder?'}"
+            ) from exc
+        raise ConfigError(
+            f"backend {spec!r}: importing module {module_name!r} failed: a module it imports "
+            f"is missing ({exc})"
+        ) from exc
+    except Exception as exc:  # a syntax error, an exception its top level raised
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f" ({exc.filename}, line {exc.lineno})"
+        detail = " ".join(str(exc).split())
+        raise ConfigError(
+            f"backend {spec!r}: importing module {module_name!r} failed: "
+            f"{type(exc).__name__}: {detail}{where}"
+        ) from exc
+
+
 def load_backend(spec: str) -> Backend:
     """Resolve `module:attribute` to a `Backend`, with an error that says how to fix it.
 
     The attribute is a `Backend` declaration, or a bare factory `(path, config)`, which
-    is taken as a backend that declares no capabilities."""
+    is taken as a backend that declares no capabilities. The factory is wrapped so that
+    one returning anything but an `OpenedStore` is told so (`BackendProtocolError`)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
             f"backend {spec!r} is not of the form 'module:attribute' "
             f"(for example {DEFAULT_BACKEND!r})"
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"backend {spec!r}: cannot import module {module_name!r} ({exc}); "
-            "is it installed or on PYTHONPATH?"
-        ) from exc
+    module = _import(spec, module_name)
     if not hasattr(module, attr):
-        raise ConfigError(f"backend {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        public = (name for name in dir(module) if not name.startswith("_"))
+        raise ConfigError(
+            f"backend {spec!r}: module {module_name!r} has no attribute {attr!r}"
+            f"{_did_you_mean(attr, public)}"
+        )
     found = getattr(module, attr)
     if isinstance(found, Backend):
         _check_factory(spec, found.open, f"{attr}.open")
         if found.restore_only is not None:
             _check_factory(spec, found.restore_only, f"{attr}.restore_only")
-        return found if found.spec == spec else _with_spec(found, spec)
+        checked = _CheckedFactory(spec, f"{attr}.open", found.open)
+        if found.spec == spec:
+            return replace(found, open=checked)
+        return replace(_with_spec(found, spec), open=checked)
     if not callable(found):
         raise ConfigError(
             f"backend {spec!r}: {attr!r} is neither a Backend declaration nor a factory "
             f"(path, config) -> OpenedStore, but {type(found).__name__}"
         )
     _check_factory(spec, found, repr(attr))
-    return Backend(name=spec, open=found, spec=spec)
+    return Backend(name=spec, open=_CheckedFactory(spec, repr(attr), found), spec=spec)
 
 
 def _with_spec(backend: Backend, spec: str) -> Backend:
-    return Backend(backend.name, backend.open, backend.restore_only, backend.capabilities, spec)
+    return Backend(
+        backend.name,
+        backend.open,
+        backend.restore_only,
+        backend.capabilities,
+        spec,
+        report=backend.report,
+    )
 
 
 def load_backend_factory(spec: str) -> BackendFactory:

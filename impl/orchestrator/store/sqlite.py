@@ -518,4 +518,5 @@ BACKEND = Backend(
     restore_only=restore_only,
     capabilities=CAPABILITIES,
     spec="crashkit.orchestrator.store.sqlite:BACKEND",
+    report=restore_report,
 )
