@@ -337,8 +337,39 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _report = KitReport()
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+#: The kit's options that select nothing without a backend (or the self-test).
+KIT_OPTIONS = (
+    "--crashkit-suite",
+    "--crashkit-shard",
+    "--crashkit-findings",
+    "--crashkit-max-findings",
+    "--crashkit-json",
+    "--crashkit-profile",
+    "--crashkit-real",
+)
+NO_BACKEND_HINT = (
+    "crashkit: the conformance kit ran nothing: no backend was given; name one with "
+    "pytest --crashkit-backend=module:BACKEND (or crashkit_backend in the ini file; "
+    "docs/backends.md)"
+)
+
+
+def _no_backend_hint_due(config: pytest.Config, exitstatus: int, terminalreporter: Any) -> bool:
+    """Hint only where the kit was plainly wanted: a kit option given on the command line,
+    or a session that collected nothing at all (pytest's exit 5). A project's own tests,
+    run with the plugin merely installed, get no line."""
+    if any(config.getoption(option) not in (None, False) for option in KIT_OPTIONS):
+        return True
+    nothing = exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+    return nothing and not terminalreporter.stats.get("deselected")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     kit = kit_config(config)
+    if not (kit.active or _report.items) and _no_backend_hint_due(
+        config, exitstatus, terminalreporter
+    ):
+        terminalreporter.write_line(NO_BACKEND_HINT)
     if not kit.active or not _report.items:
         return
     title = (
