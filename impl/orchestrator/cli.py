@@ -534,7 +534,7 @@ def inspect(state_path: str, as_json: bool, backend_spec: str | None) -> None:
             _fail(ExitCode.USAGE, f"--backend: {exc}")
         result = inspect_backend(backend, state_path)
         summary: RestoreSummary = result.summary
-        if result.how == "a copy opened":
+        if result.how == "copy":
             _note(
                 f"{backend_spec} declares no read-only restore: opened it on a copy of its "
                 "files in a temporary folder (removed); the files themselves were not touched"

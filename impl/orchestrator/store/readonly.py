@@ -19,21 +19,26 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.store.protocol import Backend, Outcome, RestoreSummary
 from crashkit.orchestrator.store.report import RestoreReport, store_from_report
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState
 
+#: Which protocol call read the state: the declared report, the read-only restore, or the
+#: factory on a copy of the files (the caller says so: it is not what the others are).
+How = Literal["report", "restore_only", "copy"]
+
 
 @dataclass(frozen=True, slots=True)
 class BackendReport:
     """A backend's restore of a path: the summary, and the states a start would restore
-    (None when the backend gives a summary only). `how` says which protocol call read it."""
+    (None when the backend gives a summary only)."""
 
     summary: RestoreSummary
     states: Mapping[str, HysteresisState] | None = field(default_factory=dict)
-    how: str = "report"
+    how: How = "report"
 
 
 def _crashed(path: str, what: str, exc: Exception) -> RestoreSummary:
@@ -59,7 +64,9 @@ def inspect_backend(
         if isinstance(summary, RestoreReport):
             states = store_from_report(summary, config).states
             return BackendReport(summary, states if summary.outcome != "fatal" else {})
-        return BackendReport(summary, None)
+        if summary.outcome == "fatal":
+            return BackendReport(summary, {})
+        return BackendReport(summary, _restored(backend, path, config))
     if backend.restore_only is not None:
         try:
             store = backend.restore_only(path, config)
@@ -72,8 +79,21 @@ def inspect_backend(
     return _open_on_a_copy(backend, path, config)
 
 
+def _restored(
+    backend: Backend, path: str, config: HysteresisConfig
+) -> Mapping[str, HysteresisState] | None:
+    """The states beside a report that gives none (a plain `RestoreSummary`): from the
+    read-only restore when there is one, else unknown (None)."""
+    if backend.restore_only is None:
+        return None
+    try:
+        return backend.restore_only(path, config).states
+    except Exception:  # (the report said it would start: a refusal here is the backend's)
+        return None
+
+
 def _open_on_a_copy(backend: Backend, path: str, config: HysteresisConfig) -> BackendReport:
-    how = "a copy opened"
+    how: How = "copy"
     with _scratch() as scratch:
         try:
             copy = _copy_files(backend, path, scratch)

@@ -1,0 +1,521 @@
+"""What a new user hit first (a fresh clone, the README, a backend of their own): each rough
+edge ends in one clear `error:` line on stderr, the documented exit code (README "Exit
+codes") and nothing left in the temporary folder.
+
+Covers a full or closed stdout under any command (exit 6), a backend module in the current
+folder for `crashkit run`, `crashkit inspect --backend` (any backend's state, read through
+the protocol, never written), an unreadable state path (exit 3), a typo in a backend's
+module, a factory that returns nothing, click's usage errors on one line, and the kit's
+hint when no backend was given.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from crashkit.harness.cli import main
+from crashkit.orchestrator.errors import ExitCode
+from crashkit.orchestrator.sources import encode_snapshot
+from crashkit.orchestrator.store.sqlite import open_sqlite_store
+from crashkit.regime_engine.codec import encode_states
+from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
+from crashkit.regime_engine.synthetic import generate
+
+#: The console script a user runs (not `python -m`, which puts the current folder on
+#: sys.path by itself and so hides item 4).
+SCRIPT = str(Path(sys.executable).parent / "crashkit")
+SQLITE = "crashkit.orchestrator.store.sqlite:BACKEND"
+REPO = Path(__file__).parents[2]
+
+
+def crashkit(
+    *args: str, cwd: Path, tmp: Path, stdout: int | None = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """`crashkit ARGS` as a fresh process with its own temporary folder."""
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.run(
+        [SCRIPT, *args],
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error(stderr: str, *parts: str) -> str:
+    """Exactly one `error:` line, no traceback, no click usage block; returns the line."""
+    assert "Traceback" not in stderr and "Usage:" not in stderr and "Try '" not in stderr, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    """The temporary folder the command is given (TMPDIR): it must be empty afterwards."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def cli_tmp(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same for an in-process run (CliRunner)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+STATES = [
+    HysteresisState("AAA", 1_700_000_000_000, Regime.CHOP_BALANCED, None, 0, 3, None),
+    HysteresisState("BBB", 1_700_000_060_000, Regime.TREND_BUILD_UP, Regime.CHOP_BALANCED, 1, 3, 5),
+]
+
+
+# -- 1. a full output ---------------------------------------------------------------------------
+
+
+FULL_OUTPUT = {
+    "help": ["--help"],
+    "version": ["--version"],
+    "bare": [],
+    "inspect": ["inspect", "missing.jsonl"],
+    "inspect-json": ["inspect", "--json", "missing.jsonl"],
+    "scenarios-run": [
+        "scenarios",
+        "run",
+        str(REPO / "scenarios" / "restore" / "directory-at-state-path-fatal.yaml"),
+    ],
+    "explore-json": ["explore", "--json", "--symbols", "1", "--ticks", "2", "--no-export"],
+    "inspect-help": ["inspect", "--help"],
+}
+
+
+@pytest.mark.parametrize("args", FULL_OUTPUT.values(), ids=FULL_OUTPUT.keys())
+def test_a_full_stdout_is_exit_6_and_one_line(args: list[str], tmp_path: Path, tmp: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = crashkit(*args, cwd=tmp_path, tmp=tmp, stdout=full.fileno())
+    assert proc.returncode == ExitCode.OUTPUT_FAILED, proc.stderr
+    line = assert_one_error(proc.stderr, "stdout", "No space left on device")
+    assert proc.stderr.rstrip("\n").splitlines()[-1] == line
+    assert not list(tmp.iterdir())
+
+
+# -- 4. a backend module in the current folder ----------------------------------------------------
+
+
+def test_run_imports_a_backend_module_from_the_current_folder(tmp_path: Path, tmp: Path) -> None:
+    (tmp_path / "newuser_store.py").write_text(
+        "from crashkit.orchestrator.store.jsonl import open_jsonl_store as open_store\n"
+    )
+    (tmp_path / "orchestrator.toml").write_text(
+        '[engine]\nhysteresis_state_path = "state/h.jsonl"\n'
+        'backend = "newuser_store:open_store"\n[market]\nsymbols = 2\nticks = 3\n'
+    )
+    proc = crashkit(
+        "run", "--config", "orchestrator.toml", "--events", "e.jsonl", cwd=tmp_path, tmp=tmp
+    )
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert len((tmp_path / "state" / "h.jsonl").read_bytes().splitlines()) == 6
+    assert not list(tmp.iterdir())
+
+
+# -- 6. inspect --backend ------------------------------------------------------------------------
+
+#: A backend of its own format, as docs/backends.md's "A backend from scratch" writes one: a
+#: bare factory, no `restore_only`, so `inspect --backend` opens it on a copy of its files.
+OWN_FORMAT = """
+import json, os
+
+from crashkit.orchestrator.errors import StartupRefused
+from crashkit.orchestrator.store.protocol import OpenedStore, RestoreSummary
+from crashkit.regime_engine.contracts import HysteresisState, HysteresisStore, Regime
+
+
+class Writer:
+    poisoned = False
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def append(self, states):
+        for s in states:
+            row = [s.symbol, s.engine_timestamp_ms, s.anchor_regime.value,
+                   s.candidate_regime and s.candidate_regime.value, s.progress_current,
+                   s.last_commit_timestamp_ms]
+            os.write(self.fd, (json.dumps(row) + "\\n").encode())
+        os.fsync(self.fd)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def open_store(path, config):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    store = HysteresisStore()
+    data = b""
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+    for line in data.splitlines():
+        if line == b"BROKEN":
+            os.close(fd)
+            raise StartupRefused(path, "a broken line")
+        sym, ts, anchor, cand, progress, commit = json.loads(line)
+        store.states[sym] = HysteresisState(
+            sym, ts, Regime(anchor), cand and Regime(cand), progress, config.window_updates,
+            commit,
+        )
+    return OpenedStore(Writer(fd), store, RestoreSummary(path, "ok" if store.states else "bootstrap"))
+"""
+
+
+def own_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> str:
+    """A module `name` in the current folder (tmp_path), importable; returns its spec."""
+    (tmp_path / f"{name}.py").write_text(OWN_FORMAT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # (undone after the test, unlike the CLI's)
+    return f"{name}:open_store"
+
+
+def write_own(tmp_path: Path, name: str) -> Path:
+    module = __import__(name)
+    state = tmp_path / "state" / "own.db"
+    opened = module.open_store(str(state), HysteresisConfig())
+    opened.backend.append(STATES)
+    opened.backend.close()
+    return state
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_plain_inspect_of_another_backend_s_file_points_at_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_tmp: Path
+) -> None:
+    own_backend(tmp_path, monkeypatch, "newuser_own_a")
+    state = write_own(tmp_path, "newuser_own_a")
+    result = invoke("inspect", str(state))
+    assert result.exit_code == ExitCode.REFUSED  # read as the reference's lines: all invalid
+    assert "--backend MODULE:ATTR" in result.stderr, result.stderr
+
+
+def test_inspect_backend_opens_a_bare_factory_on_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_tmp: Path
+) -> None:
+    spec = own_backend(tmp_path, monkeypatch, "newuser_own_b")
+    state = write_own(tmp_path, "newuser_own_b")
+    before = listing(tmp_path / "state")
+    result = invoke("inspect", "--backend", spec, "--json", str(state))
+    assert result.exit_code == ExitCode.OK, result.output
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "ok" and report["backend"] == spec
+    assert report["lines"] is None and report["valid"] is None  # not a line file
+    assert report["symbols"]["BBB"] == {
+        "symbol": "BBB",
+        "engine_timestamp_ms": 1_700_000_060_000,
+        "anchor_regime": "TREND_BUILD_UP",
+        "candidate_regime": "CHOP_BALANCED",
+        "progress_current": 1,
+        "last_commit_timestamp_ms": 5,
+        "line": None,
+    }
+    assert listing(tmp_path / "state") == before  # nothing written, nothing created
+    assert not list(cli_tmp.iterdir())
+    human = invoke("inspect", "--backend", spec, str(state))
+    assert human.exit_code == ExitCode.OK and "TREND_BUILD_UP" in human.stdout
+    missing = invoke("inspect", "--backend", spec, "--json", str(tmp_path / "none" / "x.db"))
+    assert missing.exit_code == ExitCode.OK
+    assert json.loads(missing.stdout)["outcome"] == "bootstrap"
+    assert not (tmp_path / "none").exists() and not list(cli_tmp.iterdir())
+
+
+def test_inspect_backend_refusal_is_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_tmp: Path
+) -> None:
+    spec = own_backend(tmp_path, monkeypatch, "newuser_own_c")
+    state = tmp_path / "state.db"
+    state.write_bytes(b"BROKEN\n")
+    result = invoke("inspect", "--backend", spec, "--json", str(state))
+    assert result.exit_code == ExitCode.REFUSED
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "fatal" and report["reason"] == "a broken line"
+    assert state.read_bytes() == b"BROKEN\n" and not list(cli_tmp.iterdir())
+
+
+DECLARED = """
+from crashkit.orchestrator.store import jsonl
+from crashkit.orchestrator.store.protocol import Backend, RestoreSummary
+
+RESTORE_ONLY = Backend("r", jsonl.open_jsonl_store, restore_only=jsonl.restore_only)
+SUMMARY_ONLY = Backend(
+    "s",
+    jsonl.open_jsonl_store,
+    restore_only=jsonl.restore_only,
+    report=lambda path: RestoreSummary(path, "ok"),
+)
+"""
+
+
+def test_inspect_backend_uses_restore_only_or_a_declared_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_tmp: Path
+) -> None:
+    (tmp_path / "newuser_declared.py").write_text(DECLARED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    state = tmp_path / "h.jsonl"
+    state.write_bytes(encode_states(STATES))
+    for attr in ("RESTORE_ONLY", "SUMMARY_ONLY"):
+        result = invoke("inspect", "--backend", f"newuser_declared:{attr}", "--json", str(state))
+        assert result.exit_code == ExitCode.OK, result.output
+        assert "copy" not in result.stderr  # read-only calls: no copy was needed
+        report = json.loads(result.stdout)
+        assert report["outcome"] == "ok" and report["lines"] is None
+        assert sorted(report["symbols"]) == ["AAA", "BBB"]
+        assert report["symbols"]["AAA"]["line"] is None
+    assert not list(cli_tmp.iterdir())
+
+
+def test_inspect_backend_reads_an_sqlite_database_with_its_counts(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    opened = open_sqlite_store(str(db), HysteresisConfig())
+    opened.backend.append(STATES)
+    opened.backend.close()
+    result = invoke("inspect", "--backend", SQLITE, "--json", str(db))
+    assert result.exit_code == ExitCode.OK, result.output
+    report = json.loads(result.stdout)
+    assert (report["backend"], report["outcome"], report["lines"]) == (SQLITE, "ok", 2)
+    assert sorted(report["symbols"]) == ["AAA", "BBB"] and report["symbols"]["AAA"]["line"] == 1
+
+
+def test_inspect_backend_that_cannot_be_loaded_is_one_line(tmp_path: Path) -> None:
+    result = invoke("inspect", "--backend", "nosuchmodule_xyz:BACKEND", str(tmp_path / "x"))
+    assert result.exit_code == ExitCode.USAGE
+    assert_one_error(result.stderr, "--backend", "cannot import module 'nosuchmodule_xyz'")
+
+
+def test_the_docs_backend_runs_and_is_inspected_from_its_folder(tmp_path: Path, tmp: Path) -> None:
+    """docs/backends.md's "A backend from scratch", as a new user runs it: `mystore.py` in
+    the current folder, named in the config, then its state inspected as it reads it."""
+    page = (REPO / "docs" / "backends.md").read_text(encoding="utf-8")
+    section = page.split("## A backend from scratch", 1)[1]
+    (tmp_path / "mystore.py").write_text(section.split("```python\n", 1)[1].split("```", 1)[0])
+    (tmp_path / "orchestrator.toml").write_text(
+        '[engine]\nhysteresis_state_path = "state/my.jsonl"\nbackend = "mystore:BACKEND"\n'
+        "[market]\nsymbols = 3\nticks = 4\n"
+    )
+    run = crashkit(
+        "run", "--config", "orchestrator.toml", "--events", "e.jsonl", cwd=tmp_path, tmp=tmp
+    )
+    assert run.returncode == ExitCode.OK, run.stderr
+    state = tmp_path / "state"
+    before = listing(state)
+    plain = crashkit("inspect", "state/my.jsonl", cwd=tmp_path, tmp=tmp)
+    assert plain.returncode == ExitCode.REFUSED and "--backend MODULE:ATTR" in plain.stderr
+    mine = crashkit(
+        "inspect", "--backend", "mystore:BACKEND", "--json", "state/my.jsonl", cwd=tmp_path, tmp=tmp
+    )
+    assert mine.returncode == ExitCode.OK, mine.stderr
+    report = json.loads(mine.stdout)
+    assert report["outcome"] == "ok" and sorted(report["symbols"]) == ["SYM000", "SYM001", "SYM002"]
+    assert listing(state) == before and not list(tmp.iterdir())
+
+
+# -- 7. an unreadable state path --------------------------------------------------------------
+
+
+@pytest.fixture
+def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder whose entries cannot be looked up (mode 0o600 for a non-root user):
+    stat and open of anything under it fail with EACCES."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "h.jsonl").write_bytes(b"")
+    prefix = str(folder) + os.sep
+
+    def denied(real: Callable[..., object]) -> Callable[..., object]:
+        def call(path: object, *args: object, **kwargs: object) -> object:
+            if isinstance(path, (str, os.PathLike)) and os.fspath(path).startswith(prefix):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("stat", "lstat", "open"):
+        monkeypatch.setattr(os, name, denied(getattr(os, name)))
+    yield folder
+
+
+def test_compact_on_a_directory_is_refused_with_exit_3(tmp_path: Path) -> None:
+    result = invoke("compact", str(tmp_path))
+    assert result.exit_code == ExitCode.REFUSED, result.output
+    assert_one_error(result.stderr, "not a regular file")
+
+
+def test_an_unreadable_state_path_is_refused_with_exit_3(locked: Path, tmp_path: Path) -> None:
+    state = str(locked / "h.jsonl")
+    snapshots = tmp_path / "s.jsonl"
+    snapshots.write_bytes(b"".join(encode_snapshot(s) for s in generate(1, 2, 1)))
+    config = tmp_path / "o.toml"
+    config.write_text('[engine]\nhysteresis_state_path = "x.jsonl"\n')
+    events = str(tmp_path / "events.jsonl")
+    replay = invoke(
+        "replay", "--config", str(config), "--input", str(snapshots),
+        "--from-state", state, "--at", "1700000000000", "--events", events,
+    )  # fmt: skip
+    assert replay.exit_code == ExitCode.REFUSED, replay.output
+    assert_one_error(replay.stderr, "Permission denied")
+    compact = invoke("compact", state)
+    assert compact.exit_code == ExitCode.REFUSED, compact.output
+    assert_one_error(compact.stderr, "Permission denied")
+    inspect = invoke("inspect", "--json", state)
+    assert inspect.exit_code == ExitCode.REFUSED
+    assert "no file at" not in inspect.stderr  # it is there, only unreadable
+    assert "Permission denied" in json.loads(inspect.stdout)["reason"]
+    run = invoke(
+        "run", "--config", str(config), "--input", str(snapshots), "--state", state,
+        "--events", events,
+    )  # fmt: skip
+    assert run.exit_code == ExitCode.REFUSED
+    assert_one_error(run.stderr, "Permission denied")
+
+
+# -- 9. a typo in the backend's module -------------------------------------------------------
+
+
+def test_a_typo_in_the_backend_module_is_named_not_compaction(tmp_path: Path) -> None:
+    config = tmp_path / "o.toml"
+    config.write_text(
+        '[engine]\nhysteresis_state_path = "h.jsonl"\n'
+        'backend = "crashkit.orchestrator.store.jsnl:BACKEND"\n'
+        "[compaction]\nenabled = false\n"
+    )
+    result = invoke("run", "--config", str(config))
+    assert result.exit_code == ExitCode.USAGE
+    line = assert_one_error(
+        result.stderr,
+        f"{config}:3: [engine] backend",
+        "cannot import module 'crashkit.orchestrator.store.jsnl'",
+        "did you mean 'crashkit.orchestrator.store.jsonl'?",
+    )
+    assert "[compaction]" not in line
+
+
+def test_a_backend_module_that_fails_to_import_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "newuser_broken.py").write_text("def open_store(path, config)\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = invoke("inspect", "--backend", "newuser_broken:open_store", str(tmp_path / "x"))
+    assert result.exit_code == ExitCode.USAGE
+    assert_one_error(result.stderr, "importing module 'newuser_broken' failed", "SyntaxError")
+
+
+# -- 11. a factory that returns None ---------------------------------------------------------
+
+NONE_FACTORY = "def open_store(path, config):\n    return None\n"
+
+
+def test_a_factory_that_returns_none_is_told_so(tmp_path: Path, tmp: Path) -> None:
+    (tmp_path / "newuser_none.py").write_text(NONE_FACTORY)
+    (tmp_path / "o.toml").write_text(
+        '[engine]\nhysteresis_state_path = "h.jsonl"\nbackend = "newuser_none:open_store"\n'
+        "[market]\nsymbols = 1\nticks = 2\n"
+    )
+    run = crashkit("run", "--config", "o.toml", cwd=tmp_path, tmp=tmp)
+    assert run.returncode == ExitCode.USAGE, run.stderr
+    assert_one_error(
+        run.stderr, "newuser_none:open_store", "returned None, not an OpenedStore", "return"
+    )
+    assert "sqlite3" not in run.stderr and "in C" not in run.stderr
+    explore = crashkit(
+        "explore", "--backend", "newuser_none:open_store", "--symbols", "1", "--ticks", "1",
+        "--no-export", cwd=tmp_path, tmp=tmp,
+    )  # fmt: skip
+    assert "returned None, not an OpenedStore" in explore.stderr, explore.stderr
+    assert not list(tmp.iterdir())
+
+
+# -- 14. usage errors on one line ------------------------------------------------------------
+
+USAGE_ERRORS = {
+    "no-such-option": (["inspect", "--bogus", "x"], "no such option"),
+    "missing-option": (["run"], "--config"),
+    "out-of-range": (["synth", "--symbols", "0", "--ticks", "1", "--seed", "1"], "--symbols"),
+    "no-such-command": (["nosuch"], "nosuch"),
+    "group-option": (["--bogus"], "no such option"),
+    "merge-missing": (["merge", "missing.json"], "missing.json: cannot read"),
+    "explore-shard": (["explore", "--shard", "x"], "--shard"),
+    "scenarios-option": (["scenarios", "run", "--bogus"], "no such option"),
+    "missing-argument": (["inspect"], "STATE_PATH"),
+}
+
+
+@pytest.mark.parametrize("args, part", USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
+def test_every_usage_error_is_one_line_exit_2(args: list[str], part: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    line = assert_one_error(result.stderr)
+    assert part.lower() in line.lower()
+    assert result.stderr == line + "\n" and result.stdout == ""
+
+
+def test_help_is_still_click_s() -> None:
+    result = invoke("inspect", "--help")
+    assert result.exit_code == ExitCode.OK
+    assert result.stdout.startswith("Usage: main inspect [OPTIONS] STATE_PATH")
+    assert "--backend" in result.stdout
+
+
+# -- 16. the kit without a backend -------------------------------------------------------------
+
+HINT = "--crashkit-backend=module:BACKEND"
+
+
+def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_kit_without_a_backend_says_how_to_name_one(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # its own rootdir, not ours
+    empty = pytest_in(tmp_path)
+    assert empty.returncode == 5  # pytest's "no tests collected", as documented
+    assert [line for line in empty.stdout.splitlines() if HINT in line] != [], empty.stdout
+    suite = pytest_in(tmp_path, "--crashkit-suite", "quick")
+    assert suite.returncode == 5 and HINT in suite.stdout
+    (tmp_path / "test_mine.py").write_text("def test_mine():\n    pass\n")
+    mine = pytest_in(tmp_path)
+    assert mine.returncode == 0 and HINT not in mine.stdout  # a project's own tests: no noise
+    asked = pytest_in(tmp_path, "--crashkit-suite", "quick")
+    assert asked.returncode == 0 and HINT in asked.stdout
