@@ -58,7 +58,7 @@ from crashkit.harness.scenarios.export import backend_spec
 from crashkit.orchestrator.errors import StartupRefused
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.protocol import Backend, OpenedStore
-from crashkit.regime_engine.codec import RecordError, decode_record, encode_state, record_to_state
+from crashkit.regime_engine.codec import encode_state
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
 WINDOW = 3
@@ -116,10 +116,6 @@ def _close(opened: OpenedStore) -> list[Violation]:
     errors: list[str] = []
     close_quietly(opened.backend.close, errors)
     return judge_close(errors)
-
-
-def _fields_key(state: HysteresisState) -> tuple[object, ...]:
-    return state.persisted_fields()
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -436,19 +432,15 @@ class StoreMachine(RuleBasedStateMachine):
         self.steps.append({"corrupt": {"line": line, "with": kind}})
         self._stop()
         self.corrupted = True
-        try:
-            old = record_to_state(decode_record(current.split(b"\n")[line - 1]), self.config)
-        except RecordError:
-            old = None
-        if old is not None:  # its record no longer counts as committed
-            key = _fields_key(old)
-            for i in range(len(self.acked) - 1, -1, -1):
-                if _fields_key(self.acked[i]) == key:
-                    del self.acked[i]
-                    break
+        damaged = corrupt_file(current, line, kind)
+        # What is committed from here on is what the damaged file holds, record by record:
+        # its winners (as the scenario runner judges a `corrupt` step). Not the ledger
+        # minus one line: a backend that rewrote its file (compaction) may hold one copy
+        # of a record the ledger acknowledged several times, or none of one it replaced.
+        self.acked = list(model_restore(damaged, self.config).states.values())
         image = self.fs.visible_image()
         files = dict(image.files)
-        files[STATE_PATH] = corrupt_file(current, line, kind)
+        files[STATE_PATH] = damaged
         self._reboot(DiskImage(files=files, dirs=image.dirs))
         self.steps.append({"restart": {}})
         self._open()

@@ -211,7 +211,13 @@ class InvalidLineExpect(_Strict, frozen=True):
 
 
 class RestoreReportExpect(_Strict, frozen=True):
+    """`crashkit inspect` of the final disk. `outcome` and `winners` (each symbol's winning
+    record) are about records, judged on every line-format backend; the other keys pin the
+    file's layout (line numbers and counts), which a backend that rewrites its file
+    (compaction) may change: judged only on the backend the file was written for."""
+
     outcome: Outcome | UnsetType = UNSET
+    winners: dict[str, FinalStateExpect] | UnsetType = UNSET
     lines: int | UnsetType = UNSET
     valid: int | UnsetType = UNSET
     blank: int | UnsetType = UNSET
@@ -251,6 +257,7 @@ EXPECT_KEYS: tuple[str, ...] = (
 )
 REPORT_KEYS: tuple[str, ...] = (
     "outcome",
+    "winners",
     "lines",
     "valid",
     "blank",
@@ -258,6 +265,8 @@ REPORT_KEYS: tuple[str, ...] = (
     "ties",
     "invalid",
 )
+#: The report keys that pin the file's layout, not its records (see RestoreReportExpect).
+LAYOUT_KEYS: tuple[str, ...] = ("lines", "valid", "blank", "torn_tail_bytes", "ties", "invalid")
 FINAL_STATE_KEYS: tuple[str, ...] = (
     "anchor_regime",
     "candidate_regime",

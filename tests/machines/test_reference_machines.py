@@ -7,6 +7,7 @@ fault family and seed range) are the kit's `test_state_machine` items, which
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 from hypothesis import settings
@@ -20,6 +21,7 @@ from crashkit.harness.machines import (
     run_machine,
     store_machine,
 )
+from crashkit.orchestrator.store import jsonl
 
 MODELS = tuple(FsyncModel)
 SEED_RANGES = 2
@@ -48,5 +50,22 @@ def test_orchestrator_machine_smoke(tmp_path: Path, item_seed: int | None) -> No
         settings_=_smoke(),
         export_to=tmp_path,
         seed_=item_seed,
+    )
+    assert not found, _fail_message(found, tmp_path)
+
+
+def test_store_machine_on_a_compacting_backend_judges_damage_by_records(tmp_path: Path) -> None:
+    """A start that compacts renumbers the file: a `corrupt` step then damages whatever
+    record now sits at its line. The machine judges what the damaged file still holds
+    (its winners), not its own ledger minus one line. On the kit's quick seed this used
+    to report a false 1-durability (line 2 was the only copy of a record acknowledged
+    four times)."""
+    found = run_machine(
+        store_machine("CompactingStore", backend=jsonl.COMPACTING_BACKEND),
+        settings_=machine_settings(
+            Budget(30, 15), derandomize=True, database=None, print_blob=False
+        ),
+        export_to=tmp_path,
+        seed_=zlib.crc32(b"quick:store-any-model-any-fault-seeds0"),
     )
     assert not found, _fail_message(found, tmp_path)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
 from crashkit.harness.cli import main
 from crashkit.harness.scenarios import load_scenario, run_loaded
+from crashkit.harness.scenarios import schema as s
 from crashkit.harness.scenarios.library import library_files
 from crashkit.orchestrator.store import jsonl
 from crashkit.orchestrator.store.protocol import Capabilities
@@ -46,6 +48,32 @@ def test_on_a_backend_of_its_own_format_line_scenarios_do_not_apply_and_the_rest
     assert len(ran) >= 25
     # no `reference.*` check was judged on it
     assert not any(c.name.startswith("reference.") for r in ran for c in r.checks)
+
+
+def test_a_backend_that_rewrites_its_file_is_held_to_records_not_line_numbers() -> None:
+    """The reference with compaction at every start rewrites the file the scenario damaged:
+    its line numbers and counts are not judged there, its winners are (and a wrong one
+    fails)."""
+    path = next(p for p in library_files() if p.stem == "invalid-lines-skipped")
+    loaded = load_scenario(path)
+    on_compacting = run_loaded(loaded, backend=jsonl.COMPACTING_BACKEND)
+    assert on_compacting.passed, on_compacting.first_failure
+    judged = {c.name for c in on_compacting.checks}
+    assert {"restore_report.outcome", "restore_report.winners"} <= judged
+    assert not judged & {"restore_report.lines", "restore_report.invalid"}
+    as_written = {c.name for c in run_loaded(loaded).checks}
+    assert {"restore_report.lines", "restore_report.invalid"} <= as_written
+    report = loaded.spec.expect.restore_report
+    assert isinstance(report, s.RestoreReportExpect) and isinstance(report.winners, dict)
+    wrong = {k: msgspec.structs.replace(v, progress_current=9) for k, v in report.winners.items()}
+    expect = msgspec.structs.replace(
+        loaded.spec.expect, restore_report=msgspec.structs.replace(report, winners=wrong)
+    )
+    failed = run_loaded(
+        replace(loaded, spec=msgspec.structs.replace(loaded.spec, expect=expect)),
+        backend=jsonl.COMPACTING_BACKEND,
+    )
+    assert [c.name for c in failed.failures] == ["restore_report.winners"]
 
 
 def test_the_reference_block_is_judged_for_the_reference() -> None:

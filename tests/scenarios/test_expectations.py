@@ -73,6 +73,15 @@ def mutations(expect: s.Expect) -> Iterator[tuple[str, s.Expect]]:
                 "restore_report.outcome",
                 replace(expect, restore_report=replace(report, outcome=wrong)),
             )
+        if isinstance(report.winners, dict) and report.winners:
+            winners = dict(report.winners)
+            symbol, want = next(iter(winners.items()))
+            progress = want.progress_current if isinstance(want.progress_current, int) else 0
+            winners[symbol] = replace(want, progress_current=progress + 7)
+            yield (
+                "restore_report.winners",
+                replace(expect, restore_report=replace(report, winners=winners)),
+            )
         if isinstance(report.invalid, list):
             more = [*report.invalid, s.InvalidLineExpect(line=99, reason_prefix="not_json")]
             yield (
