@@ -89,6 +89,7 @@ from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     Backend,
     BackendFactory,
+    BackendProtocolError,
     OpenedStore,
     load_backend,
 )
@@ -374,8 +375,8 @@ class Explorer:
                     refusal = exc.reason
                 except Exception as exc:  # a backend must refuse cleanly, not crash
                     refusal = crash_reason(exc)
-                    if not fs.trace:
-                        refusal += NO_VISIBLE_IO
+                    if not fs.trace and not isinstance(exc, BackendProtocolError):
+                        refusal += NO_VISIBLE_IO  # (not for a factory that broke the protocol)
                 injected = any(op.injected for op in fs.trace)
                 faults_at_start = start_faults(fs.trace)
                 if refusal is None:

@@ -457,6 +457,7 @@ def test_a_factory_that_returns_none_is_told_so(tmp_path: Path, tmp: Path) -> No
         "--no-export", cwd=tmp_path, tmp=tmp,
     )  # fmt: skip
     assert "returned None, not an OpenedStore" in explore.stderr, explore.stderr
+    assert "sqlite3" not in explore.stderr  # no hint about I/O in C: the factory is wrong
     assert not list(tmp.iterdir())
 
 
