@@ -499,9 +499,9 @@ def real_explore_row(args: argparse.Namespace, key: str) -> Row:
     return Row(
         key=key,
         figure=title,
-        detail=f"{shape}: {real.states:,} states, {real.restarts} real restarts in "
-        f"{real.seconds:.2f} s\n(recording included; {how}; best of {args.repeat}) vs "
-        f"{inside.states_checked:,} states in-process in {inside.seconds:.2f} s",
+        detail=f"{shape}: {real.states:,} states, {real.restarts} restarts in "
+        f"{real.seconds:.2f} s\n(recording included; {how}; best of {args.repeat})\n"
+        f"vs {inside.states_checked:,} states in-process in {inside.seconds:.2f} s",
         unit="states/s",
         ours=real_rate,
         ours_text=f"{real_rate:,.1f} states/s",
