@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	rm -rf build/__editable__.crashkit-*
-	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	$(BIN)/pip install --quiet -e '.[dev,real]' --config-settings editable_mode=strict
 	$(BIN)/python tools/editable_links.py
 	touch $(STAMP)
 
