@@ -1,0 +1,186 @@
+"""The public corpus (examples/real/): each real program, run through the CLI as its
+README says, gets the verdict that README documents for it.
+
+Each test records the program on a FUSE mount and checks every crash state its
+profile allows (`crashkit explore --exec ... --json`), so each needs FUSE (skipped
+with the reason where it is missing) and whatever its program needs (plyvel, git).
+The workloads are small (three operations); `make test` runs all but git's, which
+records some 200 calls and checks about a thousand disks (marked `crash`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crashkit.faults.real import fuse_unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = shlex.quote(sys.executable)
+
+NO_FUSE = fuse_unavailable()
+needs_fuse = pytest.mark.skipif(NO_FUSE is not None, reason=f"no FUSE mount: {NO_FUSE}")
+needs_plyvel = pytest.mark.skipif(
+    importlib.util.find_spec("plyvel") is None,
+    reason="plyvel is not installed (pip install -e '.[real]')",
+)
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="no git on PATH")
+
+pytestmark = needs_fuse
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one `crashkit explore --exec --json` said."""
+
+    exit_code: int
+    data: dict[str, Any]
+
+    @property
+    def outputs(self) -> list[str]:
+        """What the checker said on each refused disk."""
+        return [f["output"] for f in self.data["findings"]]
+
+
+def explore(program: str, args: str, profile: str, timeout: float = 300) -> Run:
+    """Explore examples/real/PROGRAM's workload (with ARGS) under PROFILE, every finding
+    listed, from the repository root as the READMEs say."""
+    folder = f"examples/real/{program}"
+    command = [
+        sys.executable,
+        "-m",
+        "crashkit.harness",
+        "explore",
+        "--exec",
+        f"{PYTHON} {folder}/workload.py {args}".strip(),
+        "--check",
+        f"{PYTHON} {folder}/check.py",
+        "--ack",
+        "acked",
+        "--profile",
+        profile,
+        "--max-findings",
+        "0",
+        "--json",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.stdout.strip(), f"exit {done.returncode}, no JSON: {done.stderr[-2000:]}"
+    run = Run(done.returncode, json.loads(done.stdout))
+    assert run.data["returncode"] == 0, f"the workload itself failed: {done.stderr[-2000:]}"
+    assert run.data["stopped"] is None, f"stopped early ({run.data['stopped']})"
+    return run
+
+
+def assert_passes(run: Run) -> None:
+    """Every crash state explored was one the program lives with."""
+    assert (run.exit_code, run.data["failed"]) == (0, 0), run.outputs[:3]
+    assert run.data["checked"] > 0
+
+
+@pytest.mark.parametrize("profile", ["prefix", "ext4-ordered", "posix"])
+def test_config_written_right_survives_every_power_cut(profile: str) -> None:
+    assert_passes(explore("config", "right", profile))
+
+
+@pytest.mark.parametrize("profile", ["prefix", "ext4-ordered", "posix"])
+def test_config_renamed_before_its_fsync_can_be_left_empty(profile: str) -> None:
+    run = explore("config", "no-fsync", profile)
+    assert run.exit_code == 1 and run.data["failed"] > 0
+    assert "etc/config holds 0 bytes no writer wrote whole: b''" in run.outputs
+
+
+def test_config_without_the_folder_fsync_loses_an_acknowledged_version() -> None:
+    run = explore("config", "no-dir-fsync", "posix")
+    assert run.exit_code == 1
+    assert "etc/config is missing, but version=1 was acknowledged" in run.outputs
+    # no rename is ever made durable: even after the last one, the name can be gone
+    assert "etc/config is missing, but version=3 was acknowledged" in run.outputs
+    assert all("wrote whole" not in out for out in run.outputs)  # bytes synced: never torn
+
+
+def test_shelve_loses_synced_keys() -> None:
+    """shelve's sync() (dbm.dumb) never fsyncs: even under ext4-ordered a key whose
+    sync() returned is lost, and the shelf can be left unreadable."""
+    run = explore("shelve", "", "ext4-ordered")
+    assert run.exit_code == 1
+    assert "acknowledged key1 is missing (keys: [])" in run.outputs
+    assert any(out.startswith("the shelf does not open or read") for out in run.outputs)
+
+
+@pytest.mark.parametrize(
+    ("journal", "synchronous", "profile"),
+    [
+        ("wal", "full", "posix"),
+        ("wal", "extra", "prefix"),
+        ("delete", "extra", "posix"),
+        ("truncate", "full", "posix"),
+        ("persist", "normal", "posix"),
+    ],
+)
+def test_sqlite_durable_modes_keep_every_commit(
+    journal: str, synchronous: str, profile: str
+) -> None:
+    assert_passes(explore("sqlite", f"{journal} {synchronous}", profile))
+
+
+@pytest.mark.parametrize(
+    ("journal", "synchronous", "profile", "lost"),
+    [
+        # WAL + NORMAL: consistent, not durable (SQLite's documentation)
+        ("wal", "normal", "ext4-ordered", "acknowledged row=3 missing (rows present: [1, 2])"),
+        # DELETE + FULL: the journal's unlink is never made durable (EXTRA syncs the folder)
+        ("delete", "full", "prefix", "acknowledged row=1 missing (rows present: [])"),
+        # TRUNCATE + NORMAL: the journal's truncation is not synced, it can come back
+        ("truncate", "normal", "posix", "acknowledged row=2 missing (rows present: [1])"),
+    ],
+)
+def test_sqlite_modes_that_lose_an_acknowledged_commit(
+    journal: str, synchronous: str, profile: str, lost: str
+) -> None:
+    run = explore("sqlite", f"{journal} {synchronous}", profile)
+    assert run.exit_code == 1
+    assert lost in run.outputs
+    # never corrupt: every refused disk opens and passes integrity_check, a commit is lost
+    assert all("missing" in out for out in run.outputs), run.outputs
+
+
+@needs_plyvel
+def test_leveldb_keeps_synced_puts_but_a_power_cut_while_creating_breaks_it() -> None:
+    """Every put with sync=True survives; what fails is the database created a moment
+    before (MANIFEST-000001 never synced, google/leveldb issue 189): it does not open."""
+    run = explore("leveldb", "", "ext4-ordered")
+    assert run.exit_code == 1
+    assert set(run.outputs) == {
+        "LevelDB does not open: b'Corruption: no meta-nextfile entry in descriptor'"
+    }
+    assert all("/acked (0 bytes)" in f["files"] for f in run.data["findings"])
+
+
+@needs_plyvel
+def test_leveldb_current_renamed_without_a_folder_fsync_on_unordered_directories() -> None:
+    """Where directory operations persist in any order, the old MANIFEST's unlink can
+    persist without CURRENT's rename to the new one: acknowledged puts unreachable."""
+    run = explore("leveldb", "", "posix")
+    assert run.exit_code == 1
+    after_acks = [f["output"] for f in run.data["findings"] if "/acked (0 bytes)" not in f["files"]]
+    assert after_acks
+    assert all("CURRENT points to a non-existent file" in out for out in after_acks)
+    assert not any(out.startswith("acknowledged") for out in run.outputs)
+
+
+@needs_git
+@pytest.mark.crash
+def test_git_default_fsync_loses_an_acknowledged_commit() -> None:
+    """Unset, core.fsync syncs packs, not loose objects, refs or the index."""
+    run = explore("git", "--commits 1", "ext4-ordered", timeout=900)
+    assert run.exit_code == 1
+    assert any(out.startswith("git fsck: error: object file") for out in run.outputs)
