@@ -12,9 +12,10 @@ have started:
 - its stdin is the caller's, its stdout and stderr are the caller's files (passed over
   the socket), its argv the command's, its folder and environment the caller's (a
   server serves only the interpreter, folder and environment it was started with);
-- it runs MODULE with `runpy`, as `python -m` does, and ends as an interpreter ends
-  (the exit code of `SystemExit`, a traceback and 1 for an uncaught exception, atexit
-  handlers, flushed files);
+- it runs MODULE as its `__main__` module, as `python -m` does, and ends as an
+  interpreter ends (the exit code of `SystemExit`, a traceback and 1 for an uncaught
+  exception, atexit's handlers, flushed files, the teardown's finalizers); it skips
+  the teardown itself only when nothing is left for it to act on (`_exit_worker`);
 - the server never holds a file of the worker's: what the worker opens and locks is its
   own and is released when it exits (it closes the server's socket and pipes first).
 
@@ -31,6 +32,7 @@ import contextlib
 import gc
 import importlib
 import importlib.util
+import io
 import json
 import locale
 import os
@@ -42,9 +44,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, NoReturn
 
 #: How the server starts: `-c` (not `-m`, which would import this package's
 #: `__init__`, and not the file as a script, whose folder would lead `sys.path`), with
@@ -52,8 +56,9 @@ from typing import IO
 _BOOT = (
     "import os, sys\n"
     "if sys.path[:1] == ['']: sys.path[0] = os.getcwd()\n"
-    "import runpy\n"
-    "runpy.run_path(sys.argv.pop(1), run_name='__main__')\n"
+    "__file__ = sys.argv.pop(1)\n"
+    "with open(__file__, 'rb') as f: source = f.read()\n"
+    "exec(compile(source, __file__, 'exec'))\n"
 )
 _READY = b"ready"
 #: How long a server may take to import its modules.
@@ -392,11 +397,13 @@ def _threads() -> int:
 
 
 class _Job:
-    """What a worker runs: `python -m module *args`."""
+    """What a worker runs: `python -m module *args`; `quick`: it may end without the
+    teardown (`_exit_worker`) when nothing is left for the teardown to act on."""
 
-    def __init__(self, module: str, args: Sequence[str]) -> None:
+    def __init__(self, module: str, args: Sequence[str], quick: bool) -> None:
         self.module = module
         self.args = list(args)
+        self.quick = quick
 
 
 def _serve(path: str, main: str, preload: Sequence[str]) -> _Job | None:
@@ -407,6 +414,9 @@ def _serve(path: str, main: str, preload: Sequence[str]) -> _Job | None:
     if reason is not None:
         os.write(1, reason.encode() + b"\n")
         return None
+    # What the imports made is the same in every worker; when some of it could act in a
+    # teardown (a file, a finalizer), every worker tears down in full.
+    quick = not _other_files() and not _left_to_finalize(gc.get_objects())
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -448,7 +458,7 @@ def _serve(path: str, main: str, preload: Sequence[str]) -> _Job | None:
                 os.dup2(fd, target)
             for fd in fds:
                 os.close(fd)
-            return _Job(main, request)
+            return _Job(main, request, quick)
         for fd in fds:
             os.close(fd)
         waiting[pid] = conn  # reaped even when its caller is gone
@@ -490,12 +500,128 @@ def _reap(waiting: dict[int, socket.socket]) -> None:
 
 
 def _run(job: _Job) -> None:
-    """The worker: MODULE as `python -m MODULE` runs it (`SystemExit`, an uncaught
-    exception and the interpreter's exit as in a new process)."""
-    import runpy
+    """The worker: MODULE as `python -m MODULE` runs it, as the `__main__` module (its
+    globals live to the teardown, after atexit's handlers; `SystemExit`, an uncaught
+    exception and the interpreter's exit as in a new process; `_exit_worker`)."""
+    spec = importlib.util.find_spec(job.module)  # found when the server warmed up
+    if spec is not None and spec.submodule_search_locations is not None:
+        spec = importlib.util.find_spec(f"{job.module}.__main__")
+    assert spec is not None
+    code = spec.loader.get_code(spec.name)  # type: ignore[union-attr]
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+        __annotations__={},
+    )
+    sys.modules["__main__"] = main
+    sys.argv = [spec.origin or "", *job.args]
+    try:
+        exec(code, main.__dict__)
+    except SystemExit as exc:
+        status = 0 if exc.code is None else exc.code
+        if not job.quick or not isinstance(status, int) or not 0 <= status <= 255:
+            raise  # the interpreter prints it, exits 1 (a message) or with the code
+        _exit_worker(int(status))
+    if job.quick:
+        _exit_worker(0)
 
-    sys.argv = [sys.argv[0], *job.args]
-    runpy.run_module(job.module, run_name="__main__", alter_sys=True)
+
+def _exit_worker(code: int) -> NoReturn:
+    """End a worker as an interpreter ends (other threads joined, atexit's handlers,
+    stdout and stderr flushed), but without its teardown when nothing is left that the
+    teardown could act on: no file open but stdin, stdout and stderr, no other thread,
+    nothing of the worker's with a finalizer to run (an open file object, a suspended
+    generator, a `__del__`, a weakref callback or `weakref.finalize` in Python). The
+    teardown frees every object, so its writes copy the pages the worker shares with the
+    server one by one: half of a worker's time, for nothing a judge could see."""
+    import atexit
+
+    if _threads() > 1 or ("threading" in sys.modules and threading.active_count() > 1):
+        raise SystemExit(code)  # the interpreter joins them first
+    atexit._run_exitfuncs()
+    atexit._clear()  # run once: a teardown after this runs none
+    if _other_files() or _left_to_finalize(gc.get_objects()):  # the worker's own objects
+        raise SystemExit(code)
+    try:
+        for stream in {
+            id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+        }.values():
+            if stream is not None:
+                stream.flush()
+    except BaseException:  # the interpreter reports it (and exits 120)
+        raise SystemExit(code) from None
+    os._exit(code)
+
+
+def _other_files() -> bool:
+    """A file descriptor is open besides 0, 1 and 2 (True where it cannot tell)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        # the listing's own descriptor is closed again by now
+        return any(int(n) > 2 and _is_open(int(n)) for n in names)
+    return True
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+#: Weakref callbacks of the standard library that only forget an entry (besides those
+#: of `weakref` and `_weakrefset`, the weak collections').
+_INERT_CALLBACKS = frozenset({("logging", "_removeHandlerRef")})
+
+
+def _left_to_finalize(objects: Sequence[object]) -> bool:
+    """One of `objects` would run code or close a file when the teardown frees it (the
+    standard streams aside: the interpreter flushes them before)."""
+    streams: set[int] = set()
+    for stream in (
+        sys.stdin,
+        sys.stdout,
+        sys.stderr,
+        sys.__stdin__,
+        sys.__stdout__,
+        sys.__stderr__,
+    ):
+        buffer = getattr(stream, "buffer", None)
+        streams.update((id(stream), id(buffer), id(getattr(buffer, "raw", None))))
+    return any(_finalizes(obj, streams) for obj in objects)
+
+
+def _finalizes(obj: object, streams: set[int]) -> bool:
+    if isinstance(obj, types.GeneratorType):
+        return obj.gi_frame is not None
+    if isinstance(obj, types.CoroutineType):
+        return obj.cr_frame is not None
+    if isinstance(obj, types.AsyncGeneratorType):
+        return obj.ag_frame is not None
+    if isinstance(obj, weakref.finalize):
+        return obj.alive
+    if isinstance(obj, weakref.ref):
+        callback = obj.__callback__
+        return (
+            callback is not None
+            and not isinstance(callback, types.BuiltinFunctionType)  # the C caches' own
+            and (getattr(callback, "__module__", None), getattr(callback, "__qualname__", None))
+            not in _INERT_CALLBACKS
+            and getattr(callback, "__module__", None) not in ("weakref", "_weakrefset")
+        )
+    if isinstance(obj, io.IOBase):
+        return not obj.closed and id(obj) not in streams
+    if isinstance(obj, socket.socket):
+        return obj.fileno() != -1
+    return getattr(type(obj), "__del__", None) is not None
 
 
 if __name__ == "__main__":

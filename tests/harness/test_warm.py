@@ -44,6 +44,45 @@ if what == "unflushed":
     LEFT.write("flushed at exit")
 if what == "stdin":
     print(sys.stdin is not None and os.isatty(0))
+if what == "enum":
+    import enum
+    class Code(enum.IntEnum):
+        FIVE = 5
+    print("no newline", end="")
+    sys.exit(Code.FIVE)
+if what == "teardown":  # each thing a teardown runs, one at a time
+    import atexit, threading, time, weakref
+    def note(what, open=open):  # the teardown may have taken the builtins away
+        with open("notes.txt", "a") as f:
+            f.write(what + "\\n")
+    class Marker:
+        def __del__(self, note=note):
+            note("deleted")
+    def generator(note=note):
+        try:
+            yield 1
+        finally:
+            note("finally")
+    class Target:
+        pass
+    kind = sys.argv[2]
+    note("ran")
+    if kind == "del":
+        KEEP = Marker()
+    if kind == "generator":
+        KEEP = generator()
+        next(KEEP)
+    if kind == "callback":
+        KEEP = Target()
+        REF = weakref.ref(KEEP, lambda ref, note=note: note("callback"))
+    if kind == "finalize":
+        KEEP = Target()
+        weakref.finalize(KEEP, note, "finalized")
+    if kind == "atexit":
+        atexit.register(note, "atexit")
+    if kind == "thread":
+        threading.Thread(target=lambda: (time.sleep(0.2), note("thread")), daemon=False).start()
+    sys.exit(int(sys.argv[3]))
 """
 
 
@@ -176,3 +215,62 @@ def test_a_worker_past_its_timeout_is_killed(here: Path) -> None:
         with pytest.raises(subprocess.TimeoutExpired):
             runner.run([sys.executable, "-m", "slow"], env=os.environ, timeout=0.5)
         assert runner.warm_runs == 0
+
+
+@pytest.mark.parametrize("kind", ["del", "generator", "callback", "finalize", "atexit", "thread"])
+def test_what_a_teardown_runs_runs_in_a_worker_too(here: Path, kind: str) -> None:
+    """A worker ends without the interpreter's teardown only when it has nothing left
+    to run: each of these is run as a new process runs it, in the same order."""
+    with WarmRunner("prog", ["atexit", "threading", "weakref"]) as runner:
+        done = runner.run(_command("teardown", kind, "4"), env=os.environ)
+        assert (runner.warm_runs, runner.cold_runs) == (1, 0), runner.why_cold
+    warm_notes = (here / "notes.txt").read_text()
+    (here / "notes.txt").unlink()
+    cold = subprocess.run(_command("teardown", kind, "4"), capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (cold.returncode, cold.stdout, "")
+    assert cold.stderr == ""
+    assert done.returncode == 4
+    assert warm_notes == (here / "notes.txt").read_text()
+    # a callback: its referent outlives it in a teardown (the globals are cleared in order)
+    then = {"del": "deleted", "generator": "finally", "callback": "", "finalize": "finalized"}
+    assert warm_notes == "ran\n" + f"{then.get(kind, kind)}\n".lstrip()
+
+
+def test_an_int_enum_exit_and_an_unflushed_line_as_a_new_process(here: Path) -> None:
+    warm_done, cold = _both("enum")
+    assert (
+        (warm_done.returncode, warm_done.stdout)
+        == (cold.returncode, cold.stdout)
+        == (5, "no newline")
+    )
+
+
+def test_what_a_teardown_would_act_on_is_found() -> None:
+    """The objects that keep a worker from ending before the teardown, and those that
+    do not (closed files, finished generators, the weak collections' own callbacks)."""
+    import io
+    import weakref
+
+    class Target:
+        pass
+
+    class Marker:
+        def __del__(self) -> None:
+            pass
+
+    def generator() -> Iterator[int]:
+        yield 1
+
+    target = Target()
+    started = generator()
+    next(started)
+    finished = generator()
+    list(finished)
+    closed = io.BytesIO()
+    closed.close()
+    for obj in (started, io.BytesIO(), Marker(), weakref.ref(target, lambda _: None)):
+        assert warm._left_to_finalize([obj]), obj
+    kept = weakref.WeakValueDictionary({"t": target})
+    for obj in (finished, closed, target, weakref.ref(target), *kept.data.values()):
+        assert not warm._left_to_finalize([obj]), obj
+    assert warm._left_to_finalize([weakref.finalize(target, print)])
