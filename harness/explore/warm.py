@@ -28,6 +28,7 @@ already (`runpy` would warn).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import gc
 import importlib
@@ -516,6 +517,7 @@ def _run(job: _Job) -> None:
         __package__=spec.parent,
         __spec__=spec,
         __annotations__={},
+        __builtins__=builtins,  # the module, as in `__main__` (exec would put its dict)
     )
     sys.modules["__main__"] = main
     sys.argv = [spec.origin or "", *job.args]

@@ -44,6 +44,10 @@ if what == "unflushed":
     LEFT.write("flushed at exit")
 if what == "stdin":
     print(sys.stdin is not None and os.isatty(0))
+if what == "main":
+    main = sys.modules["__main__"]
+    print(__name__, __spec__.name, __package__, type(__builtins__).__name__)
+    print(sys.argv[0] == __file__, main.__dict__ is globals(), sys.path[0] == os.getcwd())
 if what == "enum":
     import enum
     class Code(enum.IntEnum):
@@ -110,8 +114,8 @@ def _both(*args: str) -> tuple[subprocess.CompletedProcess[str], subprocess.Comp
 
 @pytest.mark.parametrize(
     "args",
-    [("write", "out.txt", "0"), ("write", "out.txt", "5"), ("message",), ("stdin",)],
-    ids=["exit-0", "exit-5", "sys-exit-message", "stdin"],
+    [("write", "out.txt", "0"), ("write", "out.txt", "5"), ("message",), ("stdin",), ("main",)],
+    ids=["exit-0", "exit-5", "sys-exit-message", "stdin", "main-module"],
 )
 def test_a_worker_exits_and_prints_as_a_new_process(here: Path, args: tuple[str, ...]) -> None:
     warm_done, cold = _both(*args)
@@ -124,6 +128,8 @@ def test_a_worker_exits_and_prints_as_a_new_process(here: Path, args: tuple[str,
         assert (here / "out.txt").read_text() == "written\n" * 2
         assert warm_done.stdout == f"out ['out.txt', '{args[2]}']\n"
         assert warm_done.returncode == int(args[2])
+    if args[0] == "main":
+        assert warm_done.stdout == "__main__ prog  module\nTrue True True\n"
     if args[0] == "message":
         assert (warm_done.returncode, warm_done.stderr) == (
             1,
