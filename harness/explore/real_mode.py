@@ -23,7 +23,10 @@ real process shows (its exit code, its stderr, its events, the calls it made):
 Then every crash state of the state folder (the events are downstream, not part of it)
 is written as a folder and `crashkit run` restarts on it, on the same input, with its
 events to a file outside (the same disk reached from several crash points restarts
-once). Each restart is judged by the same oracles:
+once). A restart is a warm worker (`warm.WarmRunner`: a fork of a server that imported
+`crashkit run`'s modules once, to the judges the new process it stands for; a new
+process where no server can run), two per core at once, judged in their order. Each
+restart is judged by the same oracles:
 
 - a refused or halted restart after a crash is `4-crash-damage-not-fatal`;
 - each symbol's latest decision published before the crash must be restored
