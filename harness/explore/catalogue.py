@@ -86,6 +86,22 @@ WRONG_TYPES = (
     )
     + line("SYM001", MARKET_START, Regime.SQUEEZE_DOWN)
 )
+#: C2.4, C2.7: a value of the wrong JSON type that a loose decoder reads as right (`true`
+#: as the integer 1, the number 1 as the string "1"), in the newest line of each symbol:
+#: the contract skips both lines (each symbol restores its older record); reading either
+#: as right restores another state. All in one clean block, which restore's block path
+#: judges first; after a blank line (`PER_LINE`), the path that judges each line.
+WRONG_JSON_TYPES = (
+    line("SYM000", T0 - MINUTE, Regime.TREND_BUILD_UP)
+    + line("SYM001", T0 - MINUTE, Regime.CHOP_BALANCED)
+    + line("SYM000", T0, Regime.CHOP_BALANCED, 1).replace(
+        b'"progress_current":1', b'"progress_current":true'
+    )
+    + line("SYM001", T0, Regime.TREND_BUILD_UP).replace(
+        b'"schema_version":"1"', b'"schema_version":1'
+    )
+)
+WRONG_JSON_TYPES_PER_LINE = b"\n" + WRONG_JSON_TYPES
 #: Compaction (§8): four records of each of three symbols, at the input's first ticks, so
 #: a start with an eager policy compacts them to three lines before resuming.
 COMPACTABLE = b"".join(
@@ -149,6 +165,15 @@ COMPACTION: tuple[Workload, ...] = (
     Workload(3, 8, seed=7, compact_after=4, name="compaction-mid-history"),
 )
 SMALL_BY_NAME: dict[str, Workload] = {w.name: w for w in SMALL}
+
+#: Small crafted workloads for bug classes `SMALL` misses, one or more per class: the
+#: `quick` suite runs them (the `ci` suite's job list is pinned by its golden verdicts,
+#: tests/harness/golden).
+EDGES: tuple[Workload, ...] = (
+    replace(BASE, initial_state=WRONG_JSON_TYPES, name="seeded-wrong-json-types"),
+    replace(BASE, initial_state=WRONG_JSON_TYPES_PER_LINE, name="seeded-wrong-json-types-per-line"),
+)
+EDGES_BY_NAME: dict[str, Workload] = {w.name: w for w in EDGES}
 
 
 WINDOWS = (1, 2, 3)

@@ -61,7 +61,12 @@ from crashkit.harness.judge.observe import (
     offer_again,
     recording_factory,
 )
-from crashkit.harness.judge.paths import STATE_PATH, leftover_temp_files, undeclared_files
+from crashkit.harness.judge.paths import (
+    STATE_PATH,
+    leftover_temp_files,
+    state_files_glob,
+    undeclared_files,
+)
 from crashkit.harness.judge.runtime_model import model_run
 from crashkit.harness.judge.verdicts import (
     Ledger,
@@ -405,6 +410,8 @@ class Explorer:
                     failed = timeline.first_failure()
                     if failed is not None and second_refusal is None:
                         again = offer_again(runtime.backend, failed.states)
+                        if not again[0]:  # and a symbol it was not writing: C5.6 poisons all
+                            again = offer_again(runtime.backend, [other_symbol(failed.states)])
                     if second_refusal is None:
                         close_quietly(runtime.close, closing)
             if watch.escapes:
@@ -733,7 +740,40 @@ class Explorer:
             second = self._try_open(workload)
             close_quietly(holder.close, [])
             third = self._try_open(workload)
-            return judge_single_writer(second, third)
+            found = judge_single_writer(second, third)
+            # and beside a holder that halted (its append failed: poisoned, it still holds
+            # the path), then beside one started on the whole run's history (the start a
+            # compacting backend rewrites its file at): the lock must survive both
+            glob = state_files_glob(self.backend.capabilities)
+            fail = FaultPlan(
+                tuple(
+                    FaultRule(op, glob, 1, "EIO", persistent=True)
+                    for op in (OpKind.WRITE, OpKind.FSYNC)
+                )
+            )
+            # (each holder reads the input from its start, as a restarted process does)
+            for plan, groups in ((fail, self._groups[:2]), (FaultPlan(), self._groups)):
+                holder = self._runtime(workload, timeline, RecordingSink(timeline))
+                try:
+                    holder.start()
+                except Exception:
+                    return found
+                fs.configure(plan=plan)
+                with contextlib.suppress(Exception):  # (a halt is what the first pass wants)
+                    for group in groups:
+                        holder.tick(group)
+                fs.configure(plan=FaultPlan())
+                if plan is not fail:  # a new start on everything it wrote
+                    close_quietly(holder.close, [])
+                    holder = self._runtime(workload, timeline, RecordingSink(timeline))
+                    try:
+                        holder.start()
+                    except Exception:
+                        return found
+                second = self._try_open(workload)
+                close_quietly(holder.close, [])
+                found += judge_single_writer(second, self._try_open(workload))
+            return found
         finally:
             fs.stop()
 
@@ -1054,6 +1094,21 @@ class Explorer:
             for rule in rules
             if not rule.persistent
         )
+
+
+def other_symbol(states: Sequence[HysteresisState]) -> HysteresisState:
+    """A state of a symbol the failed append was not writing: a poisoned writer must refuse
+    it too (C5.6 poisons the writer, not the symbols it was writing)."""
+    first = states[0]
+    return HysteresisState(
+        "~" + "".join(sorted({s.symbol for s in states})),
+        max(s.engine_timestamp_ms for s in states),
+        first.anchor_regime,
+        None,
+        0,
+        first.progress_required,
+        None,
+    )
 
 
 def _feed(

@@ -20,10 +20,11 @@ The rows, and why each holds for any backend (contract §4, C5.9):
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule, OpKind
 from crashkit.harness.explore.explorer import NotApplicable
@@ -35,6 +36,7 @@ from crashkit.harness.judge.verdicts import (
     Ledger,
     crash_reason,
     is_crash,
+    judge_append,
     judge_close,
     judge_refusal,
     judge_restored,
@@ -135,13 +137,15 @@ def _close(opened: OpenedStore, out: Outcome) -> None:
     out.violations += judge_close(errors)
 
 
-def prepared_store(backend: Backend) -> DiskImage:
-    """The disk after the backend wrote `TICKS` (each append acknowledged) and closed."""
+def prepared_store(
+    backend: Backend, ticks: tuple[tuple[HysteresisState, ...], ...] = TICKS
+) -> DiskImage:
+    """The disk after the backend wrote `ticks` (each append acknowledged) and closed."""
     with disk() as fs:
         opened, refusal = _open(backend)
         if opened is None:
             raise NotApplicable(f"the backend refused to start on an empty disk: {refusal}")
-        for tick in TICKS:
+        for tick in ticks:
             opened.backend.append(list(tick))
         close_quietly(opened.backend.close, [])
         return fs.visible_image()
@@ -225,48 +229,270 @@ def _garble(data: bytes, start: int) -> bytes:
     return data[:start] + bytes(b if b == 0x0A else 0x23 for b in data[start:])
 
 
+#: SQLite's page size (and a common one): damage a page at a time, as a disk fails.
+PAGE = 4096
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    """`data` with every bit of the byte at `at` flipped (a line gets a byte that is not
+    UTF-8, so it can never read as another valid record)."""
+    if not 0 <= at < len(data):
+        return data
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+def _record_flips(data: bytes) -> bytes:
+    """A byte flipped in the middle of each written record's canonical text it holds."""
+    for state in TICKS[-1]:
+        record = encode_state(state)[:-1]
+        at = data.find(record)
+        if at >= 0:
+            data = _flip(data, at + len(record) // 2)
+    return data
+
+
+#: Offline damage to one file of the store, as a failing disk leaves it: share -> (what,
+#: how). "all" leaves nothing readable; "half" leaves some of it.
+DAMAGE: dict[str, tuple[tuple[str, Callable[[bytes], bytes]], ...]] = {
+    "all": (("every byte garbled", lambda d: _garble(d, 0)),),
+    "half": (
+        ("the second half garbled", lambda d: _garble(d, len(d) // 2)),
+        ("a byte flipped in the middle", lambda d: _flip(d, len(d) // 2)),
+        ("a byte flipped in each newest record", _record_flips),
+        ("a byte flipped in its second page", lambda d: _flip(d, PAGE + PAGE // 2)),
+        (
+            "its second page zeroed",
+            lambda d: d[:PAGE] + bytes(len(d[PAGE : 2 * PAGE])) + d[2 * PAGE :],
+        ),
+        ("cut to its first page", lambda d: d[:PAGE]),
+        ("cut in half", lambda d: d[: len(d) // 2]),
+    ),
+}
+
+
+def _kept(image: DiskImage) -> list[str]:
+    return [p for p in sorted(image.files) if p.startswith(STATE_DIR + "/") and image.files[p]]
+
+
+def _damaged_disks(image: DiskImage, share: str) -> Iterator[tuple[str, DiskImage]]:
+    """(what was done, the disk) for each damage of `share`: "all" to every file of the
+    store at once, "half" to each file alone (each damage that changes it)."""
+    files = dict(image.files)
+    kept = _kept(image)
+    if not kept:
+        raise NotApplicable("the backend left no file with content in the state folder")
+    if share == "all":
+        ((what, damage),) = DAMAGE["all"]
+        damaged = {p: damage(files[p]) if p in kept else files[p] for p in files}
+        yield what, DiskImage(files=damaged, dirs=image.dirs)
+        return
+    for path in kept:
+        for what, damage in DAMAGE[share]:
+            data = damage(files[path])
+            if data != files[path]:
+                yield f"{path}: {what}", DiskImage(files={**files, path: data}, dirs=image.dirs)
+
+
+def _hot_journals(backend: Backend, limit: int = 3) -> list[DiskImage]:
+    """Disks a power cut leaves in the middle of the second append with a second file of
+    the store holding bytes (a rollback journal the next start must play back): at most
+    `limit`, the last crash points first."""
+    with disk() as fs:
+        opened, _ = _open(backend)
+        if opened is None:
+            return []
+        start = 0
+        for n, tick in enumerate(TICKS):
+            if n == len(TICKS) - 1:
+                start = len(fs.trace)
+            try:
+                opened.backend.append(list(tick))
+            except Exception:
+                return []
+        close_quietly(opened.backend.close, [])
+        found: list[DiskImage] = []
+        for point in reversed([p for p in fs.crash_points() if p >= start]):
+            for crash in fs.crash_states(point):
+                if len(_kept(crash.image)) > 1 and crash.image not in found:
+                    found.append(crash.image)
+                    if len(found) == limit:
+                        return found
+        return found
+
+
+def _journal_damage(backend: Backend) -> Iterator[tuple[str, DiskImage]]:
+    """Each "half" damage to the second file (the journal) of each hot-journal disk."""
+    for image in _hot_journals(backend):
+        for path in _kept(image):
+            if path == STATE_PATH:
+                continue
+            for what, damage in DAMAGE["half"]:
+                data = damage(image.files[path])
+                if data != image.files[path]:
+                    yield (
+                        f"{path} (a crash mid-append left it): {what}",
+                        DiskImage(files={**image.files, path: data}, dirs=image.dirs),
+                    )
+
+
 def _damaged(share: str) -> Callable[[Backend], Outcome]:
     def row(backend: Backend) -> Outcome:
         out = Outcome()
-        image = prepared_store(backend)
-        files = dict(image.files)
-        damaged = [p for p in files if p.startswith(STATE_DIR + "/") and files[p]]
-        if not damaged:
-            raise NotApplicable("the backend left no file with content in the state folder")
-        for path in damaged:
-            data = files[path]
-            files[path] = _garble(data, 0 if share == "all" else len(data) // 2)
-        ledger = Ledger.build((), written=WRITTEN)
-        with disk(DiskImage(files=files, dirs=image.dirs)):
-            opened, refusal = _open(backend)
-            out.restores += 1
-            if opened is None:
-                if refusal is not None and is_crash(refusal):
-                    out.violations += judge_refusal(refusal, expected=None, crashed=False)
-                return out  # refusing damaged files is always allowed
-            restored = dict(opened.store.states)
-            out.violations += judge_restored(restored, ledger)
-            if share == "all" and not restored:
-                out.violations.append(
-                    Violation(
-                        Invariant.RESTORE_TABLE,
-                        "every file of the store was damaged (garbage, same length) and the "
-                        "backend started with an empty store instead of refusing (C4.7)",
+        line_format = backend.capabilities.line_format
+        symbols = {s.symbol for s in WRITTEN}
+        disks = list(_damaged_disks(prepared_store(backend), share))
+        if share == "half":
+            disks += _journal_damage(backend)
+        for what, damaged in disks:
+            with disk(damaged):
+                opened, refusal = _open(backend)
+                out.restores += 1
+                if opened is None:
+                    if refusal is not None and is_crash(refusal):
+                        out.violations += judge_refusal(refusal, expected=None, crashed=False)
+                    continue  # refusing damaged files is always allowed
+                restored = dict(opened.store.states)
+                found: list[Violation] = []
+                if line_format and share == "half":
+                    # the contract's reading of the damaged lines (v1 has no checksum: a
+                    # line the damage left valid is the model's too)
+                    expected = model_restore(damaged.get(STATE_PATH), CONFIG)
+                    ledger = Ledger.build((), written=[*WRITTEN, *expected.records])
+                    found += judge_restored(restored, ledger, expected=expected)
+                else:
+                    found += judge_restored(restored, Ledger.build((), written=WRITTEN))
+                if share == "all" and not restored:
+                    found.append(
+                        Violation(
+                            Invariant.RESTORE_TABLE,
+                            "every file of the store was damaged (garbage, same length) and the "
+                            "backend started with an empty store instead of refusing (C4.7)",
+                        )
                     )
-                )
-            _close(opened, out)
+                elif not line_format and (missing := sorted(symbols - set(restored))):
+                    found.append(
+                        Violation(
+                            Invariant.RESTORE_TABLE,
+                            f"the store was damaged ({what}) and the backend started without "
+                            f"{', '.join(missing)}, each written whole before: a store that is "
+                            "not a line file must refuse rather than reset a symbol it cannot "
+                            "read (C4.6, C4.7, contract 9a)",
+                        )
+                    )
+                out.violations += found
+                _close(opened, out)
         return out
 
-    what = "every byte" if share == "all" else "the second half"
+    what = "every byte" if share == "all" else "part (a flipped byte, a zeroed page, a cut)"
     row.__doc__ = (
         f"Damage to {what} of each file the backend keeps: it refuses, or restores only "
-        "states that were written whole, and never starts empty from a damaged store."
+        "states that were written whole, never starts empty from a damaged store, and (not "
+        "a line file, no history to fall back to) never restores without a symbol."
     )
     return row
 
 
 row_damaged_whole = _damaged("all")
 row_damaged_tail = _damaged("half")
+
+
+#: The store the wrong-type row damages: the second tick's records hold values a
+#: same-length edit can turn into the wrong JSON type (a four-digit progress becomes
+#: `true`, a commit time `false`), and each symbol keeps an older record to fall back to.
+RETYPE_TICKS: tuple[tuple[HysteresisState, ...], ...] = (
+    TICKS[0],
+    (
+        HysteresisState(
+            "SYM000", T0 + 60_000, Regime.TREND_BUILD_UP, Regime.SQUEEZE_UP, 1111, 3, T0
+        ),
+        HysteresisState("SYM001", T0 + 60_000, Regime.CHOP_BALANCED, None, 0, 3, T0 + 60_000),
+    ),
+)
+
+#: (what, a value's canonical text, its replacement: the same bytes, the wrong JSON type)
+RETYPES: tuple[tuple[str, re.Pattern[bytes], Callable[[re.Match[bytes]], bytes]], ...] = (
+    (
+        "the number 1 for the string schema_version",
+        re.compile(rb'"schema_version":"1"'),
+        lambda m: b'"schema_version": 1 ',
+    ),
+    (
+        "true for the integer progress_current",
+        re.compile(rb'"progress_current":(\d{4,})'),
+        lambda m: b'"progress_current":' + b"true".ljust(len(m[1])),
+    ),
+    (
+        "false for the integer last_commit_timestamp_ms",
+        re.compile(rb'"last_commit_timestamp_ms":(\d{5,})'),
+        lambda m: b'"last_commit_timestamp_ms":' + b"false".ljust(len(m[1])),
+    ),
+)
+
+
+def retyped(record: bytes) -> list[tuple[str, bytes]]:
+    """Same-length copies of a canonical record (no newline), each with one value of the
+    wrong JSON type (C2.4): bytes any decoder must refuse (C2.7). Same length, so a
+    format that keeps the record's text in a page (SQLite's record column) stays
+    well-formed around it, and only the record's own decoding can tell."""
+    out = []
+    for what, pattern, edit in RETYPES:
+        edited = pattern.sub(edit, record, count=1)
+        if edited != record:
+            assert len(edited) == len(record)
+            out.append((what, edited))
+    return out
+
+
+def row_wrong_types_never_restored(backend: Backend) -> Outcome:
+    """A value of the wrong JSON type in a record where it lies, in every file that holds
+    the record's canonical text: the backend refuses, or restores only states written
+    whole, never the damaged record read as if it were right (C2.4, C2.7, 2); a
+    line-format backend selects exactly as the contract's reading (R4), whichever of its
+    decoding paths (a block at a time, or line by line) the damaged line takes."""
+    out = Outcome()
+    image = prepared_store(backend, RETYPE_TICKS)
+    written_all = [s for tick in RETYPE_TICKS for s in tick]
+    damaged_any = False
+    for state in RETYPE_TICKS[-1]:
+        record = encode_state(state)[:-1]
+        written = [s for s in written_all if s is not state]
+        for what, edited in retyped(record):
+            files = {
+                path: data.replace(record, edited) if path.startswith(STATE_DIR + "/") else data
+                for path, data in image.files.items()
+            }
+            if files == dict(image.files):
+                continue  # the backend does not keep this record's canonical text
+            damaged_any = True
+            for blank in (b"", b"\n") if backend.capabilities.line_format else (b"",):
+                # (a blank line first: the line is judged on the per-line path)
+                if blank:
+                    files[STATE_PATH] = blank + files[STATE_PATH]
+                expected = (
+                    model_restore(files.get(STATE_PATH), CONFIG)
+                    if backend.capabilities.line_format
+                    else None
+                )
+                with disk(DiskImage(files=files, dirs=image.dirs)):
+                    opened, refusal = _open(backend)
+                    out.restores += 1
+                    if opened is None:
+                        if refusal is not None and is_crash(refusal):
+                            out.violations += judge_refusal(refusal, expected=None, crashed=False)
+                        continue  # refusing a damaged store is always allowed
+                    found = judge_restored(
+                        dict(opened.store.states),
+                        Ledger.build((), written=written),
+                        expected=expected,
+                    )
+                    out.violations += [
+                        replace(v, message=f"{what} in {state.symbol}'s newest record: {v.message}")
+                        for v in found
+                    ]
+                    _close(opened, out)
+    if not damaged_any:
+        raise NotApplicable("the backend keeps no record's canonical text in its files")
+    return out
 
 
 def row_crash_damage_not_fatal(backend: Backend) -> Outcome:
@@ -300,12 +526,43 @@ def row_crash_damage_not_fatal(backend: Backend) -> Outcome:
     return out
 
 
+def _beside(backend: Backend, first: OpenedStore, out: Outcome, when: str) -> None:
+    """While `first` holds the path a second open is refused; once it closed, one starts."""
+    second, second_refusal = _open(backend)
+    if second is not None:
+        _close(second, out)
+    _close(first, out)
+    third, third_refusal = _open(backend)
+    if third is not None:
+        _close(third, out)
+    out.restores += 3
+    out.violations += [
+        replace(v, message=f"{when}: {v.message}")
+        for v in judge_single_writer(second_refusal, third_refusal)
+    ]
+
+
+def _failing(backend: Backend) -> FaultPlan:
+    """Every write and sync of every file the backend keeps fails (EIO), for good."""
+    return FaultPlan(
+        tuple(
+            FaultRule(op, pattern, 1, "EIO", persistent=True)
+            for op in (OpKind.WRITE, OpKind.FSYNC)
+            for pattern in backend.capabilities.file_patterns(STATE_PATH)
+        )
+    )
+
+
 def check_single_writer(backend: Backend) -> Outcome:
-    """While one writer holds the path a second open is refused; after it closed, one starts."""
+    """While one writer holds the path a second open is refused; after it closed, one
+    starts. The first writer healthy on a new store; halted (an append failed: poisoned,
+    it still holds the path until it is closed, and its failed bytes may still reach the
+    disk from the page cache); and started on a long history (where a compacting backend
+    rewrites its file, at the start or offline: the lock must pass to the new file)."""
     if not backend.capabilities.single_writer:
         raise NotApplicable(f"{backend.name} does not declare single_writer")
     out = Outcome()
-    with disk(DiskImage(dirs=(STATE_DIR,))):
+    with disk(DiskImage(dirs=(STATE_DIR,))) as fs:
         first, refusal = _open(backend)
         if first is None:
             raise NotApplicable(f"the backend refused to start on an empty disk: {refusal}")
@@ -313,15 +570,142 @@ def check_single_writer(backend: Backend) -> Outcome:
             first.backend.append(list(TICKS[0]))
         except Exception as exc:
             raise NotApplicable(f"an append failed with no fault injected: {exc}") from exc
-        second, second_refusal = _open(backend)
-        if second is not None:
-            _close(second, out)
-        _close(first, out)
-        third, third_refusal = _open(backend)
-        if third is not None:
-            _close(third, out)
-        out.restores += 3
-        out.violations += judge_single_writer(second_refusal, third_refusal)
+        _beside(backend, first, out, "beside a healthy writer")
+        halted, _ = _open(backend)
+        if halted is not None:
+            fs.configure(plan=_failing(backend))
+            try:
+                halted.backend.append(list(TICKS[1]))
+                failed = False
+            except Exception:
+                failed = True
+            fs.configure(plan=FaultPlan())
+            if failed:
+                _beside(backend, halted, out, "beside a writer whose append failed")
+            else:
+                out.notes.append("no write or sync of its files was made: nothing failed")
+                _close(halted, out)
+    for offline in (False, True) if backend.compact is not None else (False,):
+        with disk(prepared_store(backend, LONG_HISTORY)):
+            if offline:
+                _compact(backend, out)
+            first, _ = _open(backend)
+            if first is not None:
+                where = "offline compaction" if offline else "a start on a long history"
+                _beside(backend, first, out, f"after {where}")
+    return out
+
+
+def _compact(backend: Backend, out: Outcome) -> None:
+    """The backend's offline compaction (`Backend.compact`): a refusal is an answer, any
+    other exception is a crash (P)."""
+    assert backend.compact is not None
+    try:
+        backend.compact(STATE_PATH, CONFIG)
+    except StartupRefused as exc:
+        out.notes.append(f"the offline compaction refused: {exc.reason}")
+    except Exception as exc:
+        out.violations += judge_refusal(crash_reason(exc), expected=None, crashed=False)
+
+
+def row_poisoned_refuses_every_symbol(backend: Backend) -> Outcome:
+    """After an append failed, the writer refuses every later append (C5.6): of the
+    symbols it was writing, and of every other; and it says it is poisoned (6)."""
+    out = Outcome()
+    with disk(DiskImage(dirs=(STATE_DIR,))) as fs:
+        opened, refusal = _open(backend)
+        if opened is None:
+            raise NotApplicable(f"the backend refused to start on an empty disk: {refusal}")
+        out.restores += 1
+        writer = opened.backend
+        try:
+            writer.append(list(TICKS[0]))
+        except Exception as exc:
+            raise NotApplicable(f"an append failed with no fault injected: {exc}") from exc
+        fs.configure(plan=_failing(backend))
+        try:
+            writer.append([TICKS[1][0]])  # SYM000 only
+            failed = False
+        except Exception:
+            failed = True
+        fs.configure(plan=FaultPlan())
+        if not failed:
+            _close(opened, out)
+            raise NotApplicable("no write or sync of its files was made: nothing failed")
+        for what, batch in (
+            ("another symbol", [TICKS[1][1]]),
+            ("the symbol it was writing", [TICKS[1][0]]),
+        ):
+            try:
+                writer.append(batch)
+                acked = True
+            except Exception:
+                acked = False
+            out.violations += [
+                replace(v, message=f"{v.message} ({what}, after the failed append)")
+                for v in judge_append(acked=acked, failed_before=True, poisoned=writer.poisoned)
+            ]
+        _close(opened, out)
+    return out
+
+
+#: A history compaction can go wrong on: SYM002 written once, first, then idle; SYM000's
+#: newest timestamp written twice (a tie: the later record wins, C4.11); a dozen records
+#: of SYM000 and SYM001 after it, so a compacting backend finds the file worth compacting.
+LONG_HISTORY: tuple[tuple[HysteresisState, ...], ...] = (
+    (_state("SYM000", T0), _state("SYM001", T0), _state("SYM002", T0, Regime.TREND_BUILD_UP)),
+    *(
+        (
+            _state("SYM000", T0 + k * 60_000, Regime.CHOP_BALANCED, k % 2),
+            _state("SYM001", T0 + k * 60_000, Regime.TREND_BUILD_UP),
+        )
+        for k in range(1, 12)
+    ),
+    (_state("SYM000", T0 + 11 * 60_000, Regime.SQUEEZE_UP, 2),),  # the later of a tie
+)
+
+
+def row_compaction_keeps_the_winners(backend: Backend) -> Outcome:
+    """A long history with a tie and a long-idle symbol, restored after the backend's
+    offline compaction (`Backend.compact`, when declared) and by a plain start (where a
+    compacting backend compacts by its own policy), with a torn tail after it for a
+    line-format backend: every symbol's winner comes back, the later of a tie (1, R4),
+    and an append after the restore is itself restored (nothing glued to a copied tail)."""
+    out = Outcome()
+    history = [s for tick in LONG_HISTORY for s in tick]
+    image = prepared_store(backend, LONG_HISTORY)
+    line_format = backend.capabilities.line_format
+    disks = [image]
+    if line_format:  # a torn tail after the last record (a crash cut an append short)
+        torn = dict(image.files)
+        torn[STATE_PATH] = torn[STATE_PATH] + _line(_state("SYM001", T0 + 3_600_000))[:40]
+        disks.append(DiskImage(files=torn, dirs=image.dirs))
+    probe = _state("SYM001", T0 + 7_200_000, Regime.SQUEEZE_DOWN)
+    ledger = Ledger.build(history, written=history)
+    for offline in (False, True) if backend.compact is not None else (False,):
+        for before in disks:
+            expected = model_restore(before.get(STATE_PATH), CONFIG) if line_format else None
+            with disk(before):
+                if offline:
+                    _compact(backend, out)
+                opened = _judge_start(backend, expected, ledger, out)
+                if opened is None:
+                    continue
+                try:
+                    opened.backend.append([probe])
+                except Exception as exc:
+                    out.violations.append(
+                        Violation(
+                            Invariant.DURABILITY, f"an append after the restore failed: {exc}"
+                        )
+                    )
+                    _close(opened, out)
+                    continue
+                _close(opened, out)
+                after = Ledger.build([*history, probe], written=[*history, probe])
+                again = _judge_start(backend, None, after, out)
+                if again is not None:
+                    _close(again, out)
     return out
 
 
@@ -335,6 +719,9 @@ NEUTRAL_ROWS: dict[str, Callable[[Backend], Outcome]] = {
     "read-error-refused": row_unreadable_read,
     "damaged-store-never-empty": row_damaged_whole,
     "damaged-store-nothing-invented": row_damaged_tail,
+    "wrong-json-types-never-restored": row_wrong_types_never_restored,
+    "compaction-keeps-the-winners": row_compaction_keeps_the_winners,
+    "poisoned-writer-refuses-every-symbol": row_poisoned_refuses_every_symbol,
     "crash-damage-never-fatal": row_crash_damage_not_fatal,
 }
 
@@ -352,6 +739,13 @@ A1, A2, B1 = (
     _state("SYM001", T0),
 )
 TIE = _state("SYM000", T0 + 60_000, Regime.CHOP_BALANCED, 1)
+#: C2.4: A2 and TIE with one value of the wrong JSON type each (the newest line of
+#: SYM000, so reading it as right changes the selection)
+TRUE_FOR_INT = _line(TIE).replace(b'"progress_current":1', b'"progress_current":true')
+NUMBER_FOR_TEXT = _line(A2).replace(b'"schema_version":"1"', b'"schema_version":1')
+FALSE_FOR_NULL = _line(A2).replace(
+    b'"last_commit_timestamp_ms":null', b'"last_commit_timestamp_ms":false'
+)
 
 #: Contract §3.1, rows 6-15 (rows 1-5 are the neutral rows above), as seeded files.
 TABLE_ROWS: dict[str, bytes] = {
@@ -368,6 +762,13 @@ TABLE_ROWS: dict[str, bytes] = {
     "13-a-duplicate-key": _line(A1) + _line(A2)[:-2] + b',"symbol":"SYM000"}\n',
     "14-an-engine-invariant-break": _line(A1)
     + _line(A2).replace(b'"progress_current":0', b'"progress_current":2'),
+    # a wrong JSON type in an otherwise clean block (restore's block path sees it first),
+    # and after a blank line (the block falls back to judging each line: that path too)
+    "11-true-for-an-integer": _line(A1) + TRUE_FOR_INT + _line(B1),
+    "11-a-number-for-a-string": _line(A1) + NUMBER_FOR_TEXT + _line(B1),
+    "11-false-for-a-null": _line(A1) + FALSE_FOR_NULL + _line(B1),
+    "11-true-for-an-integer-after-a-blank-line": b"\n" + _line(A1) + TRUE_FOR_INT,
+    "11-a-number-for-a-string-after-a-blank-line": b"\n" + _line(A1) + NUMBER_FOR_TEXT,
     "15-a-tie-goes-to-the-later-line": _line(A1) + _line(A2) + _line(TIE),
     "selection-by-timestamp-not-position": _line(A2) + _line(A1),
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hypothesis.stateful import RuleBasedStateMachine
 
 from crashkit.faults import FsyncModel
-from crashkit.harness.kit.variants import VARIANTS, Variant
+from crashkit.harness.kit.variants import ALL_VARIANTS, Variant
 from crashkit.harness.machines import orchestrator_machine, store_machine
 from crashkit.harness.machines.common import FAULT_FAMILIES
 from crashkit.harness.scenarios.export import backend_spec
@@ -49,7 +49,7 @@ def target(variant: Variant) -> Target:
 
 
 #: The variants a state machine must catch.
-TARGETS: tuple[Target, ...] = tuple(target(v) for v in VARIANTS if "machine" in v.caught_by)
+TARGETS: tuple[Target, ...] = tuple(target(v) for v in ALL_VARIANTS if "machine" in v.caught_by)
 
 
 def machine_for(target: Target, name: str | None = None) -> type[RuleBasedStateMachine]:

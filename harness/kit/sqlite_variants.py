@@ -15,6 +15,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
+from crashkit.harness.kit.loose import loose_record
+from crashkit.orchestrator.errors import PersistenceError
 from crashkit.orchestrator.store import sqlite
 from crashkit.orchestrator.store.protocol import Backend, BackendFactory
 from crashkit.orchestrator.store.sqlite import (
@@ -54,6 +56,16 @@ class LastCommitDeferred(SqliteStateBackend):
         super().close()
 
 
+class ClosedOnPoison(SqliteStateBackend):
+    """Closes its connection when a commit fails (poisoned, it writes no more), which
+    releases the writer lock while the failed process is still there (C5.9)."""
+
+    def _fail(self, what: str, exc: BaseException) -> PersistenceError:
+        error = super()._fail(what, exc)
+        self.close()
+        return error
+
+
 def _declared(name: str, factory: BackendFactory) -> Backend:
     """A broken variant of the SQLite backend, declared like it."""
     return replace(
@@ -73,6 +85,15 @@ journal_off = _with("journal_off", journal_mode="OFF")
 journal_memory = _with("journal_memory", journal_mode="MEMORY")
 vfs_sync_does_nothing = _with("vfs_sync_does_nothing", sync=False)
 vfs_ignores_dirsync_on_delete = _with("vfs_ignores_dirsync_on_delete", dirsync_on_delete=False)
+#: C2.4, C2.7: a row's record read with `isinstance(v, int)` and `str(v)` when the rows
+#: are judged one by one (what a damaged row makes them)
+rows_decoded_loosely = _with("rows_decoded_loosely", decode_row=loose_record)
+#: a damaged database (a flipped byte, a zeroed page, a cut file): no `PRAGMA quick_check`
+#: at open, and whatever rows a scan reads are served, the rest skipped
+integrity_unchecked = _with("integrity_unchecked", check_integrity=False)
+closed_on_poison = _declared(
+    "closed_on_poison", functools.partial(open_sqlite_store, writer=ClosedOnPoison)
+)
 last_commit_after_ack = _declared(
     "last_commit_after_ack", functools.partial(open_sqlite_store, writer=LastCommitDeferred)
 )

@@ -24,7 +24,7 @@ from crashkit.harness.kit import checks, runs
 from crashkit.harness.kit.plugin import KitConfig, kit_config
 from crashkit.harness.kit.runs import KitResult
 from crashkit.harness.kit.suites import MachineItem
-from crashkit.harness.kit.variants import VARIANTS, Variant
+from crashkit.harness.kit.variants import ALL_VARIANTS, Variant
 from crashkit.harness.scenarios.library import library_files
 from crashkit.orchestrator.store.protocol import Backend
 
@@ -74,9 +74,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         files = _mine(kit, library_files())
         metafunc.parametrize("path", files, ids=[p.stem for p in files])
     elif name == "test_selftest":
-        pairs = [(v, d) for v in VARIANTS for d in sorted(v.caught_by)] if kit.selftest else []
+        pairs = [(v, d) for v in ALL_VARIANTS for d in sorted(v.caught_by)] if kit.selftest else []
         if kit.selftest and kit.real:  # the real-process mode too (`--crashkit-real`)
-            pairs += [(v, "real") for v in VARIANTS if v.real_invariant is not None]
+            pairs += [(v, "real") for v in ALL_VARIANTS if v.real_invariant is not None]
         pairs = _mine(kit, pairs)
         metafunc.parametrize("variant,driver", pairs, ids=[f"{v.name}-{d}" for v, d in pairs])
 

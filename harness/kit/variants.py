@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import functools
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from crashkit.harness.explore.catalogue import BASE, COMPACTION
+from crashkit.harness.explore.catalogue import BASE, COMPACTION, EDGES_BY_NAME
 from crashkit.harness.explore.catalogue import SMALL_BY_NAME as SMALL
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.invariants import Invariant
 from crashkit.harness.kit import sqlite_variants as sv
+from crashkit.harness.kit.loose import loose_block, loose_record
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
@@ -41,7 +43,12 @@ from crashkit.orchestrator.store.jsonl import (
 )
 from crashkit.orchestrator.store.memory import memory_store
 from crashkit.orchestrator.store.protocol import Backend, BackendFactory, OpenedStore
-from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes, store_from_report
+from crashkit.orchestrator.store.report import (
+    LineDecoders,
+    RestoreReport,
+    parse_state_bytes,
+    store_from_report,
+)
 from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
 from crashkit.regime_engine.contracts import (
     HysteresisConfig,
@@ -128,6 +135,39 @@ class CloseRaisesWriter(JsonlStateBackend):
             raise OSError(errno.EIO, "close reported an error after releasing the writer")
 
 
+class PoisonedPerSymbolWriter(JsonlStateBackend):
+    """After a failed append refuses only the symbols it was writing, and goes on
+    appending every other symbol's states (C5.6 poisons the writer, not a symbol)."""
+
+    failed_symbols: frozenset[str] = frozenset()
+
+    def append(self, states: Sequence[HysteresisState]) -> None:
+        symbols = {s.symbol for s in states}
+        reason = self._poisoned
+        if reason is not None and not symbols & self.failed_symbols:
+            self._poisoned = None
+            try:
+                super().append(states)
+            finally:
+                self._poisoned = self._poisoned or reason
+            return
+        try:
+            super().append(states)
+        except PersistenceError:
+            self.failed_symbols |= symbols
+            raise
+
+
+class UnlockedOnPoisonWriter(JsonlStateBackend):
+    """Releases the writer lock when an append fails (poisoned, it writes no more): a second
+    writer then starts beside it while the failed bytes may still be in its page cache."""
+
+    def _fail(self, what: str, exc: OSError | None, detail: str = "") -> PersistenceError:
+        with contextlib.suppress(OSError, PersistenceError):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        return super()._fail(what, exc, detail)
+
+
 def _writer(cls: type[JsonlStateBackend]) -> BackendFactory:
     return functools.partial(open_jsonl_store, writer=cls)
 
@@ -171,6 +211,27 @@ def restore_with(
                     store.states[state.symbol] = state
         backend = jsonl.open_jsonl_writer(path, report, existed=data is not None)
         return OpenedStore(backend, store, report)
+
+    return factory
+
+
+def decoding_with(decoders: LineDecoders) -> BackendFactory:
+    """The reference's restore with one decoding path loosened (`loose.loose_record`: a
+    boolean read as an integer, a number as a string), then the real writer."""
+
+    def factory(path: str, config: HysteresisConfig) -> OpenedStore:
+        data = read_state_file(path)
+        report = parse_state_bytes(data or b"", path, decoders=decoders)
+        if report.outcome == "fatal":
+            raise RestoreFatal(path, report.reason or "fatal")
+        backend = jsonl.open_jsonl_writer(path, report, existed=data is not None)
+        if data is not None:  # (as the reference: the entry durable at every start, D.14)
+            try:
+                backend.fsync_directory(os.path.dirname(os.path.abspath(path)))
+            except OSError as exc:
+                backend.close()
+                raise RestoreFatal(path, f"directory fsync: {exc.strerror}") from exc
+        return OpenedStore(backend, store_from_report(report, config), report)
 
     return factory
 
@@ -349,6 +410,15 @@ fsync_retried_and_carried_on = _declared(
 )
 no_writer_lock = _declared("no_writer_lock", _writer(NoLockWriter))
 missing_file_refuses = _declared("missing_file_refuses", missing_file_refused)
+#: C2.4 on the path a line takes when its block cannot be judged at once (any block
+#: holding it: the strict block decoder refuses it, and each line is judged again)
+wrong_types_accepted_per_line = _declared(
+    "wrong_types_accepted_per_line", decoding_with(LineDecoders(line=loose_record))
+)
+#: C2.4 on the block path only: a block whose lines all read loosely is taken whole
+wrong_types_accepted_in_blocks = _declared(
+    "wrong_types_accepted_in_blocks", decoding_with(LineDecoders(block=loose_block))
+)
 close_raises = _declared("close_raises", _writer(CloseRaisesWriter))
 writer_not_poisoned = _declared("writer_not_poisoned", _writer(NotPoisonedWriter))
 special_file_restores_empty = _declared("special_file_restores_empty", special_file_as_empty)
@@ -367,6 +437,20 @@ compaction_stale_temp_kept = _compactor(
     "compaction_stale_temp_kept", CompactSteps(clean_stale=False)
 )
 compaction_temp_elsewhere = _compactor("compaction_temp_elsewhere", CompactSteps(temp_beside=False))
+#: C8.1 on files where compaction can go wrong: a tie, a long-idle symbol, a torn tail, and
+#: the writer lock across the rename (C5.9)
+compaction_keeps_first_of_tie = _compactor(
+    "compaction_keeps_first_of_tie", CompactSteps(later_tie_wins=False)
+)
+compaction_drops_idle_symbol = _compactor(
+    "compaction_drops_idle_symbol", CompactSteps(keep_idle=False)
+)
+compaction_copies_torn_tail = _compactor(
+    "compaction_copies_torn_tail", CompactSteps(torn_tail_left=False)
+)
+compaction_unlocked = _compactor("compaction_unlocked", CompactSteps(lock_temp=False))
+poisoned_per_symbol = _declared("poisoned_per_symbol", _writer(PoisonedPerSymbolWriter))
+unlocked_on_poison = _declared("unlocked_on_poison", _writer(UnlockedOnPoisonWriter))
 
 
 DRIVERS: frozenset[str] = frozenset({"explorer", "scenarios", "machine"})
@@ -593,6 +677,67 @@ VARIANTS: tuple[Variant, ...] = (
         caught_by=frozenset({"explorer", "scenarios", "kit"}),
         real_as=Invariant.RESTORE_TABLE,  # its first run restores what the table does not
     ),
+    # compaction (C8.1) where it can go wrong: a tie (C4.11), a symbol idle since far
+    # back, a torn tail (C5.4), the writer lock across the rename (C5.9); the tie and the
+    # idle symbol on the seeded tie, whose SYM000 the input never reaches again (C6.9)
+    Variant(
+        "compaction-keeps-first-of-tie",
+        Invariant.DURABILITY,
+        SMALL["seeded-tie"],
+        compaction_keeps_first_of_tie,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        real_as=Invariant.RESTORE_TABLE,
+    ),
+    Variant(
+        "compaction-drops-idle-symbol",
+        Invariant.DURABILITY,
+        SMALL["seeded-tie"],
+        compaction_drops_idle_symbol,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        real_as=Invariant.RESTORE_TABLE,
+    ),
+    Variant(
+        "compaction-copies-torn-tail",
+        Invariant.DURABILITY,
+        SMALL["seeded-blank-and-torn"],
+        compaction_copies_torn_tail,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+    ),
+    Variant(
+        "compaction-unlocked",
+        Invariant.SINGLE_WRITER,
+        SMALL["second-writer"],
+        compaction_unlocked,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+    ),
+    # a poisoned writer: every symbol refused (C5.6), the lock kept until close (C5.9)
+    Variant(
+        "poisoned-per-symbol",
+        Invariant.HALT,
+        SMALL["write-fails-once"],
+        poisoned_per_symbol,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        not_real="the orchestrator halts at the first failed append, so nothing offers the "
+        "writer another symbol's states: only the in-process drivers, which offer them "
+        "directly, can see it",
+    ),
+    Variant(
+        "unlocked-on-poison",
+        Invariant.SINGLE_WRITER,
+        SMALL["second-writer"],
+        unlocked_on_poison,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        not_real="the real mode tries its second writer beside a healthy first one only",
+    ),
+    Variant(
+        "sqlite-closed-on-poison",
+        Invariant.SINGLE_WRITER,
+        SMALL["second-writer"],
+        sv.closed_on_poison,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+        reference=sqlite.BACKEND,
+        not_real="the real mode tries its second writer beside a healthy first one only",
+    ),
     # the SQLite backend (orchestrator.store.sqlite), each with one of its durability
     # choices undone (docs/backends.md, "The SQLite backend")
     *(
@@ -634,4 +779,51 @@ VARIANTS: tuple[Variant, ...] = (
     ),
 )
 
-BY_NAME: dict[str, Variant] = {v.name: v for v in VARIANTS}
+#: Variants whose bug only shows on a disk no crash leaves (a value of the wrong JSON
+#: type, a damaged database), which the explorer of the ci suite never makes: the kit's
+#: damage rows and restore table, the scenario library's `corrupt` steps and seeded files,
+#: and the store machine's damage catch them; the explorer catches the line-file ones on
+#: the quick suite's seeded workloads (`catalogue.EDGES`). Not in `VARIANTS`, whose every
+#: member the ci suite's explorer catches (its job list is pinned by the golden verdicts).
+EDGE_VARIANTS: tuple[Variant, ...] = (
+    # values of the wrong JSON type (C2.4, C2.7), read as right on one decoding path
+    Variant(
+        "wrong-types-accepted-per-line",
+        Invariant.RESTORE_TABLE,
+        EDGES_BY_NAME["seeded-wrong-json-types-per-line"],
+        wrong_types_accepted_per_line,
+        caught_by=frozenset({"explorer", "scenarios", "machine", "kit"}),
+    ),
+    Variant(
+        "wrong-types-accepted-in-blocks",
+        Invariant.RESTORE_TABLE,
+        EDGES_BY_NAME["seeded-wrong-json-types"],
+        wrong_types_accepted_in_blocks,
+        caught_by=frozenset({"explorer", "scenarios", "kit"}),
+    ),
+    Variant(
+        "sqlite-rows-decoded-loosely",
+        Invariant.NO_INVALID_RESTORED,
+        BASE,
+        sv.rows_decoded_loosely,
+        caught_by=frozenset({"kit"}),
+        reference=sqlite.BACKEND,
+        not_real="a row's record is damaged offline by the kit's own check; the real mode "
+        "writes no such damage",
+    ),
+    # a damaged database (a flipped byte, a zeroed page, a cut file, a damaged journal)
+    # served as far as it reads instead of refused
+    Variant(
+        "sqlite-integrity-unchecked",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        sv.integrity_unchecked,
+        caught_by=frozenset({"scenarios", "kit"}),
+        reference=sqlite.BACKEND,
+        not_real="the damage is the kit's own offline check; the real mode writes none",
+    ),
+)
+
+#: Every shipped variant (what `--crashkit-selftest` runs).
+ALL_VARIANTS: tuple[Variant, ...] = VARIANTS + EDGE_VARIANTS
+BY_NAME: dict[str, Variant] = {v.name: v for v in ALL_VARIANTS}

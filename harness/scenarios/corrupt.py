@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Callable
 from typing import Literal
 
 #: The `with:` values of a `corrupt` step (the scenario schema's type), in the order a
@@ -23,6 +24,8 @@ CorruptionKind = Literal[
     "unknown_regime",
     "negative",
     "zero_bytes",
+    "true_for_int",
+    "number_for_string",
 ]
 CORRUPTIONS: tuple[str, ...] = typing.get_args(CorruptionKind)
 
@@ -59,6 +62,15 @@ def corrupt_line(line: bytes, kind: str) -> bytes:
         obj["anchor_regime"] = "NOT_A_REGIME"
     elif kind == "negative":
         obj["engine_timestamp_ms"] = -1
+    elif kind == "true_for_int":
+        # (a boolean where an integer belongs, C2.4: `true` is 1 to a loose reader; on the
+        # progress when that keeps the engine invariant, so such a reader restores it)
+        key = (
+            "progress_current" if obj.get("candidate_regime") is not None else "engine_timestamp_ms"
+        )
+        obj[key] = True
+    elif kind == "number_for_string":
+        obj["schema_version"] = 1  # (the number 1 where the string "1" belongs, C2.4)
     else:
         raise ValueError(f"unknown corruption {kind!r}; allowed: {', '.join(CORRUPTIONS)}")
     return _dump(obj)
@@ -77,3 +89,29 @@ def corrupt_file(data: bytes, line: int, kind: str) -> bytes:
         raise ValueError(f"line {line} out of range: the file has {complete} complete line(s)")
     lines[line - 1] = corrupt_line(lines[line - 1], kind)
     return b"\n".join(lines)
+
+
+# -- damage to a whole file (any format): the `damage` step's vocabulary ---------------------
+
+#: A page, as SQLite (and most disks) write them: damage a page at a time.
+PAGE = 4096
+
+
+def flip_byte(data: bytes, at: int) -> bytes:
+    """`data` with every bit of the byte at `at` flipped: in a line file the line gets a
+    byte that is not UTF-8 (it can never read as another valid record)."""
+    if not 0 <= at < len(data):
+        return data
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+#: The `with:` values of a `damage` step: offline damage to the state file as a failing
+#: disk leaves it (not a crash), whatever the file's format.
+FileDamageKind = Literal["flip_middle", "zero_second_page", "cut_to_first_page", "cut_half"]
+FILE_DAMAGES: dict[str, Callable[[bytes], bytes]] = {
+    "flip_middle": lambda d: flip_byte(d, len(d) // 2),
+    "zero_second_page": lambda d: d[:PAGE] + bytes(len(d[PAGE : 2 * PAGE])) + d[2 * PAGE :],
+    "cut_to_first_page": lambda d: d[:PAGE],
+    "cut_half": lambda d: d[: len(d) // 2],
+}
+assert set(FILE_DAMAGES) == set(typing.get_args(FileDamageKind))

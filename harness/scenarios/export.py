@@ -81,6 +81,7 @@ import yaml
 
 from crashkit.harness.explore import Explorer, Finding, Workload, minimal_findings
 from crashkit.harness.judge.invariants import Invariant
+from crashkit.harness.judge.paths import STATE_DIR
 from crashkit.orchestrator.events import state_payload
 from crashkit.orchestrator.sources import snapshot_to_dict
 from crashkit.orchestrator.store import jsonl
@@ -284,9 +285,12 @@ def scenario_from_finding(
     """
     w = finding.workload
     steps: list[Step] = [{"fault": rule.to_dict()} for rule in w.plan.rules]
-    if w.compact_after is not None:  # stop, compact offline, a second process reads again
-        steps += [{"run": {"ticks": w.compact_after}}, {"compact": {}}]
-    steps.append({"run": {"ticks": "all"}})
+    if finding.violation.invariant == Invariant.SINGLE_WRITER:
+        steps += second_writer_steps()
+    else:
+        if w.compact_after is not None:  # stop, compact offline, a second process reads again
+            steps += [{"run": {"ticks": w.compact_after}}, {"compact": {}}]
+        steps.append({"run": {"ticks": "all"}})
     where = "the recorded run"
     if finding.crash_point is not None:
         restart: dict[str, Any] = {}
@@ -366,5 +370,26 @@ def export_findings(
 
 
 def exportable(finding: Finding) -> bool:
-    """Whether a scenario can replay the finding (one process at a time: not W5)."""
-    return finding.violation.invariant != Invariant.SINGLE_WRITER
+    """Whether a scenario can replay the finding: a second writer's (`W5-single-writer`)
+    only from the explorer's own check of a workload (`second_writer_steps`), not one a
+    crash state led to."""
+    return finding.violation.invariant != Invariant.SINGLE_WRITER or finding.crash_point is None
+
+
+def second_writer_steps() -> list[Step]:
+    """The explorer's second-writer check as steps: a second writer tried beside a
+    healthy first one, beside one halted by a failed fsync of the state folder's files
+    (it still holds the path), and beside one started on the whole run's history (where
+    a compacting backend rewrites its file)."""
+    fsync_fails = {"op": "fsync", "path": f"{STATE_DIR}/*", "errno": "EIO", "persistent": True}
+    return [
+        {"run": {"ticks": 1}},
+        {"second_writer": {}},
+        {"fault": fsync_fails},
+        {"run": {"ticks": 1}},
+        {"second_writer": {}},
+        {"restart": {}},
+        {"run": {"ticks": "all"}},
+        {"restart": {}},
+        {"second_writer": {}},
+    ]

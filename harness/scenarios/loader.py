@@ -358,13 +358,16 @@ REAL_UNOBSERVABLE: dict[str, str] = {
     "acknowledged tick shows as a lost published one, 3-publish-implies-committed)",
     "2-no-invalid-restored": "what a real process wrote whole is not observable, only "
     "what it published",
-    "W5-single-writer": "no scenario step opens a second writer",
+    "W5-single-writer": "a second_writer step runs in-process only",
 }
 
 #: Why a step kind does not run in real mode.
 _REAL_STEPS: dict[str, str] = {
     "replay": "a replay step replays the input inside the harness and compares it with the "
     "live runtime's decisions, which only the in-process runner holds",
+    "damage": "the damage is written inside the harness, between two processes",
+    "second_writer": "the second writer is opened inside the harness, beside the "
+    "process it holds the state path against",
     "compact": "the backend's offline compaction (Backend.compact) runs inside the harness; "
     "`crashkit compact` compacts the reference line file only",
 }
@@ -459,6 +462,8 @@ def requirements(spec: s.Scenario) -> dict[str, str]:
     for i, step in enumerate(spec.steps):
         if isinstance(step.corrupt, s.CorruptStep):
             out.setdefault("line_format", f"steps[{i}] corrupts a line of the state file")
+        if isinstance(step.second_writer, s.SecondWriterStep):
+            out.setdefault("single_writer", f"steps[{i}] opens a second writer")
         if isinstance(step.replay, s.ReplayStep) and step.replay.at is not None:
             out.setdefault("line_format", f"steps[{i}] replays from the state file's records")
         if isinstance(step.crash, s.CrashStep):

@@ -25,6 +25,7 @@ from typing import Protocol
 import msgspec
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, profile_named
+from crashkit.harness.explore.explorer import other_symbol
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -58,13 +59,14 @@ from crashkit.harness.judge.verdicts import (
     judge_published,
     judge_refusal,
     judge_restored,
+    judge_single_writer,
     judge_start_fault,
     judge_undeclared_files,
     start_faults,
     uninterrupted,
 )
 from crashkit.harness.scenarios import schema as s
-from crashkit.harness.scenarios.corrupt import CorruptionKind
+from crashkit.harness.scenarios.corrupt import FILE_DAMAGES, CorruptionKind
 from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_line
 from crashkit.harness.scenarios.expect import compare
 from crashkit.harness.scenarios.loader import LoadedScenario, hex_bytes, load_scenario
@@ -263,6 +265,10 @@ class Machine:
         seed = self._seed_model()
         self.baseline: list[HysteresisState] = list(seed.states.values())
         self.baseline_written: list[HysteresisState] = list(seed.records)
+        #: after a `damage` step to a store of its own format: the epoch it began, and the
+        #: symbols acknowledged before it, each of which a start must restore (or refuse)
+        self.damaged_epoch = -1
+        self.damaged_symbols: set[str] = set()
         self.crashed_since_start = False
         self.violations: list[tuple[Violation, str]] = []
         self.step_checks: list[Check] = []
@@ -410,6 +416,20 @@ class Machine:
         )
         self._found(judge_start_fault(True, start_faults(fs.trace[start_pos:])), where)
         self._found(judge_leftover_temp(leftover_temp_files(self.sc.backend.capabilities)), where)
+        if proc.epoch == self.damaged_epoch and (
+            missing := sorted(self.damaged_symbols - set(proc.restored))
+        ):
+            self._found(
+                [
+                    Violation(
+                        Invariant.RESTORE_TABLE,
+                        f"the store was damaged and the backend started without "
+                        f"{', '.join(missing)}: a store that is not a line file must refuse "
+                        "rather than reset a symbol it cannot read (C4.6, C4.7, contract 9a)",
+                    )
+                ],
+                where,
+            )
         self.crashed_since_start = False
         return proc
 
@@ -437,6 +457,8 @@ class Machine:
             # as the explorer does: the failed records once more, to the backend itself
             proc.offered_again = True
             acked, poisoned = offer_again(runtime.backend, failed.states)
+            if not acked:  # and a symbol it was not writing: C5.6 poisons all of them
+                acked, poisoned = offer_again(runtime.backend, [other_symbol(failed.states)])
             verdicts = judge_append(acked=acked, failed_before=True, poisoned=poisoned)
             self._found(verdicts, f"process {proc.index}")
 
@@ -479,6 +501,10 @@ class Machine:
                 self.step_replay(i, step.replay)
             elif isinstance(step.compact, s.CompactStep):
                 self.step_compact(i, where)
+            elif isinstance(step.second_writer, s.SecondWriterStep):
+                self.step_second_writer(i, where)
+            elif isinstance(step.damage, s.DamageStep):
+                self.step_damage(i, step.damage)
 
     def step_run(self, i: int, step: s.RunStep, where: str) -> None:
         proc = self.current() or self.start(where)
@@ -511,6 +537,54 @@ class Machine:
         except Exception as exc:
             self._judge_refusal(crash_reason(exc), None, False, where)
         self.start(where)
+
+    def step_damage(self, i: int, step: s.DamageStep) -> None:
+        """Offline damage to the state file (a failing disk, not a crash): the process
+        exits, the file is edited, the disk reboots fully durable. From then on a line file
+        is held to the contract's reading of its damaged lines (as after `corrupt`); any
+        other store to every symbol it acknowledged before (with states written whole, an
+        older one where it keeps history): it restores each of them or refuses."""
+        self._stop(self.current())
+        image = self.fs.visible_image()
+        data = image.get(STATE_PATH)
+        damaged = FILE_DAMAGES[step.with_](data or b"")
+        if data is None or damaged == data:
+            raise StepFailed(
+                ["steps", i, "damage", "with"],
+                f"{step.with_} changes nothing in the state file ({len(data or b'')} bytes)",
+            )
+        acked = self._acked_and_later()[0]
+        written = self._written()
+        self._arm(None)
+        self._reboot(DiskImage(files={**image.files, STATE_PATH: damaged}, dirs=image.dirs))
+        self.epoch += 1
+        if self.sc.backend.capabilities.line_format:
+            seed = model_restore(damaged, self.config)
+            self.baseline, self.baseline_written = list(seed.states.values()), list(seed.records)
+        else:  # its own format: it may fall back to older states it kept, never drop one
+            self.baseline, self.baseline_written = [], written
+            self.damaged_epoch, self.damaged_symbols = self.epoch, {s.symbol for s in acked}
+
+    def step_second_writer(self, i: int, where: str) -> None:
+        """C5.9: while the running process holds the state path, healthy or halted, a
+        second open of it is refused (W5); one that opens is closed again at once."""
+        proc = self.current() or self.start(where)
+        if proc.status not in ("running", "halted"):
+            raise StepFailed(
+                ["steps", i, "second_writer"], f"no process holds the state path (it {proc.status})"
+            )
+        try:
+            second = self.sc.backend.open(STATE_PATH, self.config)
+        except StartupRefused as exc:
+            refusal: str | None = exc.reason
+        except Exception as exc:
+            refusal = crash_reason(exc)
+        else:
+            refusal = None
+            errors: list[str] = []
+            close_quietly(second.backend.close, errors)
+            self._found(judge_close(errors), where)
+        self._found(judge_single_writer(refusal, None), where)
 
     def step_append(self, i: int, where: str) -> None:
         proc = self.current() or self.start(where)
@@ -753,9 +827,10 @@ class Machine:
         return judge_published(published, expected, process=f"process {p.index}")
 
     def applicable(self) -> tuple[str, ...]:
-        """Invariants checked by default (W5 is the kit's own check: no scenario step
-        opens a second writer)."""
-        return applicable_invariants(self.sc, {Invariant.SINGLE_WRITER.value})
+        """Invariants checked by default (W5 only where a `second_writer` step opens a
+        second writer; otherwise it is the kit's own check)."""
+        opens = any(st.second_writer is not msgspec.UNSET for st in self.sc.spec.steps)
+        return applicable_invariants(self.sc, set() if opens else {Invariant.SINGLE_WRITER.value})
 
     def observed(self, final: dict[str, dict[str, object]], report: dict[str, object]) -> Observed:
         live = [p for p in self.procs if p.status != "vanished"]
@@ -784,7 +859,10 @@ def applicable_invariants(sc: LoadedScenario, left_out: Collection[str]) -> tupl
     continuity needs a run the reference can predict (no append, corrupt or window
     change)."""
     unpredictable = any(
-        st.append is not msgspec.UNSET or st.corrupt is not msgspec.UNSET for st in sc.spec.steps
+        st.append is not msgspec.UNSET
+        or st.corrupt is not msgspec.UNSET
+        or st.damage is not msgspec.UNSET
+        for st in sc.spec.steps
     ) or bool(sc.restart_configs)
     return tuple(
         i

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from crashkit.harness.scenarios.corrupt import CorruptionKind
+from crashkit.harness.scenarios.corrupt import CorruptionKind, FileDamageKind
 from crashkit.regime_engine.contracts import Regime
 
 FsyncModelName = Literal["keep-dirty", "mark-clean", "drop"]
@@ -129,6 +129,18 @@ class CompactStep(_Strict, frozen=True):
     for the reference), start a new process."""
 
 
+class DamageStep(_Strict, frozen=True):
+    """Offline damage to the state file, whatever its format (a flipped byte, a zeroed
+    page, a cut): the process exits, the file is edited, the disk reboots durable."""
+
+    with_: FileDamageKind = msgspec.field(name="with")
+
+
+class SecondWriterStep(_Strict, frozen=True):
+    """While the running process holds the state path (healthy, or halted by a failed
+    append), open it a second time: it must be refused (C5.9, `W5-single-writer`)."""
+
+
 class RawHex(_Strict, frozen=True):
     raw_hex: str
 
@@ -153,6 +165,8 @@ class Step(_Strict, frozen=True):
     corrupt: CorruptStep | UnsetType = UNSET
     replay: ReplayStep | UnsetType = UNSET
     compact: CompactStep | UnsetType = UNSET
+    second_writer: SecondWriterStep | UnsetType = UNSET
+    damage: DamageStep | UnsetType = UNSET
 
 
 STEP_KINDS: tuple[str, ...] = (
@@ -164,6 +178,8 @@ STEP_KINDS: tuple[str, ...] = (
     "corrupt",
     "replay",
     "compact",
+    "second_writer",
+    "damage",
 )
 
 

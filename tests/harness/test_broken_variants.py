@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 
 from crashkit.harness.explore import Explorer
-from crashkit.harness.kit.variants import VARIANTS, Variant
+from crashkit.harness.explore.catalogue import EDGES
+from crashkit.harness.explore.suite import SUITES
+from crashkit.harness.explore.workload import Workload
+from crashkit.harness.kit.runs import selftest
+from crashkit.harness.kit.suites import KIT_SUITES
+from crashkit.harness.kit.variants import EDGE_VARIANTS, VARIANTS, Variant
+from crashkit.harness.scenarios.library import library_files
+from crashkit.orchestrator.store import jsonl
 
 EXPLORED = [v for v in VARIANTS if "explorer" in v.caught_by]
 
@@ -20,9 +27,42 @@ def test_variant_is_caught_under_its_invariant(variant: Variant) -> None:
     assert variant.invariant in found, (variant.name, summary.to_dict()["violations_by_invariant"])
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+@pytest.mark.parametrize(
+    "variant", VARIANTS + EDGE_VARIANTS, ids=[v.name for v in VARIANTS + EDGE_VARIANTS]
+)
 def test_reference_passes_the_same_workload(variant: Variant) -> None:
     summary = Explorer(variant.reference).run(variant.workload, points=variant.points)
     assert summary.findings == [], [f.to_dict() for f in summary.findings[:3]]
     # A fatal seeded file is refused before any write, so there is nothing to crash.
     assert summary.states_checked > 0 or summary.outcomes == {"refused": 1}
+
+
+# -- the variants the ci suite's explorer cannot reach (variants.EDGE_VARIANTS) --------------
+
+EDGE_DRIVEN = [(v, d) for v in EDGE_VARIANTS for d in sorted(v.caught_by)]
+
+
+@pytest.mark.parametrize(
+    ("variant", "driver"), EDGE_DRIVEN, ids=[f"{v.name}-{d}" for v, d in EDGE_DRIVEN]
+)
+def test_edge_variant_is_caught_by_each_of_its_drivers(variant: Variant, driver: str) -> None:
+    """A bug only damage shows (a wrong JSON type, a damaged database): each driver that
+    damages, or seeds, catches it under its invariant (the kit's self-test runs these)."""
+    caught = selftest(variant, driver, KIT_SUITES["quick"], library_files())
+    assert caught.caught, (variant.name, driver, caught.found)
+
+
+def test_the_quick_suite_explores_every_edge_variant_workload() -> None:
+    """The explorer catches the line-file edge variants on the quick suite's crafted
+    workloads (`catalogue.EDGES`), where `pytest --crashkit-suite=quick` runs them."""
+    quick = {job.workload for job in SUITES["quick"]() if job.kind == "crash"}
+    explored = [v for v in EDGE_VARIANTS if "explorer" in v.caught_by]
+    assert explored and all(v.workload in quick for v in explored)
+    assert set(EDGES) <= quick
+
+
+@pytest.mark.parametrize("workload", EDGES, ids=[w.name for w in EDGES])
+def test_the_reference_passes_every_edge_workload(workload: Workload) -> None:
+    for backend in (jsonl.BACKEND, jsonl.COMPACTING_BACKEND):
+        summary = Explorer(backend).run(workload)
+        assert summary.findings == [], [f.to_dict() for f in summary.findings[:3]]

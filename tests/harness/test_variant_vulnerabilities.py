@@ -51,6 +51,17 @@ EXPECTED: dict[str, list[VulnClass]] = {
     "special-file-restores-empty": [B],
     "open-error-restores-empty": [E],
     "invalid-lines-salvaged": [B],
+    # a compaction that selects wrongly misreads the history: no crash needed
+    "compaction-keeps-first-of-tie": [B],
+    "compaction-drops-idle-symbol": [B],
+    # the copied torn tail glues the next append (the tail's cut is the atomicity), and
+    # the crash states of its rename, temp data and temp file show the append lost with it
+    "compaction-copies-torn-tail": [A, D, D, D],
+    # a second writer let in, no crash needed
+    "compaction-unlocked": [B],
+    "unlocked-on-poison": [B],
+    "sqlite-closed-on-poison": [B],
+    "poisoned-per-symbol": [E],  # the failed write, then another symbol's append acknowledged
     # synchronous=OFF syncs neither file: each pair of files a power cut can part
     "sqlite-synchronous-off": [OR, OR, U, OR, U, U, OR],
     "sqlite-synchronous-full": [D],  # the journal's unlink, its folder never synced

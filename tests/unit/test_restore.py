@@ -9,7 +9,7 @@ import pytest
 
 from crashkit.orchestrator.errors import RestoreFatal
 from crashkit.orchestrator.store.jsonl import open_jsonl_store, restore_report
-from crashkit.orchestrator.store.report import parse_state_bytes
+from crashkit.orchestrator.store.report import fast_records, parse_state_bytes
 from crashkit.regime_engine.codec import encode_state
 from crashkit.regime_engine.contracts import HysteresisConfig, Regime
 from tests.conftest import make_state
@@ -207,3 +207,50 @@ def test_open_restores_states_with_active_config(tmp_path: Path) -> None:
         == make_state("A", 200, Regime.SQUEEZE_UP, Regime.SQUEEZE_DOWN, 1).persisted_fields()
     )
     assert {s.progress_required for s in opened.store.states.values()} == {5}
+
+
+# -- C2.4 through restore: a value of the wrong JSON type, on each decoding path ---------------
+
+#: (the record's canonical text, the same record with one value of the wrong JSON type)
+WRONG_TYPES = {
+    "true for an integer": (b'"progress_current":1', b'"progress_current":true'),
+    "false for an integer": (b'"engine_timestamp_ms":200', b'"engine_timestamp_ms":false'),
+    "the number 1 for a string": (b'"schema_version":"1"', b'"schema_version":1'),
+    "a number for a regime": (b'"anchor_regime":"SQUEEZE_UP"', b'"anchor_regime":1'),
+    "null for an integer": (b'"progress_current":1', b'"progress_current":null'),
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG_TYPES, ids=list(WRONG_TYPES))
+@pytest.mark.parametrize("blank", [False, True], ids=["clean-block", "after-a-blank-line"])
+def test_a_wrong_json_type_is_skipped_on_every_decoding_path(wrong: str, blank: bool) -> None:
+    """A2 (A's newest line) with one value of the wrong type is invalid (C2.7): restore
+    reports it and selects A1. In a clean block the block decoder sees it first and hands
+    the block to the per-line decoder; after a blank line the block goes straight there.
+    Both paths refuse it, whatever the chunking."""
+    old, new = WRONG_TYPES[wrong]
+    assert old in A2
+    data = (b"\n" if blank else b"") + A1 + A2.replace(old, new) + B1
+    line = 3 if blank else 2
+    for chunk_bytes in (len(data), 7):
+        report = parse_state_bytes(data, chunk_bytes=chunk_bytes)
+        assert report.outcome == "ok" and report.valid == 2
+        assert [(bad.line, bad.reason.split(":")[0]) for bad in report.invalid] == [
+            (line, "schema")
+        ]
+        assert report.winners["A"][1].engine_timestamp_ms == 100
+
+
+def test_a_wrong_json_type_takes_a_block_off_the_fast_path() -> None:
+    """The block decoder refuses the whole block rather than read the line loosely."""
+    good = A1 + B1
+    assert fast_records(good, 2) is not None
+    for old, new in WRONG_TYPES.values():
+        assert fast_records(A1 + A2.replace(old, new), 2) is None
+
+
+def test_a_file_of_only_wrong_types_is_fatal(tmp_path: Path) -> None:
+    """C4.7: wrong types make lines invalid, and only invalid lines refuse the start."""
+    path = write(tmp_path, A2.replace(*WRONG_TYPES["true for an integer"]))
+    with pytest.raises(RestoreFatal, match="1 invalid line"):
+        open_jsonl_store(path, HysteresisConfig())

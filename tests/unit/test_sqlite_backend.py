@@ -725,3 +725,26 @@ def test_a_path_under_a_regular_file_is_refused_by_the_report_as_by_a_start(
     assert "Not a directory" in refused(path)
     report = sqlite.restore_report(path)
     assert report.outcome == "fatal", report
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"progress_current":2', b'"progress_current":true'),
+        (b'"schema_version":"1"', b'"schema_version":1'),
+        (b'"last_commit_timestamp_ms":50', b'"last_commit_timestamp_ms":false'),
+    ],
+    ids=["true-for-an-integer", "number-for-a-string", "false-for-an-integer"],
+)
+def test_a_row_with_a_value_of_the_wrong_json_type_is_fatal(
+    tmp_path: Path, old: bytes, new: bytes
+) -> None:
+    """C2.4 in a row: its record decodes as strictly as a line, so `true` is not 2 and the
+    number 1 not the string "1"; with one row per symbol, an invalid row refuses."""
+    path = db(tmp_path)
+    write(path, [A1, B2])
+    (record,) = [r[2] for r in table(path) if r[0] == "B"]
+    assert old in record
+    sql(path, "UPDATE crashkit_state SET record = ? WHERE symbol = 'B'", record.replace(old, new))
+    reason = refused(path)
+    assert "row 2 (symbol 'B') is invalid: schema" in reason

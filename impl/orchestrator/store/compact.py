@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from crashkit.orchestrator.errors import RestoreFatal
 from crashkit.orchestrator.store.report import RestoreReport, parse_state_bytes
-from crashkit.regime_engine.codec import encode_states, record_to_state
+from crashkit.regime_engine.codec import RecordError, decode_record, encode_states, record_to_state
 from crashkit.regime_engine.contracts import HysteresisConfig
 
 #: The temp file's name: the state file's, plus this (in the same folder).
@@ -77,6 +77,10 @@ class CompactSteps:
     write_first: bool = True  # the temp file is complete before the rename
     clean_stale: bool = True  # a start removes a temp file an earlier crash left
     temp_beside: bool = True  # the temp file is in the state file's own folder
+    lock_temp: bool = True  # the temp file is locked before the rename (it becomes the writer's)
+    later_tie_wins: bool = True  # a tie keeps the later record (C4.11), as restore does
+    keep_idle: bool = True  # every symbol's winner is kept, however far back its record
+    torn_tail_left: bool = True  # a torn tail stays behind in the old file, never copied
 
 
 #: Every step on: what the reference does.
@@ -97,6 +101,30 @@ def compacted_bytes(report: RestoreReport, config: HysteresisConfig) -> bytes:
     """Each symbol's winner as one canonical line, in the order of their lines: restore of
     these bytes selects exactly the winners (ties are already decided)."""
     ordered = sorted(report.winners.values(), key=lambda winner: winner[0])
+    return encode_states([record_to_state(record, config) for _, record in ordered])
+
+
+def _broken_selection(
+    fd: int, report: RestoreReport, config: HysteresisConfig, steps: CompactSteps
+) -> bytes:
+    """The winners as a compaction that leaves out one of C8.1's cares would pick them (the
+    self-test's broken variants): the first of a tie (its own scan of the file with `>`),
+    or only the symbols whose winner lies in the newer half of the history."""
+    winners = dict(report.winners)
+    if not steps.later_tie_wins:
+        data = os.pread(fd, report.committed_bytes, 0)
+        for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+            try:
+                record = decode_record(raw)
+            except RecordError:
+                continue
+            best = winners.get(record.symbol)
+            tied = best is not None and record.engine_timestamp_ms == best[1].engine_timestamp_ms
+            if tied and best is not None and number < best[0]:
+                winners[record.symbol] = (number, record)
+    if not steps.keep_idle:
+        winners = {s: w for s, w in winners.items() if w[0] > report.lines // 2}
+    ordered = sorted(winners.values(), key=lambda winner: winner[0])
     return encode_states([record_to_state(record, config) for _, record in ordered])
 
 
@@ -149,6 +177,11 @@ def compact_locked(
     if report.outcome != "ok":
         raise RestoreFatal(path, f"a {report.outcome} state file is never compacted")
     data = compacted_bytes(report, config)
+    if not (steps.later_tie_wins and steps.keep_idle):
+        data = _broken_selection(fd, report, config, steps)
+    written = data
+    if not steps.torn_tail_left and report.torn_tail_bytes:  # (a broken variant's step)
+        written += os.pread(fd, report.torn_tail_bytes, report.committed_bytes)
     tmp = temp_path(path)
     if not steps.temp_beside:
         parent = os.path.dirname(os.path.dirname(os.path.abspath(path)))
@@ -159,9 +192,10 @@ def compact_locked(
     except OSError:
         return None
     try:
-        lock(tfd, tmp)
+        if steps.lock_temp:
+            lock(tfd, tmp)
         if steps.write_first:
-            _write_all(tfd, data)
+            _write_all(tfd, written)
         if steps.fsync_temp:
             os.fsync(tfd)
     except (OSError, RestoreFatal):
@@ -179,7 +213,7 @@ def compact_locked(
         return None
     try:
         if not steps.write_first:
-            _write_all(tfd, data)
+            _write_all(tfd, written)
             os.fsync(tfd)
         if steps.fsync_folder:
             fsync_directory(directory)

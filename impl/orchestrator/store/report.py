@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import compress, islice
 
@@ -143,6 +143,21 @@ def fast_records(block: bytes, lines: int) -> list[StoreRecord] | None:
     return records
 
 
+@dataclass(frozen=True, slots=True)
+class LineDecoders:
+    """How restore decodes a file's lines: a block at a time (`block`: every record of the
+    block, or None to judge each line) and one line at a time (`line`, raising
+    RecordError). `STRICT` is the contract's (C2.7) and what every backend here uses; the
+    hook exists for the self-test's broken variants, which loosen one path to show that
+    the kit catches it."""
+
+    block: Callable[[bytes, int], list[StoreRecord] | None] = fast_records
+    line: Callable[[bytes], StoreRecord] = decode_record
+
+
+STRICT = LineDecoders()
+
+
 class _Restore:
     """Restore's running state over a file's complete lines, fed a block at a time.
 
@@ -151,7 +166,9 @@ class _Restore:
     `max_ts` wins; a tie goes to the later line and is counted.
     """
 
-    def __init__(self, max_ts: int | None) -> None:
+    def __init__(self, max_ts: int | None, decoders: LineDecoders = STRICT) -> None:
+        self.fast = decoders.block
+        self.decode = decoders.line
         self.max_ts = max_ts
         self.winners: dict[str, tuple[int, StoreRecord]] = {}
         self.lines = 0
@@ -164,7 +181,7 @@ class _Restore:
     def feed(self, block: bytes) -> None:
         """Judge a block of complete lines (it ends with `\\n`)."""
         lines = block.count(b"\n")
-        records = fast_records(block, lines)
+        records = self.fast(block, lines)
         if records is None:
             self._judge_each_line(block)
         else:
@@ -187,7 +204,7 @@ class _Restore:
                 self.blank += 1
                 continue
             try:
-                record = decode_record(line)
+                record = self.decode(line)
             except RecordError as exc:
                 self.invalid.append(InvalidLine(number, exc.reason))
                 continue
@@ -271,12 +288,14 @@ def parse_state_stream(
     *,
     engine_schema: tuple[str, str] = ENGINE_SCHEMA,
     max_timestamp_ms: int | None = None,
+    decoders: LineDecoders = STRICT,
 ) -> RestoreReport:
     """Judge a state file read as chunks (cut anywhere). Never raises for bad content: the
     outcome says it. Memory is bounded by a chunk, the longest line and the winners.
 
     `max_timestamp_ms` restricts selection to records at or before T (mid-stream
-    replay); validity and fatality are still judged on the whole file.
+    replay); validity and fatality are still judged on the whole file. `decoders`: the
+    contract's strict decoding (a broken variant's hook, `LineDecoders`).
     """
     if engine_schema != ENGINE_SCHEMA:
         return RestoreReport(
@@ -289,7 +308,7 @@ def parse_state_stream(
             ),
             file_bytes=sum(map(len, chunks)),
         )
-    state = _Restore(max_timestamp_ms)
+    state = _Restore(max_timestamp_ms, decoders)
     torn, total = b"", 0
     for block, consumed in _blocks(chunks):
         total = consumed
@@ -329,12 +348,17 @@ def parse_state_bytes(
     engine_schema: tuple[str, str] = ENGINE_SCHEMA,
     max_timestamp_ms: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    decoders: LineDecoders = STRICT,
 ) -> RestoreReport:
     """`parse_state_stream` of bytes already in memory, cut into `chunk_bytes` pieces."""
     view = memoryview(data)
     chunks = (bytes(view[i : i + chunk_bytes]) for i in range(0, len(data), chunk_bytes))
     return parse_state_stream(
-        chunks, path, engine_schema=engine_schema, max_timestamp_ms=max_timestamp_ms
+        chunks,
+        path,
+        engine_schema=engine_schema,
+        max_timestamp_ms=max_timestamp_ms,
+        decoders=decoders,
     )
 
 

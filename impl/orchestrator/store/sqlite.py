@@ -43,7 +43,7 @@ import fcntl
 import itertools
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import apsw
@@ -96,6 +96,11 @@ class Settings:
     sync: bool = True
     #: the VFS honours the directory sync SQLite asks for when it deletes a file
     dirsync_on_delete: bool = True
+    #: how a row's record is decoded when the rows are judged one by one (strictly, C2.7)
+    decode_row: Callable[[bytes], StoreRecord] = decode_record
+    #: restore checks the database (`PRAGMA quick_check`) and refuses what it cannot read
+    #: (False: no check, and whatever rows can be read are served, the rest skipped)
+    check_integrity: bool = True
 
 
 SAFE = Settings()
@@ -141,8 +146,11 @@ def _error_text(state: ConnectionState | None, exc: BaseException) -> str:
 # -- restore ------------------------------------------------------------------------------
 
 
-def _rows(connection: apsw.Connection, path: str) -> list[tuple[str, int, bytes]]:
-    """The state rows, after checking the database is crashkit's and undamaged."""
+def _rows(
+    connection: apsw.Connection, path: str, *, check: bool = True
+) -> list[tuple[str, int, bytes]]:
+    """The state rows, after checking the database is crashkit's and undamaged (`check`
+    False: a broken variant's hook, no check and the rows read before an error)."""
     cursor = connection.cursor()
     app_id = cursor.execute("PRAGMA application_id").fetchall()[0][0]
     version = cursor.execute("PRAGMA user_version").fetchall()[0][0]
@@ -156,6 +164,8 @@ def _rows(connection: apsw.Connection, path: str) -> list[tuple[str, int, bytes]
             f"{version}, tables {', '.join(tables) or 'none'}; expected application_id "
             f"{APPLICATION_ID:#x}, user_version {LAYOUT_VERSION}, table crashkit_state)",
         )
+    if not check:
+        return _readable_rows(cursor)
     problems = [r[0] for r in cursor.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
         raise RestoreFatal(
@@ -169,7 +179,25 @@ def _rows(connection: apsw.Connection, path: str) -> list[tuple[str, int, bytes]
     ]
 
 
-def _judge_rows(rows: list[tuple[str, int, bytes]], path: str, file_bytes: int) -> RestoreReport:
+def _readable_rows(cursor: apsw.Cursor) -> list[tuple[str, int, bytes]]:
+    """The rows a scan reads before SQLite reports damage (a broken variant's restore)."""
+    out: list[tuple[str, int, bytes]] = []
+    with contextlib.suppress(apsw.Error):
+        for symbol, ts, record in cursor.execute(
+            "SELECT symbol, engine_timestamp_ms, record FROM crashkit_state"
+        ):
+            out.append((symbol, ts, bytes(record) if isinstance(record, bytes) else record))
+    return out
+
+
+def _judge_rows(
+    rows: list[tuple[str, int, bytes]],
+    path: str,
+    file_bytes: int,
+    decode: Callable[[bytes], StoreRecord] = decode_record,
+    *,
+    skip_invalid: bool = False,
+) -> RestoreReport:
     """The rows as the report `crashkit inspect` shows for a line file: `lines` and `valid`
     count rows, a winner's `line` is its row number in symbol order. Any invalid row is
     fatal (module docstring). All rows are judged in one C-level decode when they are all
@@ -188,13 +216,15 @@ def _judge_rows(rows: list[tuple[str, int, bytes]], path: str, file_bytes: int) 
         try:
             if not isinstance(record, bytes):
                 raise RecordError(f"schema: record is {type(record).__name__}, not a blob")
-            decoded = decode_record(record)
+            decoded = decode(record)
             if decoded.symbol != symbol or decoded.engine_timestamp_ms != ts:
                 raise RecordError(
                     f"schema: row key ({symbol!r}, {ts}) differs from its record "
                     f"({decoded.symbol!r}, {decoded.engine_timestamp_ms})"
                 )
         except RecordError as exc:
+            if skip_invalid:  # (a broken variant's hook: serve what it can read)
+                continue
             raise RestoreFatal(
                 path,
                 f"row {number} (symbol {symbol!r}) is invalid: {exc}; a crashkit SQLite "
@@ -253,17 +283,27 @@ def _reading(path: str, state: ConnectionState | None) -> Iterator[None]:
 
 
 def _restore(
-    connection: apsw.Connection, state: ConnectionState | None, path: str
+    connection: apsw.Connection,
+    state: ConnectionState | None,
+    path: str,
+    settings: Settings | None = None,
 ) -> RestoreReport:
+    settings = settings or SAFE
     with _reading(path, state):
-        rows = _rows(connection, path)
+        rows = _rows(connection, path, check=settings.check_integrity)
         size, page = (
             connection.cursor()
             .execute("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
             .fetchall()[0]
         )
     pages, page_size = (v if isinstance(v, int) else 0 for v in (size, page))
-    return _judge_rows(rows, path, pages * page_size)
+    return _judge_rows(
+        rows,
+        path,
+        pages * page_size,
+        settings.decode_row,
+        skip_invalid=not settings.check_integrity,
+    )
 
 
 def _connect(path: str, vfs: OsVfs, state: ConnectionState, flags: int) -> apsw.Connection:
@@ -414,7 +454,7 @@ def open_sqlite_store(
         )
         try:
             _configure(connection, settings, path, state)
-            report = _restore(connection, state, path)
+            report = _restore(connection, state, path, settings)
         except BaseException:
             connection.close(True)
             raise
