@@ -544,6 +544,8 @@ def _exit_worker(code: int) -> NoReturn:
 
     if _threads() > 1 or ("threading" in sys.modules and threading.active_count() > 1):
         raise SystemExit(code)  # the interpreter joins them first
+    if not hasattr(atexit, "_run_exitfuncs") or not hasattr(atexit, "_clear"):
+        raise SystemExit(code)  # another Python: its interpreter ends it
     atexit._run_exitfuncs()
     atexit._clear()  # run once: a teardown after this runs none
     if _other_files() or _left_to_finalize(gc.get_objects()):  # the worker's own objects
