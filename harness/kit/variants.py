@@ -34,7 +34,12 @@ from crashkit.orchestrator.errors import PersistenceError, RestoreFatal
 from crashkit.orchestrator.events import Event
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass
 from crashkit.orchestrator.store import jsonl, sqlite
-from crashkit.orchestrator.store.compact import EAGER_POLICY, CompactSteps
+from crashkit.orchestrator.store.compact import (
+    EAGER_POLICY,
+    CompactSteps,
+    remove_stale_temp,
+    temp_path,
+)
 from crashkit.orchestrator.store.jsonl import (
     JsonlStateBackend,
     compact_store,
@@ -220,6 +225,8 @@ def decoding_with(decoders: LineDecoders) -> BackendFactory:
     boolean read as an integer, a number as a string), then the real writer."""
 
     def factory(path: str, config: HysteresisConfig) -> OpenedStore:
+        if os.path.exists(temp_path(path)):  # (as the reference: a crash's temp file goes)
+            remove_stale_temp(path, JsonlStateBackend.fsync_directory)
         data = read_state_file(path)
         report = parse_state_bytes(data or b"", path, decoders=decoders)
         if report.outcome == "fatal":
