@@ -4,12 +4,14 @@ own once `git commit` returned.
 
     python examples/real/git/workload.py [--fsync COMPONENTS] [--commits N]
 
---fsync sets `core.fsync` (git >= 2.36): `default` (what git does unset: packs and
-their metadata synced, loose objects, refs and the index not), `committed` (objects and
-refs), `added` (+ the index) or `all`. Git runs isolated from the machine: HOME points
-into a scratch folder, GIT_CONFIG_NOSYSTEM=1, author and committer from the environment
-and fixed dates, so every run makes the same commits (the same hashes). --commits N
-(default 3) makes fewer or more commits: one is enough to show git's default.
+--fsync sets `core.fsync` (git >= 2.36): `default` leaves it unset (git's default,
+documented as `committed,-loose-object`: loose objects, refs and the index not synced),
+`committed` (in git 2.39 the objects), `added` (+ the index) or `all` (+ the refs). Git
+runs isolated from the machine: HOME points into a scratch folder, GIT_CONFIG_NOSYSTEM=1,
+author and committer from the environment and fixed dates, so every run makes the same
+commits (the same hashes). `git init --template=` copies no sample hooks: files no
+checker reads, whose unsynced bytes would multiply the crash states of every later call.
+--commits N (default 3) makes fewer or more commits: one is enough to show the default.
 
 Layout under $CRASHKIT_DIR: `repo/` (the work tree and its `.git`), `acked` (one line
 per commit returned: `commit N <hash>`, appended and fsynced). `repo/` and the ack log
@@ -81,7 +83,7 @@ def main() -> int:
     fsync_folder(root)
     log = open_ack_log(root)
     settings = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"]
-    if fsync is not None:
+    if fsync not in (None, "default"):
         settings += ["-c", f"core.fsync={fsync}"]
     try:
         with tempfile.TemporaryDirectory(prefix="crashkit-git-home-") as home:
@@ -97,7 +99,7 @@ def main() -> int:
                 )
                 return done.stdout.strip()
 
-            git("init", "--quiet", "--initial-branch=main")
+            git("init", "--quiet", "--template=", "--initial-branch=main")
             for number in range(1, commits + 1):
                 with open(os.path.join(repo, f"file{number}.txt"), "w") as f:
                     f.write(f"content of file {number}\n")
