@@ -25,7 +25,7 @@ is written as a folder and `crashkit run` restarts on it, on the same input, wit
 events to a file outside (the same disk reached from several crash points restarts
 once). A restart is a warm worker (`warm.WarmRunner`: a fork of a server that imported
 `crashkit run`'s modules once, to the judges the new process it stands for; a new
-process where no server can run), two per core at once, judged in their order. Each
+process where no server can run), four per core at once, judged in their order. Each
 restart is judged by the same oracles:
 
 - a refused or halted restart after a crash is `4-crash-damage-not-fatal`;
@@ -716,14 +716,15 @@ def _remove(folder: str) -> None:
 
 
 def restart_workers() -> int:
-    """Restarts run at once by default: two per core this process may run on (a
-    restart spends much of its time waiting for its fsyncs), at most 16 (the judging,
-    one at a time, keeps up with no more)."""
+    """Restarts run at once by default: four per core this process may run on (a
+    restart spends much of its time waiting for its fsyncs, and fsyncs at once share
+    the file system's journal commits), at most 16 (the judging, one at a time, keeps
+    up with no more)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity on this platform
         cores = os.cpu_count() or 1
-    return min(2 * max(1, cores), 16)
+    return min(4 * max(1, cores), 16)
 
 
 def warm_runner(backend: str, runtime: str | None, *, enabled: bool = True) -> WarmRunner:
