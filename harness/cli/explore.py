@@ -392,6 +392,12 @@ def _explore_real(
     rate = summary.states / summary.seconds if summary.seconds else 0.0
     table.add_row("crash states/s", f"{rate:,.0f}")
     err.print(table)
+    if summary.vulnerabilities:
+        vulns = summary.vulnerabilities
+        what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
+        err.print(f"{len(vulns)} {what} the refused runs and crash states:")
+        for line in report_lines(vulns, max_findings):
+            err.print(line, highlight=False, soft_wrap=True, markup=False)
     for f in summary.findings:
         err.print(
             escape(f"violation {f.violation.invariant.value}: {f.violation.message}"),

@@ -100,6 +100,12 @@ from crashkit.harness.judge.verdicts import (
     judge_undeclared_files,
     start_faults,
 )
+from crashkit.harness.judge.vulnerabilities import (
+    Failure,
+    Vulnerability,
+    group_failures,
+    merge_vulnerabilities,
+)
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import ExitCode, StartupRefused
 from crashkit.orchestrator.events import Event
@@ -160,6 +166,9 @@ class RealSummary:
     start: DiskImage = field(default_factory=DiskImage)  # what the recorded run started on
     #: invariants whose first violation ends the exploration (a self-test's target)
     stop_on: frozenset[str] = frozenset()
+    #: the refused runs and crash states, and their causes (`harness.judge.vulnerabilities`)
+    failures: list[Failure] = field(default_factory=list)
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
 
     @property
     def profile(self) -> str:
@@ -169,8 +178,19 @@ class RealSummary:
     def violations(self) -> int:
         return sum(self.violated.values())
 
-    def add(self, violations: Sequence[Violation], after: str, cut: str) -> bool:
-        """Count `violations`; True once the findings cap is reached."""
+    def add(
+        self,
+        violations: Sequence[Violation],
+        after: str,
+        cut: str,
+        failure: Failure | None = None,
+    ) -> bool:
+        """Count `violations` (of one run or crash state, `failure` for the grouping);
+        True once the findings cap is reached."""
+        if violations and failure is not None:
+            first = violations[0]
+            message = f"{first.invariant.value}: {first.message}"
+            self.failures.append(replace(failure, message=message))
         for violation in violations:
             self.violated[violation.invariant.value] += 1
             self.findings.append(RealFinding(violation, after, cut))
@@ -192,6 +212,9 @@ class RealSummary:
         self.writer_checked = self.writer_checked or other.writer_checked
         self.runs += other.runs
         self.seconds += other.seconds
+        self.vulnerabilities = merge_vulnerabilities(
+            [*self.vulnerabilities, *other.vulnerabilities]
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -209,6 +232,7 @@ class RealSummary:
             "violations": self.violations,
             "violated": dict(sorted(self.violated.items())),
             "findings": [f.to_dict() for f in self.findings],
+            "vulnerabilities": [v.to_dict() for v in self.vulnerabilities],
             "stopped_at_max_findings": self.stopped,
             "second_writer_checked": self.writer_checked,
             "seconds": round(self.seconds, 3),
@@ -811,18 +835,27 @@ def explore_real(
             stop_on=stop_on,
             start=start,
         )
-        if summary.add(judge_run(recording, seed, run, capabilities), RECORDED_RUN, NO_CRASH):
+        fault = ", ".join(
+            f"{r.op} {r.path}: {r.errno or 'short write'}" for r in workload.plan.rules
+        )
+        profiles = (workload.profile,)
+        run_failure = Failure(-1, (), "", profiles, crashed=False, fault=fault)
+        found = judge_run(recording, seed, run, capabilities)
+        if summary.add(found, RECORDED_RUN, NO_CRASH, run_failure):
             return _done(summary, started)
         if workload.second_writer and capabilities is not None and capabilities.single_writer:
             summary.writer_checked = True
             found = check_second_writer(run, workload.image())
-            if summary.add(found, "a second writer while a run holds the state", NO_CRASH):
+            if summary.add(
+                found, "a second writer while a run holds the state", NO_CRASH, run_failure
+            ):
                 return _done(summary, started)
         verdicts: dict[DiskImage, Restart] = {}
         todo = crash_states(recording, start, workload)
         if points == "end" and todo:
             todo = [t for t in todo if t[0] == todo[-1][0]]
         summary.points = len({index for index, _, _ in todo})
+        states_at = Counter(index for index, _, _ in todo)
         images = list(dict.fromkeys(state.image for _, _, state in todo))
         with _restarts(run, images, workers or restart_workers()) as restarts:
             for done, (index, published, state) in enumerate(todo, start=1):
@@ -834,7 +867,15 @@ def explore_real(
                 if on_progress is not None:
                     on_progress(done, len(todo))
                 found = judge_restart(published, restart, run, seed)
-                if summary.add(found, str(recording.trace[index]), state.cut):
+                failure = Failure(
+                    index,
+                    state.deviations,
+                    "",
+                    profiles,
+                    settled=states_at[index] == 1,
+                    fault=fault,
+                )
+                if summary.add(found, str(recording.trace[index]), state.cut, failure):
                     break
     return _done(summary, started)
 
@@ -862,7 +903,15 @@ def _loadable(spec: str) -> Backend | None:
         return None
 
 
+def _published(path: str) -> bool:
+    return path == MOUNT_EVENTS or path.startswith(MOUNT_EVENTS.rstrip("/") + "/")
+
+
 def _done(summary: RealSummary, started: float) -> RealSummary:
+    # the events file is what the run published: a loss behind it is acknowledged early
+    summary.vulnerabilities = group_failures(
+        summary.failures, summary.recording.trace, acks=_published
+    )
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -147,6 +147,19 @@ def test_a_broken_variant_is_caught_in_both_modes(variant: Backend) -> None:
     assert "3-publish-implies-committed" in {f.violation.invariant.value for f in inside.findings}
 
 
+def test_the_real_mode_names_the_cause_as_the_in_process_explorer_does() -> None:
+    """No fsync: the refused restarts are one durability vulnerability in both modes,
+    the state file's write not durable when it was published."""
+    assert no_fsync.spec is not None
+    real = explore_real(no_fsync.spec, WORKLOAD, max_findings=0)
+    inside = Explorer(no_fsync).run(WORKLOAD)
+    expected = [("durability", ("write /crashkit/state/hysteresis.jsonl not durable",))]
+    assert [v.key for v in inside.vulnerabilities] == expected
+    assert [v.key for v in real.vulnerabilities] == expected
+    assert real.vulnerabilities[0].states == len(real.failures) > 1
+    assert real.to_dict()["vulnerabilities"][0]["class"] == "durability"
+
+
 def test_a_stdlib_sqlite3_backend_written_outside_is_crash_tested_for_real(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
