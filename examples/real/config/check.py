@@ -10,18 +10,10 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import acked
+
 WHOLE = re.compile(rb"version=([123])\nx{100}\n")
-
-
-def acked(root: str) -> list[str]:
-    """The items the ack log holds whole (a torn last line was never acknowledged)."""
-    try:
-        with open(os.path.join(root, "acked"), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")[:-1]  # the part after the last newline is not a whole line
-    return [line.decode("ascii", "replace") for line in lines]
 
 
 def main() -> int:

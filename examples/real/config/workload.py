@@ -19,30 +19,10 @@ from __future__ import annotations
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import ack, fsync_folder, open_ack_log
+
 MODES = ("right", "no-fsync", "no-dir-fsync")
-
-
-def fsync_folder(path: str) -> None:
-    """Make the folder's entries (a create, a rename) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def open_ack_log(root: str) -> int:
-    """The ack log, created and durable (its folder fsynced) before the program runs."""
-    fd = os.open(os.path.join(root, "acked"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.fsync(fd)
-    fsync_folder(root)
-    return fd
-
-
-def ack(fd: int, item: str) -> None:
-    """Record one item the program reported done: appended and fsynced before the next."""
-    os.write(fd, f"{item}\n".encode())
-    os.fsync(fd)
 
 
 def replace_config(folder: str, text: str, mode: str) -> None:

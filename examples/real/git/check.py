@@ -15,15 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-
-def acked(root: str) -> list[str]:
-    """The items the ack log holds whole (a torn last line was never acknowledged)."""
-    try:
-        with open(os.path.join(root, "acked"), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    return [line.decode("ascii", "replace") for line in data.split(b"\n")[:-1]]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import acked
 
 
 def git(copy: str, home: str, *words: str) -> subprocess.CompletedProcess[str]:

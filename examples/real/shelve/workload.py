@@ -21,30 +21,10 @@ import os
 import shelve
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import ack, fsync_folder, open_ack_log
+
 KEYS = 3
-
-
-def fsync_folder(path: str) -> None:
-    """Make the folder's entries durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def open_ack_log(root: str) -> int:
-    """The ack log, created and durable (its folder fsynced) before the program runs."""
-    fd = os.open(os.path.join(root, "acked"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.fsync(fd)
-    fsync_folder(root)
-    return fd
-
-
-def ack(fd: int, item: str) -> None:
-    """Record one item the program reported done: appended and fsynced before the next."""
-    os.write(fd, f"{item}\n".encode())
-    os.fsync(fd)
 
 
 def value(index: int) -> dict[str, object]:

@@ -9,20 +9,11 @@ never the crash state itself. Exit 0: fine; exit 1 with a one-line reason otherw
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 
-
-def acked(root: str) -> list[str]:
-    """The items the ack log holds whole (a torn last line was never acknowledged)."""
-    try:
-        with open(os.path.join(root, "acked"), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    return [line.decode("ascii", "replace") for line in data.split(b"\n")[:-1]]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import check_copy
 
 
 def verdict(folder: str, done: list[str]) -> str | None:
@@ -50,24 +41,5 @@ def verdict(folder: str, done: list[str]) -> str | None:
     return None
 
 
-def main() -> int:
-    root = os.environ.get("CRASHKIT_DIR", ".")
-    done = acked(root)
-    source = os.path.join(root, "db")
-    if not os.path.isdir(source):
-        if done:
-            print("db/ is missing, but commits were acknowledged")
-            return 1
-        return 0
-    with tempfile.TemporaryDirectory(prefix="check-sqlite-") as scratch:
-        copy = os.path.join(scratch, "db")
-        shutil.copytree(source, copy)
-        reason = verdict(copy, done)
-    if reason:
-        print(reason)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_copy("db", "commits", verdict))

@@ -20,32 +20,12 @@ import os
 import sqlite3
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acklog.py
+from acklog import ack, open_ack_log
+
 JOURNALS = ("delete", "truncate", "persist", "wal")
 SYNCHRONOUS = ("normal", "full", "extra")
 ROWS = 3
-
-
-def fsync_folder(path: str) -> None:
-    """Make the folder's entries durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def open_ack_log(root: str) -> int:
-    """The ack log, created and durable (its folder fsynced) before the program runs."""
-    fd = os.open(os.path.join(root, "acked"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.fsync(fd)
-    fsync_folder(root)
-    return fd
-
-
-def ack(fd: int, item: str) -> None:
-    """Record one item the program reported done: appended and fsynced before the next."""
-    os.write(fd, f"{item}\n".encode())
-    os.fsync(fd)
 
 
 def modes(argv: list[str]) -> tuple[str, str, bool]:
