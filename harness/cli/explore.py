@@ -45,7 +45,7 @@ from crashkit.harness.explore.summary import (
 )
 from crashkit.harness.explore.workload import Workload
 from crashkit.harness.judge.limits import LIMITS
-from crashkit.harness.judge.vulnerabilities import report_lines
+from crashkit.harness.judge.vulnerabilities import Vulnerability, headline, report_lines
 from crashkit.harness.scenarios.export import (
     backend_spec,
     export_finding,
@@ -279,6 +279,16 @@ def _explore_exec(
     sys.exit(summary.exit_code)
 
 
+def _print_vulnerabilities(
+    err: CliConsole, vulns: Sequence[Vulnerability], refused: str, cap: int
+) -> None:
+    """The refused states by cause, under the summary table (nothing when none)."""
+    if not vulns:
+        return
+    for line in [headline(vulns, refused), *report_lines(vulns, cap)]:
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
 def _export_vulnerabilities(
     summary: Summary, folder: Path, declared: Backend, explorer: Explorer
 ) -> list[tuple[int, Path]]:
@@ -392,12 +402,9 @@ def _explore_real(
     rate = summary.states / summary.seconds if summary.seconds else 0.0
     table.add_row("crash states/s", f"{rate:,.0f}")
     err.print(table)
-    if summary.vulnerabilities:
-        vulns = summary.vulnerabilities
-        what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
-        err.print(f"{len(vulns)} {what} the refused runs and crash states:")
-        for line in report_lines(vulns, max_findings):
-            err.print(line, highlight=False, soft_wrap=True, markup=False)
+    _print_vulnerabilities(
+        err, summary.vulnerabilities, "refused runs and crash states", max_findings
+    )
     for f in summary.findings:
         err.print(
             escape(f"violation {f.violation.invariant.value}: {f.violation.message}"),
@@ -719,13 +726,10 @@ def explore(
                 soft_wrap=True,
                 markup=False,
             )
-        if summary.vulnerabilities:
-            vulns = summary.vulnerabilities
-            states = sum(v.states for v in vulns)
-            what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
-            err.print(f"{len(vulns)} {what} the {states:,} refused states:")
-            for line in report_lines(vulns, max_findings):
-                err.print(line, highlight=False, soft_wrap=True, markup=False)
+        states = sum(v.states for v in summary.vulnerabilities)
+        _print_vulnerabilities(
+            err, summary.vulnerabilities, f"{states:,} refused states", max_findings
+        )
         for finding, count in minimal_findings(summary.findings):
             err.print(
                 f"[bold red]violation[/] {finding.violation.invariant} ({count} kept): "

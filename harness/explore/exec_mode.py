@@ -56,6 +56,7 @@ from crashkit.harness.judge.vulnerabilities import (
     Failure,
     Vulnerability,
     group_failures,
+    headline,
     report_lines,
 )
 
@@ -1014,8 +1015,7 @@ def vulnerability_notes(summary: ExecSummary, cap: int) -> list[str]:
     vulns = summary.vulnerabilities
     if not vulns:
         return []
-    what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
-    out = [f"{len(vulns)} {what} the {summary.failed:,} refused crash states:"]
+    out = [headline(vulns, f"{summary.failed:,} refused crash states")]
     for line in report_lines(vulns, cap):
         out.append(line)
         number = line.split(" ", 1)[0]

@@ -589,6 +589,13 @@ def merge_vulnerabilities(groups: Iterable[Vulnerability]) -> list[Vulnerability
     return sorted(found.values(), key=lambda v: (-v.states, v.kind.value, v.ops))
 
 
+def headline(vulns: Sequence[Vulnerability], refused: str) -> str:
+    """ "N vulnerabilities explain the <refused>:", above their lines (`refused`: what was
+    refused, "1,234 refused crash states")."""
+    what = "vulnerability explains" if len(vulns) == 1 else "vulnerabilities explain"
+    return f"{len(vulns)} {what} the {refused}:"
+
+
 def report_lines(vulns: Sequence[Vulnerability], cap: int | None = None) -> list[str]:
     """The vulnerabilities as a reader gets them: a line each (the first `cap`; None or
     0: all), the smallest example's message under it, and how many more there are."""

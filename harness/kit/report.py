@@ -21,6 +21,7 @@ from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.judge.limits import LIMITS
 from crashkit.harness.judge.vulnerabilities import (
     Vulnerability,
+    headline,
     merge_vulnerabilities,
     report_lines,
 )
@@ -162,9 +163,7 @@ class KitReport:
         if not self.vulnerabilities:
             return []
         states = sum(v.states for v in self.vulnerabilities)
-        count = len(self.vulnerabilities)
-        what = "vulnerability explains" if count == 1 else "vulnerabilities explain"
-        head = f"{count} {what} the {states:,} refused states of the explorer items:"
+        head = headline(self.vulnerabilities, f"{states:,} refused states of the explorer items")
         return [head, *report_lines(self.vulnerabilities, cap)]
 
     def table(self, title: str) -> Table:

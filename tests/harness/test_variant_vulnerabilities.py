@@ -16,6 +16,7 @@ from crashkit.harness.explore import Explorer
 from crashkit.harness.judge.vulnerabilities import VulnClass
 from crashkit.harness.kit.report import KitReport
 from crashkit.harness.kit.variants import VARIANTS, Variant
+from tests.kit.test_plugin import LAZY  # an outside backend that forgets to fsync
 
 A, OR, D = VulnClass.ATOMICITY, VulnClass.ORDERING, VulnClass.DURABILITY
 B, E, U = VulnClass.BEHAVIOUR, VulnClass.ERROR_HANDLING, VulnClass.UNEXPLAINED
@@ -122,27 +123,6 @@ def test_the_kit_report_adds_up_the_vulnerabilities_of_its_explorer_items() -> N
 
 CLI = (sys.executable, "-m", "crashkit.harness")
 SMALL = ("--symbols", "2", "--ticks", "3")
-LAZY = '''
-"""A backend of a user's: the reference's writer, without its fsync."""
-import os
-from dataclasses import replace
-
-from crashkit.orchestrator.store.jsonl import BACKEND as REFERENCE
-from crashkit.orchestrator.store.jsonl import JsonlStateBackend, open_jsonl_store
-from crashkit.regime_engine.codec import encode_state
-
-
-class Lazy(JsonlStateBackend):
-    def append(self, states):
-        os.write(self.fd, b"".join(encode_state(s) for s in states))
-
-
-def open_lazy(path, config):
-    return open_jsonl_store(path, config, writer=Lazy)
-
-
-BACKEND = replace(REFERENCE, name="lazy", open=open_lazy)
-'''
 
 
 def test_the_cli_prints_each_vulnerability_and_writes_its_example_as_a_scenario(
