@@ -20,8 +20,16 @@ Patcher (process-global state; `crashkit.faults.fs` keeps one Patcher for the pr
   `_find_modules()`. (`module_cache_key`, `rebuild_module_cache`)
 - `Patcher._find_modules()`: also re-run when modules were imported while our
   Patcher was paused, so they are patched too. (`find_new_modules`)
-- `Patcher.fake_modules`: to check that our `os` replacement was installed.
-  (`installed_fake_module`)
+- `Patcher.fake_modules`: to check that our `os` replacement was installed
+  (`installed_fake_module`), and the fakes `ClassAliases` installs.
+- `Patcher.SKIPMODULES`, `Patcher.skip_names`, `Patcher._is_fs_function` and
+  `Patcher._fake_module_functions`: pyfakefs's rules for which modules it leaves alone
+  and which functions it fakes (and with what), applied by `ClassAliases` to what
+  pyfakefs does not patch: the file-system modules and functions a *class* holds as
+  attributes (`dbm.dumb`'s `_Database._os = os`, `_Database._io = io`). pyfakefs
+  patches a module's own names only, and its stub-out helper cannot set a class
+  attribute (a class's `__dict__` is read-only), so `ClassAliases` sets and restores
+  them with `setattr` as the Patcher resumes and pauses. (`ClassAliases`)
 - `fake_pathlib.init_module(fs)`: re-points pyfakefs's fake pathlib at our file system
   on resume (another Patcher may have pointed it at its own). (`repoint_pathlib`)
 
@@ -87,10 +95,13 @@ The fake os module:
 from __future__ import annotations
 
 import errno
+import inspect
 import stat
+import sys
 from collections.abc import Callable
 from operator import attrgetter
 from os import getenv
+from types import ModuleType
 from typing import Any, Final
 
 from pyfakefs import fake_os, fake_pathlib
@@ -110,6 +121,7 @@ from pyfakefs.fake_os import FakeOsModule
 
 __all__ = [
     "CHECKED_VERSION",
+    "ClassAliases",
     "FakeBinaryFileWrapper",
     "FakeDirWrapper",
     "FakeDirectory",
@@ -211,6 +223,108 @@ def installed_fake_module(patcher: Patcher, name: str) -> Any:
 
 def repoint_pathlib(fs: FakeFilesystem) -> None:
     fake_pathlib.init_module(fs)  # type: ignore[no-untyped-call]
+
+
+#: The modules whose aliases held by a class `ClassAliases` replaces with pyfakefs's fake
+#: (`os`: our `CrashOs`; `io`: pyfakefs's fake `io`, whose `open` is hooked; `fcntl`:
+#: our `CrashFcntl`). `pathlib` and `os.path` are left as they are: a class holding them
+#: (pathlib's own flavours) works on real path objects.
+ALIASED_MODULES: Final = frozenset({"os", "io", "fcntl"})
+
+#: Modules never scanned: pyfakefs and the fault layer hold the real modules on purpose.
+_OWN_PREFIXES: Final = ("pyfakefs", "crashkit.faults")
+
+
+class ClassAliases:
+    """The file-system modules and functions classes hold as attributes, faked while our
+    Patcher patches.
+
+    pyfakefs replaces `os`, `io`, `open` & co. where a module holds them (`import os as
+    _os`, `from os import replace`), not where a class does: `dbm.dumb` keeps
+    `_Database._os = _os` and `_Database._io = _io` (so that its `__del__` works at
+    shutdown) and calls `self._os.chmod`, `self._os.rename`, `self._io.open` through
+    them, which then reach the real disk. `scan` finds such attributes in the classes a
+    module defines (the modules pyfakefs skips, pyfakefs itself and the fault layer
+    excepted), `patch` sets each to what pyfakefs gives a module holding the same value
+    (the fake module, or the fake function bound to it; a `staticmethod` stays one), and
+    `unpatch` puts the originals back. Modules imported since the last scan are scanned
+    by `refresh`, cheaply (a count of `sys.modules` says whether any is new).
+    """
+
+    def __init__(self) -> None:
+        self.found: list[tuple[type, str, Any]] = []  # (class, attribute, original value)
+        self.scanned: set[str] = set()
+        self.saved: list[tuple[type, str, Any]] = []
+        self._marker: tuple[int, str | None] = (0, None)
+
+    def _fake_for(self, patcher: Patcher, value: Any) -> Any:
+        """What pyfakefs would put in place of `value` in a module (None: leave it)."""
+        if isinstance(value, staticmethod):
+            fake = self._fake_for(patcher, value.__func__)
+            return None if fake is None else staticmethod(fake)
+        if isinstance(value, ModuleType):
+            if value.__name__ not in ALIASED_MODULES:
+                return None
+            return patcher.fake_modules.get(value.__name__)
+        if not (inspect.isfunction(value) or inspect.isbuiltin(value)):
+            return None
+        if not patcher._is_fs_function(value):  # type: ignore[arg-type]
+            return None
+        method, module_name = patcher._fake_module_functions[value.__name__][value.__module__]
+        fake_module = patcher.fake_modules.get(module_name)
+        if fake_module is None:
+            return None
+        return method.__get__(fake_module, type(fake_module))
+
+    def _skipped(self, patcher: Patcher, name: str, module: ModuleType) -> bool:
+        if name.startswith(_OWN_PREFIXES):
+            return True
+        try:
+            return module in patcher.SKIPMODULES or any(
+                skip.startswith(name) for skip in patcher.skip_names
+            )
+        except TypeError:  # an unhashable module object
+            return False
+
+    def scan(self, patcher: Patcher) -> list[tuple[type, str, Any]]:
+        """Look at the modules not looked at yet; return the aliases found in them."""
+        new: list[tuple[type, str, Any]] = []
+        for name, module in list(sys.modules.items()):
+            if name in self.scanned:
+                continue
+            self.scanned.add(name)
+            if not isinstance(module, ModuleType) or self._skipped(patcher, name, module):
+                continue
+            for value in list(vars(module).values()):
+                if not isinstance(value, type) or getattr(value, "__module__", None) != name:
+                    continue
+                for attr, member in list(vars(value).items()):
+                    if self._fake_for(patcher, member) is not None:
+                        new.append((value, attr, member))
+        self.found.extend(new)
+        self._marker = (len(sys.modules), next(reversed(sys.modules), None))
+        return new
+
+    def patch(self, patcher: Patcher, which: list[tuple[type, str, Any]] | None = None) -> None:
+        """Fake every alias found (or those of `which`) that still holds its original."""
+        for cls, attr, original in self.found if which is None else which:
+            if cls.__dict__.get(attr) is not original:
+                continue  # changed since (by its own module): leave it
+            fake = self._fake_for(patcher, original)
+            if fake is not None:
+                setattr(cls, attr, fake)
+                self.saved.append((cls, attr, original))
+
+    def unpatch(self) -> None:
+        """Put back every original `patch` replaced."""
+        for cls, attr, original in reversed(self.saved):
+            setattr(cls, attr, original)
+        self.saved.clear()
+
+    def refresh(self, patcher: Patcher) -> None:
+        """While patching: scan the modules imported since the last scan, patch theirs."""
+        if (len(sys.modules), next(reversed(sys.modules), None)) != self._marker:
+            self.patch(patcher, self.scan(patcher))
 
 
 # -- the file system ----------------------------------------------------------------------

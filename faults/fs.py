@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from crashkit.faults._pyfakefs import (
+    ClassAliases,
     FakeDirectory,
     FakeFile,
     FakeFilesystem,
@@ -84,6 +85,9 @@ class _Host:
     owner: CrashFS | None = None
     cache_key: ModuleCacheKey = (frozenset(), frozenset(), False)
     modules: tuple[int, str | None] = (0, None)
+    #: the file-system modules and functions classes hold (`dbm.dumb`'s `_Database._os`),
+    #: faked while our Patcher patches (pyfakefs patches modules' own names only)
+    aliases: ClassAliases = ClassAliases()
 
 
 def _acquire_patcher() -> Patcher:
@@ -103,6 +107,8 @@ def _acquire_patcher() -> Patcher:
             raise RuntimeError("pyfakefs did not install the CrashFS os module")
         _Host.patcher = patcher
         _Host.cache_key = module_cache_key()
+        _Host.aliases.scan(patcher)
+        _Host.aliases.patch(patcher)
         return patcher
     claim_patcher_slot(patcher)
     if module_cache_key() != _Host.cache_key:
@@ -113,11 +119,14 @@ def _acquire_patcher() -> Patcher:
     patcher.resume()
     assert patcher.fs is not None
     repoint_pathlib(patcher.fs)  # another Patcher may have pointed it at its own
+    _Host.aliases.scan(patcher)
+    _Host.aliases.patch(patcher)
     return patcher
 
 
 def _park_patcher(patcher: Patcher) -> None:
     """Pause patching and free pyfakefs's global Patcher slot, keeping ours for later."""
+    _Host.aliases.unpatch()
     patcher.pause()
     release_patcher_slot(patcher)
     _Host.modules = _modules_marker()
@@ -246,6 +255,8 @@ class CrashFS:
 
     def _begin(self, fs: FakeFilesystem, image: DiskImage | None) -> None:
         set_active_session(None)
+        if _Host.patcher is not None:  # classes of modules imported while patching
+            _Host.aliases.refresh(_Host.patcher)
         fast_paths(fs).symlinks = False
         fast_reset(fs, self.disk_size)
         if image is not None:
