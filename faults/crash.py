@@ -29,6 +29,19 @@ or the journal cut before one directory operation) not persisted while the rest 
 one file's unsynced bytes lost, cut or torn while every other file is whole. Every
 state carries its `Deviation`s: what differs from the in-order state, the label that
 lets a failure be explained (`crashkit.harness.judge` groups them).
+
+Bounded per crash point is still quadratic over a run that never syncs (git without
+`core.fsync`: every loose object stays unsynced to the end, so each crash point tears
+every one of them again). The linear exploration (`LINEAR`, the default of
+`explore --exec`) gives `bounded_states` the next crash point's snapshot and leaves out
+each deviation that still holds unchanged there (the same file with the same durable
+and unsynced bytes, the same directory with the same entries, the same journal since
+the same commit): each deviation is explored once, at the last crash point where it
+holds, the most demanding one (everything after it persisted, everything the program
+said by then acknowledged), and the in-order state at every crash point. That is
+ALICE's choice (each operation dropped or torn once, its later operations up to its
+sync persisted). What it gives up: a failure that only a state in the middle of a
+deviation's life shows, because a later call on another file repairs it.
 """
 
 from __future__ import annotations
@@ -73,9 +86,12 @@ def torn_mode(torn: TornMode | str) -> TornMode:
 
 
 class Exploration(StrEnum):
-    """How many crash states a crash point gives: `BOUNDED`, the in-order state and each
-    deviation from it alone (linear); `EXHAUSTIVE`, every combination under a cap."""
+    """How many crash states a crash point gives: `LINEAR`, the in-order state and each
+    deviation not left unchanged by the next crash point (each deviation once over a run);
+    `BOUNDED`, the in-order state and each deviation from it alone; `EXHAUSTIVE`, every
+    combination under a cap."""
 
+    LINEAR = "linear"
     BOUNDED = "bounded"
     EXHAUSTIVE = "exhaustive"
 
@@ -582,17 +598,23 @@ def _group_deviation(snap: Snapshot, group: tuple[_Change, ...], desc: str) -> D
 def _partial_layouts(snap: Snapshot, profile: Profile) -> Iterator[_Layout]:
     """The namespaces of renames half persisted (without `atomic_rename`) and of
     directories at an intermediate namespace (`ordered_dir_ops`)."""
+    for _, layout in _partial_layouts_by_dir(snap, profile):
+        yield layout
+
+
+def _partial_layouts_by_dir(snap: Snapshot, profile: Profile) -> Iterator[tuple[int, _Layout]]:
+    """`_partial_layouts`, each with the directory it concerns."""
     if not profile.atomic_rename:
         for dino, split, entries, name in _split_renames(snap):
             dev = Deviation(DeviationKind.RENAME_SPLIT, _path(snap, dino, name), split)
-            yield _layout(snap, frozenset(), (split,), {dino: entries}, (dev,))
+            yield dino, _layout(snap, frozenset(), (split,), {dino: entries}, (dev,))
     if profile.ordered_dir_ops:
         for dino, versions in sorted(snap.versions.items()):
             where = snap.paths.get(dino, f"<dir {dino}>")
             for n, version in enumerate(versions, start=1):
                 partial = f"{where}: only its first {n} of {len(versions) + 1} changes persisted"
                 dev = Deviation(DeviationKind.JOURNAL_CUT, where, partial)
-                yield _layout(snap, frozenset(), (partial,), {dino: version}, (dev,))
+                yield dino, _layout(snap, frozenset(), (partial,), {dino: version}, (dev,))
 
 
 def _split_renames(snap: Snapshot) -> Iterator[tuple[int, str, dict[str, int], str]]:
@@ -783,6 +805,42 @@ def _nothing_ignored(path: str) -> bool:
     return False
 
 
+class _Holds:
+    """What of `snap` still holds unchanged at the next crash point `following`: there
+    the same deviation is explored again, later (the linear exploration)."""
+
+    def __init__(self, snap: Snapshot, following: Snapshot | None) -> None:
+        self.snap, self.following = snap, following
+        self.files = dict(_layout(following, frozenset(), ()).files) if following else {}
+
+    def dir(self, dino: int) -> bool:
+        a, b = self.snap, self.following
+        return b is not None and all(
+            m.get(dino) == n.get(dino)
+            for m, n in (
+                (a.current, b.current),
+                (a.durable, b.durable),
+                (a.versions, b.versions),
+                (a.paths, b.paths),
+            )
+        )
+
+    def file(self, path: str, ino: int) -> bool:
+        return (
+            self.following is not None
+            and self.files.get(path) == ino
+            and self.following.files.get(ino) == self.snap.files[ino]
+        )
+
+    def journal(self) -> bool:
+        a, b = self.snap, self.following
+        return (
+            b is not None
+            and b.committed == a.committed
+            and b.journal[: len(a.journal)] == a.journal
+        )
+
+
 def bounded_states(
     snap: Snapshot,
     *,
@@ -790,15 +848,19 @@ def bounded_states(
     point: int | None = None,
     profile: Profile | str = PREFIX,
     ignore: Callable[[str], bool] | None = None,
+    following: Snapshot | None = None,
 ) -> CrashEnumeration:
     """The in-order state of `snap` and each deviation from it alone (see the module
     docstring): one namespace change not persisted, or one journal cut, or one rename
     half done (as `profile` allows), or one file's unsynced bytes lost, cut or torn.
     Linear in what is unsynced. `ignore(path)`: a file whose variants are not explored
-    (no checker reads it); it is whole in every state."""
+    (no checker reads it); it is whole in every state. `following`: the next crash
+    point's snapshot, where the deviations that still hold unchanged are left to it
+    (the linear exploration)."""
     torn = torn_mode(torn)
     profile = profile_named(profile)
     skip = ignore or _nothing_ignored
+    holds = _Holds(snap, following)
     inorder = _layout(snap, frozenset(), ())
     states: dict[tuple[object, ...], CrashState] = {}
 
@@ -810,27 +872,31 @@ def bounded_states(
             states[image.key] = CrashState(image, cut, point, devs)
 
     add(inorder, {}, ())
+    deviant: list[_Layout] = []
     if _journaled(snap, profile):
-        deviant: Iterable[_Layout] = _journal_layouts(snap)
+        if not holds.journal():
+            deviant = list(_journal_layouts(snap))
     else:
-        groups = _groups(_changes(snap), profile.atomic_rename)
-        deviant = [
-            _layout(
+        for group in _groups(_changes(snap), profile.atomic_rename):
+            if all(holds.dir(c.dir) for c in group):
+                continue
+            desc = _group_desc(snap, group)
+            layout = _layout(
                 snap,
                 frozenset((c.dir, c.name) for c in group),
                 (desc,),
                 devs=(_group_deviation(snap, group, desc),),
             )
-            for group in groups
-            for desc in (_group_desc(snap, group),)
+            deviant.append(layout)
+        deviant += [
+            layout for dino, layout in _partial_layouts_by_dir(snap, profile) if not holds.dir(dino)
         ]
-        deviant = [*deviant, *_partial_layouts(snap, profile)]
     for layout in deviant:
         if not all(skip(d.path) for d in layout.devs):
             add(layout, {}, layout.devs)
     for path, ino in inorder.files:
         file = snap.files[ino]
-        if skip(path) or file.writeback == file.durable:
+        if skip(path) or file.writeback == file.durable or holds.file(path, ino):
             continue
         options, full = file_options(file, torn, profile, bounded=True)
         for i, option in enumerate(options):
@@ -848,11 +914,17 @@ def crash_states(
     point: int | None = None,
     profile: Profile | str = PREFIX,
     ignore: Callable[[str], bool] | None = None,
+    following: Snapshot | None = None,
 ) -> CrashEnumeration:
-    """The crash states of `snap`: `bounded_states` or, `EXHAUSTIVE`, `enumerate_states`
-    under `cap` (the ignored files' variants left out of both)."""
-    if Exploration(exploration) is Exploration.BOUNDED:
-        return bounded_states(snap, torn=torn, point=point, profile=profile, ignore=ignore)
+    """The crash states of `snap`: `bounded_states` (`LINEAR`: leaving to `following`,
+    the next crash point's snapshot, what still holds there) or, `EXHAUSTIVE`,
+    `enumerate_states` under `cap` (the ignored files' variants left out of both)."""
+    exploration = Exploration(exploration)
+    if exploration is not Exploration.EXHAUSTIVE:
+        later = following if exploration is Exploration.LINEAR else None
+        return bounded_states(
+            snap, torn=torn, point=point, profile=profile, ignore=ignore, following=later
+        )
     found = enumerate_states(snap, torn=torn, cap=cap, point=point, profile=profile)
     if ignore is None:
         return found

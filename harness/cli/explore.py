@@ -127,7 +127,7 @@ def _report_profiles(summaries: dict[str, Summary], as_json: bool, title: str) -
 class ExecOptions:
     """The options only `--exec` takes (their values as given)."""
 
-    exhaustive: bool
+    exploration: Exploration
     budget: int
     time_budget: float
     ignore: tuple[str, ...]
@@ -139,6 +139,7 @@ class ExecOptions:
 #: The options only --exec takes (parameter name: flag), refused without it.
 EXEC_ONLY = {
     "exhaustive": "--exhaustive",
+    "exploration": "--exploration",
     "budget": "--budget",
     "time_budget": "--time-budget",
     "ignore": "--ignore",
@@ -227,7 +228,7 @@ def _explore_exec(
                 check,
                 profile=profile,
                 torn=torn,
-                exploration=Exploration.EXHAUSTIVE if options.exhaustive else Exploration.BOUNDED,
+                exploration=options.exploration,
                 ignore=options.ignore,
                 budget=options.budget,
                 time_budget=options.time_budget,
@@ -514,11 +515,18 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     help="With --exec: the checker, run on each crash state ($CRASHKIT_DIR); exit 0 = fine.",
 )
 @click.option(
+    "--exploration",
+    type=click.Choice([e.value for e in Exploration]),
+    default=None,
+    help="With --exec: which crash states to check. linear (the default): the in-order "
+    "state at every crash point and each deviation from it alone, once, at the last crash "
+    "point where it holds; bounded: each deviation at every crash point; exhaustive: every "
+    "combination at each point (under a cap).",
+)
+@click.option(
     "--exhaustive",
     is_flag=True,
-    help="With --exec: every combination of what a crash may leave at each point (under a "
-    "cap), not the default bounded exploration (the in-order state and each deviation "
-    "from it alone).",
+    help="With --exec: the same as --exploration exhaustive.",
 )
 @click.option(
     "--budget",
@@ -596,6 +604,7 @@ def explore(
     exec_command: str | None,
     check_command: str | None,
     exhaustive: bool,
+    exploration: str | None,
     budget: int,
     time_budget: float,
     ignore: tuple[str, ...],
@@ -608,7 +617,8 @@ def explore(
     and check every invariant of the contract (exit 1 on any violation)."""
     err = CliConsole(stderr=True)
     if exec_command is not None or check_command is not None:
-        options = ExecOptions(exhaustive, budget, time_budget, ignore, exec_jobs, keep, ack)
+        chosen = Exploration.EXHAUSTIVE if exhaustive else Exploration(exploration or "linear")
+        options = ExecOptions(chosen, budget, time_budget, ignore, exec_jobs, keep, ack)
         _explore_exec(
             ctx, err, exec_command, check_command, profile, torn, max_findings, as_json, options
         )

@@ -4,8 +4,9 @@ the disks a power cut could leave as folders, and run the user's checker on each
 `crashkit explore --exec CMD --check CHECK`. CMD runs once, in the current folder, with
 `CRASHKIT_DIR` naming a mount where it keeps its files, recorded by `crashkit.faults.real`.
 After every call of it that changed the disk, the crash states the profile allows
-(`Exploration.BOUNDED` by default: the in-order state and each deviation alone;
-`EXHAUSTIVE` under a cap) are written as ordinary folders and CHECK runs with
+(`Exploration.LINEAR` by default: the in-order state at each crash point and each
+deviation from it alone, once, at the last crash point where it holds; `BOUNDED`: each
+deviation at every crash point; `EXHAUSTIVE` under a cap) are written as ordinary folders and CHECK runs with
 `CRASHKIT_DIR` naming one: exit 0 means the disk is one the program can live with,
 anything else is a finding (its output kept). No FUSE is needed to check: only to record.
 
@@ -690,7 +691,7 @@ def explore_exec(
     *,
     profile: str = "prefix",
     torn: TornMode | str = TornMode.DEFAULT,
-    exploration: Exploration | str = Exploration.BOUNDED,
+    exploration: Exploration | str = Exploration.LINEAR,
     ignore: Sequence[str] = (),
     budget: int = DEFAULT_BUDGET,
     time_budget: float = DEFAULT_TIME_BUDGET,
@@ -871,7 +872,11 @@ def _explore(
     submitted = 0
     seq = 0
     following = dict(itertools.pairwise([*points, len(recording.trace)]))
-    for index, snap in snapshots(recording, start):
+    # each crash point with the next one's snapshot (the linear exploration leaves to it
+    # what still holds there)
+    ahead = itertools.chain(snapshots(recording, start), [(None, None)])
+    for (index, snap), (_, next_snap) in itertools.pairwise(ahead):
+        assert index is not None and snap is not None
         if run.halted or run.out_of_time() or summary.stopped is Stopped.BUDGET:
             break
         # what the command had said when the power was cut: a crash after this call
@@ -885,6 +890,7 @@ def _explore(
             point=index,
             profile=profile,
             ignore=ignored,
+            following=next_snap,
         )
         summary.points_enumerated += 1
         run.missing[index] = 0

@@ -229,3 +229,59 @@ def test_an_ignored_file_is_whole_in_every_state() -> None:
     assert any(s.image.files.get("/db") == b"" for s in kept)
     exhaustive = crash_states(snap, exploration="exhaustive", ignore=lambda p: p == "/LOG")
     assert all(d.path != "/LOG" for s in exhaustive.states for d in s.deviations)
+
+
+# -- linear: each deviation once, at the last crash point where it holds -------------------
+
+
+def _points(*calls: Call) -> list[Snapshot]:
+    """The snapshot after each call, in order."""
+    model = ReplayModel(DiskImage())
+    snaps = []
+    for call in calls:
+        model.apply(call)
+        snaps.append(model.snapshot())
+    return snaps
+
+
+def _deviations(snaps: list[Snapshot], exploration: str, profile: str = "prefix") -> list[set[str]]:
+    following = [*snaps[1:], None]
+    return [
+        {
+            s.cut
+            for s in crash_states(
+                snap, exploration=exploration, following=nxt, profile=profile
+            ).states
+        }
+        for snap, nxt in zip(snaps, following, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("profile", ["prefix", "posix", "ext4-ordered"])
+def test_linear_leaves_each_deviation_to_the_last_point_where_it_holds(profile: str) -> None:
+    """/a's unsynced bytes stay the same while /b is created and written: linear loses
+    them only at the last point before /a is written again; bounded at every point."""
+    snaps = _points(
+        create("/a"),
+        write("/a", b"one\n"),
+        create("/b"),
+        write("/b", b"x\n"),
+        write("/a", b"two\n", 4),
+    )
+    linear = _deviations(snaps, "linear", profile)
+    bounded = _deviations(snaps, "bounded", profile)
+    for got, every in zip(linear, bounded, strict=True):
+        assert IN_ORDER in got and got <= every
+    # after /a's first write, while /b is created and written, /a holds "one\n" unsynced:
+    # its tears wait for the point after /b's write, the last one before /a changes
+    lost_a = "/a: none of 4 unsynced bytes kept"
+    assert [lost_a in cuts for cuts in bounded] == [False, True, True, True, False]
+    assert [lost_a in cuts for cuts in linear] == [False, False, False, True, False]
+    # the last point explores everything bounded does
+    assert linear[-1] == bounded[-1]
+    assert sum(map(len, linear)) < sum(map(len, bounded))
+
+
+def test_linear_without_a_following_point_is_bounded() -> None:
+    snap = replayed(DiskImage({"/x": b""}), create("/a"), write("/a", b"hello"))
+    assert names(snap, "posix", "linear") == names(snap, "posix", "bounded")

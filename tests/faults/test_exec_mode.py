@@ -77,19 +77,32 @@ def _script(tmp_path: Path, name: str, text: str) -> str:
 
 
 @needs_fuse
-def test_the_bounded_default_catches_the_unsafe_writer_and_passes_the_safe_one() -> None:
+def test_the_linear_default_catches_the_unsafe_writer_and_passes_the_safe_one() -> None:
     safe = explore_exec(SAFE, CHECKER)
-    assert safe.exploration is Exploration.BOUNDED
-    assert (safe.exit_code, safe.states, safe.failed, safe.findings) == (ExecExit.OK, 54, 0, [])
+    assert safe.exploration is Exploration.LINEAR
+    assert (safe.exit_code, safe.states, safe.failed, safe.findings) == (ExecExit.OK, 48, 0, [])
     assert (safe.points_explored, safe.points_total, safe.unchecked) == (15, 15, 0)
     unsafe = explore_exec(UNSAFE, CHECKER)
     assert unsafe.exit_code is ExecExit.FINDINGS
-    assert (unsafe.states, unsafe.checked, unsafe.failed) == (138, 85, 90)
+    assert (unsafe.states, unsafe.checked, unsafe.failed) == (72, 61, 27)
     first = unsafe.findings[0]
-    assert first.after == "#3 rename /config.tmp (-> /config)"
+    # the temp file's lost data is explored once, at the last crash point where it holds
+    # unchanged: after the rename, before the next write replaces /config
     assert first.cut == "/config: none of 111 unsynced bytes kept"
     assert [(d.kind, d.path) for d in first.deviations] == [(DeviationKind.DATA_LOST, "/config")]
     assert "config holds 0 bytes that no writer wrote whole" in first.output
+
+
+@needs_fuse
+def test_linear_checks_a_subset_of_bounded_and_finds_the_same_vulnerabilities() -> None:
+    linear = explore_exec(UNSAFE, CHECKER, max_findings=0)
+    bounded = explore_exec(UNSAFE, CHECKER, max_findings=0, exploration="bounded")
+    assert (bounded.states, bounded.failed) == (138, 90)
+    assert {(f.after, f.cut) for f in linear.findings} < {
+        (f.after, f.cut) for f in bounded.findings
+    }
+    assert [v.key for v in linear.vulnerabilities] == [v.key for v in bounded.vulnerabilities]
+    assert [v.states for v in linear.vulnerabilities] == [27]
 
 
 @needs_fuse
@@ -109,7 +122,12 @@ def test_exhaustive_explores_more_states_with_the_same_verdicts() -> None:
 @needs_fuse
 def test_the_text_output_shows_the_cut_the_disk_the_deviation_and_the_checker() -> None:
     result = CliRunner().invoke(
-        main, ["explore", "--exec", UNSAFE, "--check", CHECKER, "--max-findings", "1"]
+        main,
+        [
+            *("explore", "--exec", UNSAFE, "--check", CHECKER, "--max-findings", "1"),
+            "--exploration",
+            "bounded",
+        ],
     )
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
@@ -130,7 +148,12 @@ def test_the_text_output_shows_the_cut_the_disk_the_deviation_and_the_checker() 
 @needs_fuse
 def test_a_budget_of_3_checks_3_disks_then_stops_inconclusive() -> None:
     result = CliRunner().invoke(
-        main, ["explore", "--exec", SAFE, "--check", CHECKER, "--budget", "3", "--json"]
+        main,
+        [
+            *("explore", "--exec", SAFE, "--check", CHECKER, "--budget", "3", "--json"),
+            "--exploration",
+            "bounded",
+        ],
     )
     assert result.exit_code == 4 and int(ExecExit.INCONCLUSIVE) == 4
     data = json.loads(result.stdout)
@@ -196,11 +219,11 @@ def test_the_time_budget_bounds_the_recording_too() -> None:
 def test_ignore_leaves_the_files_variants_out_and_keeps_it_whole(tmp_path: Path) -> None:
     command = _script(tmp_path, "logged.py", LOGGED)
     check = _script(tmp_path, "log_check.py", LOG_CHECK)
-    every = explore_exec(command, check, max_findings=0)
+    every = explore_exec(command, check, max_findings=0, exploration="bounded")
     assert (every.states, every.checked, every.exit_code) == (128, 67, ExecExit.FINDINGS)
     assert {d.path for f in every.findings for d in f.deviations} == {"/LOG"}
     for pattern in ("/LOG", "*/L*"):
-        ignored = explore_exec(command, check, ignore=[pattern])
+        ignored = explore_exec(command, check, ignore=[pattern], exploration="bounded")
         assert (ignored.states, ignored.checked, ignored.failed) == (36, 23, 0), pattern
         assert ignored.exit_code is ExecExit.OK
     exhaustive = explore_exec(command, check, ignore=["/LOG"], exploration="exhaustive")
@@ -209,8 +232,8 @@ def test_ignore_leaves_the_files_variants_out_and_keeps_it_whole(tmp_path: Path)
 
 @needs_fuse
 def test_two_checkers_at_once_give_the_same_states_and_verdicts_as_one() -> None:
-    one = explore_exec(UNSAFE, CHECKER, jobs=1, max_findings=0)
-    two = explore_exec(UNSAFE, CHECKER, jobs=2, max_findings=0)
+    one = explore_exec(UNSAFE, CHECKER, jobs=1, max_findings=0, exploration="bounded")
+    two = explore_exec(UNSAFE, CHECKER, jobs=2, max_findings=0, exploration="bounded")
     assert (one.jobs, two.jobs) == (1, 2)
     counts = ("states", "checked", "failed", "points_explored", "unchecked")
     assert [getattr(two, c) for c in counts] == [getattr(one, c) for c in counts]
@@ -220,10 +243,10 @@ def test_two_checkers_at_once_give_the_same_states_and_verdicts_as_one() -> None
 
 @needs_fuse
 def test_max_findings_lists_that_many_and_counts_the_rest() -> None:
-    capped = explore_exec(UNSAFE, CHECKER, max_findings=2)
+    capped = explore_exec(UNSAFE, CHECKER, max_findings=2, exploration="bounded")
     assert (len(capped.findings), capped.failed, capped.more_findings) == (2, 90, 88)
     assert finding_lines(capped)[-1].startswith("... and 88 more refused crash state(s)")
-    every = explore_exec(UNSAFE, CHECKER, max_findings=0)
+    every = explore_exec(UNSAFE, CHECKER, max_findings=0, exploration="bounded")
     assert (len(every.findings), every.more_findings) == (90, 0)
     assert every.findings[:2] == capped.findings  # the first ones, in crash order
 
