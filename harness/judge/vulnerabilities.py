@@ -19,10 +19,15 @@ module reads them against the trace of calls and names the cause:
 - `error-handling`: a call the fault plan failed, and what the program did next.
 
 A state with several deviations (the exhaustive exploration) is explained by a failing
-state whose deviations are a subset of its own, when there is one; else it is a group
-of its own (`unexplained`), never dropped. Paths that differ only by a counter, a hash
-or a random temp suffix are one name (`MANIFEST-*`, `tmp*`), so that the same bug met
-again with another file is one vulnerability.
+state whose deviations are a subset of its own, when there is one; else by the first
+operation any of its deviations undid and what persisted after it (SQLite's page
+written while its journal's bytes were lost: the journal's ordering pair); a state
+none of whose deviations names an operation is a group of its own (`unexplained`),
+never dropped. Paths that differ only by a counter, a hash or a random temp suffix are
+one name (`MANIFEST-*`, `tmp*`), so that the same bug met again with another file is
+one vulnerability; ordering pairs whose lost operations lack the same sync (one file
+never synced, one folder never synced after its entries changed) are one too, listing
+its pairs.
 """
 
 from __future__ import annotations
@@ -167,7 +172,16 @@ class Vulnerability:
             ]
         elif any(self.sources):
             ops.append(f"at {', '.join(s for s in self.sources if s)}")
-        return f"{self.kind.value}: {' / '.join(ops)} ({self.states} states){needs}: {self.hint}"
+        what, shown = self.kind.value, " / ".join(ops)
+        if self.pairs > 1:  # one sync missing, met as several ordering pairs
+            what = f"{what} (one missing sync, {self.pairs} pairs)"
+            shown = "; ".join(" / ".join(ops[n : n + 2]) for n in range(0, len(ops), 2))
+        return f"{what}: {shown} ({self.states} states){needs}: {self.hint}"
+
+    @property
+    def pairs(self) -> int:
+        """How many (lost, persisted) pairs an ordering vulnerability lists (0: none)."""
+        return len(self.ops) // 2 if self.kind is VulnClass.ORDERING else 0
 
 
 _HEX = re.compile(r"[0-9a-f]{6,}")
@@ -207,13 +221,17 @@ def _names_of(trace: Sequence[Op], path: str, point: int) -> set[str]:
 
 
 def _lost_write(trace: Sequence[Op], names: set[str], point: int) -> Op | None:
-    """The first write to the file (under any of its names) since its last sync."""
+    """The first write to the file (under any of its names) since its last sync, or
+    since an earlier file of the same name was removed (a journal deleted and made again;
+    an unlink with nothing written or created after it is one the state did not keep)."""
     first: Op | None = None
+    created = False
     for op in reversed(trace[: point + 1]):
         if op.error is not None or op.path not in names:
             continue
-        if op.op in _SYNCS:
+        if op.op in _SYNCS or (op.op == OpKind.UNLINK.value and (first or created)):
             break
+        created = created or (op.op == OpKind.OPEN.value and op.mutating)
         if op.op in _DATA:
             first = op
     return first
@@ -235,15 +253,38 @@ def _entry_op(trace: Sequence[Op], path: str, point: int, replaced: bool = False
     return found
 
 
-def _later(trace: Sequence[Op], after: Op, point: int, names: set[str]) -> Op | None:
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """What one deviation of a state lost: the first operation it undid, the names of
+    its file, and whether everything of it after that operation is gone (a lost entry,
+    or all of a file's unsynced bytes) or some of it persisted (torn)."""
+
+    dev: Deviation
+    op: Op
+    names: frozenset[str]
+
+    def took(self, op: Op) -> bool:
+        """`op` went with this deviation: a later call on its file that did not persist."""
+        if self.dev.kind is DeviationKind.DATA_TORN or op.index < self.op.index:
+            return False
+        if self.dev.kind is DeviationKind.DATA_LOST:
+            return op.op in _DATA and op.path in self.names
+        inside = tuple(f"{name.rstrip('/')}/" for name in self.names)
+        return op.path in self.names or op.path.startswith(inside)
+
+
+def _later(
+    trace: Sequence[Op], after: Op, point: int, names: set[str], gone: Sequence[_Lost] = ()
+) -> Op | None:
     """The first operation after `after`, up to the crash, that persisted in the state
     and concerns something else: a directory operation, or data of another file (not
-    one inside a lost folder: it went with it)."""
+    one inside a lost folder: it went with it, nor one another deviation of the state
+    lost, `gone`)."""
     inside = tuple(f"{name.rstrip('/')}/" for name in names)
     for op in trace[after.index + 1 : point + 1]:
         if op.error is not None or not op.mutating or op.op in _SYNCS:
             continue
-        if op.path.startswith(inside):
+        if op.path.startswith(inside) or any(lost.took(op) for lost in gone):
             continue
         if op.op in _NAMESPACE and (op.op != OpKind.OPEN.value or op.path not in names):
             return op
@@ -300,12 +341,27 @@ def _hint(kind: VulnClass, lost: Op | None, later: Op | None, dev: Deviation) ->
 _NOTHING_LOST = "refused with nothing lost"
 
 
+def _lost_op(trace: Sequence[Op], dev: Deviation, names: set[str], point: int) -> Op | None:
+    """The operation a deviation undid: the first unsynced write of a file that lost or
+    tore its bytes, the directory operation of an entry not persisted."""
+    if dev.kind in (DeviationKind.DATA_LOST, DeviationKind.DATA_TORN):
+        return _lost_write(trace, names, point)
+    replaced = dev.detail.endswith("replacement not persisted")
+    return _entry_op(trace, dev.path, point, replaced)
+
+
 def classify(
     failure: Failure, trace: Sequence[Op], acks: Callable[[str], bool] | None = None
 ) -> Vulnerability:
-    """The vulnerability one refused state shows, from its (single) deviation (`acks`:
-    the files where the program records what it acknowledged: a loss behind a write to
-    one is durability, acknowledged before durable)."""
+    """The vulnerability one refused state shows (`acks`: the files where the program
+    records what it acknowledged: a loss behind a write to one is durability,
+    acknowledged before durable).
+
+    A state with several deviations (several files' unsynced data lost or torn at once,
+    as page writes without a sync leave) is read from the first operation any of them
+    undid: what persisted after it (a torn file's bytes, an entry kept), the others'
+    losses left out, is the later half of its ordering pair; nothing: its durability.
+    What no deviation names an operation for is `unexplained`."""
     point = failure.point
     ops: tuple[str, ...]
     if not failure.crashed and failure.fault:
@@ -318,34 +374,33 @@ def classify(
             "acknowledged (or published) before it wrote, or it misreads what it wrote"
         )
         return Vulnerability(VulnClass.BEHAVIOUR, (_NOTHING_LOST,), hint, failure)
-    if len(failure.deviations) > 1:
-        ops = tuple(sorted({f"{d.kind.value} {normalise(d.path)}" for d in failure.deviations}))
-        hint = "several operations lost together; no single one explains it"
-        return Vulnerability(VulnClass.UNEXPLAINED, ops, hint, failure)
-    dev = failure.deviations[0]
-    if dev.kind is DeviationKind.RENAME_SPLIT:
-        ops = (f"rename {normalise(dev.path)} half done",)
-        hint = _hint(VulnClass.ATOMICITY, None, None, dev)
-        return Vulnerability(VulnClass.ATOMICITY, ops, hint, failure)
-    names = _names_of(trace, dev.path, point)
-    lost: Op | None
-    if dev.kind in (DeviationKind.DATA_LOST, DeviationKind.DATA_TORN):
-        lost = _lost_write(trace, names, point)
-    else:
-        replaced = dev.detail.endswith("replacement not persisted")
-        lost = _entry_op(trace, dev.path, point, replaced)
-    torn = dev.kind is DeviationKind.DATA_TORN
-    if torn and (lost is None or _later(trace, lost, point, names) is None):
-        # torn with nothing after it depending on it: the write itself is not atomic
-        ops = (f"write {normalise(dev.path)} half done",)
-        hint = _hint(VulnClass.ATOMICITY, None, None, dev)
-        return Vulnerability(VulnClass.ATOMICITY, ops, hint, failure)
-    if lost is None:
-        ops = (f"{dev.kind.value} {normalise(dev.path)}",)
-        return Vulnerability(
-            VulnClass.DURABILITY, ops, _hint(VulnClass.DURABILITY, None, None, dev), failure
-        )
-    later = None if dev.kind is DeviationKind.JOURNAL_CUT else _later(trace, lost, point, names)
+    several = len(failure.deviations) > 1
+    losses: list[_Lost] = []
+    for each in failure.deviations:
+        if each.kind is DeviationKind.RENAME_SPLIT:
+            if several:
+                return _unexplained(failure)
+            ops = (f"rename {normalise(each.path)} half done",)
+            hint = _hint(VulnClass.ATOMICITY, None, None, each)
+            return Vulnerability(VulnClass.ATOMICITY, ops, hint, failure)
+        names = _names_of(trace, each.path, point)
+        undone = _lost_op(trace, each, names, point)
+        if undone is None:
+            if several:
+                return _unexplained(failure)
+            if each.kind is DeviationKind.DATA_TORN:
+                return _torn(each, failure)
+            ops = (f"{each.kind.value} {normalise(each.path)}",)
+            hint = _hint(VulnClass.DURABILITY, None, None, each)
+            return Vulnerability(VulnClass.DURABILITY, ops, hint, failure)
+        losses.append(_Lost(each, undone, frozenset(names)))
+    first = min(losses, key=lambda x: (x.op.index, x.dev.kind.value, x.dev.path))
+    dev, lost, names = first.dev, first.op, set(first.names)
+    gone = [other for other in losses if other is not first]
+    journal = dev.kind is DeviationKind.JOURNAL_CUT
+    later = None if journal else _later(trace, lost, point, names, gone)
+    if dev.kind is DeviationKind.DATA_TORN and later is None:
+        return _torn(dev, failure)
     if later is not None and acks is not None and acks(later.path):
         ops = (f"{_describe(lost)} not durable",)
         hint = _hint(VulnClass.DURABILITY, lost, None, dev)
@@ -358,6 +413,20 @@ def classify(
         kind = VulnClass.ORDERING
     calls = tuple(op for op in (lost, later) if op is not None)
     return Vulnerability(kind, ops, _hint(kind, lost, later, dev), failure, calls=calls)
+
+
+def _torn(dev: Deviation, failure: Failure) -> Vulnerability:
+    """A torn write with nothing after it depending on it: the write is not atomic."""
+    ops = (f"write {normalise(dev.path)} half done",)
+    hint = _hint(VulnClass.ATOMICITY, None, None, dev)
+    return Vulnerability(VulnClass.ATOMICITY, ops, hint, failure)
+
+
+def _unexplained(failure: Failure) -> Vulnerability:
+    """A state with several deviations none of which names an operation: its own group."""
+    ops = tuple(sorted({f"{d.kind.value} {normalise(d.path)}" for d in failure.deviations}))
+    hint = "several operations lost together; no single one explains it"
+    return Vulnerability(VulnClass.UNEXPLAINED, ops, hint, failure)
 
 
 _NONE = Deviation(DeviationKind.DATA_LOST, "", "")
@@ -394,7 +463,8 @@ def group_failures(
     point whose in-order state is refused too goes with that one (nothing lost already
     fails); a torn file with the state where the same file lost all its unsynced bytes,
     when that one is refused; a state with several deviations with a refused state of
-    one of them. What none explains stands as its own group, never dropped. Besides:
+    one of them, else with the ordering pair of the first operation its deviations undid
+    (`classify`). What none explains stands as its own group, never dropped. Besides:
 
     - an in-order state refused is `behaviour` when the program is refused where no
       crash can explain it (the run itself, or a crash point with nothing unsynced);
@@ -403,7 +473,8 @@ def group_failures(
       state that breaks an invariant the run itself broke is that `behaviour` too;
     - after a call the fault plan failed, every refused state is that failure's
       (`error-handling`): what the program did next;
-    - a program that never syncs anything has one cause, whatever it lost.
+    - a program that never syncs anything has one cause, whatever it lost;
+    - ordering pairs that lack the same sync are one vulnerability (`_fold_missing_syncs`).
     """
     failures = list(failures)
     injected = next((op.index for op in trace if op.injected), None)
@@ -469,7 +540,7 @@ def group_failures(
     vulns = _fold_created_paths(sorted(found.values(), key=_order))
     if sources:
         vulns = _by_source_line(vulns, sources)
-    return vulns
+    return _fold_missing_syncs(vulns)
 
 
 def _by_source_line(vulns: list[Vulnerability], sources: Mapping[int, str]) -> list[Vulnerability]:
@@ -563,6 +634,76 @@ def _fold_created_paths(vulns: list[Vulnerability]) -> list[Vulnerability]:
     return sorted((v for v in vulns if id(v) not in folded), key=_order)
 
 
+_NOT_DURABLE = " not durable"
+_PERSISTED = " persisted before it"
+
+
+def _missing_sync(lost: str) -> str:
+    """The sync an ordering pair's lost operation (as `_describe` names it) lacks: the
+    file's own for its data, its folder's for an entry."""
+    verb, _, path = lost.removesuffix(_NOT_DURABLE).partition(" ")
+    if verb in (OpKind.WRITE.value, OpKind.FTRUNCATE.value):
+        return f"`{path}`"
+    return f"the folder `{_folder(path.split(' -> ')[-1])}`"
+
+
+def _fold_missing_syncs(vulns: list[Vulnerability]) -> list[Vulnerability]:
+    """Ordering vulnerabilities whose lost operations lack the same sync (the same file
+    never synced, the same folder never synced after its entries changed) are one
+    defect met with several later operations: one vulnerability listing every pair as
+    its ops (their lines with them), one fix. Different files or folders stay apart."""
+    by_sync: dict[str, list[Vulnerability]] = {}
+    for vuln in vulns:
+        if vuln.pairs and len(vuln.ops) == 2 * vuln.pairs:
+            by_sync.setdefault(_missing_sync(vuln.ops[0]), []).append(vuln)
+    folded: set[int] = set()
+    for sync, group in by_sync.items():
+        if len(group) < 2:
+            continue
+        pairs: set[tuple[str, str, str, str]] = set()
+        for vuln in group:
+            srcs = vuln.sources if len(vuln.sources) == len(vuln.ops) else ("",) * len(vuln.ops)
+            for n in range(0, len(vuln.ops), 2):
+                pairs.add((vuln.ops[n], vuln.ops[n + 1], srcs[n], srcs[n + 1]))
+        head, rest = group[0], group[1:]
+        for other in rest:
+            head.absorb(other)
+            folded.add(id(other))
+        listed = sorted(pairs)
+        head.ops = tuple(op for pair in listed for op in pair[:2])
+        sources = tuple(src for pair in listed for src in pair[2:])
+        head.sources = sources if any(sources) else ()
+        if sync.startswith("the folder"):
+            losts = dict.fromkeys(p[0].removesuffix(_NOT_DURABLE) for p in listed)
+            head.hint = f"fsync {sync} after {', '.join(losts)}"
+        else:
+            laters = dict.fromkeys(p[1].removesuffix(_PERSISTED) for p in listed)
+            head.hint = f"fsync {sync} before {', '.join(laters)}"
+    return sorted((v for v in vulns if id(v) not in folded), key=_order)
+
+
+def may_own(owner: Failure, failure: Failure, trace: Sequence[Op]) -> bool:
+    """Whether `owner`, refused too, can change the vulnerability `group_failures` counts
+    `failure` in (its rules: the in-order state of the same crash point; a torn file's
+    lost bytes; a deviation of a state with several; an in-order state refused where
+    nothing more was to be written, which makes every refused in-order state
+    `behaviour`). What `failure` must be checked with to be grouped as in a whole run."""
+    if owner.crashed and not owner.deviations and _following(owner, trace) is None:
+        return True
+    if owner.point != failure.point or not failure.deviations:
+        return False
+    if not owner.deviations:
+        return True
+    if len(owner.deviations) != 1:
+        return False
+    (dev,) = owner.deviations
+    if len(failure.deviations) == 1:
+        (mine,) = failure.deviations
+        torn, lost = DeviationKind.DATA_TORN, DeviationKind.DATA_LOST
+        return mine.kind is torn and dev.kind is lost and dev.path == mine.path
+    return any(d.path == dev.path for d in failure.deviations)
+
+
 def _smaller(a: Failure, b: Failure) -> bool:
     """The smaller example: fewer deviations, then the earlier crash."""
     return (len(a.deviations), a.point) < (len(b.deviations), b.point)
@@ -586,7 +727,7 @@ def merge_vulnerabilities(groups: Iterable[Vulnerability]) -> list[Vulnerability
             )
         else:
             known.absorb(vuln)
-    return sorted(found.values(), key=lambda v: (-v.states, v.kind.value, v.ops))
+    return _fold_missing_syncs(sorted(found.values(), key=_order))
 
 
 def headline(vulns: Sequence[Vulnerability], refused: str) -> str:

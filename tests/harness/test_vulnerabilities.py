@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from crashkit.faults import CrashFS, DiskImage
 from crashkit.faults.crash import crash_states
@@ -14,6 +15,7 @@ from crashkit.harness.judge.vulnerabilities import (
     VulnClass,
     Vulnerability,
     group_failures,
+    merge_vulnerabilities,
     normalise,
 )
 
@@ -215,3 +217,83 @@ def test_an_acknowledgement_before_the_write_is_durability_of_that_write() -> No
             refused,
         )
     ]
+
+
+def journal_then_page() -> None:
+    """A journal written, then the page it protects, neither synced (SQLite without its
+    syncs; the folder synced once, so the program is not one that never syncs): only a
+    page half written with its journal not whole is refused."""
+    sync_folder("/")
+    for name, data in (("/j", b"undo\n"), ("/db", b"new-page\n")):
+        fd = os.open(name, os.O_WRONLY)
+        os.write(fd, data)
+        os.close(fd)
+
+
+def page_with_its_journal(image: DiskImage) -> str:
+    page, journal = image.files.get("/db", b""), image.files.get("/j", b"")
+    if page in (b"", b"new-page\n") or journal == b"undo\n":
+        return ""
+    return f"torn page {page!r} and no journal to roll it back"
+
+
+def test_a_state_only_several_losses_refuse_is_the_first_ones_ordering_pair() -> None:
+    """No single deviation refuses: the torn page with its journal lost (or torn) is.
+    The first operation undone (the journal's write) with the page's write persisted
+    after it is the pair, never `unexplained`."""
+    start = DiskImage({"/db": b"", "/j": b""})
+    vulns, refused = explore(journal_then_page, page_with_its_journal, start, "exhaustive")
+    assert refused > 1
+    assert all(len(v.example.deviations) > 1 for v in vulns)
+    assert [(v.kind, v.ops, v.states) for v in vulns] == [
+        (
+            VulnClass.ORDERING,
+            ("write /j not durable", "write /db persisted before it"),
+            refused,
+        )
+    ]
+    assert vulns[0].hint == "fsync `/j` before write /db"
+
+
+def two_files_in_a_folder_never_synced() -> None:
+    """Each file synced and then acknowledged; the folder holding their names never is."""
+    for name in ("x", "y"):
+        fd = os.open(f"/d/{name}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, name.encode())
+        os.fsync(fd)
+        os.close(fd)
+        with open(f"/ack-{name}", "ab") as ack:
+            ack.write(b"done\n")
+            ack.flush()
+            os.fsync(ack.fileno())
+
+
+def acknowledged_files(image: DiskImage) -> str:
+    for name in ("x", "y"):
+        if image.files.get(f"/ack-{name}") == b"done\n" and f"/d/{name}" not in image.files:
+            return f"acknowledged /d/{name} missing"
+    return ""
+
+
+def test_pairs_that_lack_the_same_sync_are_one_vulnerability_listing_them() -> None:
+    """The folder `/d` never synced shows as two ordering pairs (each entry lost behind
+    its acknowledgement): one defect, one vulnerability with both pairs and one fix."""
+    start = DiskImage({"/ack-x": b"", "/ack-y": b""}, dirs=("/d",))
+    vulns, refused = explore(two_files_in_a_folder_never_synced, acknowledged_files, start)
+    (vuln,) = vulns
+    assert (vuln.kind, vuln.states, vuln.pairs) == (VulnClass.ORDERING, refused, 2)
+    assert vuln.ops == (
+        "create /d/x not durable",
+        "write /ack-x persisted before it",
+        "create /d/y not durable",
+        "write /ack-y persisted before it",
+    )
+    assert vuln.hint == "fsync the folder `/d` after create /d/x, create /d/y"
+    assert vuln.line().startswith(
+        "ordering (one missing sync, 2 pairs): create /d/x not durable / write /ack-x "
+        "persisted before it; create /d/y not durable / write /ack-y persisted before it"
+    )
+    # the same two pairs met in two runs, one each: merged, they fold again
+    halves = [replace(vuln, ops=vuln.ops[:2], states=1), replace(vuln, ops=vuln.ops[2:], states=1)]
+    (merged,) = merge_vulnerabilities(halves)
+    assert (merged.ops, merged.states, merged.hint) == (vuln.ops, 2, vuln.hint)
