@@ -35,13 +35,16 @@ Bounded per crash point is still quadratic over a run that never syncs (git with
 every one of them again). The linear exploration (`LINEAR`, the default of
 `explore --exec`) gives `bounded_states` the next crash point's snapshot and leaves out
 each deviation that still holds unchanged there (the same file with the same durable
-and unsynced bytes, the same directory with the same entries, the same journal since
-the same commit): each deviation is explored once, at the last crash point where it
-holds, the most demanding one (everything after it persisted, everything the program
-said by then acknowledged), and the in-order state at every crash point. That is
-ALICE's choice (each operation dropped or torn once, its later operations up to its
-sync persisted). What it gives up: a failure that only a state in the middle of a
-deviation's life shows, because a later call on another file repairs it.
+and unsynced bytes in a folder whose names did not change, the same directory with the
+same entries, the same journal since the same commit): a deviation is explored at the
+last crash point where it holds, the most demanding one (everything after it persisted,
+everything the program said by then acknowledged), and again before each change of
+names in its file's folder (which can change what a reader opens); the in-order state at
+every crash point. Near ALICE's choice (each operation dropped or torn once, its later
+operations up to its sync persisted), and linear where the folders a program writes
+its files in change a bounded number of times while they are unsynced. What it gives
+up: a failure that only a state in the middle of a deviation's life shows, because a
+later call repairs it outside the file's folder.
 """
 
 from __future__ import annotations
@@ -812,6 +815,10 @@ class _Holds:
     def __init__(self, snap: Snapshot, following: Snapshot | None) -> None:
         self.snap, self.following = snap, following
         self.files = dict(_layout(following, frozenset(), ()).files) if following else {}
+        self.folders: dict[int, list[int]] = {}  # inode -> the folders naming it
+        for dino, entries in snap.current.items():
+            for ino in entries.values():
+                self.folders.setdefault(ino, []).append(dino)
 
     def dir(self, dino: int) -> bool:
         a, b = self.snap, self.following
@@ -826,10 +833,15 @@ class _Holds:
         )
 
     def file(self, path: str, ino: int) -> bool:
+        """The file's bytes unchanged, and its folder's names too: a name created, renamed
+        or removed beside it can change which files a reader opens (LevelDB's `CURRENT`
+        renamed to point at a `MANIFEST` whose bytes are still unsynced), so its lost or
+        torn bytes are explored again after every such change."""
         return (
             self.following is not None
             and self.files.get(path) == ino
             and self.following.files.get(ino) == self.snap.files[ino]
+            and all(self.dir(dino) for dino in self.folders.get(ino, ()))
         )
 
     def journal(self) -> bool:

@@ -259,24 +259,25 @@ def _deviations(snaps: list[Snapshot], exploration: str, profile: str = "prefix"
 
 @pytest.mark.parametrize("profile", ["prefix", "posix", "ext4-ordered"])
 def test_linear_leaves_each_deviation_to_the_last_point_where_it_holds(profile: str) -> None:
-    """/a's unsynced bytes stay the same while /b is created and written: linear loses
-    them only at the last point before /a is written again; bounded at every point."""
+    """/a's unsynced bytes stay the same while /d is made beside it and /d/b is created
+    and written: linear loses them right before /d is made (a change of names in /a's
+    folder can change what a reader opens), then not until the last point before /a is
+    written again; bounded at every point."""
     snaps = _points(
         create("/a"),
         write("/a", b"one\n"),
-        create("/b"),
-        write("/b", b"x\n"),
+        Call(OpKind.MKDIR, "/d"),
+        create("/d/b"),
+        write("/d/b", b"x\n"),
         write("/a", b"two\n", 4),
     )
     linear = _deviations(snaps, "linear", profile)
     bounded = _deviations(snaps, "bounded", profile)
     for got, every in zip(linear, bounded, strict=True):
         assert IN_ORDER in got and got <= every
-    # after /a's first write, while /b is created and written, /a holds "one\n" unsynced:
-    # its tears wait for the point after /b's write, the last one before /a changes
     lost_a = "/a: none of 4 unsynced bytes kept"
-    assert [lost_a in cuts for cuts in bounded] == [False, True, True, True, False]
-    assert [lost_a in cuts for cuts in linear] == [False, False, False, True, False]
+    assert [lost_a in cuts for cuts in bounded] == [False, True, True, True, True, False]
+    assert [lost_a in cuts for cuts in linear] == [False, True, False, False, True, False]
     # the last point explores everything bounded does
     assert linear[-1] == bounded[-1]
     assert sum(map(len, linear)) < sum(map(len, bounded))
