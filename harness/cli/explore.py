@@ -2,9 +2,10 @@
 
 Exit codes: 0 no violation; 1 at least one violation; 2 a usage error (a bad
 `--backend` or `--shard`, options `--suite` ignores, a backend whose I/O the fault
-layer cannot see). `--exec` adds 3 (the command changed nothing under $CRASHKIT_DIR),
-4 (inconclusive: a budget ran out, nothing refused) and 130/143 (SIGINT/SIGTERM, after
-the partial summary): `crashkit.harness.explore.exec_mode.ExecExit`.
+layer cannot see), 130/143 (SIGINT/SIGTERM: the summary of what was explored so
+far). `--exec` adds 3 (the command changed nothing under $CRASHKIT_DIR),
+and 4 (inconclusive: a budget ran out, nothing refused):
+`crashkit.harness.explore.exec_mode.ExecExit`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from crashkit.faults import PREFIX, PROFILE_NAMES, TornMode, profile_named
 from crashkit.faults.crash import Exploration
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
+from crashkit.harness.explore.interrupt import Interrupt, signals
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import (
     SUITES,
@@ -39,6 +40,7 @@ from crashkit.harness.explore.suite import (
 from crashkit.harness.explore.summary import (
     Finding,
     Summary,
+    capped_lines,
     coverage_table,
     minimal_findings,
     summary_table,
@@ -76,8 +78,11 @@ def _shard(text: str) -> tuple[int, int]:
         raise click.BadParameter(str(exc), param_hint="--shard") from exc
 
 
-def _run(progress: Progress, explorer: Explorer, jobs: Sequence[Job], label: str) -> Summary:
-    """The jobs on one explorer, with a progress bar (labelled by profile, if several)."""
+def _run(
+    progress: Progress, explorer: Explorer, jobs: Sequence[Job], label: str, started: list[int]
+) -> Summary:
+    """The jobs on one explorer, with a progress bar (labelled by profile, if several);
+    `started[0]` counts the jobs begun."""
     prefix = f"{label}: " if label else ""
     task = progress.add_task(f"{prefix}jobs", total=len(jobs), states=0)
     explorer.on_progress = lambda n: progress.update(
@@ -90,9 +95,12 @@ def _run(progress: Progress, explorer: Explorer, jobs: Sequence[Job], label: str
             task, completed=done[0], description=f"{prefix}{job.kind} {job.workload.name}"
         )
         done[0] += 1
+        started[0] += 1
 
     summary = run_jobs(explorer, jobs, on_job)
-    progress.update(task, completed=len(jobs), description=f"{prefix}done")
+    ended = "interrupted" if explorer.interrupted else "done"
+    progress.update(task, completed=done[0] if explorer.interrupted else len(jobs))
+    progress.update(task, description=f"{prefix}{ended}")
     return summary
 
 
@@ -491,10 +499,10 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     "--export-dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where each invariant's smallest finding is written as a scenario "
-    "(default: a new folder under the system's temporary folder).",
+    help="Write each invariant's smallest finding as a scenario into DIR (without it, "
+    "nothing is written).",
 )
-@click.option("--no-export", is_flag=True, help="Do not write regression scenarios.")
+@click.option("--no-export", is_flag=True, help="Do not write regression scenarios (the default).")
 @click.option(
     "--exec",
     "exec_command",
@@ -702,9 +710,13 @@ def explore(
     )
     summaries: dict[str, Summary] = {}
     explorer: Explorer | None = None
+    interrupt = Interrupt()  # SIGINT, SIGTERM: stop at the next crash state, then report
+    started = [0]  # jobs started, over every profile
     try:
-        with progress:
+        with progress, signals(interrupt.on_signal):
             for name in profiles:
+                if interrupt.asked:
+                    break
                 explorer = Explorer(
                     declared,
                     full=full,
@@ -712,14 +724,17 @@ def explore(
                     profile=name,
                     shard=shard_ix,
                     max_findings=max_findings or None,
+                    interrupt=interrupt,
                 )
-                summaries[name] = _run(progress, explorer, jobs, name if len(profiles) > 1 else "")
+                label = name if len(profiles) > 1 else ""
+                summaries[name] = _run(progress, explorer, jobs, label, started)
     except (InvisibleIO, NotApplicable) as exc:
         _usage(err, str(exc))
     assert explorer is not None
     summary = Summary()
     for one in summaries.values():
         summary.merge(one)
+    stopped = _stopped_line(interrupt, summary, started[0], len(jobs) * len(profiles))
     if len(profiles) > 1:
         _report_profiles(summaries, as_json, title)
     elif as_json:
@@ -749,36 +764,82 @@ def explore(
             )
             reproduction = json.dumps(finding.to_dict()["reproduction"], sort_keys=True)
             err.print(reproduction, soft_wrap=True, markup=False, highlight=False)
+        for line in capped_lines(summary):
+            err.print(line, highlight=False, soft_wrap=True, markup=False)
+    if stopped is not None:
+        err.print(stopped, highlight=False, soft_wrap=True, markup=False)
     if summary.findings and not no_export:
-        folder = (
-            Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="crashkit-findings-"))
-        )
-        try:
-            paths = export_findings(
-                summary.findings, folder, backend=backend_spec(declared), explorer=explorer
-            )
-        except OSError as exc:
-            _usage(err, f"--export-dir {folder}: cannot write: {os_error_text(exc)}")
-        for path in paths:
-            err.print(
-                f"regression scenario written: {escape(str(path))}  "
-                f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
-                highlight=False,
-                soft_wrap=True,
-            )
-        for number, path in _export_vulnerabilities(summary, folder, declared, explorer):
-            err.print(
-                f"V{number}'s example as a scenario: {escape(str(path))}  "
-                f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if not all(exportable(f) for f in summary.findings):
-            err.print(
-                "W5-single-writer: no scenario written (a scenario drives one process at a "
-                "time); the kit replays it: pytest --crashkit-backend=SPEC -k test_single_writer",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
+        _export(err, summary, export_dir, declared, explorer)
+    if interrupt.asked:
+        sys.exit(interrupt.exit_code)
     sys.exit(ExitCode.CHECK_FAILED if summary.violations else ExitCode.OK)
+
+
+def _stopped_line(interrupt: Interrupt, summary: Summary, started: int, total: int) -> str | None:
+    """What a signal left unexplored (None: the run ended by itself)."""
+    if not interrupt.asked:
+        return None
+    return (
+        f"stopped early: {interrupt.line()}. Explored {summary.states_checked:,} crash states "
+        f"of {summary.crash_points:,} crash points in {started:,} of {total:,} jobs; "
+        f"{summary.states_left:,} crash states found and left unchecked, "
+        f"{total - started:,} jobs not run. The findings above are those found so far."
+    )
+
+
+def _export(
+    err: CliConsole,
+    summary: Summary,
+    export_dir: str | None,
+    declared: Backend,
+    explorer: Explorer,
+) -> None:
+    """Each invariant's smallest finding (and each vulnerability's example) as a
+    scenario into `--export-dir`; without it nothing is written (no folder is left behind),
+    and one line says how. A folder that cannot be written is one `error:` line: the
+    violations above still stand, and decide the exit code."""
+    if export_dir is None:
+        err.print(
+            "to write each finding as a regression scenario (replayed by crashkit scenarios "
+            "run FILE --trace), run again with --export-dir DIR",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        return
+    folder = Path(export_dir)
+    try:
+        paths = export_findings(
+            summary.findings, folder, backend=backend_spec(declared), explorer=explorer
+        )
+        examples = _export_vulnerabilities(summary, folder, declared, explorer)
+    except OSError as exc:
+        err.print(
+            f"[bold red]error:[/] {escape(f'--export-dir {folder}: cannot write: {os_error_text(exc)}')}"
+            " (no scenario written; the violations above stand)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    for path in paths:
+        err.print(
+            f"regression scenario written: {escape(str(path))}  "
+            f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for number, path in examples:
+        err.print(
+            f"V{number}'s example as a scenario: {escape(str(path))}  "
+            f"(replay: crashkit scenarios run {escape(str(path))} --trace)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not all(exportable(f) for f in summary.findings):
+        err.print(
+            "W5-single-writer: no scenario written (a scenario drives one process at a "
+            "time); the kit replays it: pytest --crashkit-backend=SPEC -k test_single_writer",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )

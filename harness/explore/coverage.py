@@ -16,15 +16,16 @@ of a seeded file (`judge.model`) is computed once per workload.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
-from crashkit.faults import DiskImage, FaultPlan, OpKind
+from crashkit.faults import DiskImage, FaultPlan, Op, OpKind
 from crashkit.harness.judge.model import ModelRestore
 from crashkit.harness.judge.paths import STATE_PATH
 from crashkit.harness.judge.runtime_model import NON_MONOTONIC, RESUME_MISMATCH, skip_of
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.events import Event
+from crashkit.orchestrator.store.protocol import Capabilities
 from crashkit.regime_engine.contracts import HysteresisState
 
 #: The rules the explorer can reach, in contract order: id -> the situation counted.
@@ -59,6 +60,53 @@ RULES: dict[str, str] = {
 #: records of a symbol): not applicable to a backend that does not declare `line_format`,
 #: whose bytes the explorer does not read (an SQLite database keeps one row per symbol).
 LINE_RULES: frozenset[str] = frozenset({"C3.2", "C4.4", "C4.6", "C4.7", "C4.10", "C4.11", "C5.4"})
+
+#: Rules a workload reaches only from a seeded state file of contract-v1 lines (a restored
+#: timestamp the input never reaches): n/a, as the line rules, without `line_format`.
+SEEDED_RULES: frozenset[str] = frozenset({"C6.9"})
+
+_RENAMES = frozenset({OpKind.RENAME, OpKind.REPLACE})
+_IN_PLACE = frozenset({OpKind.WRITE, OpKind.FTRUNCATE})
+_ONTO_STATE = f"-> {STATE_PATH}"
+
+
+def unreachable(trace: Sequence[Op], capabilities: Capabilities, *, appends: int) -> dict[str, str]:
+    """rule -> why a backend cannot reach it, from what it is (its `Capabilities`) and what
+    its recorded run did (`trace`, with `appends` calls of its append): the coverage
+    table shows these as n/a, not as a 0 against it, while no state or run reached them.
+
+    - C5.9: a second writer is tried only on a backend that declares `single_writer`;
+    - C6.9: only a seeded state file reaches it, and seeds need `line_format`;
+    - C4.8, C6.11: a backend that never writes its state file in place, only renames a
+      whole new one onto it (at most once per append), never leaves an empty file or a
+      tick persisted in part there (unless its rename outruns its data: then they count).
+    """
+    out: dict[str, str] = {}
+    if not capabilities.single_writer:
+        out["C5.9"] = "no single_writer declared: no second writer is tried"
+    if not capabilities.line_format:
+        out.update(dict.fromkeys(SEEDED_RULES, "needs a seeded state file: not a line file"))
+    renames = sum(
+        1 for op in trace if op.op in _RENAMES and op.detail == _ONTO_STATE and op.error is None
+    )
+    in_place = any(op.op in _IN_PLACE and op.path == STATE_PATH for op in trace)
+    alone = capabilities.file_patterns(STATE_PATH) == (STATE_PATH,)
+    if renames and not in_place and alone and renames <= max(appends, 1):
+        why = "writes by rename: its state file is replaced whole, never written in place"
+        out["C4.8"] = why
+        out["C6.11"] = f"{why} (a tick at a time)"
+    return out
+
+
+def created_state_file(trace: Sequence[Op], *, existed: bool) -> bool:
+    """The run created the state file (C5.3): opened it to create it, or (when there was
+    none at the start) renamed a new file onto it, as a backend that writes by rename."""
+    return any(
+        (op.op == OpKind.OPEN and op.path == STATE_PATH and op.mutating)
+        or (not existed and op.op in _RENAMES and op.detail == _ONTO_STATE and op.error is None)
+        for op in trace
+    )
+
 
 _BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r\v\f]*\n")
 _NOT_SPACE = re.compile(rb"[^ \t\r\n\v\f]")

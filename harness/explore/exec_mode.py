@@ -53,6 +53,7 @@ from crashkit.faults.crash import (
     profiles_leaving,
 )
 from crashkit.faults.real import Recording, crash_points, materialise, record, snapshots
+from crashkit.harness.explore.interrupt import signals
 from crashkit.harness.judge.vulnerabilities import (
     Failure,
     Vulnerability,
@@ -674,15 +675,8 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def _signals(run: _Run) -> Iterator[None]:
     """SIGINT and SIGTERM end the run with its partial summary (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    with signals(run.on_signal):
         yield
-        return
-    previous = {sig: signal.signal(sig, run.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def explore_exec(

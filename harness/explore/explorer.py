@@ -42,11 +42,14 @@ from crashkit.faults import (
 )
 from crashkit.harness.explore.coverage import (
     RunFacts,
+    created_state_file,
     image_rules,
     run_rules,
     seed_rules,
     state_rules,
+    unreachable,
 )
+from crashkit.harness.explore.interrupt import Interrupt
 from crashkit.harness.explore.probe import WATCHED_ROOT, InvisibleIO
 from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
@@ -148,6 +151,10 @@ def seed_of(workload: Workload) -> ModelRestore:
     return model_restore(workload.initial_state, workload.config)
 
 
+#: `Summary.stopped` of a run a signal ended before all its crash states were checked.
+STOPPED = "interrupted"
+
+
 class NotApplicable(ValueError):
     """A workload the backend cannot be run on as declared (a seeded line file for a
     backend that keeps its own format)."""
@@ -243,7 +250,9 @@ class Explorer:
     """Runs workloads against one backend (and optionally a runtime variant).
 
     `max_findings`: keep at most this many findings per invariant (None: all); an
-    invariant that reached it is no longer judged by this explorer."""
+    invariant that reached it is no longer judged by this explorer. `interrupt`: once
+    its signal came, each run checks no more crash states and runs record nothing more
+    (their summaries are partial, `stopped`)."""
 
     def __init__(
         self,
@@ -256,6 +265,7 @@ class Explorer:
         shard: tuple[int, int] = (0, 1),
         on_progress: Callable[[int], None] | None = None,
         max_findings: int | None = None,
+        interrupt: Interrupt | None = None,
     ) -> None:
         if backend is None or isinstance(backend, str):
             backend = load_backend(backend or DEFAULT_BACKEND)
@@ -271,6 +281,8 @@ class Explorer:
         self.shard = shard
         self.on_progress = on_progress
         self.max_findings = max_findings
+        #: a stop asked by a signal: the crash states not yet checked are left (counted)
+        self.interrupt = interrupt
         self.fs = CrashFS(record=True)
         self._counter = 0  # global crash-state index, for sharding
         self._runs = 0  # global faulty-run index, for sharding
@@ -291,6 +303,10 @@ class Explorer:
         self._expected: dict[tuple[object, ...], tuple[Event, ...]] = {}
 
     # -- the cap ------------------------------------------------------------------------
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.asked
 
     def capped(self) -> frozenset[Invariant]:
         """The invariants that reached `max_findings`: no longer judged."""
@@ -441,7 +457,7 @@ class Explorer:
                 tuple(sink.events),
                 ticks_read,
                 faults_at_start,
-                any(op.op == _OPEN and op.path == STATE_PATH and op.mutating for op in fs.trace),
+                created_state_file(fs.trace, existed=workload.image() is not None),
                 again,
                 possible,
                 Compaction(split, compact_error, second_restored, second_refusal, second_ticks)
@@ -898,6 +914,10 @@ class Explorer:
                 writer_checked = True
         capped = self.capped()
         summary.judged(RUN_INVARIANTS - capped)
+        summary.unjudged.update(i.value for i in RUN_INVARIANTS & capped)
+        summary.unreachable = unreachable(
+            rec.trace, self.backend.capabilities, appends=len(timeline.appends)
+        )
         self._failures = []
         self._finding_of = {}
         self._keep(
@@ -959,12 +979,18 @@ class Explorer:
                 self._counter += 1
                 if (self._counter - 1) % count != index:
                     continue
+                if self.interrupted:  # a signal: the rest of the states are left, counted
+                    summary.stopped = STOPPED
+                    summary.states_left += 1
+                    continue
                 if self.on_progress is not None:
                     self.on_progress(1)
                 capped = self.capped()
                 if capped >= RESTART_INVARIANTS or (capped and (point, id(state)) not in extremes):
                     summary.states_skipped += 1
+                    summary.unjudged.update(i.value for i in RESTART_INVARIANTS)
                     continue
+                summary.unjudged.update(i.value for i in RESTART_INVARIANTS & capped)
                 summary.states_checked += 1
                 refused, violations, rules = self._check_state(
                     workload, snapshots, reference, seed, timeline, point, state, capped, facts
@@ -1049,6 +1075,9 @@ class Explorer:
             self._runs += 1
             if (self._runs - 1) % count != index:
                 continue
+            if self.interrupted:  # a signal: no more runs recorded
+                summary.stopped = STOPPED
+                break
             self.shard = (0, 1)
             try:
                 result = self.run(workload, points=points)

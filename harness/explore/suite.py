@@ -19,7 +19,7 @@ from crashkit.harness.explore.catalogue import (
     SMALL,
     coverage_workloads,
 )
-from crashkit.harness.explore.explorer import SWEEP_ERRNOS
+from crashkit.harness.explore.explorer import STOPPED, SWEEP_ERRNOS
 from crashkit.orchestrator.store.protocol import Backend
 
 KINDS = ("crash", "sweep", "models")
@@ -176,6 +176,9 @@ def run_jobs(
     whole_workloads = crash_jobs >= count  # enough workloads: shard by workload, not by state
     crash_seen = 0
     for job in jobs:
+        if explorer.interrupted:  # a signal: the jobs left are not run
+            total.stopped = STOPPED
+            break
         if on_job is not None:
             on_job(job)
         if job.kind == "crash" and whole_workloads:

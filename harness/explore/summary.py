@@ -89,6 +89,16 @@ class Summary:
     line_format: bool = True
     #: the refused states and runs grouped by cause (`harness.judge.vulnerabilities`)
     vulnerabilities: list[Vulnerability] = field(default_factory=list)
+    #: invariant -> the crash states and runs it was not judged on, once it had reached
+    #: `findings_cap` (it may have more violations there: `--max-findings 0` judges all)
+    unjudged: Counter[str] = field(default_factory=Counter)
+    #: rule -> why the backend cannot reach it, from what its recorded runs did
+    #: (`coverage.unreachable`); None: no run recorded yet. Shown as n/a when at 0.
+    unreachable: dict[str, str] | None = None
+    #: why the run stopped before the end ("interrupted": SIGINT or SIGTERM), or None
+    stopped: str | None = None
+    #: crash states found and left unchecked because the run stopped
+    states_left: int = 0
 
     def merge(self, other: Summary) -> None:
         self.workloads += other.workloads
@@ -110,6 +120,15 @@ class Summary:
         )
         if other.findings_cap is not None:
             self.findings_cap = max(self.findings_cap or 0, other.findings_cap)
+        self.unjudged.update(other.unjudged)
+        if other.unreachable is not None:  # n/a only where no run could reach it
+            self.unreachable = (
+                dict(other.unreachable)
+                if self.unreachable is None
+                else {k: v for k, v in self.unreachable.items() if k in other.unreachable}
+            )
+        self.stopped = self.stopped or other.stopped
+        self.states_left += other.states_left
 
     def judged(self, invariants: Iterable[Invariant]) -> None:
         self.checked.update(i.value for i in invariants)
@@ -137,7 +156,9 @@ class Summary:
             "violations_by_invariant": self.violations_by_invariant(),
             "checked_by_invariant": self.checked_by_invariant(),
             "findings_cap": self.findings_cap,
+            "unjudged_by_invariant": dict(sorted(self.unjudged.items())),
             "coverage": self.coverage(),
+            "coverage_not_applicable": self.not_applicable(),
             "line_format": self.line_format,
             "known_limits": dict(sorted(self.limits.items())),
             "states_per_second": round(self.states_checked / self.seconds, 1)
@@ -146,6 +167,8 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "findings": [f.to_dict() for f in self.findings],
             "vulnerabilities": [v.to_dict() for v in self.vulnerabilities],
+            "stopped": self.stopped,
+            "states_left": self.states_left,
         }
 
     @classmethod
@@ -172,20 +195,48 @@ class Summary:
             limits=Counter({str(k): int(v) for k, v in data.get("known_limits", {}).items()}),
             line_format=bool(data.get("line_format", True)),
             vulnerabilities=[Vulnerability.from_dict(v) for v in data.get("vulnerabilities", [])],
+            unjudged=Counter(
+                {str(k): int(v) for k, v in data.get("unjudged_by_invariant", {}).items()}
+            ),
+            unreachable=_unreachable_of(data),
+            stopped=data.get("stopped"),
+            states_left=int(data.get("states_left", 0)),
         )
 
     def coverage(self) -> dict[str, int]:
         """Every rule the explorer can reach, with the crash states and runs that
-        exercised it (0: the explored workloads never did); without `line_format`, the
-        line rules are left out (not applicable)."""
-        return {
-            rule: self.covered.get(rule, 0)
-            for rule in RULES
-            if self.line_format or rule not in LINE_RULES
-        }
+        exercised it (0: the explored workloads never did); the rules the backend cannot
+        reach are left out (`not_applicable`)."""
+        na = self.not_applicable()
+        return {rule: self.covered.get(rule, 0) for rule in RULES if rule not in na}
+
+    def not_applicable(self) -> dict[str, str]:
+        """rule -> why the backend cannot reach it: the line rules without `line_format`,
+        and what its recorded runs show it cannot reach (`coverage.unreachable`), when
+        no crash state or run did."""
+        return not_applicable(self.covered, self.line_format, self.unreachable)
 
     def uncovered(self) -> list[str]:
         return [rule for rule, count in self.coverage().items() if not count]
+
+
+def _unreachable_of(data: Mapping[str, Any]) -> dict[str, str] | None:
+    """`coverage_not_applicable` read back, less the line rules (`line_format` brings them)."""
+    na = data.get("coverage_not_applicable")
+    if na is None:
+        return None
+    return {str(k): str(v) for k, v in na.items() if k not in LINE_RULES}
+
+
+def not_applicable(
+    covered: Mapping[str, int], line_format: bool, unreachable: Mapping[str, str] | None
+) -> dict[str, str]:
+    """rule -> why it is n/a (one home for the explorer's summary and the kit's report)."""
+    out = {} if line_format else dict.fromkeys(sorted(LINE_RULES), NOT_A_LINE_FILE_WHY)
+    for rule, why in (unreachable or {}).items():
+        if not covered.get(rule, 0):
+            out.setdefault(rule, why)
+    return {rule: out[rule] for rule in RULES if rule in out}
 
 
 def finding_key(finding: Finding) -> str:
@@ -211,6 +262,22 @@ def minimal_findings(findings: Sequence[Finding]) -> list[tuple[Finding, int]]:
         if current is None or _size(f) < _size(current):
             best[name] = f
     return [(best[name], counts[name]) for name in sorted(best)]
+
+
+def capped_lines(summary: Summary) -> list[str]:
+    """Per invariant that reached the findings cap and then went unjudged: how many crash
+    states and runs it was not judged on (so how many more violations there may be)."""
+    cap = summary.findings_cap
+    if not cap:
+        return []
+    kept = Counter(f.violation.invariant.value for f in summary.findings)
+    return [
+        f"... and {name}: not judged on {summary.unjudged[name]:,} more crash states and "
+        f"runs once it had {kept[name]:,} findings (--max-findings {cap}); there may be more "
+        "violations there (--max-findings 0 judges and shows all)"
+        for name in INVARIANTS
+        if kept[name] >= cap and summary.unjudged[name]
+    ]
 
 
 def summary_table(summary: Summary, title: str) -> Table:
@@ -248,19 +315,20 @@ def coverage_table(summary: Summary, title: str = "contract rules exercised") ->
     table.add_column("situation counted")
     table.add_column("states + runs", justify="right")
     coverage = summary.coverage()
+    na = summary.not_applicable()
     for rule, text in RULES.items():
-        count = coverage.get(rule)
-        table.add_row(rule, text, coverage_cell(count, markup=False))
+        table.add_row(rule, text, coverage_cell(coverage.get(rule), na.get(rule), markup=False))
     return table
 
 
-def coverage_cell(count: int | None, *, markup: bool) -> str:
-    """A coverage count as a table shows it (None: a line rule, not applicable)."""
+def coverage_cell(count: int | None, why: str | None = None, *, markup: bool) -> str:
+    """A coverage count as a table shows it; a rule the backend cannot reach (count None)
+    as n/a with why (not counted against it: it is not a 0)."""
     if count is None:
-        return NOT_A_LINE_FILE
+        return f"n/a ({why or NOT_A_LINE_FILE_WHY})"
     if count:
         return f"{count:,}"
     return "[red]0 (not exercised)[/]" if markup else "0 (not exercised)"
 
 
-NOT_A_LINE_FILE = "n/a (not a line file)"
+NOT_A_LINE_FILE_WHY = "not a line file"

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crashkit.harness.explore.coverage import LINE_RULES, RULES
-from crashkit.harness.explore.summary import coverage_cell
+from crashkit.harness.explore.summary import coverage_cell, not_applicable
 from crashkit.harness.judge.invariants import INVARIANTS
 from crashkit.harness.judge.limits import LIMITS
 from crashkit.harness.judge.vulnerabilities import (
@@ -50,6 +50,19 @@ class KitReport:
     line_format: bool = True
     #: the explorer items' refused states, grouped by cause (`harness.judge.vulnerabilities`)
     vulnerabilities: list[Vulnerability] = field(default_factory=list)
+    #: rule -> why the backend cannot reach it, from the explorer items' recorded runs
+    #: (`Summary.unreachable`; None: none said)
+    unreachable: dict[str, str] | None = None
+
+    def _add_unreachable(self, data: Mapping[str, Any]) -> None:
+        """An explorer summary's `coverage_not_applicable`: n/a only where no item reached it."""
+        theirs = data.get("coverage_not_applicable")
+        if theirs is None:
+            return
+        mine = {str(k): str(v) for k, v in theirs.items() if k not in LINE_RULES}
+        if self.unreachable is not None:
+            mine = {k: v for k, v in self.unreachable.items() if k in mine}
+        self.unreachable = mine
 
     def _add_vulnerabilities(self, found: Iterable[Mapping[str, Any]]) -> None:
         more = [Vulnerability.from_dict(v) for v in found]
@@ -74,6 +87,7 @@ class KitReport:
         if str(result.get("check", "")).startswith(EXPLORER_CHECK):
             self.line_format = self.line_format and bool(explored.get("line_format", True))
             self.coverage.update({k: int(v) for k, v in explored.get("coverage", {}).items()})
+            self._add_unreachable(explored)
             self.limits.update({k: int(v) for k, v in explored.get("known_limits", {}).items()})
             self._add_vulnerabilities(explored.get("vulnerabilities", []))
 
@@ -87,6 +101,7 @@ class KitReport:
         )
         self.explorer.update({k: int(summary.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in summary.get("coverage", {}).items()})
+        self._add_unreachable(summary)
         self.line_format = self.line_format and bool(summary.get("line_format", True))
         self._add_vulnerabilities(summary.get("vulnerabilities", []))
         for f in summary.get("findings", []):
@@ -113,17 +128,19 @@ class KitReport:
         )
         self.explorer.update({k: int(other.get(k, 0)) for k in EXPLORER_COUNTS})
         self.coverage.update({k: int(v) for k, v in other.get("coverage", {}).items()})
+        self._add_unreachable(other)
         self.limits.update({k: int(v) for k, v in other.get("known_limits", {}).items()})
         self.line_format = self.line_format and bool(other.get("line_format", True))
         self._add_vulnerabilities(other.get("vulnerabilities", []))
 
     def applicable_coverage(self) -> dict[str, int]:
         """Per rule that applies to the backend, the states and runs that exercised it."""
-        return {
-            rule: self.coverage.get(rule, 0)
-            for rule in RULES
-            if self.line_format or rule not in LINE_RULES
-        }
+        na = self.coverage_not_applicable()
+        return {rule: self.coverage.get(rule, 0) for rule in RULES if rule not in na}
+
+    def coverage_not_applicable(self) -> dict[str, str]:
+        """rule -> why the backend cannot reach it (`summary.not_applicable`)."""
+        return not_applicable(self.coverage, self.line_format, self.unreachable)
 
     @property
     def violations(self) -> int:
@@ -151,6 +168,7 @@ class KitReport:
             "violations_by_invariant": {k: self.violated.get(k, 0) for k in [*names, *extra]},
             **{k: self.explorer.get(k, 0) for k in EXPLORER_COUNTS},
             "coverage": self.applicable_coverage(),
+            "coverage_not_applicable": self.coverage_not_applicable(),
             "line_format": self.line_format,
             "known_limits": dict(sorted(self.limits.items())),
             "findings": self.findings,
@@ -200,8 +218,9 @@ class KitReport:
         table.add_column("situation counted")
         table.add_column("states + runs", justify="right")
         coverage = self.applicable_coverage()
+        na = self.coverage_not_applicable()
         for rule, text in RULES.items():
-            table.add_row(rule, text, coverage_cell(coverage.get(rule), markup=True))
+            table.add_row(rule, text, coverage_cell(coverage.get(rule), na.get(rule), markup=True))
         return table
 
     def limit_lines(self) -> list[str]:

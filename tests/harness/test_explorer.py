@@ -186,15 +186,15 @@ def test_cli_a_backend_whose_io_is_invisible_exits_2_naming_the_call(tmp_path: P
     assert "cannot see" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_cli_findings_go_to_a_temporary_folder_not_the_current_one(tmp_path: Path) -> None:
+def test_cli_findings_are_written_only_where_asked(tmp_path: Path) -> None:
     (tmp_path / "lazy_backend.py").write_text(textwrap.dedent(OUTSIDE_BACKEND))
     done = crashkit(
         "--backend", "lazy_backend:open_lazy", "--symbols", "1", "--ticks", "3", cwd=tmp_path
     )
     assert done.returncode == 1
-    written = re.findall(r"regression scenario written: (\S+)", done.stderr)
-    assert written and all(not Path(p).is_relative_to(tmp_path) for p in written)
-    assert not (tmp_path / "scenarios").exists()
+    assert not re.findall(r"regression scenario written: (\S+)", done.stderr)
+    assert "run again with --export-dir DIR" in done.stderr
+    assert {p.name for p in tmp_path.iterdir()} <= {"__pycache__", "lazy_backend.py"}
 
 
 def test_the_findings_cap_bounds_the_work_on_a_broken_backend() -> None:

@@ -271,24 +271,6 @@ def test_junit_xml_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> No
     assert nested.read_text().startswith("<?xml")
 
 
-def test_explore_export_dir_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    proc = crashkit(
-        "explore",
-        "--backend",
-        "crashkit.harness.kit.variants:no_fsync",
-        "--symbols",
-        "1",
-        "--ticks",
-        "2",
-        "--export-dir",
-        f"{blocker}/findings",
-    )
-    assert proc.returncode == 2
-    assert f"error: --export-dir {blocker}/findings: cannot write: Not a directory" in proc.stderr
-
-
 def test_config_backend_of_the_wrong_signature_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "wrongsig.py").write_text("def bad(path):\n    return None\n")
     config = config_file(tmp_path, STATE_CONFIG + 'backend = "wrongsig:bad"\n')

@@ -14,9 +14,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -520,3 +524,236 @@ def test_the_kit_without_a_backend_says_how_to_name_one(tmp_path: Path) -> None:
     assert mine.returncode == 0 and HINT not in mine.stdout  # a project's own tests: no noise
     asked = pytest_in(tmp_path, "--crashkit-suite", "quick")
     assert asked.returncode == 0 and HINT in asked.stdout
+
+
+# -- 8. Ctrl-C or SIGTERM in the middle of an in-process explore -----------------------------
+
+
+def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    """What a terminal (pty master `fd`) showed, up to `needle` (or EOF, or `timeout`)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_explore_prints_a_partial_summary_and_exits_128_plus_it(
+    sig: signal.Signals, tmp_path: Path, tmp: Path
+) -> None:
+    master, slave = pty.openpty()  # a terminal on stderr: the progress bar shows
+    proc = subprocess.Popen(
+        [SCRIPT, "explore", "--suite", "ci", "--export-dir", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp), "COLUMNS": "200"},
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    try:
+        before = read_until(master, b" states", timeout=120)
+        assert b" states" in before, before[-2000:]
+        proc.send_signal(sig)
+        shown = (before + read_until(master, b"\0never", timeout=120)).decode(errors="replace")
+        returncode = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert returncode == 128 + sig, shown[-3000:]
+    assert "Aborted!" not in shown and "Traceback" not in shown
+    assert "crash states checked" in shown  # the summary table, of what was explored
+    assert "contract rules exercised" in shown
+    (line,) = [x for x in shown.splitlines() if x.startswith("stopped early:")]
+    assert f"interrupted by {sig.name}" in line and "jobs not run" in line, line
+    assert not list(tmp.iterdir())
+
+
+# -- 12. coverage of a backend that writes by rename: n/a with why, not 0 ----------------------
+
+#: A correct backend that keeps its state as one JSON object, replaced whole by rename.
+RENAME_BACKEND = """
+import json, os
+
+from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, RestoreSummary
+from crashkit.regime_engine.contracts import HysteresisState, HysteresisStore, Regime
+
+
+def _sync_dir(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Writer:
+    poisoned = False
+
+    def __init__(self, path, rows):
+        self.path, self.rows = path, rows
+
+    def append(self, states):
+        rows = dict(self.rows)
+        for s in states:
+            rows[s.symbol] = [s.engine_timestamp_ms, s.anchor_regime.value,
+                              s.candidate_regime and s.candidate_regime.value,
+                              s.progress_current, s.last_commit_timestamp_ms]
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, json.dumps(rows).encode())
+            os.fsync(fd)  # SYNC
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _sync_dir(os.path.dirname(self.path))
+        self.rows = rows
+
+    def close(self):
+        pass
+
+
+def open_store(path, config):
+    folder, made = os.path.dirname(path), []
+    while folder and not os.path.isdir(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    for new in reversed(made):
+        os.mkdir(new)
+        _sync_dir(os.path.dirname(new))
+    if os.path.exists(path + ".tmp"):
+        os.remove(path + ".tmp")
+    store, rows = HysteresisStore(), {}
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            rows = json.loads(f.read())
+    for sym, (ts, anchor, cand, progress, commit) in rows.items():
+        store.states[sym] = HysteresisState(
+            sym, ts, Regime(anchor), cand and Regime(cand), progress, config.window_updates, commit
+        )
+    return OpenedStore(Writer(path, rows), store, RestoreSummary(path, "ok" if rows else "bootstrap"))
+
+
+BACKEND = Backend("rename", open_store, capabilities=Capabilities(temp_files=("{path}.tmp",)))
+"""
+
+EXPLORE_SMALL = ("--symbols", "2", "--ticks", "4")
+
+
+def explore_json(spec: str, *args: str, cwd: Path, tmp: Path) -> dict[str, object]:
+    proc = crashkit("explore", "--backend", spec, *EXPLORE_SMALL, "--json", *args, cwd=cwd, tmp=tmp)
+    assert proc.returncode in (ExitCode.OK, ExitCode.CHECK_FAILED), proc.stderr
+    data = json.loads(proc.stdout)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_coverage_of_a_backend_that_writes_by_rename_says_na_and_why(
+    tmp_path: Path, tmp: Path
+) -> None:
+    (tmp_path / "newuser_rename.py").write_text(RENAME_BACKEND)
+    (tmp_path / "newuser_rename_early.py").write_text(  # renames before its data is durable
+        RENAME_BACKEND.replace("os.fsync(fd)  # SYNC", "pass")
+    )
+    (tmp_path / "newuser_inplace.py").write_text(OWN_FORMAT)  # appends in place
+    data = explore_json("newuser_rename:BACKEND", cwd=tmp_path, tmp=tmp)
+    assert data["violations"] == 0
+    coverage, na = data["coverage"], data["coverage_not_applicable"]
+    assert isinstance(coverage, dict) and isinstance(na, dict)
+    for rule in ("C4.8", "C6.11", "C5.9", "C6.9", "C3.2"):
+        assert rule not in coverage and rule in na, rule  # not counted against it
+    assert "rename" in na["C4.8"] and "rename" in na["C6.11"]
+    assert "single_writer" in na["C5.9"] and "seeded" in na["C6.9"]
+    assert coverage["C5.3"] >= 1  # its rename created the state file
+    table = crashkit(
+        "explore", "--backend", "newuser_rename:BACKEND", *EXPLORE_SMALL, cwd=tmp_path, tmp=tmp
+    )
+    rows = {line.split("│")[1].strip(): line for line in table.stderr.splitlines() if "│ C" in line}
+    assert "n/a (writes by rename" in rows["C6.11"] and "0 (not exercised)" not in rows["C6.11"]
+    # what it did decides: a rename that outruns its data leaves an empty file (counted)
+    early = explore_json(
+        "newuser_rename_early:BACKEND", "--profile", "ext4-writeback", cwd=tmp_path, tmp=tmp
+    )
+    assert early["violations"] and early["coverage"]["C4.8"] > 0  # type: ignore[index]
+    assert "C4.8" not in early["coverage_not_applicable"]  # type: ignore[operator]
+    inplace = explore_json("newuser_inplace:open_store", cwd=tmp_path, tmp=tmp)
+    assert "C6.11" in inplace["coverage"] and "C4.8" in inplace["coverage"]  # type: ignore[operator]
+    assert not list(tmp.iterdir())
+
+
+# -- 13. an --export-dir that cannot be written does not mask the violations -------------------
+
+NO_FSYNC = "crashkit.harness.kit.variants:no_fsync"
+
+
+def test_an_unwritable_export_dir_keeps_the_violations_and_their_exit_code(
+    tmp_path: Path, tmp: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = crashkit(
+        "explore", "--backend", NO_FSYNC, "--symbols", "1", "--ticks", "2",
+        "--export-dir", f"{blocker}/findings", cwd=tmp_path, tmp=tmp,
+    )  # fmt: skip
+    assert proc.returncode == ExitCode.CHECK_FAILED, proc.stderr
+    assert "violation 1-durability" in proc.stderr and "violations 1-durability" in proc.stderr
+    assert_one_error(
+        proc.stderr, f"--export-dir {blocker}/findings", "cannot write", "Not a directory"
+    )
+    assert not list(tmp.iterdir())
+
+
+# -- 15. the findings cap says how many more ---------------------------------------------------
+
+
+def test_the_findings_cap_says_how_many_more_and_0_shows_all(tmp_path: Path, tmp: Path) -> None:
+    args = ("explore", "--backend", NO_FSYNC, "--symbols", "2", "--ticks", "6")
+    capped = crashkit(*args, "--max-findings", "2", cwd=tmp_path, tmp=tmp)
+    assert capped.returncode == ExitCode.CHECK_FAILED, capped.stderr
+    (more,) = [x for x in capped.stderr.splitlines() if x.startswith("... and 1-durability")]
+    left = int(more.split("not judged on ", 1)[1].split(" ", 1)[0].replace(",", ""))
+    assert left > 0 and "--max-findings 0" in more, more
+    every = crashkit(*args, "--max-findings", "0", "--json", cwd=tmp_path, tmp=tmp)
+    data = json.loads(every.stdout)
+    assert data["violations_by_invariant"]["1-durability"] > 2
+    assert data["unjudged_by_invariant"] == {}  # nothing left unjudged without a cap
+    shown = crashkit(*args, "--max-findings", "0", cwd=tmp_path, tmp=tmp)
+    assert not [x for x in shown.stderr.splitlines() if x.startswith("... and")]
+    kept = data["violations_by_invariant"]["1-durability"]
+    assert f"violation 1-durability ({kept} kept)" in shown.stderr
+
+
+# -- 17. nothing left in the temporary folder --------------------------------------------------
+
+
+def test_explore_leaves_nothing_in_the_temporary_folder(tmp_path: Path, tmp: Path) -> None:
+    work = tmp_path / "work"  # the current folder: nothing written there either
+    work.mkdir()
+    found = crashkit(
+        "explore", "--backend", NO_FSYNC, "--symbols", "1", "--ticks", "2", cwd=work, tmp=tmp
+    )
+    assert found.returncode == ExitCode.CHECK_FAILED, found.stderr
+    assert not list(tmp.iterdir()) and not list(work.iterdir())
+    assert "--export-dir DIR" in found.stderr  # how to keep the scenarios: ask for them
+    clean = crashkit("explore", "--symbols", "1", "--ticks", "2", cwd=work, tmp=tmp)
+    assert clean.returncode == ExitCode.OK, clean.stderr
+    error = crashkit("explore", "--backend", "nosuch_xyz:B", cwd=work, tmp=tmp)
+    assert error.returncode == ExitCode.USAGE
+    kept = crashkit(
+        "explore", "--backend", NO_FSYNC, "--symbols", "1", "--ticks", "2",
+        "--export-dir", "mine", cwd=work, tmp=tmp,
+    )  # fmt: skip
+    assert kept.returncode == ExitCode.CHECK_FAILED
+    assert list((work / "mine").glob("1-durability-*.yaml"))  # asked for: kept
+    assert not list(tmp.iterdir())
