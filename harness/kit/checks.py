@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -42,8 +42,15 @@ from crashkit.harness.judge.verdicts import (
     judge_restored,
     judge_single_writer,
 )
+from crashkit.harness.scenarios.seeding import seeded_image
 from crashkit.orchestrator.errors import StartupRefused
-from crashkit.orchestrator.store.protocol import Backend, OpenedStore
+from crashkit.orchestrator.store.protocol import (
+    Backend,
+    Damage,
+    DamageExpect,
+    DamageOp,
+    OpenedStore,
+)
 from crashkit.regime_engine.codec import encode_state
 from crashkit.regime_engine.contracts import HysteresisConfig, HysteresisState, Regime
 
@@ -149,6 +156,11 @@ def prepared_store(
             opened.backend.append(list(tick))
         close_quietly(opened.backend.close, [])
         return fs.visible_image()
+
+
+def seeded_store(backend: Backend, records: Sequence[HysteresisState]) -> DiskImage:
+    """The disk holding a store of `records` (`scenarios.seeding.seeded_image`)."""
+    return seeded_image(backend, records, CONFIG, _fs())
 
 
 # -- the backend-neutral rows --------------------------------------------------------------
@@ -394,6 +406,87 @@ def _damaged(share: str) -> Callable[[Backend], Outcome]:
 
 row_damaged_whole = _damaged("all")
 row_damaged_tail = _damaged("half")
+
+
+def generic_damages(path: str, files: Mapping[str, bytes]) -> tuple[Damage, ...]:
+    """The damages tried on a backend that declares none (`Backend.damage`): each file of
+    the store cut in half, a byte flipped in its middle, its second block zeroed. Nothing
+    says how its format reads them, so restore is held to `NOT_INVENTED` only."""
+    out: list[Damage] = []
+    for file, data in sorted(files.items()):
+        size = len(data)
+        out += [
+            Damage(f"{file} cut in half", file, DamageOp.TRUNCATE, size // 2),
+            Damage(f"{file}: a byte flipped in the middle", file, DamageOp.FLIP, size // 2),
+            Damage(f"{file}: its second block zeroed", file, DamageOp.ZERO, PAGE, length=PAGE),
+        ]
+    return tuple(d for d in out if d.apply(files[d.file]) != files[d.file])
+
+
+def row_declared_damage(backend: Backend) -> Outcome:
+    """Each damage the backend declares (`Backend.damage`; else `generic_damages`) done to
+    a store of `TICKS`: after a `FATAL` one restore refuses (R4); after any, it never
+    starts empty, never restores a state nobody wrote (2), never drops a symbol written
+    before (a one-store format has no history to fall back to, 9a), and a refusal is a
+    `StartupRefused`, not a crash (P)."""
+    out = Outcome()
+    image = prepared_store(backend)
+    kept = {p: image.files[p] for p in _kept(image)}
+    if not kept:
+        raise NotApplicable("the backend left no file with content in the state folder")
+    declared = backend.damage is not None
+    hook = backend.damage or generic_damages
+    try:
+        damages = list(hook(STATE_PATH, kept))
+    except Exception as exc:
+        out.violations += judge_refusal(
+            f"its damage hook raised: {crash_reason(exc)}", expected=None, crashed=False
+        )
+        return out
+    if not damages:
+        raise NotApplicable("the backend's damage hook declares no damage for its store")
+    symbols = {s.symbol for s in WRITTEN}
+    for damage in damages:
+        data = kept.get(damage.file)
+        if data is None or damage.apply(data) == data:
+            out.notes.append(f"{damage.what}: changes nothing in {damage.file}")
+            continue
+        files = {**image.files, damage.file: damage.apply(data)}
+        with disk(DiskImage(files=files, dirs=image.dirs)):
+            opened, refusal = _open(backend)
+            out.restores += 1
+            if opened is None:
+                if refusal is not None and is_crash(refusal):
+                    out.violations += judge_refusal(refusal, expected=None, crashed=False)
+                continue
+            restored = dict(opened.store.states)
+            _close(opened, out)
+        if backend.capabilities.line_format:  # the contract's reading of the damaged lines
+            expected = model_restore(files.get(STATE_PATH), CONFIG)
+            ledger = Ledger.build((), written=[*WRITTEN, *expected.records])
+            found = judge_restored(restored, ledger, expected=expected)
+        else:
+            found = judge_restored(restored, Ledger.build((), written=WRITTEN))
+        if damage.expect is DamageExpect.FATAL:
+            found.append(
+                Violation(
+                    Invariant.RESTORE_TABLE,
+                    f"the backend declares this damage fatal, and it started with "
+                    f"{len(restored)} symbol(s) instead of refusing (C4.3, C4.7)",
+                )
+            )
+        elif not backend.capabilities.line_format and (missing := sorted(symbols - set(restored))):
+            found.append(
+                Violation(
+                    Invariant.RESTORE_TABLE,
+                    f"the backend started without {', '.join(missing)}, each written whole "
+                    "before: a damaged store refuses rather than reset a symbol (C4.6, C4.7, "
+                    "contract 9a)"
+                    + ("" if declared else "; the kit's generic damage, no hook declared"),
+                )
+            )
+        out.violations += [replace(v, message=f"{damage.what}: {v.message}") for v in found]
+    return out
 
 
 #: The store the wrong-type row damages: the second tick's records hold values a
@@ -719,6 +812,7 @@ NEUTRAL_ROWS: dict[str, Callable[[Backend], Outcome]] = {
     "read-error-refused": row_unreadable_read,
     "damaged-store-never-empty": row_damaged_whole,
     "damaged-store-nothing-invented": row_damaged_tail,
+    "declared-damage": row_declared_damage,
     "wrong-json-types-never-restored": row_wrong_types_never_restored,
     "compaction-keeps-the-winners": row_compaction_keeps_the_winners,
     "poisoned-writer-refuses-every-symbol": row_poisoned_refuses_every_symbol,
@@ -778,13 +872,24 @@ def check_table_row(backend: Backend, row: str) -> Outcome:
     """One row of the restore table on a seeded file: the backend starts or refuses, and
     selects, exactly as the contract's reading says; then an append after the restore is
     itself restored (no append behind a torn tail)."""
-    if not backend.capabilities.line_format:
-        raise NotApplicable(f"{backend.name} does not declare line_format (a seeded line file)")
     data = TABLE_ROWS[row]
     expected = model_restore(data, CONFIG)
     out = Outcome()
     seeded = list(expected.records)
-    with disk(DiskImage(files={STATE_PATH: data})):
+    image = DiskImage(files={STATE_PATH: data})
+    if not backend.capabilities.line_format:
+        # Another format holds the row's committed records, not its bytes: blank lines,
+        # a torn tail and invalid lines have no form there (a commit cut short reads as
+        # never written; damage is the damage rows' part), so the row is its valid
+        # records, seeded in file order, restored as the contract selects them.
+        if expected.outcome == "fatal":
+            raise NotApplicable(
+                f"row {row} holds no valid record, only line bytes ({backend.name} does not "
+                "declare line_format); its form for another format, a store whose every "
+                "record is damaged, is the rows damaged-store-never-empty and declared-damage"
+            )
+        image = seeded_store(backend, seeded)
+    with disk(image):
         opened = _judge_start(
             backend, expected, Ledger.build(expected.states.values(), written=seeded), out
         )

@@ -66,6 +66,20 @@ class ClosedOnPoison(SqliteStateBackend):
         return error
 
 
+class LastWriteWins(SqliteStateBackend):
+    """The upsert without its timestamp guard: the last write of a symbol wins, even an
+    older state written after a newer one (selection by position, not by timestamp)."""
+
+    def commit_states(self, states: Sequence[HysteresisState]) -> None:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        if self._fresh:
+            cursor.execute(sqlite.SCHEMA)
+        cursor.executemany(sqlite.UPSERT.rpartition(" WHERE ")[0], self.rows(states))
+        cursor.execute("COMMIT")
+        self._fresh = False
+
+
 def _declared(name: str, factory: BackendFactory) -> Backend:
     """A broken variant of the SQLite backend, declared like it."""
     return replace(
@@ -90,10 +104,17 @@ vfs_ignores_dirsync_on_delete = _with("vfs_ignores_dirsync_on_delete", dirsync_o
 rows_decoded_loosely = _with("rows_decoded_loosely", decode_row=loose_record)
 #: a damaged database (a flipped byte, a zeroed page, a cut file): no `PRAGMA quick_check`
 #: at open, and whatever rows a scan reads are served, the rest skipped
-integrity_unchecked = _with("integrity_unchecked", check_integrity=False)
+integrity_unchecked = _with("integrity_unchecked", check_integrity=False, skip_invalid_rows=True)
 closed_on_poison = _declared(
     "closed_on_poison", functools.partial(open_sqlite_store, writer=ClosedOnPoison)
 )
 last_commit_after_ack = _declared(
     "last_commit_after_ack", functools.partial(open_sqlite_store, writer=LastCommitDeferred)
+)
+#: no `PRAGMA quick_check`: a database whose rows scan without an error is served, so a
+#: damaged page the scan does not read (a flipped freelist field, a freeblock offset)
+#: goes unseen
+damaged_pages_served = _with("damaged_pages_served", check_integrity=False)
+last_write_wins = _declared(
+    "last_write_wins", functools.partial(open_sqlite_store, writer=LastWriteWins)
 )

@@ -831,6 +831,29 @@ EDGE_VARIANTS: tuple[Variant, ...] = (
         reference=sqlite.BACKEND,
         not_real="the damage is the kit's own offline check; the real mode writes none",
     ),
+    # a damaged page served because the rows still scan (no `PRAGMA quick_check`): only
+    # the damage the backend declares fatal (`Backend.damage`) shows it
+    Variant(
+        "sqlite-damaged-pages-served",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        sv.damaged_pages_served,
+        caught_by=frozenset({"kit"}),
+        reference=sqlite.BACKEND,
+        not_real="the damage is the kit's own offline check; the real mode writes none",
+    ),
+    # an older state written after a newer one wins (the seeded restore table's
+    # selection-by-timestamp row; the runtime itself never writes one)
+    Variant(
+        "sqlite-last-write-wins",
+        Invariant.RESTORE_TABLE,
+        BASE,
+        sv.last_write_wins,
+        caught_by=frozenset({"kit"}),
+        reference=sqlite.BACKEND,
+        not_real="the runtime never writes an older state after a newer one; only the kit's "
+        "seeded rows do",
+    ),
 )
 
 #: Every shipped variant (what `--crashkit-selftest` runs).

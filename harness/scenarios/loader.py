@@ -457,11 +457,16 @@ def requirements(spec: s.Scenario) -> dict[str, str]:
     index or cut text describes the reference's own trace)."""
     out: dict[str, str] = {name: "stated in requires:" for name in spec.requires or ()}
     init = spec.initial_state
-    if init is not None and (init.lines or init.kind != "file"):
-        out.setdefault("line_format", "initial_state holds state-file lines or a special file")
+    if init is not None and init.lines and init.kind == "file":
+        # (met by a line file, and by any backend when the lines hold a valid record: it
+        # is seeded with them, `scenarios.seeding`; a directory or FIFO is any backend's)
+        out.setdefault("records", "initial_state holds state-file lines")
     for i, step in enumerate(spec.steps):
-        if isinstance(step.corrupt, s.CorruptStep):
+        if isinstance(step.corrupt, s.CorruptStep) and spec.mode == "real":
+            # (in-process, another backend gets the line's record damaged in its files)
             out.setdefault("line_format", f"steps[{i}] corrupts a line of the state file")
+        if isinstance(step.compact, s.CompactStep):
+            out.setdefault("compact", f"steps[{i}] compacts the state offline")
         if isinstance(step.second_writer, s.SecondWriterStep):
             out.setdefault("single_writer", f"steps[{i}] opens a second writer")
         if isinstance(step.replay, s.ReplayStep) and step.replay.at is not None:
@@ -474,9 +479,7 @@ def requirements(spec: s.Scenario) -> dict[str, str]:
                     "reference",
                     f"steps[{i}] names a crash point or cut of the reference's own trace",
                 )
-    if isinstance(spec.expect.restore_report, s.RestoreReportExpect):
-        out.setdefault("line_format", "expect.restore_report is the line report of `inspect`")
-    return out
+    return out  # (expect.restore_report: another backend is held to its outcome and winners)
 
 
 def _snapshots(spec: s.Scenario, path: Path, fail: Fail) -> tuple[RegimeInputSnapshot, ...]:

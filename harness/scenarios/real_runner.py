@@ -642,23 +642,28 @@ class RealMachine:
         folder = os.path.join(self.scratch, "final")
         materialise(self.disk, folder)
         path = folder + STATE_PATH
-        # `crashkit inspect` of the final disk: a reading of contract-v1 lines only
+        # `crashkit inspect` of the final disk: the line report of a line file; for
+        # another backend its outcome and winners, as the final restore gives them
         report: dict[str, object] = {}
-        if self.sc.backend.capabilities.line_format:
+        line_format = self.sc.backend.capabilities.line_format
+        if line_format:
             report = restore_report(path).to_json()
             report["path"] = STATE_PATH
+        refused: dict[str, object] = report or {"outcome": "fatal", "symbols": {}}
         model = self._reading(self.disk, self.config)
         where = "final restore"
         try:
             opened = self.sc.backend(path, self.config)
         except StartupRefused as exc:
             self._found(judge_refusal(exc.reason, expected=model, crashed=self.after_crash), where)
-            return {}, report
+            return {}, refused
         except Exception as exc:
             reason = crash_reason(exc)
             self._found(judge_refusal(reason, expected=model, crashed=self.after_crash), where)
-            return {}, report
+            return {}, refused
         restored = dict(opened.store.states)
+        if not line_format:
+            report = {"outcome": opened.report.outcome, "symbols": final_states(restored)}
         errors: list[str] = []
         close_quietly(opened.backend.close, errors)
         self._found(judge_close(errors), where)

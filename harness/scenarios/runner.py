@@ -71,6 +71,7 @@ from crashkit.harness.scenarios.corrupt import corrupt_line as _machine_corrupt_
 from crashkit.harness.scenarios.expect import compare
 from crashkit.harness.scenarios.loader import LoadedScenario, hex_bytes, load_scenario
 from crashkit.harness.scenarios.results import INVARIANT_CHECK, Check, Observed, ScenarioResult
+from crashkit.harness.scenarios.seeding import seeded_image
 from crashkit.orchestrator import events as ev
 from crashkit.orchestrator.errors import ExitCode, HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event, MemorySink
@@ -80,6 +81,7 @@ from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.jsonl import restore_report
 from crashkit.orchestrator.store.protocol import DEFAULT_BACKEND, Backend
 from crashkit.orchestrator.validation import PathPart, key_path
+from crashkit.regime_engine.codec import encode_state
 from crashkit.regime_engine.contracts import (
     PERSISTED_FIELDS,
     HysteresisConfig,
@@ -276,6 +278,8 @@ class Machine:
         self.traces: list[tuple[str, ...]] = []
         self.created: set[str] = set()  # files the backend's opens created, every boot
         self.notes: list[str] = []
+        #: False once a step made the run another than the file describes
+        self.expectations_judged = True
 
     # -- disk -----------------------------------------------------------------------------
 
@@ -650,9 +654,14 @@ class Machine:
         self.crashed_since_start = True
 
     def step_corrupt(self, i: int, step: s.CorruptStep) -> None:
-        """Offline damage: the process exits, line N is rewritten, the disk is fully durable."""
+        """Offline damage: the process exits, line N is rewritten, the disk is fully durable.
+        A backend that is not a line file gets the record line N holds (the N-th record
+        written) damaged in place, as `_corrupt_record` says."""
         self._stop(self.current())
         image = self.fs.visible_image()
+        if not self.sc.backend.capabilities.line_format:
+            self._corrupt_record(i, step, image)
+            return
         damaged = corrupted(i, step, image)
         new = damaged.files[STATE_PATH]
         self._arm(None)
@@ -661,6 +670,49 @@ class Machine:
         seed = model_restore(new, self.config)
         self.baseline = list(seed.states.values())
         self.baseline_written = list(seed.records)
+
+    def _corrupt_record(self, i: int, step: s.CorruptStep, image: DiskImage) -> None:
+        """`corrupt` on a store of its own format: the record that line N of the line file
+        holds (the N-th record written, in order) is damaged wherever its canonical text
+        lies in the store's files, at the same length (so only the record's own decoding
+        can tell; a kind that changes the length flips its middle byte instead). A store
+        that kept no copy of it (one row per symbol keeps only the winner) is left as it
+        is, and the file's expectations still describe the run. Otherwise the run is held
+        to the damage rule (`step_damage`) and every invariant, not to the expectations:
+        they say how a line file skips the line, where a store with one row per symbol
+        must refuse."""
+        written = self._written()
+        if not 1 <= step.line <= len(written):
+            raise StepFailed(
+                ["steps", i, "corrupt", "line"], f"only {len(written)} record(s) were written"
+            )
+        text = encode_state(written[step.line - 1])[:-1]
+        damaged = corrupt_line(text, step.with_)
+        if len(damaged) != len(text):
+            middle = len(text) // 2
+            damaged = text[:middle] + bytes([text[middle] ^ 0xFF]) + text[middle + 1 :]
+        files = {
+            path: data.replace(text, damaged) if path.startswith(STATE_DIR + "/") else data
+            for path, data in image.files.items()
+        }
+        if files == dict(image.files):
+            self.notes.append(
+                f"steps[{i}]: the store keeps no copy of line {step.line}'s record: unchanged"
+            )
+            self._arm(None)
+            self._reboot(image)
+            return
+        acked = self._acked_and_later()[0]
+        self._arm(None)
+        self._reboot(DiskImage(files=files, dirs=image.dirs))
+        self.epoch += 1
+        self.baseline, self.baseline_written = [], written
+        self.damaged_epoch, self.damaged_symbols = self.epoch, {s.symbol for s in acked}
+        self.expectations_judged = False
+        self.notes.append(
+            f"steps[{i}]: line {step.line}'s record damaged in the store: judged on the "
+            "invariants and the damage rule, not on the file's expectations"
+        )
 
     def _live_decisions(
         self,
@@ -750,7 +802,9 @@ class Machine:
         """Stop the last process, then restore the final disk: (final states, restore report)."""
         self._stop(self.current())
         self._arm(None)
-        # `crashkit inspect` of the final disk: a reading of contract-v1 lines only
+        # `crashkit inspect` of the final disk: the line report of a line file; for
+        # another backend its outcome and winners, as the final restore gives them (the
+        # layout keys are judged only on the backend a file was written for)
         line_format = self.sc.backend.capabilities.line_format
         report = restore_report(STATE_PATH).to_json() if line_format else {}
         model = self._disk_model()
@@ -759,11 +813,13 @@ class Machine:
             opened = self.sc.backend(STATE_PATH, self.config)
         except StartupRefused as exc:
             self._judge_refusal(exc.reason, model, False, where)
-            return {}, report
+            return {}, report or {"outcome": "fatal", "symbols": {}}
         except Exception as exc:
             self._judge_refusal(crash_reason(exc), model, False, where)
-            return {}, report
+            return {}, report or {"outcome": "fatal", "symbols": {}}
         restored = dict(opened.store.states)
+        if not line_format:
+            report = {"outcome": opened.report.outcome, "symbols": final_states(restored)}
         errors: list[str] = []
         close_quietly(opened.backend.close, errors)
         self._found(judge_close(errors), where)
@@ -879,7 +935,9 @@ def seed_model(sc: LoadedScenario) -> ModelRestore:
 
 
 def boot_image(sc: LoadedScenario) -> DiskImage:
-    """The disk of the scenario's `initial_state` (a FIFO is made on it afterwards)."""
+    """The disk of the scenario's `initial_state` (a FIFO is made on it afterwards). A
+    backend that is not a line file is seeded with the lines' valid records, in file
+    order (`seeding.seeded_image`): what the lines' writer committed."""
     seed = sc.seed
     if seed.missing_dir:
         return DiskImage()
@@ -887,6 +945,8 @@ def boot_image(sc: LoadedScenario) -> DiskImage:
         return DiskImage(dirs=(STATE_PATH,))
     if seed.data is None:
         return DiskImage(dirs=(STATE_DIR,))
+    if not sc.backend.capabilities.line_format:
+        return seeded_image(sc.backend, seed_model(sc).records, sc.config)
     return DiskImage(files={STATE_PATH: seed.data})
 
 
@@ -943,14 +1003,24 @@ def gaps(sc: LoadedScenario, backend: Backend, *, as_written: bool) -> list[str]
         "line_format": caps.line_format,
         "single_writer": caps.single_writer,
         "reference": as_written,
+        "records": caps.line_format or seed_model(sc).outcome != "fatal",
+        "compact": backend.compact is not None,
     }
     return [
-        f"needs {name} ({why}); {backend.name} "
+        (
+            f"{why}, and none is a valid record: {backend.name} keeps its own format, "
+            "which holds records, not line bytes (a store whose every record is damaged is "
+            "the kit's damage rows)"
+        )
+        if name == "records"
+        else f"needs {name} ({why}); {backend.name} "
         + (
             "with this profile is not what it was written for"
             if sc.profile != sc.spec.profile and profile_named(sc.spec.profile).name != sc.profile
             else "is not the backend it was written for"
             if name == "reference"
+            else "declares no offline compaction (Backend.compact)"
+            if name == "compact"
             else f"does not declare {name}"
         )
         for name, why in sorted(sc.requires.items())
@@ -1079,7 +1149,7 @@ def drive(
         )
     observed = machine.observed(final, report)
     judged = compare(sc.spec.expect, observed, reference=as_written)
-    if step_failed:
+    if step_failed or not getattr(machine, "expectations_judged", True):
         judged = [c for c in judged if c.name.startswith(INVARIANT_CHECK)]
     checks = [*machine.step_checks, *judged]
     if unfired is not None:

@@ -19,8 +19,9 @@ import inspect
 import os
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from types import ModuleType
 from typing import Literal, Protocol, cast, runtime_checkable
 
@@ -110,6 +111,63 @@ class Capabilities:
         return tuple(p.format(path=path, dir=directory) for p in self.temp_files)
 
 
+class SeedHook(Protocol):
+    def __call__(self, path: str, states: Sequence[HysteresisState]) -> None:
+        """Leave at `path` (its folder exists, nothing else of the store does) the store a
+        writer leaves that committed `states` one at a time, in this order, and closed:
+        durable, unlocked. Plain `os` calls only (the harness's disk is fake)."""
+        ...
+
+
+class DamageOp(Enum):
+    """What a `Damage` does to a file's bytes, as a failing disk does."""
+
+    TRUNCATE = "truncate"  # cut the file at `at`
+    FLIP = "flip"  # every bit of the byte at `at` flipped
+    ZERO = "zero"  # `length` bytes from `at` zeroed (a lost block)
+
+
+class DamageExpect(Enum):
+    """What restore must give after a `Damage`."""
+
+    #: refuse to start (StartupRefused): the damage leaves nothing a restore may serve
+    FATAL = "fatal"
+    #: refuse, or restore only states that were written whole, with every symbol written
+    #: before (never empty, never a state nobody wrote, never a symbol reset)
+    NOT_INVENTED = "not-invented"
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """One offline damage to one file of a store, and what restore must give after it."""
+
+    what: str  # said in findings: "page 2's b-tree header flipped"
+    file: str  # the damaged file's path (one of the store's files)
+    op: DamageOp
+    at: int  # byte offset in the file
+    expect: DamageExpect = DamageExpect.NOT_INVENTED
+    length: int = 1  # bytes zeroed (ZERO only)
+
+    def apply(self, data: bytes) -> bytes:
+        """`data` with this damage done (unchanged where `at` is past its end)."""
+        if not 0 <= self.at < len(data):
+            return data
+        if self.op is DamageOp.TRUNCATE:
+            return data[: self.at]
+        if self.op is DamageOp.FLIP:
+            return data[: self.at] + bytes([data[self.at] ^ 0xFF]) + data[self.at + 1 :]
+        end = min(len(data), self.at + self.length)
+        return data[: self.at] + bytes(end - self.at) + data[end:]
+
+
+class DamageHook(Protocol):
+    def __call__(self, path: str, files: Mapping[str, bytes]) -> Sequence[Damage]:
+        """The damages to try on the store at `path`, whose files (every path that exists
+        among its declared `files`, closed and durable) hold `files`, each with what
+        restore must give after it. Pure: it reads only `files`."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     """A backend, declared once: `BACKEND = Backend("mystore", open_store, ...)` in the
@@ -133,6 +191,15 @@ class Backend:
     #: content (a refusal is the outcome `fatal`). The line-file and SQLite backends return
     #: their `store.report.RestoreReport`, with its line counts and each winner's line.
     report: Callable[[str], RestoreSummary] | None = None
+    #: An optional way to write a store holding given states (`SeedHook`): the kit's
+    #: seeded rows and scenarios use it. Without it they seed through the backend itself
+    #: (open, one append per state, close), and a line-format backend gets the lines.
+    seed: SeedHook | None = None
+    #: An optional list of damages to its files and what restore must give after each
+    #: (`DamageHook`): the kit's `declared-damage` row tries each. Without it the kit
+    #: truncates, flips a byte and zeroes a block of each file it keeps, and holds
+    #: restore to `DamageExpect.NOT_INVENTED`.
+    damage: DamageHook | None = None
 
     def __call__(self, path: str, config: HysteresisConfig) -> OpenedStore:
         return self.open(path, config)
@@ -285,14 +352,7 @@ def load_backend(spec: str) -> Backend:
 
 
 def _with_spec(backend: Backend, spec: str) -> Backend:
-    return Backend(
-        backend.name,
-        backend.open,
-        backend.restore_only,
-        backend.capabilities,
-        spec,
-        report=backend.report,
-    )
+    return replace(backend, spec=spec)  # (every declared hook kept)
 
 
 def load_backend_factory(spec: str) -> BackendFactory:

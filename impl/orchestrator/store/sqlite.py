@@ -43,7 +43,7 @@ import fcntl
 import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import apsw
@@ -55,7 +55,15 @@ from crashkit.orchestrator.errors import (
     WriterLocked,
 )
 from crashkit.orchestrator.store.jsonl import _fsync_dir, _kind, _make_parents
-from crashkit.orchestrator.store.protocol import Backend, Capabilities, OpenedStore, Outcome
+from crashkit.orchestrator.store.protocol import (
+    Backend,
+    Capabilities,
+    Damage,
+    DamageExpect,
+    DamageOp,
+    OpenedStore,
+    Outcome,
+)
 from crashkit.orchestrator.store.report import RestoreReport, fast_records, store_from_report
 from crashkit.orchestrator.store.sqlite_vfs import ConnectionState, OsVfs, OverlayVfs
 from crashkit.regime_engine.codec import RecordError, StoreRecord, decode_record, encode_states
@@ -99,8 +107,10 @@ class Settings:
     #: how a row's record is decoded when the rows are judged one by one (strictly, C2.7)
     decode_row: Callable[[bytes], StoreRecord] = decode_record
     #: restore checks the database (`PRAGMA quick_check`) and refuses what it cannot read
-    #: (False: no check, and whatever rows can be read are served, the rest skipped)
+    #: (False: no check, and whatever rows a scan reads before an error are served)
     check_integrity: bool = True
+    #: an invalid row is skipped instead of refused (True: only for a broken variant)
+    skip_invalid_rows: bool = False
 
 
 SAFE = Settings()
@@ -147,10 +157,11 @@ def _error_text(state: ConnectionState | None, exc: BaseException) -> str:
 
 
 def _rows(
-    connection: apsw.Connection, path: str, *, check: bool = True
+    connection: apsw.Connection, path: str, *, check: bool = True, skip_invalid: bool = False
 ) -> list[tuple[str, int, bytes]]:
     """The state rows, after checking the database is crashkit's and undamaged (`check`
-    False: a broken variant's hook, no check and the rows read before an error)."""
+    False: a broken variant's hook, no check, and the rows a scan reads: those before an
+    error with `skip_invalid`, else all or an error)."""
     cursor = connection.cursor()
     app_id = cursor.execute("PRAGMA application_id").fetchall()[0][0]
     version = cursor.execute("PRAGMA user_version").fetchall()[0][0]
@@ -164,8 +175,8 @@ def _rows(
             f"{version}, tables {', '.join(tables) or 'none'}; expected application_id "
             f"{APPLICATION_ID:#x}, user_version {LAYOUT_VERSION}, table crashkit_state)",
         )
-    if not check:
-        return _readable_rows(cursor)
+    if not check:  # (broken variants: served as far as a scan reads, or if it reads)
+        return _readable_rows(cursor) if skip_invalid else _scanned_rows(cursor)
     problems = [r[0] for r in cursor.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
         raise RestoreFatal(
@@ -175,6 +186,17 @@ def _rows(
         (symbol, ts, bytes(record) if isinstance(record, bytes | memoryview) else record)
         for symbol, ts, record in cursor.execute(
             "SELECT symbol, engine_timestamp_ms, record FROM crashkit_state ORDER BY symbol"
+        )
+    ]
+
+
+def _scanned_rows(cursor: apsw.Cursor) -> list[tuple[str, int, bytes]]:
+    """Every row of one scan, no integrity check (a broken variant's restore: a damaged
+    page the scan does not read goes unseen)."""
+    return [
+        (symbol, ts, bytes(record) if isinstance(record, bytes) else record)
+        for symbol, ts, record in cursor.execute(
+            "SELECT symbol, engine_timestamp_ms, record FROM crashkit_state"
         )
     ]
 
@@ -290,7 +312,12 @@ def _restore(
 ) -> RestoreReport:
     settings = settings or SAFE
     with _reading(path, state):
-        rows = _rows(connection, path, check=settings.check_integrity)
+        rows = _rows(
+            connection,
+            path,
+            check=settings.check_integrity,
+            skip_invalid=settings.skip_invalid_rows,
+        )
         size, page = (
             connection.cursor()
             .execute("SELECT page_count, page_size FROM pragma_page_count, pragma_page_size")
@@ -302,7 +329,7 @@ def _restore(
         path,
         pages * page_size,
         settings.decode_row,
-        skip_invalid=not settings.check_integrity,
+        skip_invalid=settings.skip_invalid_rows,
     )
 
 
@@ -545,6 +572,65 @@ def restore_only(path: str, config: HysteresisConfig) -> HysteresisStore:
     return store_from_report(report, config)
 
 
+# -- damage (the kit's `declared-damage` row) --------------------------------------------
+
+#: Where a page's b-tree header starts: after the 100-byte database header on page 1.
+_HEADER = 100
+#: The database header's freelist fields (first trunk page, page count): a flip points
+#: SQLite at pages that are not free, which only `PRAGMA quick_check` sees.
+_FREELIST = (35, 39)
+#: Where each record's canonical text starts in a page (C2.5: sorted keys, compact).
+_RECORD_START = b'{"anchor_regime":'
+
+
+def damages(path: str, files: Mapping[str, bytes]) -> tuple[Damage, ...]:
+    """The damages a crashkit database must refuse (`Backend.damage`), read from the file
+    format (sqlite.org/fileformat2.html): the magic string and the freelist fields of the
+    header flipped; each page's b-tree page type and first-freeblock offset flipped; each
+    page zeroed; the file cut after each page but the last: each leaves a database that
+    fails `PRAGMA quick_check`, fatal (D.41), never rows served from it. And a byte
+    flipped in the middle of each record text found: a live row's is refused (strict
+    decoding), a stale copy in a page's free space is never read, so these are held to
+    `NOT_INVENTED` (the bytes alone do not tell the two apart). Other bytes SQLite never
+    reads (free space) are left out: damage there changes nothing it restores."""
+    data = files.get(path)
+    if not data or not data.startswith(SQLITE_MAGIC):
+        return ()
+    page = int.from_bytes(data[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = len(data) // page if page >= 512 else 0
+    fatal = DamageExpect.FATAL
+    out = [Damage("the header's magic string flipped", path, DamageOp.FLIP, 0, fatal)]
+    out += [
+        Damage(f"the header's freelist field at byte {at} flipped", path, DamageOp.FLIP, at, fatal)
+        for at in _FREELIST
+    ]
+    for n in range(pages):
+        base = n * page + (_HEADER if n == 0 else 0)
+        out += [
+            Damage(f"page {n + 1}'s b-tree page type flipped", path, DamageOp.FLIP, base, fatal),
+            Damage(
+                f"page {n + 1}'s first-freeblock offset flipped",
+                path,
+                DamageOp.FLIP,
+                base + 1,
+                fatal,
+            ),
+            Damage(f"page {n + 1} zeroed", path, DamageOp.ZERO, n * page, fatal, page),
+        ]
+        if n:
+            out.append(Damage(f"cut after page {n}", path, DamageOp.TRUNCATE, n * page, fatal))
+    at = data.find(_RECORD_START)
+    while at >= 0:
+        end = data.find(b"}", at)
+        middle = (at + end) // 2 if end > at else at + len(_RECORD_START)
+        out.append(  # (a live row's, refused; or a stale copy in free space, unread)
+            Damage(f"a byte flipped in the record text at byte {at}", path, DamageOp.FLIP, middle)
+        )
+        at = data.find(_RECORD_START, at + 1)
+    return tuple(out)
+
+
 CAPABILITIES = Capabilities(
     line_format=False,
     single_writer=True,
@@ -559,4 +645,5 @@ BACKEND = Backend(
     capabilities=CAPABILITIES,
     spec="crashkit.orchestrator.store.sqlite:BACKEND",
     report=restore_report,
+    damage=damages,
 )
