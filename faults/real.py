@@ -862,6 +862,7 @@ def record(
         os.mkdir(mountpoint)
         materialise(start, backing)
         fs = RecordingFS(backing, plan, image=start, model=model)
+        fs.recording.mount = os.path.realpath(mountpoint)
         if note is not None:
             fs.recording.notes.append(note)
         if not _WRITE_CALLS:

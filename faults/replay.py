@@ -91,6 +91,8 @@ class Recording:
     #: per call of the trace, how many bytes of `stdout` the program had written before
     #: it (what it had said, "done" included, when the power was cut there)
     stdout_at: list[int] = field(default_factory=list)
+    #: where the mount was while the command ran (the path its calls named)
+    mount: str = ""
 
     def said_before(self, index: int) -> int:
         """Bytes of stdout written before call `index` was made (all of them past the

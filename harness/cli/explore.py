@@ -142,6 +142,8 @@ class ExecOptions:
     jobs: int | None
     keep: bool
     ack: tuple[str, ...] = ()
+    only: str | None = None
+    stacks: bool = False
 
 
 #: The options only --exec takes (parameter name: flag), refused without it.
@@ -154,6 +156,8 @@ EXEC_ONLY = {
     "exec_jobs": "--jobs",
     "keep": "--keep",
     "ack": "--ack",
+    "only": "--only",
+    "stacks": "--stacks",
 }
 
 
@@ -210,6 +214,7 @@ def _explore_exec(
     $CRASHKIT_DIR, 4 a budget ran out (inconclusive), 130/143 SIGINT/SIGTERM)."""
     from crashkit.harness.explore.exec_mode import (
         CheckerUnusable,
+        UnknownVulnerability,
         explore_exec,
         finding_lines,
         vulnerability_notes,
@@ -245,9 +250,13 @@ def _explore_exec(
                 keep=options.keep,
                 ack=options.ack,
                 on_progress=hook,
+                only=options.only,
+                stacks=options.stacks,
             )
     except CheckerUnusable as exc:
         _usage(err, f"--check: {exc}")
+    except UnknownVulnerability as exc:
+        _usage(err, f"--only: {exc}")
     recording = summary.recording
     if as_json:
         click.echo(json.dumps(summary.to_dict(), sort_keys=True, indent=2))
@@ -579,8 +588,21 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
 @click.option(
     "--keep",
     is_flag=True,
-    help="With --exec: keep the disk of each listed finding as a folder (printed), to "
-    "rerun the checker on by hand.",
+    help="With --exec: keep the disk of each listed finding and of each vulnerability's "
+    "example as a folder (printed), with the command that reruns it (--only).",
+)
+@click.option(
+    "--only",
+    default=None,
+    metavar="ID",
+    help="With --exec: rerun one vulnerability alone (its id, printed beside it): check "
+    "only the crash states that can show it, smallest first.",
+)
+@click.option(
+    "--stacks",
+    is_flag=True,
+    help="With --exec: run CMD under strace -f -k so that each call of a vulnerability "
+    "names its native frame (function+offset, file:line with addr2line); slower.",
 )
 @click.option(
     "--real",
@@ -619,6 +641,8 @@ def explore(
     exec_jobs: int | None,
     ack: tuple[str, ...],
     keep: bool,
+    only: str | None,
+    stacks: bool,
     real: bool,
 ) -> None:
     """Crash a workload at every point, restart it on every disk a power cut may leave,
@@ -626,7 +650,9 @@ def explore(
     err = CliConsole(stderr=True)
     if exec_command is not None or check_command is not None:
         chosen = Exploration.EXHAUSTIVE if exhaustive else Exploration(exploration or "linear")
-        options = ExecOptions(chosen, budget, time_budget, ignore, exec_jobs, keep, ack)
+        options = ExecOptions(
+            chosen, budget, time_budget, ignore, exec_jobs, keep, ack, only, stacks
+        )
         _explore_exec(
             ctx, err, exec_command, check_command, profile, torn, max_findings, as_json, options
         )

@@ -53,12 +53,15 @@ from crashkit.faults.crash import (
     profiles_leaving,
 )
 from crashkit.faults.real import Recording, crash_points, materialise, record, snapshots
+from crashkit.faults.stacks import read_stacks, stacks_unavailable, traced
 from crashkit.harness.explore.interrupt import signals
+from crashkit.harness.judge.vuln_ids import failure_id
 from crashkit.harness.judge.vulnerabilities import (
     Failure,
     Vulnerability,
     group_failures,
     headline,
+    may_own,
     report_lines,
 )
 
@@ -98,6 +101,21 @@ class Stopped(StrEnum):
 class CheckerUnusable(ValueError):
     """The checker cannot judge anything: it does not run (exit 126/127, not found) or it
     refuses the disk the command left when it ended cleanly (a usage error, exit 2)."""
+
+
+class UnknownVulnerability(ValueError):
+    """`only` names no vulnerability a crash state of this run can show (a usage error,
+    exit 2); `known` are the ids they can show."""
+
+    def __init__(self, wanted: str, known: Sequence[str]) -> None:
+        self.wanted, self.known = wanted, tuple(known)
+        shown = ", ".join(self.known[:40]) or "none"
+        more = f" and {len(self.known) - 40} more" if len(self.known) > 40 else ""
+        super().__init__(
+            f"no crash state of this run can show a vulnerability {wanted!r} (the ids its "
+            f"crash states can show: {shown}{more}); take an id from a run without --only, "
+            "with the same --profile, --exploration, --torn, --ack, --ignore and --stacks"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +193,20 @@ class ExecSummary:
     sources: dict[int, str] = field(default_factory=dict)
     #: vulnerability number (1-based) -> its example's disk, written out (with keep)
     examples: dict[int, str] = field(default_factory=dict)
+    #: each vulnerability's stable id (`harness.judge.vuln_ids`), in the same order
+    ids: list[str] = field(default_factory=list)
+    torn: str = TornMode.DEFAULT.value
+    #: the program ran under `strace -k`: its calls name native frames
+    stacks: bool = False
+    #: the one vulnerability checked (`--only`): its crash states and the states that
+    #: decide how they group; `failed` and `findings` are then its own
+    only: str | None = None
+    only_states: int = 0  # crash states of the run that can show it (checked first)
+    others_refused: int = 0  # refused states checked beside them that show another cause
+
+    def vuln_id(self, number: int) -> str:
+        """The stable id of vulnerability `number` (1-based)."""
+        return self.ids[number - 1] if number <= len(self.ids) else f"V{number}"
 
     @property
     def more_findings(self) -> int:
@@ -267,9 +299,19 @@ class ExecSummary:
             "findings": [f.to_dict() for f in self.findings],
             "more_findings": self.more_findings,
             "vulnerabilities": [
-                {**v.to_dict(), "id": f"V{n}", "disk": self.examples.get(n)}
+                {
+                    **v.to_dict(),
+                    "id": self.vuln_id(n),
+                    "number": n,
+                    "disk": self.examples.get(n),
+                    "rerun": rerun_command(self, self.vuln_id(n)),
+                }
                 for n, v in enumerate(self.vulnerabilities, start=1)
             ],
+            "stacks": self.stacks,
+            "only": self.only,
+            "only_states": self.only_states if self.only is not None else None,
+            "others_refused": self.others_refused if self.only is not None else None,
             "stopped": None if self.stopped is None else self.stopped.value,
             "nothing_recorded": self.nothing_recorded,
             "unsupported": list(recording.unsupported),
@@ -696,12 +738,21 @@ def explore_exec(
     timeout: float = 300,
     cap: int = DEFAULT_CAP,
     on_progress: Callable[[ExecProgress], None] | None = None,
+    only: str | None = None,
+    stacks: bool = False,
 ) -> ExecSummary:
     """Record `command`, then run `check` on the crash states of every crash point, until
     done, `budget` distinct disks, `time_budget` seconds (recording included) or a signal.
     `max_findings`: how many findings are listed (0: all); `timeout`: the seconds one
     check may take (a slower one is killed, a finding). Raises `CheckerUnusable` when the
-    checker cannot judge."""
+    checker cannot judge.
+
+    `only`: a vulnerability's id (`ExecSummary.ids`): check only the crash states that
+    can show it (those whose own vulnerability, were they refused alone, has that id;
+    the smallest first) and those that decide how they group (`may_own`), and report
+    that vulnerability alone. Raises `UnknownVulnerability` when no state can show it.
+    `stacks`: run the command under `strace -f -k` (`crashkit.faults.stacks`) so that
+    each call names its native frame (where strace cannot, a note says why)."""
     started = time.monotonic()
     chosen = profile_named(profile)
     workers = max(1, jobs or os.cpu_count() or 1)
@@ -715,11 +766,14 @@ def explore_exec(
         workers,
         ignore=tuple(ignore),
         ack=tuple(ack),
+        torn=TornMode(torn).value,
+        stacks=stacks,
+        only=only,
     )
     run = _Run(
         summary,
         check,
-        max_findings=max_findings,
+        max_findings=0 if only is not None else max_findings,
         timeout=timeout,
         deadline=started + time_budget,
         keep=keep,
@@ -753,6 +807,8 @@ def explore_exec(
     summary.findings = [f for _, f in sorted(run.listed, key=lambda x: -x[0])]
     if run.failures:
         _vulnerabilities(run, torn, keep)
+    if only is not None:
+        _only_findings(summary, max_findings)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -764,11 +820,16 @@ def _vulnerabilities(run: _Run, torn: TornMode | str, keep: bool) -> None:
     summary = run.summary
     recording = summary.recording
     images = {id(failure): image for failure, image in run.failures}
-    patterns = summary.ack
-    acks = (lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)) if patterns else None
-    vulns = group_failures(
-        [f for f, _ in run.failures], recording.trace, summary.sources, acks=acks
-    )
+    acks = _acks(summary)
+    trace, sources = recording.trace, summary.sources
+    vulns = group_failures([f for f, _ in run.failures], trace, sources, acks=acks)
+    ids = [failure_id(v.example, trace, sources, acks) for v in vulns]
+    if summary.only is not None:  # that one alone; the others' states are context
+        vulns = [v for v, i in zip(vulns, ids, strict=True) if i == summary.only]
+        ids = [summary.only] * len(vulns)
+        summary.failed = sum(v.states for v in vulns)
+        summary.others_refused = len(run.failures) - summary.failed
+    summary.ids = ids
     wanted = {v.example.point for v in vulns}
     snaps = {index: snap for index, snap in snapshots(recording, run.start) if index in wanted}
     for number, vuln in enumerate(vulns, start=1):
@@ -783,6 +844,65 @@ def _vulnerabilities(run: _Run, torn: TornMode | str, keep: bool) -> None:
             summary.examples[number] = folder
             summary.kept = run.root
     summary.vulnerabilities = vulns
+
+
+def _acks(summary: ExecSummary) -> Callable[[str], bool] | None:
+    """Whether a path is one where the command records what it acknowledged (`--ack`)."""
+    patterns = summary.ack
+    if not patterns:
+        return None
+    return lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)
+
+
+def _only_findings(summary: ExecSummary, cap: int) -> None:
+    """With `only`: the findings are the chosen vulnerability's refused states (the
+    first `cap` of them, smallest first; 0: all)."""
+    members = {(m.point, m.deviations) for v in summary.vulnerabilities for m in v.members}
+    mine = [f for f in summary.findings if (f.point, f.deviations) in members]
+    summary.findings = mine[:cap] if cap else mine
+
+
+class _Only:
+    """`--only ID`: the crash states to check, gathered over every crash point: those
+    whose vulnerability, were they refused alone, has the id, and each state that may
+    decide how they group (`may_own`: the in-order state of their crash point, and so
+    on), the smallest first."""
+
+    def __init__(self, wanted: str, summary: ExecSummary) -> None:
+        self.wanted = wanted
+        self.trace = summary.recording.trace
+        self.sources = summary.sources
+        self.acks = _acks(summary)
+        self.known: set[str] = set()
+        self.chosen: list[tuple[tuple[int, int, int], int, int, CrashState]] = []
+        self.shows = 0  # states that can show it
+
+    def add(self, index: int, said: int, states: Sequence[CrashState]) -> None:
+        """The crash states of one crash point."""
+        failures = [Failure(index, state.deviations, "") for state in states]
+        ids = [failure_id(f, self.trace, self.sources, self.acks) for f in failures]
+        self.known.update(ids)
+        mine = [f for f, i in zip(failures, ids, strict=True) if i == self.wanted]
+        self.shows += len(mine)
+        for n, (state, failure, vuln_id) in enumerate(zip(states, failures, ids, strict=True)):
+            # an in-order state refused where nothing more is written decides for all
+            # (`may_own` of a state with itself: only that rule can hold)
+            context = any(may_own(failure, m, self.trace) for m in mine) or (
+                not failure.deviations and may_own(failure, failure, self.trace)
+            )
+            if vuln_id == self.wanted or context:
+                rank = (len(state.deviations), index, n)
+                self.chosen.append((rank, index, said, state))
+
+    def states(self, complete: bool) -> list[tuple[int, int, CrashState]]:
+        """(crash point, bytes said, state) to check, smallest first. Raises
+        `UnknownVulnerability` when every crash point was enumerated (`complete`) and
+        none can show the id."""
+        if complete and self.shows == 0:
+            raise UnknownVulnerability(self.wanted, sorted(self.known))
+        if self.shows == 0:
+            return []
+        return [(index, said, state) for _, index, said, state in sorted(self.chosen)]
 
 
 def _explore(
@@ -800,10 +920,11 @@ def _explore(
     summary = run.summary
     run.root = root = tempfile.mkdtemp(prefix="crashkit-exec-")
     env = environment(os.path.join(root, "callsites"))  # a Python program's source lines
+    strace_log = os.path.join(root, "strace.log")  # with stacks: the native frames
+    no_stacks = stacks_unavailable() if summary.stacks else None
+    argv = traced(command, strace_log) if summary.stacks and no_stacks is None else command
     try:  # the time budget bounds the recording too
-        recording, start = record(
-            command, env=env, timeout=max(0.0, run.deadline - time.monotonic())
-        )
+        recording, start = record(argv, env=env, timeout=max(0.0, run.deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         run.stop(Stopped.TIME)
         return
@@ -811,7 +932,14 @@ def _explore(
     summary.recorded = True
     run.start = start
     run.stdout = recording.stdout.encode()
-    summary.sources = attribute(recording.trace, read_log(env[LOG_VARIABLE]))
+    native: dict[int, str] = {}
+    if argv is not command:
+        calls = read_stacks(strace_log, recording.mount, os.getcwd())
+        native = attribute(recording.trace, calls)
+    elif no_stacks is not None:
+        recording.notes.append(f"no native stacks (--stacks): {no_stacks}")
+    # a Python line where the hook names one, else the native frame
+    summary.sources = {**native, **attribute(recording.trace, read_log(env[LOG_VARIABLE]))}
     points = crash_points(recording)
     summary.points_total = len(points)
     if summary.nothing_recorded is not None:
@@ -865,6 +993,36 @@ def _explore(
 
     submitted = 0
     seq = 0
+
+    def offer(index: int, said: int, state: CrashState) -> bool:
+        """Count `state` with its disk's verdict, or queue its disk; False: stop."""
+        nonlocal submitted, seq
+        seq += 1
+        run.found += 1
+        digest = digests.of(state.image)
+        if run.stdout:  # the same disk with more said is another case
+            digest += said.to_bytes(8, "little")
+        waiting = _Waiting(seq, index, state)
+        with run.lock:
+            known = run.verdicts.get(digest)
+            if known is not None:
+                run.judge(waiting, known)
+                return True
+            if digest in run.pending:
+                run.pending[digest].append(waiting)
+                run.missing[index] += 1
+                return True
+            if submitted >= summary.budget:
+                run.stop(Stopped.BUDGET)
+                run.cut_short.add(index)
+                summary.unchecked += 1
+                return True
+            submitted += 1
+            run.pending[digest] = [waiting]
+            run.missing[index] += 1
+        return put((digest, state.image, said))
+
+    only = None if summary.only is None else _Only(summary.only, summary)
     following = dict(itertools.pairwise([*points, len(recording.trace)]))
     # each crash point with the next one's snapshot (the linear exploration leaves to it
     # what still holds there)
@@ -889,32 +1047,25 @@ def _explore(
         summary.points_enumerated += 1
         run.missing[index] = 0
         run.states_at[index] = len(enumeration.states)
+        if only is not None:  # checked once every crash point is known, smallest first
+            only.add(index, said, enumeration.states)
+            continue
         for state in enumeration.states:
-            seq += 1
-            run.found += 1
-            digest = digests.of(state.image)
-            if run.stdout:  # the same disk with more said is another case
-                digest += said.to_bytes(8, "little")
-            waiting = _Waiting(seq, index, state)
-            with run.lock:
-                known = run.verdicts.get(digest)
-                if known is not None:
-                    run.judge(waiting, known)
-                    continue
-                if digest in run.pending:
-                    run.pending[digest].append(waiting)
-                    run.missing[index] += 1
-                    continue
-                if submitted >= summary.budget:
-                    run.stop(Stopped.BUDGET)
-                    run.cut_short.add(index)
-                    summary.unchecked += 1
-                    continue
-                submitted += 1
-                run.pending[digest] = [waiting]
-                run.missing[index] += 1
-            if not put((digest, state.image, said)):
+            if not offer(index, said, state):
                 break
+    if only is not None:
+        chosen = only.states(complete=summary.points_enumerated == summary.points_total)
+        summary.only_states = only.shows
+        for n, (index, said, state) in enumerate(chosen):
+            if run.halted or run.out_of_time():
+                left = chosen[n:]
+            elif offer(index, said, state):
+                continue
+            else:
+                left = chosen[n + 1 :]
+            summary.unchecked += len(left)
+            run.cut_short.update(i for i, _, _ in left)
+            break
 
     def tick() -> None:
         progress()
@@ -1009,22 +1160,73 @@ def _clean(run: _Run) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def rerun_command(summary: ExecSummary, vuln_id: str) -> str:
+    """The command that reruns one vulnerability alone: this run's with `--only`, and the
+    options that change which crash states there are or how they group."""
+    words = ["crashkit", "explore", "--exec", summary.command, "--check", summary.check]
+    words += ["--only", vuln_id]
+    if summary.profile != "prefix":
+        words += ["--profile", summary.profile]
+    if summary.torn != TornMode.DEFAULT.value:
+        words += ["--torn", summary.torn]
+    if summary.exploration is not Exploration.LINEAR:
+        words += ["--exploration", summary.exploration.value]
+    for pattern in summary.ignore:
+        words += ["--ignore", pattern]
+    for pattern in summary.ack:
+        words += ["--ack", pattern]
+    if summary.stacks:
+        words.append("--stacks")
+    return shlex.join(words)
+
+
 def vulnerability_notes(summary: ExecSummary, cap: int) -> list[str]:
-    """The refused states by cause (`report_lines`), each with how to rerun the checker
-    on its example's disk when it was kept."""
+    """The refused states by cause (`report_lines`), each with its stable id; with keep,
+    its example's disk and the command that reruns it alone (`--only`)."""
     vulns = summary.vulnerabilities
+    only = summary.only
+    if only is not None and not vulns and summary.recorded:
+        done = "all passed" if summary.stopped is None else "passed, of those checked"
+        return [
+            f"vulnerability {only} did not show (--only): the {summary.only_states:,} crash "
+            f"state(s) that can show it {done}"
+        ]
     if not vulns:
         return []
-    out = [headline(vulns, f"{summary.failed:,} refused crash states")]
+    if only is None:
+        out = [headline(vulns, f"{summary.failed:,} refused crash states")]
+    else:
+        out = [
+            f"vulnerability {only} alone (--only): {summary.failed:,} refused crash states "
+            f"({summary.only_states:,} can show it)"
+        ]
+    kept: list[str] = []  # under the example's line
     for line in report_lines(vulns, cap):
-        out.append(line)
         number = line.split(" ", 1)[0]
-        if number.startswith("V") and number[1:].isdigit():
-            disk = summary.examples.get(int(number[1:]))
-            if disk is not None:
-                out.append(f"   rerun: CRASHKIT_DIR={shlex.quote(disk)} {summary.check}")
-    if not summary.examples:
-        out.append("(--keep writes each vulnerability's example disk, to rerun the checker on)")
+        if not (number.startswith("V") and number[1:].isdigit()):
+            out.append(line)
+            if line.startswith("   e.g. "):
+                out += kept
+                kept = []
+            continue
+        n = int(number[1:])
+        out.append(f"{number} [{summary.vuln_id(n)}]{line[len(number) :]}")
+        disk = summary.examples.get(n)
+        if disk is not None:
+            kept = [
+                f"   disk kept: CRASHKIT_DIR={shlex.quote(disk)} {summary.check}",
+                f"   rerun: {rerun_command(summary, summary.vuln_id(n))}",
+            ]
+    if summary.others_refused:
+        out.append(
+            f"({summary.others_refused:,} other refused crash state(s), checked because they "
+            "decide how its states group, show other causes: run without --only for them)"
+        )
+    if not summary.examples and only is None:
+        out.append(
+            "(--only ID reruns one vulnerability alone; --keep writes each one's example "
+            "disk, with that command)"
+        )
     return out
 
 

@@ -115,6 +115,8 @@ class Vulnerability:
     calls: tuple[Op, ...] = field(default_factory=tuple)  # the example's calls, as traced
     #: the source line of each of `calls` (`file:line`; "" where none is known)
     sources: tuple[str, ...] = ()
+    #: the refused states counted in it (those `group_failures` was given)
+    members: list[Failure] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
@@ -156,6 +158,7 @@ class Vulnerability:
     def absorb(self, other: Vulnerability) -> None:
         """Count `other` (the same key) in this one: states, profiles, the smaller example."""
         self.states += other.states
+        self.members += other.members
         self.profiles = tuple(sorted(set(self.profiles) | set(other.profiles)))
         if _smaller(other.example, self.example):
             self.example = other.example
@@ -492,6 +495,7 @@ def group_failures(
     def count(vuln: Vulnerability, failure: Failure) -> Vulnerability:
         known = found.setdefault(vuln.key, vuln)
         known.states += 1
+        known.members.append(failure)
         known.profiles = tuple(sorted(set(known.profiles) | set(failure.profiles)))
         if _smaller(failure, known.example):
             known.example = failure
@@ -516,6 +520,7 @@ def group_failures(
             owner = found.get((VulnClass.BEHAVIOUR.value, (_NOTHING_LOST,)))
         if owner is not None:
             owner.states += 1
+            owner.members.append(failure)
             owner.profiles = tuple(sorted(set(owner.profiles) | set(failure.profiles)))
             continue
         if failure.crashed and not devs and not behaviour:

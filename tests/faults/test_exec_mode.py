@@ -265,9 +265,12 @@ def test_keep_leaves_each_listed_findings_disk_to_rerun_the_checker_on(
     assert f"the refused disks are kept under {root} (--keep)" in result.stderr
     disks = sorted(p for p in root.iterdir() if p.name.startswith("disk-"))
     assert len(disks) == 2
-    # and the example of each vulnerability, with the command that reruns the checker
+    # and the example of each vulnerability, with the command that reruns it alone
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith("disk-")) == ["V1"]
-    assert f"   rerun: CRASHKIT_DIR={root / 'V1'} {CHECKER}" in result.stderr
+    assert f"   disk kept: CRASHKIT_DIR={root / 'V1'} {CHECKER}" in result.stderr
+    (rerun_line,) = [line for line in result.stderr.splitlines() if line.startswith("   rerun:")]
+    assert rerun_line.startswith(f"   rerun: crashkit explore --exec '{UNSAFE}' --check ")
+    assert rerun_line.split()[-2] == "--only"
     for disk in disks:
         rerun = subprocess.run(
             CHECKER, shell=True, env={**os.environ, "CRASHKIT_DIR": str(disk)}, check=False

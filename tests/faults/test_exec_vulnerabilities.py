@@ -5,6 +5,8 @@ program), the profiles under which it can happen, and its fix."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +15,11 @@ from click.testing import CliRunner
 
 from crashkit.faults.real import fuse_unavailable
 from crashkit.harness.cli import main
-from crashkit.harness.explore.exec_mode import explore_exec
+from crashkit.harness.explore.exec_mode import (
+    UnknownVulnerability,
+    explore_exec,
+    vulnerability_notes,
+)
 from crashkit.harness.judge.vulnerabilities import VulnClass
 
 UNAVAILABLE = fuse_unavailable()
@@ -119,7 +125,9 @@ def test_the_json_carries_the_vulnerabilities() -> None:
     data = json.loads(result.stdout)
     (vuln,) = data["vulnerabilities"]
     assert {"class", "ops", "states", "profiles", "message", "hint", "example", "id"} <= set(vuln)
-    assert (vuln["id"], vuln["class"], vuln["states"]) == ("V1", "ordering", data["failed"])
+    assert (vuln["number"], vuln["class"], vuln["states"]) == (1, "ordering", data["failed"])
+    assert re.fullmatch(r"[0-9a-f]{8}", vuln["id"])
+    assert vuln["rerun"].endswith(f" --only {vuln['id']}")
     assert vuln["example"]["deviations"][0]["kind"] == "data-lost"
 
 
@@ -202,3 +210,92 @@ def test_sqlite_delete_mode_needs_extra_for_the_journals_unlink(
         )
         assert vuln.hint == "fsync the folder `/` after unlink /t.db-journal"
         assert vuln.states == summary.failed
+
+
+def test_only_reruns_one_vulnerability_alone_by_an_id_that_stays(tmp_path: Path) -> None:
+    """Each vulnerability's id is the same on every run; `--only ID` checks only the
+    crash states that can show it (and those that decide how they group), smallest
+    first, and reports that vulnerability alone: the same one, not the other."""
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    command, checker = f"{sys.executable} {program}", f"{sys.executable} {check}"
+    first = explore_exec(command, checker)
+    again = explore_exec(command, checker)
+    assert len(first.ids) == 2 and len(set(first.ids)) == 2
+    assert again.ids == first.ids
+    whole = {
+        i: (v.kind, v.hint, v.sources, v.states)
+        for i, v in zip(first.ids, first.vulnerabilities, strict=True)
+    }
+    for wanted in first.ids:
+        alone = explore_exec(command, checker, only=wanted)
+        (vuln,) = alone.vulnerabilities
+        assert alone.ids == [wanted]
+        assert (vuln.kind, vuln.hint, vuln.sources, vuln.states) == whole[wanted]
+        assert alone.failed == vuln.states and alone.others_refused == 0
+        assert alone.states < first.states  # not the whole run again
+        # its findings are its own states, the smallest first
+        assert len(alone.findings) == vuln.states
+        assert alone.findings[0].point == vuln.example.point
+        assert alone.findings[0].deviations == vuln.example.deviations
+        assert int(alone.exit_code) == 1
+
+
+def test_only_an_unknown_id_is_a_usage_error_listing_the_ids(tmp_path: Path) -> None:
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    command, checker = f"{sys.executable} {program}", f"{sys.executable} {check}"
+    ids = explore_exec(command, checker).ids
+    with pytest.raises(UnknownVulnerability) as raised:
+        explore_exec(command, checker, only="00000000")
+    assert set(ids) <= set(raised.value.known)
+    result = CliRunner().invoke(
+        main, ["explore", "--exec", command, "--check", checker, "--only", "00000000"]
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --only: no crash state of this run can show a vulnerability")
+    assert all(i in line for i in ids)
+
+
+def test_the_printed_rerun_command_reruns_that_vulnerability(tmp_path: Path) -> None:
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    command, checker = f"{sys.executable} {program}", f"{sys.executable} {check}"
+    whole = CliRunner().invoke(main, ["explore", "--exec", command, "--check", checker, "--json"])
+    vulns = json.loads(whole.stdout)["vulnerabilities"]
+    target = vulns[1]
+    words = shlex.split(target["rerun"])
+    assert words[:2] == ["crashkit", "explore"]
+    rerun = CliRunner().invoke(main, words[1:])
+    assert rerun.exit_code == 1
+    lines = rerun.stderr.splitlines()
+    head = f"vulnerability {target['id']} alone (--only): {target['states']} refused crash states"
+    assert any(line.startswith(head) for line in lines)
+    shown = [line for line in lines if re.match(r"V\d+ \[", line)]
+    assert len(shown) == 1 and shown[0].startswith(f"V1 [{target['id']}] {target['class']}: ")
+    assert target["hint"] in shown[0] and vulns[0]["hint"] not in shown[0]
+
+
+def test_only_says_so_when_the_vulnerability_is_fixed(tmp_path: Path) -> None:
+    """After the fix the id still names crash states (the same lines, the same paths),
+    and they all pass: exit 0, said."""
+    program, check = tmp_path / "two.py", tmp_path / "check.py"
+    program.write_text(TWO_DEFECTS)
+    check.write_text(CHECK_TWO)
+    command, checker = f"{sys.executable} {program}", f"{sys.executable} {check}"
+    summary = explore_exec(command, checker)
+    index_id = next(
+        i for i, v in zip(summary.ids, summary.vulnerabilities, strict=True) if "index" in v.hint
+    )
+    # the fix: the acknowledgement of the index accepts its loss (the checker no longer
+    # demands it), the lines stay where they were
+    check.write_text(CHECK_TWO.replace('"index" in acked and ', "False and "))
+    fixed = explore_exec(command, checker, only=index_id)
+    assert (fixed.vulnerabilities, fixed.failed, int(fixed.exit_code)) == ([], 0, 0)
+    assert fixed.only_states > 0
+    (note,) = vulnerability_notes(fixed, 20)
+    assert note.startswith(f"vulnerability {index_id} did not show (--only): the ")
