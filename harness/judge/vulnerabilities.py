@@ -189,6 +189,9 @@ class Vulnerability:
 
 _HEX = re.compile(r"[0-9a-f]{6,}")
 _DIGITS = re.compile(r"\d+")
+#: a whole name of hex digits with a digit in it (git's fan-out folders `objects/0c/`,
+#: `objects/d0/`): one `*`, not `*c` and `d*` (a name of letters alone, `db`, stays)
+_HEX_NAME = re.compile(r"(?<=/)(?=[0-9a-f]*\d)[0-9a-f]{2,}(?=/|$)")
 _TEMP = re.compile(r"((?:tmp|temp)[._-]?)[A-Za-z0-9_]{4,}", re.IGNORECASE)
 
 
@@ -196,6 +199,7 @@ def normalise(path: str) -> str:
     """A path with its counters, hashes and random temp suffixes as `*`."""
     path = _TEMP.sub(r"\1*", path)
     path = _HEX.sub("*", path)
+    path = _HEX_NAME.sub("*", path)
     return _DIGITS.sub("*", path)
 
 
