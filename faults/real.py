@@ -908,7 +908,8 @@ def _run_interleaved(
 ) -> tuple[int, bytes, bytes]:
     """Run `command` (on the mount), its standard output read as it comes and counted
     against the calls it makes (`Recording.stdout_at`): (exit code, stdout, stderr).
-    Raises `subprocess.TimeoutExpired` past `timeout` (the process group killed)."""
+    Raises `subprocess.TimeoutExpired` past `timeout`; it, or any exception that leaves
+    here (a second Ctrl-C's `SystemExit`), kills the process group first."""
     proc = subprocess.Popen(
         command,
         shell=isinstance(command, str),
@@ -966,7 +967,7 @@ def _run_interleaved(
                 if not drain(fd):
                     open_fds.discard(fd)
         returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+    except BaseException:  # the timeout, or a signal's SystemExit: no child outlives it
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

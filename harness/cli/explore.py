@@ -27,7 +27,6 @@ from crashkit.faults import PREFIX, PROFILE_NAMES, TornMode, profile_named
 from crashkit.faults.crash import Exploration
 from crashkit.harness.explore import Explorer
 from crashkit.harness.explore.explorer import NotApplicable
-from crashkit.harness.explore.interrupt import Interrupt, signals
 from crashkit.harness.explore.probe import InvisibleIO, require_visible
 from crashkit.harness.explore.suite import (
     SUITES,
@@ -56,6 +55,7 @@ from crashkit.harness.scenarios.export import (
 )
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
+from crashkit.orchestrator.interrupt import Interrupt, signals
 from crashkit.orchestrator.store.protocol import (
     DEFAULT_BACKEND,
     Backend,

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every scenario passed (or does not apply to the backend); 1 at least one
 failed; 2 a scenario file is bad (it cannot be run as written) or a usage error, which
-wins over 1 so it gets fixed first.
+wins over 1 so it gets fixed first; 130/143 SIGINT/SIGTERM stopped it after the scenario in
+progress (the summary is of the scenarios run so far, and says how many were not run).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from crashkit.harness.scenarios.runner import run_loaded
 from crashkit.harness.scenarios.update import rewrite_expect
 from crashkit.orchestrator.cli import CliConsole
 from crashkit.orchestrator.errors import ConfigError, ExitCode, os_error_text
+from crashkit.orchestrator.interrupt import Interrupt, signals
 from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
 SUFFIXES = (".yaml", ".yml")
@@ -55,14 +57,19 @@ def run_files(
     update: bool = False,
     backend: Backend | None = None,
     profile: str | None = None,
+    interrupt: Interrupt | None = None,
 ) -> tuple[list[ScenarioResult], list[ScenarioError], list[Path]]:
     """Load and run each file (on `backend` instead of the one it names, under `profile`
-    instead of its own, if given); with `update`, rewrite the expect blocks that differ."""
+    instead of its own, if given); with `update`, rewrite the expect blocks that differ.
+    Once `interrupt` is asked, no further file is run (each file run gives one result or
+    one error: the files left are the others)."""
     results: list[ScenarioResult] = []
     errors: list[ScenarioError] = []
     updated: list[Path] = []
     names: dict[str, Path] = {}
     for path in files:
+        if interrupt is not None and interrupt.asked:
+            break
         try:
             loaded = load_scenario(path)
             if loaded.name in names:
@@ -182,7 +189,12 @@ def run_cmd(
             err.print(f"[bold red]error:[/] --profile: {escape(str(exc))}", highlight=False)
             sys.exit(ExitCode.USAGE)
     files, errors = collect(paths)
-    results, bad, updated = run_files(files, update=update, backend=backend, profile=profile)
+    interrupt = Interrupt()  # SIGINT, SIGTERM: stop after the scenario in progress
+    with signals(interrupt.on_signal):
+        results, bad, updated = run_files(
+            files, update=update, backend=backend, profile=profile, interrupt=interrupt
+        )
+    not_run = len(files) - len(results) - len(bad)
     errors += bad
     console.print(summary_table(results, errors))
     for r in results:
@@ -228,6 +240,13 @@ def run_cmd(
         f"file(s) in {seconds:.2f} s",
         highlight=False,
     )
+    if interrupt.asked:
+        console.print(
+            f"stopped early: {interrupt.line()} after the scenario in progress; "
+            f"{not_run} of {len(files)} scenario file(s) not run",
+            highlight=False,
+        )
+        sys.exit(interrupt.exit_code)
     if errors:
         sys.exit(ExitCode.USAGE)
     if update:

@@ -54,7 +54,6 @@ from crashkit.faults.crash import (
 )
 from crashkit.faults.real import Recording, crash_points, materialise, record, snapshots
 from crashkit.faults.stacks import read_stacks, stacks_unavailable, traced
-from crashkit.harness.explore.interrupt import signals
 from crashkit.harness.judge.vuln_ids import failure_id
 from crashkit.harness.judge.vulnerabilities import (
     Failure,
@@ -64,6 +63,7 @@ from crashkit.harness.judge.vulnerabilities import (
     may_own,
     report_lines,
 )
+from crashkit.orchestrator.interrupt import signals
 
 DEFAULT_BUDGET = 50_000  # distinct disks checked
 DEFAULT_TIME_BUDGET = 600.0  # seconds, recording included

@@ -49,7 +49,6 @@ from crashkit.harness.explore.coverage import (
     state_rules,
     unreachable,
 )
-from crashkit.harness.explore.interrupt import Interrupt
 from crashkit.harness.explore.probe import WATCHED_ROOT, InvisibleIO
 from crashkit.harness.explore.summary import Finding, Summary
 from crashkit.harness.explore.workload import Workload
@@ -91,6 +90,7 @@ from crashkit.harness.judge.verdicts import (
 from crashkit.harness.judge.vulnerabilities import Failure, group_failures
 from crashkit.orchestrator.errors import HaltedError, StartupRefused
 from crashkit.orchestrator.events import Event
+from crashkit.orchestrator.interrupt import Interrupt
 from crashkit.orchestrator.runtime import HysteresisRuntime, RuntimeClass, engine_commit_clock
 from crashkit.orchestrator.sources import ticks
 from crashkit.orchestrator.store.protocol import (

@@ -40,6 +40,7 @@ from crashkit.orchestrator.errors import (
     os_error_text,
 )
 from crashkit.orchestrator.events import JsonlSink, MemorySink
+from crashkit.orchestrator.interrupt import Interrupt, signals
 from crashkit.orchestrator.replay import full_replay, resume_replay
 from crashkit.orchestrator.runtime import (
     CommitClock,
@@ -371,37 +372,40 @@ def run_cmd(
     stats: RunStats | None = None  # set once ticks may run: errors then say what was done
     persisted: str | None = None
     importable_from(Path.cwd())  # `backend = "mystore:BACKEND"` beside it (docs/backends.md)
+    interrupt = Interrupt()  # SIGINT, SIGTERM: no tick after it; closed as at the input's end
     try:
-        config = load_config(config_path)
-        snapshots = _snapshots(config, input_path)
-        if config.engine_mode == "truth":
+        with signals(interrupt.on_signal):
+            config = load_config(config_path)
+            snapshots = _snapshots(config, input_path)
+            if config.engine_mode == "truth":
+                sink = _sink(events_path)
+                truth = TruthRuntime(sink)
+                stats = truth.stats
+                try:
+                    truth.run(snapshots, stop=lambda: interrupt.asked)
+                finally:
+                    sink.close()
+                _summarise(stats, "truth run", _stopped_row(interrupt))
+                _stop_if_asked(interrupt, stats, persisted=None)
+                sys.exit(ExitCode.OK)
+            path = require_state_path(config, state_path)
+            factory = _backend(config)
             sink = _sink(events_path)
-            truth = TruthRuntime(sink)
-            stats = truth.stats
+            runtime = RUNTIME(
+                config=config.hysteresis,
+                state_path=path,
+                sink=sink,
+                backend_factory=factory,
+                clock=_clock(config),
+            )
             try:
-                truth.run(snapshots)
+                report = runtime.start()
+                stats, persisted = runtime.stats, path
+                _restore_notes(report)
+                runtime.run(snapshots, stop=lambda: interrupt.asked)
             finally:
+                runtime.close()  # the backend closed, its writer lock released
                 sink.close()
-            _summarise(stats, "truth run")
-            sys.exit(ExitCode.OK)
-        path = require_state_path(config, state_path)
-        factory = _backend(config)
-        sink = _sink(events_path)
-        runtime = RUNTIME(
-            config=config.hysteresis,
-            state_path=path,
-            sink=sink,
-            backend_factory=factory,
-            clock=_clock(config),
-        )
-        try:
-            report = runtime.start()
-            stats, persisted = runtime.stats, path
-            _restore_notes(report)
-            runtime.run(snapshots)
-        finally:
-            runtime.close()
-            sink.close()
     except ConfigError as exc:
         _fail(ExitCode.USAGE, _applied(str(exc), stats, persisted=persisted))
     except StartupRefused as exc:
@@ -414,8 +418,24 @@ def run_cmd(
             )
         _summarise(stats, f"run of {persisted}" if persisted else "truth run", PUBLISH_STOPPED)
         _publish_failed(exc, stats, persisted=persisted)
-    _summarise(runtime.stats, f"run of {path}")
+    halted = runtime.stats.halted  # a halt ended the run, not the signal: exit 4 stands
+    _summarise(runtime.stats, f"run of {path}", None if halted else _stopped_row(interrupt))
+    if not halted:
+        _stop_if_asked(interrupt, runtime.stats, persisted=path)
     sys.exit(_exit_code(runtime.stats))
+
+
+def _stopped_row(interrupt: Interrupt) -> str | None:
+    """The summary's `scheduling` row of a run a signal stopped (None: it was not)."""
+    return f"stopped: {interrupt.line()}" if interrupt.asked else None
+
+
+def _stop_if_asked(interrupt: Interrupt, stats: RunStats, *, persisted: str | None) -> None:
+    """After a signal: one line saying where the run stopped, then exit 130 or 143."""
+    if not interrupt.asked:
+        return
+    _note(_applied(f"stopped early: {interrupt.line()}", stats, persisted=persisted))
+    sys.exit(interrupt.exit_code)
 
 
 def _restore_notes(report: RestoreSummary) -> None:

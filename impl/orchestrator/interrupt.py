@@ -1,10 +1,15 @@
-"""SIGINT (Ctrl-C) and SIGTERM during an exploration: stop, say what was explored, exit
-128 + the signal (130, 143), as a shell reports a process the signal ended.
+"""SIGINT (Ctrl-C) and SIGTERM during a long command: stop at the next point where what
+was done so far is whole, say what was done, exit 128 + the signal (130, 143), as a shell
+reports a process the signal ended.
 
 `signals(handler)` installs one handler for both in the main thread (and puts the previous
-handlers back); `--exec` raises from it to leave the checkers, the in-process explorer
-only sets an `Interrupt` that it reads between crash states, so that what it found so far
-is a consistent partial summary.
+handlers back). `explore --exec` raises from it to leave the checkers; the others only set
+an `Interrupt` that they read where stopping leaves a consistent partial result: the
+in-process explorer between crash states, `scenarios run` between scenarios, `crashkit
+run` between ticks (a tick's append and publish are never cut apart, so a stop never
+publishes what was not persisted; the backend is then closed as at the end of the input).
+It lives in the orchestrator layer because `crashkit run` needs it too, and the harness
+above it imports it from here (one handler for every command).
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ def signals(handler: Handler) -> Iterator[None]:
 
 
 class Interrupt:
-    """A stop asked by a signal: the first one is recorded and the run ends at the next
-    crash state (its partial summary is consistent); a second one exits at once."""
+    """A stop asked by a signal: the first one is recorded and the command ends at its next
+    safe point (a crash state, a scenario, a tick: its partial summary is consistent); a
+    second one exits at once (SystemExit: `finally` blocks still close and remove what
+    they hold)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None

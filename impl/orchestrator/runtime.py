@@ -240,9 +240,15 @@ class HysteresisRuntime:
         self.sink.publish([halted])
         return [halted]
 
-    def run(self, snapshots: Iterable[RegimeInputSnapshot]) -> RunStats:
-        """Tick through a snapshot stream until it ends or scheduling halts."""
+    def run(
+        self, snapshots: Iterable[RegimeInputSnapshot], stop: Callable[[], bool] | None = None
+    ) -> RunStats:
+        """Tick through a snapshot stream until it ends, scheduling halts, or `stop()` says
+        to stop (asked before each tick: a tick is never cut between its append and its
+        publish, so a stop publishes nothing that was not persisted)."""
         for group in ticks(snapshots):
+            if stop is not None and stop():
+                break
             self.tick(group)
             if self.stats.halted:
                 break
@@ -264,8 +270,13 @@ class TruthRuntime:
         self.sink = sink
         self.stats = RunStats()
 
-    def run(self, snapshots: Iterable[RegimeInputSnapshot]) -> RunStats:
+    def run(
+        self, snapshots: Iterable[RegimeInputSnapshot], stop: Callable[[], bool] | None = None
+    ) -> RunStats:
+        """As `HysteresisRuntime.run`: until the stream ends or `stop()` before a tick."""
         for group in ticks(snapshots):
+            if stop is not None and stop():
+                break
             out = []
             for snapshot in group:
                 result = run(snapshot)

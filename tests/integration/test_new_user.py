@@ -15,18 +15,20 @@ import errno
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from crashkit.faults.real import fuse_unavailable
 from crashkit.harness.cli import main
 from crashkit.orchestrator.errors import ExitCode
 from crashkit.orchestrator.sources import encode_snapshot
@@ -577,6 +579,155 @@ def test_a_signal_mid_explore_prints_a_partial_summary_and_exits_128_plus_it(
     (line,) = [x for x in shown.splitlines() if x.startswith("stopped early:")]
     assert f"interrupted by {sig.name}" in line and "jobs not run" in line, line
     assert not list(tmp.iterdir())
+
+
+# -- 8. the same for `crashkit run` and `crashkit scenarios run` -------------------------------
+
+
+def stopped_by(
+    sig: signal.Signals, proc: subprocess.Popen[str], started: Callable[[], bool]
+) -> tuple[int, str, str]:
+    """Send `sig` once `started()` holds (the command is mid-run), then wait for the end:
+    (exit code, stdout, stderr)."""
+    try:
+        deadline = time.monotonic() + 120
+        while not started() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "it ended before it could be interrupted"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+def assert_stopped(returncode: int, sig: signal.Signals, out: str, err: str) -> str:
+    """128 + the signal, no click "Aborted!", no traceback; returns the `stopped early:` line."""
+    assert returncode == 128 + sig, (out[-2000:], err[-3000:])
+    assert "Aborted!" not in out + err and "Traceback" not in out + err, err[-3000:]
+    (line,) = [x for x in (out + err).splitlines() if x.startswith("stopped early:")]
+    assert f"interrupted by {sig.name}" in line, line
+    return line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_run_ends_it_between_ticks_with_where_it_stopped(
+    sig: signal.Signals, tmp_path: Path, tmp: Path
+) -> None:
+    (tmp_path / "o.toml").write_text(
+        '[engine]\nhysteresis_state_path = "h.jsonl"\n[market]\nsymbols = 2\nticks = 100000\n'
+    )
+    state = tmp_path / "h.jsonl"
+    proc = subprocess.Popen(
+        [SCRIPT, "run", "--config", "o.toml", "--events", "e.jsonl"],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    returncode, out, err = stopped_by(
+        sig, proc, lambda: state.exists() and state.read_bytes().count(b"\n") >= 6
+    )
+    line = assert_stopped(returncode, sig, out, err)
+    found = re.fullmatch(
+        rf"stopped early: interrupted by {sig.name}; (\d+) tick\(s\) were run before it "
+        rf"\((\d+) decision\(s\) persisted to {re.escape(str(state))} and published\); "
+        "a restart resumes after them",
+        line,
+    )
+    assert found, line
+    ticks, decisions = int(found[1]), int(found[2])
+    assert 3 <= ticks < 100000 and decisions == 2 * ticks  # every symbol decides each tick
+    assert f"stopped: interrupted by {sig.name}" in err  # the summary's scheduling row
+    # persisted, then published, tick by tick: no tick cut between the two
+    assert len(state.read_bytes().splitlines()) == decisions
+    events = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert sum(e["event_type"] == "hysteresis_decision_published" for e in events) == decisions
+    assert not list(tmp.iterdir())
+
+
+#: A backend that is the reference, but slow to open (NEWUSER_SLOW seconds), so that a
+#: scenario is still in progress when the signal comes; it says so on the real stderr.
+SLOW_BACKEND = """
+import os, sys, time
+from dataclasses import replace
+
+from crashkit.orchestrator.store.jsonl import BACKEND as REFERENCE
+
+
+def open_store(path, config):
+    sys.__stderr__.write("newuser_slow: opening\\n")
+    sys.__stderr__.flush()
+    time.sleep(float(os.environ.get("NEWUSER_SLOW", "0")))
+    return REFERENCE.open(path, config)
+
+
+BACKEND = replace(REFERENCE, name="newuser-slow", open=open_store, spec="newuser_slow:BACKEND")
+"""
+
+#: Three in-process scenarios that apply to any backend with the reference's capabilities.
+IN_PROCESS = ("restart/crash-every-tick", "input/duplicate-input-skipped", "replay/replay-full")
+
+
+def scenarios_run(tmp_path: Path, tmp: Path, names: Sequence[str]) -> subprocess.Popen[str]:
+    (tmp_path / "newuser_slow.py").write_text(SLOW_BACKEND)
+    files = [str(REPO / "scenarios" / f"{name}.yaml") for name in names]
+    return subprocess.Popen(
+        [SCRIPT, "scenarios", "run", "--backend", "newuser_slow:BACKEND", *files],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp), "NEWUSER_SLOW": "0.5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def opening(proc: subprocess.Popen[str]) -> Callable[[], bool]:
+    """True once the slow backend said it is opening (read from the command's stderr)."""
+    assert proc.stderr is not None
+
+    def said() -> bool:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 0)
+        return bool(ready) and "newuser_slow: opening" in proc.stderr.readline()
+
+    return said
+
+
+def test_sigint_mid_scenarios_run_ends_after_the_scenario_with_a_partial_summary(
+    tmp_path: Path, tmp: Path
+) -> None:
+    proc = scenarios_run(tmp_path, tmp, IN_PROCESS)
+    returncode, out, err = stopped_by(signal.SIGINT, proc, opening(proc))
+    line = assert_stopped(returncode, signal.SIGINT, out, err)
+    assert line == (
+        "stopped early: interrupted by SIGINT after the scenario in progress; "
+        "2 of 3 scenario file(s) not run"
+    )
+    assert "1 passed, 0 failed, 0 not applicable, 0 bad file(s)" in out  # the first one ran
+    assert "crash-every-tick" in out and "replay-full" not in out
+    assert not list(tmp.iterdir())
+
+
+@pytest.mark.skipif(fuse_unavailable() is not None, reason="real mode needs a FUSE mount")
+def test_sigterm_mid_a_real_scenario_removes_its_temporary_folder(
+    tmp_path: Path, tmp: Path
+) -> None:
+    proc = scenarios_run(
+        tmp_path,
+        tmp,
+        ("real/real-power-cut-after-clean-run", "real/real-fsync-eio-halts-then-restart"),
+    )
+    returncode, out, err = stopped_by(
+        signal.SIGTERM, proc, lambda: any(tmp.glob("crashkit-scenario-real-*"))
+    )
+    line = assert_stopped(returncode, signal.SIGTERM, out, err)
+    assert line.endswith("; 1 of 2 scenario file(s) not run"), line
+    assert "real-power-cut-after-clean-run" in out and "1 passed" in out, out
+    assert not list(tmp.iterdir())  # the real runner's scratch and mount folders: removed
 
 
 # -- 12. coverage of a backend that writes by rename: n/a with why, not 0 ----------------------
