@@ -57,7 +57,7 @@ Files and directories (`crashkit.faults.model` freezes them into snapshots):
 
 - `FakeDirectory.entries`: name -> child. (`entries`)
 - `FakeFile.stat_result`: `st_ino` (the inode key of the durability model) and
-  `st_mode` (regular file or not). (`inode`, `is_regular`)
+  `st_mode` (regular file, symbolic link or neither). (`inode`, `is_regular`, `is_link`)
 - `FakeFile.byte_contents` (compared by identity to see whether a flush or close moved
   bytes into the file) and `set_initial_contents` (the DROP fsync model rewrites what
   reads see). (`byte_contents`, `set_contents`)
@@ -148,6 +148,7 @@ __all__ = [
     "installed_fake_module",
     "is_binary",
     "is_clean_abs",
+    "is_link",
     "is_regular",
     "last_inode",
     "live_handle_ids",
@@ -543,6 +544,11 @@ def inode(obj: FakeFile) -> int:
 
 def is_regular(obj: FakeFile) -> bool:
     return stat.S_ISREG(obj.stat_result.st_mode)
+
+
+def is_link(obj: FakeFile) -> bool:
+    """A symbolic link (pyfakefs keeps its target as the file's content)."""
+    return stat.S_ISLNK(obj.stat_result.st_mode)
 
 
 #: What reads of a file see (None for a file never written); a new object whenever the

@@ -156,6 +156,10 @@ def _materialise(fs: FakeFilesystem, image: DiskImage) -> None:
         parent_path, _, name = path.rpartition("/")
         new = FakeFile(name, filesystem=fs, contents=data)  # type: ignore[type-var]
         ensure(parent_path or "/").add_entry(new)
+    for path, target in image.links.items():
+        parent_path = path.rpartition("/")[0]
+        ensure(parent_path or "/")
+        fs.create_symlink(path, target)  # (turns the fast paths off: see FastPaths)
 
 
 class CrashFS:

@@ -8,23 +8,42 @@ Intercepted (recorded and faultable; `crashkit.faults.ops.OpKind` names them):
 
 - `os`: open (files and directory descriptors), read, write, pread, pwrite, close,
   fsync, fdatasync (a directory's fsync is the op `dirfsync`), ftruncate, truncate,
-  rename, replace, unlink, remove, mkdir (also each directory os.makedirs creates),
-  rmdir, removedirs (one `rmdir` per directory), sync (recorded, cannot fail);
+  posix_fallocate (when it grows the file: an `ftruncate`), rename, replace, unlink,
+  remove, mkdir (also each directory os.makedirs creates), rmdir, removedirs (one `rmdir`
+  per directory), sync (recorded, cannot fail), link and symlink (each the `open` that
+  creates the new name, as the FUSE recorder records them: a hard link is one more
+  entry for the inode, a symlink an inode whose target is durable with its entry; both
+  durable once their folder is synced, `crashkit.faults.model`);
 - `fcntl.flock`, which really excludes here (pyfakefs's is a no-op), so a second
   writer on the same file is refused as on Linux;
 - file objects from `open()`, `io.open()`, `os.fdopen()` and `pathlib`: write,
   writelines, flush, close, truncate, the read methods and iteration. `seek`/`tell`
   are not ops, but their internal flush is not recorded as one either.
 
+Wherever the code under test holds them: as the module's own names (`import os as _os`,
+`from os import replace`: pyfakefs patches those) and as a class's attributes
+(`dbm.dumb`'s `_Database._os = os`, `_Database._io = io`, a `staticmethod(os.open)`:
+`crashkit.faults._pyfakefs.ClassAliases`). So pure-Python standard-library storage
+(`dbm.dumb` and `shelve` over it, `json`/`pickle` to a file plus `os.replace`, `tempfile`)
+runs here whole.
+
+Passed through (answered by pyfakefs on the fake disk, neither recorded nor faultable,
+never crash points), because they change no byte and no name a crash state holds:
+
+- metadata: `chmod`, `fchmod`, `lchmod`, `chown`, `fchown`, `utime`, the xattr calls
+  (modes, owners and times are not part of a crash state: a restarted program finds
+  the file's content and names, not its timestamps);
+- `posix_fadvise` (advice only; the descriptor is checked);
+- lookups: `stat`/`lstat`/`fstat`, `listdir`/`scandir`, `readlink`, `access`,
+  `os.path.*`.
+
 NOT intercepted (neither recorded nor faultable, and invisible to the durability model):
 
-- `mmap`, `os.writev`/`readv`, `os.sendfile`, `os.copy_file_range`,
-  `os.posix_fallocate`: pyfakefs does not fake them, so they reach the *real* os with a
-  fake descriptor number (EBADF at best, another real file at worst);
-- symlinks and hard links (`os.symlink`, `os.link`): pyfakefs makes them, but crash
-  states do not model them;
-- metadata and lookups: `stat`/`lstat`/`fstat`, `listdir`/`scandir`, `chmod`, `utime`,
-  `os.path.*`: answered by pyfakefs, never fail by plan, never crash points.
+- `mmap`, `os.writev`/`readv`, `os.sendfile`, `os.copy_file_range`, `os.lockf`:
+  pyfakefs does not fake them, so they reach the *real* os with a fake descriptor
+  number (EBADF at best, another real file at worst);
+- I/O done in C (the `sqlite3` module, C extensions, `dbm.gnu`/`dbm.ndbm`): it goes to
+  the real disk (`crashkit.faults.escape` notices it).
 
 How: `CrashOs`, a subclass of pyfakefs's fake `os` given to the Patcher with
 `modules_to_patch={"os": CrashOs}` (which also catches `from os import fsync`);
@@ -381,7 +400,18 @@ class CrashOs(FakeOsModule):
     def dir() -> list[str]:
         # also patch `from os import ftruncate` & co, which pyfakefs leaves to the real os
         names = FakeOsModule.dir()
-        extra = ("ftruncate", "truncate", "fdopen", "sync", "pread", "pwrite")
+        extra = (
+            "ftruncate",
+            "truncate",
+            "fdopen",
+            "sync",
+            "pread",
+            "pwrite",
+            "fchmod",
+            "fchown",
+            "posix_fadvise",
+            "posix_fallocate",
+        )
         return [*names, *(n for n in extra if n not in names)]
 
     def open(
@@ -635,6 +665,77 @@ class CrashOs(FakeOsModule):
                 break
             head, tail = posixpath.split(head)
 
+    def link(
+        self,
+        src: Any,
+        dst: Any,
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+        follow_symlinks: bool | None = None,
+    ) -> None:
+        """A hard link: a second name for `src`'s inode, recorded as the `open` that
+        creates the name `dst` (as the FUSE recorder records it): a crash point, durable
+        once `dst`'s folder is synced; what an fsync of either name made durable, both
+        hold."""
+        parent = super().link
+        s = _session_for(self.filesystem)
+
+        def call() -> None:
+            kwargs: dict[str, Any] = {"src_dir_fd": src_dir_fd, "dst_dir_fd": dst_dir_fd}
+            if follow_symlinks is not None:
+                kwargs["follow_symlinks"] = follow_symlinks
+            parent(src, dst, **kwargs)
+
+        if s is None:
+            return call()
+        a, b = s.abspath(src, src_dir_fd), s.abspath(dst, dst_dir_fd)
+        detail = f"hard link to {a}"
+        s.run(OPEN, b, detail, call)
+        s.log(OPEN, b, detail, mutating=True)
+
+    def symlink(
+        self, src: Any, dst: Any, target_is_directory: bool = False, *, dir_fd: int | None = None
+    ) -> None:
+        """A symbolic link, recorded as the `open` that creates the name `dst`: a crash
+        point; the link (its target) is durable with its entry, once `dst`'s folder is
+        synced (`crashkit.faults.model`)."""
+        parent = super().symlink
+        s = _session_for(self.filesystem)
+        if s is None:
+            return parent(src, dst, target_is_directory, dir_fd=dir_fd)
+        b = s.abspath(dst, dir_fd)
+        detail = f"symlink -> {fsdecode(fspath(src))}"
+        s.run(OPEN, b, detail, lambda: parent(src, dst, target_is_directory, dir_fd=dir_fd))
+        s.log(OPEN, b, detail, mutating=True)
+
+    def fchmod(self, fd: int, mode: int) -> None:
+        """pyfakefs has none (the real one would chmod a real descriptor): the mode of the
+        fake file. Metadata: neither an op nor a crash point (as `chmod`)."""
+        open_file(self.filesystem, fd)  # EBADF unless a fake descriptor
+        self.filesystem.chmod(fd, mode)
+
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        """pyfakefs has none: the owner of the fake file. Metadata (as `chown`)."""
+        open_file(self.filesystem, fd)
+        self.chown(fd, uid, gid)  # type: ignore[type-var]  # (pyfakefs takes a descriptor)
+
+    def posix_fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        """pyfakefs has none: advice only, it changes nothing (checks the descriptor)."""
+        open_file(self.filesystem, fd)
+
+    def posix_fallocate(self, fd: int, offset: int, length: int) -> None:
+        """pyfakefs has none: a file shorter than `offset + length` grows to it (zeros),
+        recorded as an `ftruncate` (a crash point; not durable until an fsync); space is
+        not modelled, so a longer file is left as it is."""
+        handle = open_file(self.filesystem, fd)
+        if not isinstance(handle, FakeFileWrapper):
+            code = errno_module.ENODEV
+            raise OSError(code, strerror(code))
+        size = len(byte_contents(handle.get_object()) or b"")
+        if offset + length > size:
+            self.ftruncate(fd, offset + length)
+
     def lseek(self, fd: int, pos: int, how: int) -> int:
         """pyfakefs returns None; os.lseek returns the new offset (sizes are read so)."""
         super().lseek(fd, pos, how)  # EBADF unless a regular file's descriptor
@@ -707,6 +808,12 @@ _OS_OVERRIDES = (
     "lseek",
     "pread",
     "pwrite",
+    "link",
+    "symlink",
+    "fchmod",
+    "fchown",
+    "posix_fadvise",
+    "posix_fallocate",
 )
 for _name in _OS_OVERRIDES:
     # like pyfakefs's own methods: calls from skipped modules go to the real os

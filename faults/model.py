@@ -13,6 +13,10 @@ adds what is *durable*:
 close() and flush() make nothing durable: only fsync, fdatasync, a directory fsync and
 sync() do. Everything present when a run starts from an image is durable.
 
+A hard link is one more entry for an inode (both names hold what its fsync made durable).
+A symbolic link is an inode whose content, its target (a `LinkTarget`), is written with
+it: durable as soon as its entry is (as in `crashkit.faults.replay`).
+
 A `Snapshot` freezes the model together with the visible tree; crash states are derived
 from snapshots alone (see `crashkit.faults.crash`), so they can be enumerated after the fake file
 system is gone.
@@ -30,9 +34,11 @@ from crashkit.faults._pyfakefs import (
     byte_contents,
     entries,
     inode,
+    is_link,
     is_regular,
     set_contents,
 )
+from crashkit.faults.image import LinkTarget
 from crashkit.faults.plan import FsyncModel
 
 _EMPTY: Mapping[str, int] = {}
@@ -275,7 +281,7 @@ class DurabilityModel:
                     continue
                 if isinstance(obj, FakeDirectory):
                     queue.append((obj, path))
-                elif is_regular(obj):
+                elif is_regular(obj) or is_link(obj):
                     paths[ino] = path
                     files[ino] = self._file_snap(obj, states.get(ino, _NEW_FILE))
                 continue
@@ -294,7 +300,7 @@ class DurabilityModel:
                 objects[cino] = child
                 if isinstance(child, FakeDirectory):
                     queue.append((child, _join(path, name)))
-                elif cino not in files and is_regular(child):
+                elif cino not in files and (is_regular(child) or is_link(child)):
                     paths.setdefault(cino, _join(path, name))
                     files[cino] = self._file_snap(child, states.get(cino, _NEW_FILE))
             for name, cino in dur.items():
@@ -323,7 +329,7 @@ class DurabilityModel:
                     if isinstance(obj, FakeDirectory):
                         current[cino] = {n: inode(c) for n, c in entries(obj).items()}
                         durable[cino] = self.dirs.get(cino, _EMPTY)
-                    elif obj is not None and is_regular(obj):
+                    elif obj is not None and (is_regular(obj) or is_link(obj)):
                         paths.setdefault(cino, _join(paths.get(dino, "/"), name))
                         files[cino] = self._file_snap(obj, states.get(cino, _NEW_FILE))
         return Snapshot(
@@ -354,4 +360,7 @@ class DurabilityModel:
 
     @staticmethod
     def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:
+        if is_link(obj):  # its target is written with its inode: only the entry can be lost
+            target = LinkTarget(byte_contents(obj) or b"")
+            return FileSnap(target, target, len(target))
         return FileSnap(byte_contents(obj) or b"", fd.durable, fd.low, fd.poison)
