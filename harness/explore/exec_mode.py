@@ -864,45 +864,67 @@ def _only_findings(summary: ExecSummary, cap: int) -> None:
 
 class _Only:
     """`--only ID`: the crash states to check, gathered over every crash point: those
-    whose vulnerability, were they refused alone, has the id, and each state that may
-    decide how they group (`may_own`: the in-order state of their crash point, and so
-    on), the smallest first."""
+    whose vulnerability, were they refused alone, has the id or one the whole run
+    would fold into it (a pair of them, refused, groups as one: ordering pairs lacking
+    the same sync, nested folders), and each state that may decide how they group
+    (`may_own`: the in-order state of their crash point, and so on), the smallest first."""
 
     def __init__(self, wanted: str, summary: ExecSummary) -> None:
         self.wanted = wanted
         self.trace = summary.recording.trace
         self.sources = summary.sources
         self.acks = _acks(summary)
-        self.known: set[str] = set()
-        self.chosen: list[tuple[tuple[int, int, int], int, int, CrashState]] = []
+        #: per crash point: (its index, bytes said, its states, their ids)
+        self.points: list[tuple[int, int, Sequence[CrashState], list[str]]] = []
+        #: id -> up to two of its states, at different crash points (to try folds with)
+        self.reps: dict[str, list[Failure]] = {}
         self.shows = 0  # states that can show it
 
     def add(self, index: int, said: int, states: Sequence[CrashState]) -> None:
         """The crash states of one crash point."""
         failures = [Failure(index, state.deviations, "") for state in states]
         ids = [failure_id(f, self.trace, self.sources, self.acks) for f in failures]
-        self.known.update(ids)
-        mine = [f for f, i in zip(failures, ids, strict=True) if i == self.wanted]
-        self.shows += len(mine)
-        for n, (state, failure, vuln_id) in enumerate(zip(states, failures, ids, strict=True)):
-            # an in-order state refused where nothing more is written decides for all
-            # (`may_own` of a state with itself: only that rule can hold)
-            context = any(may_own(failure, m, self.trace) for m in mine) or (
-                not failure.deviations and may_own(failure, failure, self.trace)
-            )
-            if vuln_id == self.wanted or context:
-                rank = (len(state.deviations), index, n)
-                self.chosen.append((rank, index, said, state))
+        self.points.append((index, said, states, ids))
+        for failure, vuln_id in zip(failures, ids, strict=True):
+            reps = self.reps.setdefault(vuln_id, [])
+            if len(reps) < 2 and all(r.point != failure.point for r in reps):
+                reps.append(failure)
+
+    def _folded(self) -> set[str]:
+        """The wanted id and those whose states the whole run would count in it."""
+        out = {self.wanted}
+        mine = self.reps.get(self.wanted, [])
+        for other, reps in self.reps.items():
+            pair = next(((a, b) for a in mine for b in reps if a.point != b.point), None)
+            if other == self.wanted or pair is None:
+                continue
+            if len(group_failures(pair, self.trace, self.sources, acks=self.acks)) == 1:
+                out.add(other)
+        return out
 
     def states(self, complete: bool) -> list[tuple[int, int, CrashState]]:
         """(crash point, bytes said, state) to check, smallest first. Raises
         `UnknownVulnerability` when every crash point was enumerated (`complete`) and
         none can show the id."""
-        if complete and self.shows == 0:
-            raise UnknownVulnerability(self.wanted, sorted(self.known))
-        if self.shows == 0:
+        if self.wanted not in self.reps:
+            if complete:
+                raise UnknownVulnerability(self.wanted, sorted(self.reps))
             return []
-        return [(index, said, state) for _, index, said, state in sorted(self.chosen)]
+        wanted = self._folded()
+        chosen: list[tuple[tuple[int, int, int], int, int, CrashState]] = []
+        for index, said, states, ids in self.points:
+            failures = [Failure(index, state.deviations, "") for state in states]
+            mine = [f for f, i in zip(failures, ids, strict=True) if i in wanted]
+            self.shows += len(mine)
+            for n, (state, failure) in enumerate(zip(states, failures, strict=True)):
+                # an in-order state refused where nothing more is written decides for
+                # all (`may_own` of a state with itself: only that rule can hold)
+                context = any(may_own(failure, m, self.trace) for m in mine) or (
+                    not failure.deviations and may_own(failure, failure, self.trace)
+                )
+                if ids[n] in wanted or context:
+                    chosen.append(((len(state.deviations), index, n), index, said, state))
+        return [(index, said, state) for _, index, said, state in sorted(chosen)]
 
 
 def _explore(

@@ -299,3 +299,67 @@ def test_only_says_so_when_the_vulnerability_is_fixed(tmp_path: Path) -> None:
     assert fixed.only_states > 0
     (note,) = vulnerability_notes(fixed, 20)
     assert note.startswith(f"vulnerability {index_id} did not show (--only): the ")
+
+
+FOLDED = """\
+import os
+root = os.environ["CRASHKIT_DIR"]
+db = os.path.join(root, "db")
+
+
+def acknowledge(what):
+    with open(os.path.join(root, "acked"), "a") as ack:
+        ack.write(what + "\\n")
+        ack.flush()
+        os.fsync(ack.fileno())
+
+
+os.makedirs(db)
+dfd = os.open(root, os.O_RDONLY)
+os.fsync(dfd)  # the folder db and the file acked are durable from the start
+os.close(dfd)
+acknowledge("start")
+fd = os.open(os.path.join(db, "a"), os.O_WRONLY | os.O_CREAT, 0o644)  # CREATE A
+os.write(fd, b"a")
+os.fsync(fd)  # the file, never the folder db that holds its name
+os.close(fd)
+acknowledge("a")
+fd = os.open(os.path.join(db, "b"), os.O_WRONLY | os.O_CREAT, 0o644)  # CREATE B
+os.write(fd, b"b")
+os.fsync(fd)  # again
+os.close(fd)
+acknowledge("b")
+"""
+
+CHECK_FOLDED = """\
+import os, sys
+root = os.environ["CRASHKIT_DIR"]
+path = os.path.join(root, "acked")
+acked = open(path).read().split() if os.path.exists(path) else []
+for name in ("a", "b"):
+    file = os.path.join(root, "db", name)
+    if name in acked and not (os.path.exists(file) and open(file, "rb").read() == name.encode()):
+        sys.exit(f"acknowledged {name} lost")
+"""
+
+
+def test_only_reruns_a_folded_vulnerability_whole(tmp_path: Path) -> None:
+    """Two creates at two lines that lack the same folder sync are one vulnerability of
+    two pairs in the whole run; its id reruns both pairs, every state, not only those of
+    its example's pair."""
+    program, check = tmp_path / "fold.py", tmp_path / "check.py"
+    program.write_text(FOLDED)
+    check.write_text(CHECK_FOLDED)
+    command, checker = f"{sys.executable} {program}", f"{sys.executable} {check}"
+    whole = explore_exec(command, checker)
+    (vuln,) = whole.vulnerabilities
+    assert vuln.ops == (
+        "create /db/a not durable",
+        "write /acked persisted before it",
+        "create /db/b not durable",
+        "write /acked persisted before it",
+    )
+    alone = explore_exec(command, checker, only=whole.ids[0])
+    (again,) = alone.vulnerabilities
+    assert (again.ops, again.states, again.sources) == (vuln.ops, vuln.states, vuln.sources)
+    assert alone.states < whole.states
