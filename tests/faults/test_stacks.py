@@ -214,3 +214,21 @@ def test_the_fixed_program_passes_under_strace(tmp_path: Path) -> None:
     summary = explore_exec(f"{program} config", check, stacks=True)
     assert (summary.failed, summary.vulnerabilities, int(summary.exit_code)) == (0, [], 0)
     assert summary.states > 0 and summary.recording.returncode == 0
+
+
+@pytest.mark.skipif(
+    fuse_unavailable() is not None or shutil.which("cc") is None,
+    reason=f"no FUSE or no cc here: {fuse_unavailable() or 'cc missing'}",
+)
+def test_without_strace_stacks_the_run_goes_on_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crashkit.harness.explore import exec_mode
+
+    monkeypatch.setattr(exec_mode, "stacks_unavailable", lambda: "ptrace is not permitted here")
+    _, program = build(tmp_path)
+    check = f"{sys.executable} {tmp_path / 'check.py'} config"
+    summary = explore_exec(f"{program} config", check, stacks=True)
+    assert summary.recording.notes == ["no native stacks (--stacks): ptrace is not permitted here"]
+    (vuln,) = summary.vulnerabilities
+    assert (vuln.kind, vuln.sources) == (VulnClass.ORDERING, ())
