@@ -25,7 +25,7 @@ from typing import Protocol
 import msgspec
 
 from crashkit.faults import CrashFS, CrashState, DiskImage, FaultPlan, FaultRule, profile_named
-from crashkit.harness.explore.explorer import other_symbol
+from crashkit.harness.explore.explorer import NotApplicable, other_symbol
 from crashkit.harness.judge import oracles as orc
 from crashkit.harness.judge.invariants import INVARIANTS, Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -696,6 +696,17 @@ class Machine:
             for path, data in image.files.items()
         }
         if files == dict(image.files):
+            kept = [
+                data
+                for path, data in image.files.items()
+                if path.startswith(STATE_DIR + "/") and data
+            ]
+            if not any(encode_state(st)[:-1] in data for st in written for data in kept):
+                raise NotApplicable(
+                    "the store keeps no record's canonical text (its contract-v1 line) in "
+                    "its files, so a corrupt step cannot damage it (its damage is checked "
+                    "by the declared-damage row: Backend.damage)"
+                )
             self.notes.append(
                 f"steps[{i}]: the store keeps no copy of line {step.line}'s record: unchanged"
             )
@@ -1123,6 +1134,10 @@ def drive(
             machine.step_checks.append(Check(exc.key, False, exc.message + skipped))
         final, report = machine.finish()
         machine.judge_processes()
+    except NotApplicable as exc:  # a step this backend's store cannot take
+        return ScenarioResult(
+            sc.name, str(sc.path), (), None, time.perf_counter() - started, not_applicable=str(exc)
+        )
     except Exception:
         return ScenarioResult(
             sc.name,
