@@ -53,7 +53,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from crashkit.faults.image import DiskImage
@@ -496,6 +496,8 @@ class _Layout:
     files: tuple[tuple[str, int], ...]
     desc: tuple[str, ...]
     devs: tuple[Deviation, ...] = ()
+    #: a journal cut's file sizes: no byte past them persisted (None: no such bound)
+    sizes: Mapping[int, int] | None = None
 
     def inos(self) -> list[int]:
         return list(dict.fromkeys(ino for _, ino in self.files))
@@ -589,7 +591,17 @@ def _journal_layouts(snap: Snapshot) -> Iterator[_Layout]:
         lost = total - k
         desc = f"journal cut before {entry.op}: the last {lost} of {total} directory operations not persisted"
         dev = Deviation(DeviationKind.JOURNAL_CUT, entry.path, desc)
-        yield _layout(snap, frozenset(), (desc,), namespace, (dev,))
+        layout = _layout(snap, frozenset(), (desc,), namespace, (dev,))
+        yield replace(layout, sizes=entry.sizes) if entry.sizes else layout
+
+
+def _within(file: FileSnap, data: bytes, size: int | None) -> bytes:
+    """`data` no longer than `size` (a journal cut's bound on a file's size), but never
+    shorter than its durable bytes: an append whose size was journaled after the cut is
+    not on the disk (ext4 and xfs journal an inode's size in order with names)."""
+    if size is None or len(data) <= size:
+        return data
+    return data[: max(size, len(file.durable))]
 
 
 def _group_deviation(snap: Snapshot, group: tuple[_Change, ...], desc: str) -> Deviation:
@@ -878,6 +890,10 @@ def bounded_states(
 
     def add(layout: _Layout, content: Mapping[int, bytes], devs: tuple[Deviation, ...]) -> None:
         data = {ino: content.get(ino, snap.files[ino].writeback) for _, ino in layout.files}
+        if layout.sizes is not None:  # a journal cut: sizes journaled after it did not persist
+            data = {
+                ino: _within(snap.files[ino], b, layout.sizes.get(ino)) for ino, b in data.items()
+            }
         image = _image(layout, data)
         if image.key not in states:
             cut = "; ".join(d.detail for d in devs) or IN_ORDER

@@ -144,6 +144,9 @@ class JournalEntry:
     op: str  # the call, as a reader sees it ("rename /a -> /b")
     path: str  # the path it named
     changed: Mapping[int, Mapping[str, int]]  # directory inode -> entries, after it
+    #: every file's size then (inode -> bytes): a size a later append reached is journaled
+    #: after this entry, so a journal cut before it keeps no byte past these sizes
+    sizes: Mapping[int, int] = field(default_factory=dict)
 
 
 def _join(parent: str, name: str) -> str:
@@ -319,7 +322,8 @@ class DurabilityModel:
             for dino, seen in self.history.items()
             if dino in current and len(seen) > 1
         }
-        self._track_journal(current, op or "a directory operation", path)
+        sizes = {ino: len(snap.current) for ino, snap in files.items()}
+        self._track_journal(current, op or "a directory operation", path, sizes)
         for table in [self.committed, *(e.changed for e in self.journal)]:
             for dino, names in table.items():
                 for name, cino in names.items():
@@ -343,7 +347,13 @@ class DurabilityModel:
             journal=tuple(self.journal),
         )
 
-    def _track_journal(self, current: Mapping[int, Mapping[str, int]], op: str, path: str) -> None:
+    def _track_journal(
+        self,
+        current: Mapping[int, Mapping[str, int]],
+        op: str,
+        path: str,
+        sizes: Mapping[int, int],
+    ) -> None:
         """The journal from one snapshot to the next: a sync since the last one is a commit
         of the namespace now (a sync changes no name); else the directories whose entries
         changed are one more journal entry."""
@@ -356,7 +366,7 @@ class DurabilityModel:
             self.journal = []
             self._commit = False
         elif changed:
-            self.journal.append(JournalEntry(op, path, changed))
+            self.journal.append(JournalEntry(op, path, changed, sizes))
 
     @staticmethod
     def _file_snap(obj: FakeFile, fd: FileDurability) -> FileSnap:

@@ -22,9 +22,11 @@ since their last fsync, which combinations may survive a crash:
   destination may be replaced while the source name still exists, or neither remains.
 - `journal`: metadata is journaled in program order across the whole file system, and
   any `fsync` (of any file or folder) commits the journal: every directory operation
-  before it is durable, and a crash leaves the operations since as a prefix. Where the
-  model tracks no commit (`Snapshot.committed` is None) the profile falls back to
-  `ordered_dir_ops`.
+  before it is durable, and a crash leaves the operations since as a prefix. A file's
+  size is journaled in the same order, so a crash that cuts the journal before a
+  directory operation keeps no byte an append added after it (an ack log's append never
+  outlives an earlier unlink). Where the model tracks no commit (`Snapshot.committed` is
+  None) the profile falls back to `ordered_dir_ops`.
 - `byte_tears`: unsynced bytes may persist cut at any byte (the torn mode's cuts);
   otherwise data reaches the disk in whole blocks, so an append within a block is all
   or nothing.
@@ -126,6 +128,9 @@ PROFILES: dict[str, Profile] = {
                 "ALICE Table 1, ext4: directory operations are ordered (journal)",
                 "ext4 documentation (data=ordered; jbd2): fsync commits the running "
                 "transaction, which holds every earlier metadata change",
+                "ext4 (jbd2): an inode's on-disk size (i_disksize) is updated in a "
+                "transaction when its blocks are allocated at writeback, after every "
+                "earlier metadata change: an appended size never persists without them",
             ),
         ),
         Profile(

@@ -158,7 +158,8 @@ class ReplayModel:
     def _dir_op(self, op: str, path: str, *dirs: int) -> None:
         """A directory operation on `dirs`: one more entry of the journal."""
         self.changed.update(dirs)
-        self.journal.append(JournalEntry(op, path, {d: dict(self.dirs[d]) for d in dirs}))
+        sizes = {ino: len(f.current) for ino, f in self.files.items()}
+        self.journal.append(JournalEntry(op, path, {d: dict(self.dirs[d]) for d in dirs}, sizes))
 
     def _ino(self) -> int:
         self._next += 1

@@ -286,3 +286,31 @@ def test_linear_leaves_each_deviation_to_the_last_point_where_it_holds(profile: 
 def test_linear_without_a_following_point_is_bounded() -> None:
     snap = replayed(DiskImage({"/x": b""}), create("/a"), write("/a", b"hello"))
     assert names(snap, "posix", "linear") == names(snap, "posix", "bounded")
+
+
+# -- a journal orders sizes with names -------------------------------------------------
+
+
+def _unlink_then_append() -> Snapshot:
+    """A folder operation, then an append to another file with no fsync yet (an ack log
+    written and about to be synced)."""
+    start = DiskImage({"/j": b"journal", "/ack": b"one\n"})
+    return replayed(start, Call(OpKind.UNLINK, "/j"), write("/ack", b"two\n", 4))
+
+
+@pytest.mark.parametrize("profile", ["ext4-ordered", "ext4-writeback", "xfs"])
+def test_under_a_journal_an_append_never_outlives_an_earlier_folder_operation(
+    profile: str,
+) -> None:
+    """The append's new size is journaled after the unlink: a disk that still holds /j
+    holds /ack at its old size (ext4 and xfs log an inode's size in order with names)."""
+    states = bounded_states(_unlink_then_append(), profile=profile).states
+    disks = {(("/j" in s.image.files), s.image.files["/ack"]) for s in states}
+    assert (True, b"one\ntwo\n") not in disks
+    assert (True, b"one\n") in disks  # the journal cut before the unlink
+    assert (False, b"one\ntwo\n") in disks  # in order
+
+
+def test_without_a_journal_the_append_may_outlive_the_unlink() -> None:
+    states = bounded_states(_unlink_then_append(), profile="posix").states
+    assert any("/j" in s.image.files and s.image.files["/ack"] == b"one\ntwo\n" for s in states)
