@@ -27,7 +27,8 @@ never dropped. Paths that differ only by a counter, a hash or a random temp suff
 one name (`MANIFEST-*`, `tmp*`), so that the same bug met again with another file is
 one vulnerability; ordering pairs whose lost operations lack the same sync (one file
 never synced, one folder never synced after its entries changed) are one too, listing
-its pairs.
+its pairs; so are the refused states of one acknowledgement made before its data was
+durable, listing the operations not yet durable when the program acknowledged.
 """
 
 from __future__ import annotations
@@ -338,11 +339,15 @@ def _hint(kind: VulnClass, lost: Op | None, later: Op | None, dev: Deviation) ->
         if later is not None:
             return f"fsync `{name}` before {_describe(later)}"
         return f"fsync `{name}` before acknowledging it"
-    if lost.op in (OpKind.RENAME.value, OpKind.REPLACE.value):
-        folder = normalise(_folder(_target(lost)))
-    else:
-        folder = normalise(_folder(lost.path))
-    return f"fsync the folder `{folder}` after {_describe(lost)}"
+    return _sync_of(lost)
+
+
+def _sync_of(op: Op) -> str:
+    """The sync that makes `op` durable: its file's for data, its folder's for an entry."""
+    if op.op in _DATA:
+        return f"fsync `{normalise(op.path)}`"
+    path = _target(op) if op.op in (OpKind.RENAME.value, OpKind.REPLACE.value) else op.path
+    return f"fsync the folder `{normalise(_folder(path))}` after {_describe(op)}"
 
 
 _NOTHING_LOST = "refused with nothing lost"
@@ -481,7 +486,10 @@ def group_failures(
     - after a call the fault plan failed, every refused state is that failure's
       (`error-handling`): what the program did next;
     - a program that never syncs anything has one cause, whatever it lost;
-    - ordering pairs that lack the same sync are one vulnerability (`_fold_missing_syncs`).
+    - ordering pairs that lack the same sync are one vulnerability (`_fold_missing_syncs`);
+    - the in-order states refused for the same acknowledgement (the last write to an
+      `acks` file, else the acknowledged state the message names), and the states that
+      lost one of its writes with it, are one vulnerability (`_Windows`).
     """
     failures = list(failures)
     injected = next((op.index for op in trace if op.injected), None)
@@ -492,6 +500,8 @@ def group_failures(
         f.crashed and not f.deviations and _following(f, trace) is None for f in failures
     )
     found: dict[tuple[str, tuple[str, ...]], Vulnerability] = {}
+    # each refused in-order state of an acknowledgement made too early, by that one
+    windows = _Windows(failures, trace, acks, behaviour)
     in_order: dict[int, Vulnerability] = {}  # crash point -> its refused in-order state
     single: dict[tuple[int, DeviationKind, str], Vulnerability] = {}
     by_path: dict[tuple[int, str], Vulnerability] = {}  # (point, path) of single ones
@@ -528,9 +538,9 @@ def group_failures(
             owner.profiles = tuple(sorted(set(owner.profiles) | set(failure.profiles)))
             continue
         if failure.crashed and not devs and not behaviour:
-            vuln = _acknowledged_early(failure, trace)
+            vuln = windows.of.get(id(failure)) or _acknowledged_early(failure, trace)
         else:
-            vuln = classify(failure, trace, acks)
+            vuln = windows.join(failure, classify(failure, trace, acks))
         if never_synced and failure.crashed and devs and vuln.kind in _LOSSES:
             vuln = Vulnerability(
                 VulnClass.DURABILITY,
@@ -602,6 +612,82 @@ def _acknowledged_early(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
     else:
         hint = f"make {_describe(following)} durable (fsync its folder) before acknowledging it"
     return Vulnerability(kind, ops, hint, failure, calls=(following,))
+
+
+#: the acknowledged state an invariant's (or a checker's) message names
+#: ("1-durability: acknowledged SYM000:1700000000000 lost: ...")
+_ACKNOWLEDGED = re.compile(r"\backnowledged\s+(\S+)")
+
+
+def _acknowledgement(
+    failure: Failure, trace: Sequence[Op], acks: Callable[[str], bool] | None
+) -> tuple[str, ...] | None:
+    """Which acknowledgement a refused in-order state shows lost: the last write to an
+    acknowledgement file (`acks`) at or before its crash point, else the acknowledged
+    state its message names, with the invariant; None: neither is known."""
+    if acks is not None:
+        for op in reversed(trace[: failure.point + 1]):
+            if op.error is None and op.op in _DATA and acks(op.path):
+                return ("ack", str(op.index))
+    named = _ACKNOWLEDGED.search(failure.message)
+    if named is None:
+        return None
+    return ("named", _invariant(failure), named.group(1))
+
+
+class _Windows:
+    """One acknowledgement made before its data was durable, met at several crash points:
+    each refused in-order state of its window names the next write after its own point
+    (`_acknowledged_early`), so one defect shows as several writes. The in-order states
+    refused for the same acknowledgement (`_acknowledgement`) are one vulnerability
+    listing every operation not yet durable when the program acknowledged, with one fix:
+    sync them before acknowledging (`of`: by `id` of each state; a window of one write
+    is left as it is). A state that lost one of those operations and with it the same
+    acknowledgement is that vulnerability too (`join`). None when the run shows
+    `behaviour` (an in-order state is then not an early acknowledgement)."""
+
+    def __init__(
+        self,
+        failures: Sequence[Failure],
+        trace: Sequence[Op],
+        acks: Callable[[str], bool] | None,
+        behaviour: bool,
+    ) -> None:
+        self.trace, self.acks = trace, acks
+        self.of: dict[int, Vulnerability] = {}
+        self.by_ack: dict[tuple[str, ...], Vulnerability] = {}
+        windows: dict[tuple[str, ...], list[Failure]] = {}
+        for failure in () if behaviour else failures:
+            if not failure.crashed or failure.deviations or failure.fault:
+                continue
+            ack = _acknowledgement(failure, trace, acks)
+            if ack is not None:
+                windows.setdefault(ack, []).append(failure)
+        for ack, window in windows.items():
+            pending: dict[str, Op] = {}  # what the window's states lost, by description
+            for failure in window:
+                following = _following(failure, trace)
+                if following is not None:
+                    pending.setdefault(_describe(following), following)
+            if len(pending) < 2:
+                continue
+            calls = tuple(sorted(pending.values(), key=lambda op: op.index))
+            ops = tuple(f"{_describe(op)}{_NOT_DURABLE}" for op in calls)
+            syncs = ", ".join(dict.fromkeys(_sync_of(op) for op in calls))
+            hint = f"sync them before acknowledging: {syncs}"
+            example = min(window, key=lambda f: f.point)
+            vuln = Vulnerability(VulnClass.DURABILITY, ops, hint, example, calls=calls)
+            self.by_ack[ack] = vuln
+            self.of.update((id(failure), vuln) for failure in window)
+
+    def join(self, failure: Failure, vuln: Vulnerability) -> Vulnerability:
+        """The window's vulnerability when `vuln` is the durability of one of its
+        operations and `failure` lost the same acknowledgement; else `vuln`."""
+        if vuln.kind is not VulnClass.DURABILITY or len(vuln.ops) != 1 or not self.by_ack:
+            return vuln
+        ack = _acknowledgement(failure, self.trace, self.acks)
+        window = self.by_ack.get(ack) if ack is not None else None
+        return window if window is not None and vuln.ops[0] in window.ops else vuln
 
 
 def _order(vuln: Vulnerability) -> tuple[int, str, tuple[str, ...]]:

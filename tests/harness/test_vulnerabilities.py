@@ -299,3 +299,59 @@ def test_pairs_that_lack_the_same_sync_are_one_vulnerability_listing_them() -> N
     halves = [replace(vuln, ops=vuln.ops[:2], states=1), replace(vuln, ops=vuln.ops[2:], states=1)]
     (merged,) = merge_vulnerabilities(halves)
     assert (merged.ops, merged.states, merged.hint) == (vuln.ops, 2, vuln.hint)
+
+
+def acknowledge_then_write(batches: tuple[tuple[str, tuple[str, ...]], ...]) -> Callable[[], None]:
+    """For each (acknowledgement, files): "done" recorded (synced) first, then each file
+    written and synced: every crash point in between loses what was acknowledged."""
+
+    def program() -> None:
+        for said, names in batches:
+            with open("/ack", "ab") as ack:
+                ack.write(said.encode() + b"\n")
+                ack.flush()
+                os.fsync(ack.fileno())
+            for name in names:
+                with open(name, "ab") as f:
+                    f.write(name.encode())
+                    f.flush()
+                    os.fsync(f.fileno())
+
+    return program
+
+
+def acknowledged_batches(batches: tuple[tuple[str, tuple[str, ...]], ...]) -> Check:
+    def check(image: DiskImage) -> str:
+        said = image.files.get("/ack", b"").split()
+        for word, names in batches:
+            if word.encode() in said and any(image.files.get(n) != n.encode() for n in names):
+                return f"acknowledged {word} lost"
+        return ""
+
+    return check
+
+
+def test_an_acknowledgement_before_several_writes_is_one_vulnerability_listing_them() -> None:
+    """Refused in-order states at each crash point between "done" and the last write
+    name the next write after their own point: one acknowledgement made too early, one
+    vulnerability with every write not yet durable and one fix. Two acknowledgements,
+    each before its own files, stay two."""
+    one = (("1", ("/a", "/b")),)
+    start = DiskImage({"/ack": b"", "/a": b"", "/b": b"", "/c": b"", "/d": b""})
+    vulns, refused = explore(acknowledge_then_write(one), acknowledged_batches(one), start)
+    assert [(v.kind, v.ops, v.hint, v.states) for v in vulns] == [
+        (
+            VulnClass.DURABILITY,
+            ("write /a not durable", "write /b not durable"),
+            "sync them before acknowledging: fsync `/a`, fsync `/b`",
+            refused,
+        )
+    ]
+    assert [op.path for op in vulns[0].calls] == ["/a", "/b"]
+    two = (("1", ("/a", "/b")), ("2", ("/c", "/d")))
+    vulns, refused = explore(acknowledge_then_write(two), acknowledged_batches(two), start)
+    assert sorted(v.ops for v in vulns) == [
+        ("write /a not durable", "write /b not durable"),
+        ("write /c not durable", "write /d not durable"),
+    ]
+    assert sum(v.states for v in vulns) == refused
