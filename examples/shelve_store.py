@@ -24,8 +24,9 @@ its own open reads only `PATH.dir` (a torn last line makes it raise). So this ba
   each append, failed or not, and a poisoned or abandoned writer writes nothing more;
 - restores by reading the files itself, `.dir` and `.bak` together (a crash may leave the
   rewritten index torn, empty or missing: its previous copy, synced, is then `.bak`): a
-  torn last line of an index is a crash's, ignored; the newest batch may be incomplete
-  (a crash during its append: it was never acknowledged) and is ignored; any other batch
+  torn last line of an index is a crash's, ignored; the newest batch may be cut short
+  the way a power cut cuts a file (past the end of `.dat`, or into a zero-filled tail: a
+  crash during its append, never acknowledged) and is then ignored; any other batch
   that is not whole (an index line that does not parse, two index lines that disagree, a
   value that is not there or does not decode) is damage no crash leaves, and the store
   is refused; per symbol the newest state of the whole
@@ -154,6 +155,14 @@ def _batch_states(
         return None
 
 
+def _cut_by_a_crash(data: bytes, where: tuple[int, int]) -> bool:
+    """The value is damaged as a power cut damages the end of a file: it runs past the end
+    of the data file, or into the zeros a size persisted ahead of its data leaves. (A
+    whole pickle ends with its STOP byte, never a zero.) Any other damage is no crash's."""
+    pos, size = where
+    return pos + size > len(data) or len(data.rstrip(b"\0")) < pos + size
+
+
 def _read_store(path: str, config: HysteresisConfig) -> _Read:
     """Read the store at `path` as the module docstring says (RestoreFatal on damage)."""
     dat, index, bak = (_read(path + suffix) for suffix in SUFFIXES)
@@ -173,7 +182,7 @@ def _read_store(path: str, config: HysteresisConfig) -> _Read:
     for key in sorted(merged):
         got = _batch_states(dat or b"", merged[key], config)
         if got is None:
-            if key == newest:
+            if key == newest and _cut_by_a_crash(dat or b"", merged[key]):
                 continue  # a crash during its append: never acknowledged
             raise RestoreFatal(path, f"batch {int(key)} is damaged (not the newest: no crash)")
         kept[key] = merged[key]

@@ -1,0 +1,83 @@
+"""The kit on a pure-Python standard-library backend, in process: `examples/shelve_store.py`
+(shelve over dbm.dumb) passes the quick suite with nothing refused as invisible I/O, and
+its planted defect (`NO_FSYNC`: the files never fsynced) is named under `1-durability`.
+Run as a user runs it: pytest in a subprocess from the repository root, where
+`examples.shelve_store` is importable (docs/backends.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = "examples.shelve_store:BACKEND"
+BROKEN = "examples.shelve_store:NO_FSYNC"
+
+
+def kit(tmp_path: Path, spec: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """`pytest --crashkit-backend=SPEC --crashkit-suite=quick` from the repository root (the
+    kit's items only), and the summary it wrote."""
+    report = tmp_path / "kit.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            f"--crashkit-backend={spec}",
+            "--crashkit-suite=quick",
+            f"--crashkit-json={report}",
+            f"--crashkit-findings={tmp_path / 'findings'}",
+            *args,
+            "tests/kit/__init__.py",  # (no test of the project's own: the kit's items alone)
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    data = json.loads(report.read_text()) if report.exists() else {}
+    return done, data
+
+
+def test_the_shelve_backend_passes_the_restore_rows_and_the_single_writer(
+    tmp_path: Path,
+) -> None:
+    """The fast part of the quick suite (every restore row, the single writer, the state
+    machines): no refusal as invisible I/O, no violation."""
+    done, data = kit(tmp_path, GOOD, "-k", "restore_row or single_writer or state_machine")
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-4000:]
+    assert "cannot see" not in text
+    assert data["violations"] == 0
+    assert data["checked_by_invariant"]["R4-restore-table"] > 0
+    assert data["checked_by_invariant"]["4-crash-damage-not-fatal"] > 0
+    assert data["checked_by_invariant"]["W5-single-writer"] >= 1
+
+
+@pytest.mark.crash
+def test_the_shelve_backend_passes_the_whole_quick_suite(tmp_path: Path) -> None:
+    """Every item of the quick suite, the crash explorer included (`make crash`)."""
+    done, data = kit(tmp_path, GOOD, "-n", "2")
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text[-4000:]
+    assert "cannot see" not in text
+    assert data["violations"] == 0
+    assert data["checked_by_invariant"]["1-durability"] > 1000
+
+
+def test_the_shelve_backend_without_fsync_is_named_under_durability(tmp_path: Path) -> None:
+    done, data = kit(tmp_path, BROKEN, "-k", "crash_exploration")
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text[-4000:]
+    assert "cannot see" not in text
+    assert "1-durability: acknowledged" in done.stdout
+    assert data["violations_by_invariant"]["1-durability"] > 0
