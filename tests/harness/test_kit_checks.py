@@ -66,11 +66,18 @@ def test_every_neutral_row_has_a_variant_it_catches() -> None:
 
 
 def test_checks_that_need_a_capability_say_so() -> None:
+    """Only the table rows with no valid record need `line_format`: another format is
+    seeded with a row's valid records (through its own appends here, no `Backend.seed`)
+    and restores them as the contract selects (docs/backends.md, "Seeding and damage
+    hooks"); a row of invalid lines only has no form there and says so."""
     opaque = Backend("opaque", jsonl.open_jsonl_store, capabilities=Capabilities())
     with pytest.raises(NotApplicable, match="does not declare single_writer"):
         checks.check_single_writer(opaque)
-    with pytest.raises(NotApplicable, match="does not declare line_format"):
-        checks.check_table_row(opaque, "6-zero-bytes")
+    with pytest.raises(NotApplicable, match=r"row 12-only-invalid-lines holds no valid record"):
+        checks.check_table_row(opaque, "12-only-invalid-lines")
+    for row in ("6-zero-bytes", "9-records-with-blank-lines", "11-records-and-invalid-lines"):
+        seeded = checks.check_table_row(opaque, row)
+        assert seeded.violations == [] and seeded.restores > 0, row
     # the neutral rows need nothing: they run on it, and it passes them
     assert all(not row(opaque).violations for row in checks.NEUTRAL_ROWS.values())
 
