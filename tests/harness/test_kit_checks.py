@@ -4,6 +4,7 @@ caught under its invariant (every check has a bug it must find)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -23,9 +24,9 @@ def _run(check: Callable[[], checks.Outcome]) -> checks.Outcome:
 
 
 def all_checks(backend: Backend) -> dict[str, checks.Outcome]:
-    out = {name: _run(lambda row=row: row(backend)) for name, row in checks.NEUTRAL_ROWS.items()}
+    out = {name: _run(partial(row, backend)) for name, row in checks.NEUTRAL_ROWS.items()}
     for row in checks.TABLE_ROWS:
-        out[f"table {row}"] = _run(lambda row=row: checks.check_table_row(backend, row))
+        out[f"table {row}"] = _run(partial(checks.check_table_row, backend, row))
     out["single writer"] = _run(lambda: checks.check_single_writer(backend))
     return out
 
@@ -57,7 +58,7 @@ def test_every_neutral_row_has_a_variant_it_catches() -> None:
         if variant.backend is None:
             continue
         for name, row in checks.NEUTRAL_ROWS.items():
-            outcome = _run(lambda row=row, b=variant.backend: row(b))
+            outcome = _run(partial(row, variant.backend))
             if any(v.invariant is variant.invariant for v in outcome.violations):
                 rows_catching[name].add(variant.name)
     missing = [name for name, caught in rows_catching.items() if not caught]
