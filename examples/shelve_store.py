@@ -15,6 +15,8 @@ its own open reads only `PATH.dir` (a torn last line makes it raise). So this ba
 - never overwrites: each append is a new *batch*, one new key (its number, ten digits)
   whose value is the list of its states' canonical v1 records; dbm.dumb appends it to
   `.dat` and its index line to `.dir`;
+- checks what dbm.dumb wrote (it ignores a short write): the new value read back, the
+  index parsed whole;
 - makes it durable before returning: `sync()` (the index rewritten), then `fsync` of
   `.dat`, `.dir` and `.bak`, then of the folder (the rename and the new index's entry);
 - never lets dbm.dumb rewrite its index unsynced: its `close()` (and its `__del__`) rewrite
@@ -255,9 +257,15 @@ class ShelveStateBackend:
     synced: tuple[str, ...] = SUFFIXES
 
     def __init__(
-        self, path: str, lock_fd: int, database: MutableMapping[bytes, bytes], batch: int
+        self,
+        path: str,
+        lock_fd: int,
+        database: MutableMapping[bytes, bytes],
+        batch: int,
+        keys: set[str],
     ) -> None:
         self.path = path
+        self.keys = keys  # the batches in the index
         self.database = database
         self.folder = os.path.dirname(path) or "."
         self.lock_fd: int | None = lock_fd
@@ -274,9 +282,12 @@ class ShelveStateBackend:
             raise PersistenceError(f"{self.path}: poisoned by an earlier failure (or closed)")
         if not states:
             return
+        key = f"{self.batch:010d}"
+        records = [encode_state(state) for state in states]
         try:
-            self.shelf[f"{self.batch:010d}"] = [encode_state(state) for state in states]
+            self.shelf[key] = records
             self.shelf.sync()  # dbm.dumb rewrites the index through .bak
+            self._check_written(key, records)
             for suffix in self.synced:
                 if os.path.lexists(self.path + suffix):
                     fsync_path(self.path + suffix)
@@ -287,7 +298,17 @@ class ShelveStateBackend:
             raise PersistenceError(f"{self.path}: append failed: {exc}", code) from exc
         finally:
             _nothing_pending(self.database)
+        self.keys.add(key)
         self.batch += 1
+
+    def _check_written(self, key: str, records: list[bytes]) -> None:
+        """dbm.dumb ignores what a write returns, so a short write would go unnoticed (and
+        be acknowledged): read back the new value and the index before syncing them."""
+        if self.shelf is None or self.shelf[key] != records:
+            raise OSError(errno.EIO, f"{self.path}.dat does not hold batch {key} as written")
+        entries, torn = _parse_index(self.path + ".dir", _read(self.path + ".dir") or b"")
+        if torn or set(entries) != self.keys | {key}:
+            raise OSError(errno.EIO, f"{self.path}.dir does not hold the index as written")
 
     def close(self) -> None:
         shelf, self.shelf = self.shelf, None
@@ -330,7 +351,7 @@ def _open_store(
         if lock_fd is not None:
             os.close(lock_fd)
         raise RestoreFatal(path, f"cannot open the store: {exc}") from exc
-    backend = writer(path, lock_fd, database, read.next_batch)
+    backend = writer(path, lock_fd, database, read.next_batch, set(read.kept))
     summary = RestoreSummary(path, "ok" if read.states else "bootstrap")
     return OpenedStore(backend, HysteresisStore(read.states), summary)
 
