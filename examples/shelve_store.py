@@ -35,7 +35,10 @@ its own open reads only `PATH.dir` (a torn last line makes it raise). So this ba
   batches wins (a tie: the later write);
 - before opening the writer, rewrites an index that is not exactly the whole batches'
   (through `PATH.tmp`, fsynced, renamed, `.bak` removed, the folder fsynced), so that
-  dbm.dumb can read it and no stale entry of an ignored batch survives;
+  dbm.dumb can read it and no stale entry of an ignored batch survives, then fsyncs the
+  files and the folder: what it restored may be the bytes of an append whose fsync
+  failed, never durable, and the next appends build on it (the kit's state machines
+  found the restart after such a failure refused after a crash);
 - holds `flock(LOCK_EX|LOCK_NB)` on `.dat` while open: one writer;
 - after any failed call, is poisoned: every later append raises, nothing is retried.
 
@@ -250,6 +253,14 @@ def _nothing_pending(database: MutableMapping[bytes, bytes]) -> None:
     database._modified = False  # type: ignore[attr-defined]
 
 
+def _sync_store(path: str, suffixes: Sequence[str]) -> None:
+    """fsync the store's files that exist, then its folder."""
+    for suffix in suffixes:
+        if os.path.lexists(path + suffix):
+            fsync_path(path + suffix)
+    fsync_path(os.path.dirname(path) or ".", directory=True)
+
+
 class ShelveStateBackend:
     """The writer: one shelf over dbm.dumb, the lock on `.dat`, the next batch number."""
 
@@ -288,10 +299,7 @@ class ShelveStateBackend:
             self.shelf[key] = records
             self.shelf.sync()  # dbm.dumb rewrites the index through .bak
             self._check_written(key, records)
-            for suffix in self.synced:
-                if os.path.lexists(self.path + suffix):
-                    fsync_path(self.path + suffix)
-            fsync_path(self.folder, directory=True)  # the rename and the new index's entry
+            _sync_store(self.path, self.synced)  # the folder: the rename, the new index
         except Exception as exc:
             self._poisoned = True  # never retry: what failed may be gone
             code = exc.errno if isinstance(exc, OSError) else errno.EIO
@@ -340,6 +348,7 @@ def _open_store(
         read = _read_store(path, config)
         if read.repair:
             _rewrite_index(path, read.kept)
+        _sync_store(path, SUFFIXES)  # what was restored may never have been synced
         # (kept open for the writer's lifetime: its close() closes it)
         database = cast("MutableMapping[bytes, bytes]", dbm.dumb.open(path, "c"))  # noqa: SIM115
         _nothing_pending(database)  # (a new store: its empty index needs no file yet)
