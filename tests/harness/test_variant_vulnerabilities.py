@@ -94,6 +94,9 @@ def test_variant_vulnerabilities(variant: Variant) -> None:
     summary = Explorer(variant.backend, runtime_class=variant.runtime_class).run(
         variant.workload, points=variant.points
     )
+    # caught under its invariant (the run tests/harness/test_broken_variants.py relies on)
+    found = {f.violation.invariant for f in summary.findings}
+    assert variant.invariant in found, (variant.name, summary.to_dict()["violations_by_invariant"])
     vulns = summary.vulnerabilities
     assert [v.kind for v in vulns] == EXPECTED[variant.name], [v.line() for v in vulns]
     refused = sum(v.states for v in vulns)
