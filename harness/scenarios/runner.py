@@ -15,6 +15,7 @@ block is compared with what was observed.
 
 from __future__ import annotations
 
+import fnmatch
 import stat
 import time
 import traceback
@@ -323,7 +324,22 @@ class Machine:
     # -- faults ---------------------------------------------------------------------------
 
     def _arm(self, rule: FaultRule | None) -> None:
-        """Arm one rule (its `nth` counts calls from now), replacing the armed one."""
+        """Arm one rule (its `nth` counts calls from now), replacing the armed one. A
+        backend that keeps no file at the state path itself (its declared files are
+        `{path}.dat`, `{path}.dir`, ...) has a rule on the state path applied to its files:
+        the `nth` call on any of them."""
+        if rule is not None and fnmatch.fnmatchcase(STATE_PATH, rule.path):
+            patterns = self.sc.backend.capabilities.file_patterns(STATE_PATH)
+            if STATE_PATH not in patterns:
+                rule = replace(rule, path=STATE_PATH + "*")
+                # the file counts its calls on the reference's one file: on these files
+                # the `nth` call is another one, and only the invariants judge the run
+                self.expectations_judged = False
+                self.notes.append(
+                    f"fault {rule.describe()}: on the backend's files "
+                    f"({', '.join(patterns)}); judged on the invariants, not the file's "
+                    "expectations"
+                )
         self.fs.configure(plan=FaultPlan(() if rule is None else (rule,)))
 
     # -- processes ---------------------------------------------------------------------------
@@ -550,17 +566,31 @@ class Machine:
         older one where it keeps history): it restores each of them or refuses."""
         self._stop(self.current())
         image = self.fs.visible_image()
-        data = image.get(STATE_PATH)
+        # the state file, or (a backend that keeps none at the state path) the first of
+        # its declared files that holds something: its data file
+        target = next(
+            (
+                path
+                for path in self.sc.backend.capabilities.file_patterns(STATE_PATH)
+                if image.get(path)
+            ),
+            STATE_PATH,
+        )
+        if image.get(STATE_PATH) is not None:
+            target = STATE_PATH
+        data = image.get(target)
         damaged = FILE_DAMAGES[step.with_](data or b"")
         if data is None or damaged == data:
             raise StepFailed(
                 ["steps", i, "damage", "with"],
-                f"{step.with_} changes nothing in the state file ({len(data or b'')} bytes)",
+                f"{step.with_} changes nothing in {target} ({len(data or b'')} bytes)",
             )
+        if target != STATE_PATH:
+            self.notes.append(f"steps[{i}]: {step.with_} applied to {target}")
         acked = self._acked_and_later()[0]
         written = self._written()
         self._arm(None)
-        self._reboot(DiskImage(files={**image.files, STATE_PATH: damaged}, dirs=image.dirs))
+        self._reboot(DiskImage(files={**image.files, target: damaged}, dirs=image.dirs))
         self.epoch += 1
         if self.sc.backend.capabilities.line_format:
             seed = model_restore(damaged, self.config)
