@@ -452,15 +452,9 @@ def row_declared_damage(backend: Backend) -> Outcome:
             out.notes.append(f"{damage.what}: changes nothing in {damage.file}")
             continue
         files = {**image.files, damage.file: damage.apply(data)}
-        with disk(DiskImage(files=files, dirs=image.dirs)):
-            opened, refusal = _open(backend)
-            out.restores += 1
-            if opened is None:
-                if refusal is not None and is_crash(refusal):
-                    out.violations += judge_refusal(refusal, expected=None, crashed=False)
-                continue
-            restored = dict(opened.store.states)
-            _close(opened, out)
+        restored = _restore_damaged(backend, DiskImage(files=files, dirs=image.dirs), out)
+        if restored is None:
+            continue
         if backend.capabilities.line_format:  # the contract's reading of the damaged lines
             expected = model_restore(files.get(STATE_PATH), CONFIG)
             ledger = Ledger.build((), written=[*WRITTEN, *expected.records])
@@ -536,6 +530,23 @@ def retyped(record: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+def _restore_damaged(
+    backend: Backend, image: DiskImage, out: Outcome
+) -> dict[str, HysteresisState] | None:
+    """Start the backend on a damaged disk: what it restored, or None where it refused
+    (always allowed; a refusal that is a crash, not a `StartupRefused`, is a violation)."""
+    with disk(image):
+        opened, refusal = _open(backend)
+        out.restores += 1
+        if opened is None:
+            if refusal is not None and is_crash(refusal):
+                out.violations += judge_refusal(refusal, expected=None, crashed=False)
+            return None
+        restored = dict(opened.store.states)
+        _close(opened, out)
+    return restored
+
+
 def row_wrong_types_never_restored(backend: Backend) -> Outcome:
     """A value of the wrong JSON type in a record where it lies, in every file that holds
     the record's canonical text: the backend refuses, or restores only states written
@@ -566,23 +577,16 @@ def row_wrong_types_never_restored(backend: Backend) -> Outcome:
                     if backend.capabilities.line_format
                     else None
                 )
-                with disk(DiskImage(files=files, dirs=image.dirs)):
-                    opened, refusal = _open(backend)
-                    out.restores += 1
-                    if opened is None:
-                        if refusal is not None and is_crash(refusal):
-                            out.violations += judge_refusal(refusal, expected=None, crashed=False)
-                        continue  # refusing a damaged store is always allowed
-                    found = judge_restored(
-                        dict(opened.store.states),
-                        Ledger.build((), written=written),
-                        expected=expected,
-                    )
-                    out.violations += [
-                        replace(v, message=f"{what} in {state.symbol}'s newest record: {v.message}")
-                        for v in found
-                    ]
-                    _close(opened, out)
+                restored = _restore_damaged(backend, DiskImage(files=files, dirs=image.dirs), out)
+                if restored is None:
+                    continue  # refusing a damaged store is always allowed
+                found = judge_restored(
+                    restored, Ledger.build((), written=written), expected=expected
+                )
+                out.violations += [
+                    replace(v, message=f"{what} in {state.symbol}'s newest record: {v.message}")
+                    for v in found
+                ]
     if not damaged_any:
         raise NotApplicable("the backend keeps no record's canonical text in its files")
     return out
