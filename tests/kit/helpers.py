@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 
-def run_kit(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """`pytest --crashkit-json` in `folder` (its modules importable), and the summary it wrote."""
-    report = folder / "kit.json"
+def run_kit(
+    folder: Path, *args: str, out: Path | None = None, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`pytest --crashkit-json` in `folder` (its modules importable), and the summary it wrote
+    (the summary and the findings in `out`, default `folder`)."""
+    out = out or folder
+    report = out / "kit.json"
     done = subprocess.run(
         [
             sys.executable,
@@ -22,14 +26,14 @@ def run_kit(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
             "no:cacheprovider",
             "-q",
             f"--crashkit-json={report}",
-            f"--crashkit-findings={folder / 'findings'}",
+            f"--crashkit-findings={out / 'findings'}",
             *args,
         ],
         cwd=folder,
         env={**os.environ, "PYTHONPATH": str(folder)},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     data = json.loads(report.read_text()) if report.exists() else {}
     return done, data

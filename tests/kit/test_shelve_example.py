@@ -6,13 +6,13 @@ Run as a user runs it: pytest in a subprocess from the repository root, where
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.kit.helpers import run_kit
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = "examples.shelve_store:BACKEND"
@@ -22,30 +22,14 @@ BROKEN = "examples.shelve_store:NO_FSYNC"
 def kit(tmp_path: Path, spec: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
     """`pytest --crashkit-backend=SPEC --crashkit-suite=quick` from the repository root (the
     kit's items only), and the summary it wrote."""
-    report = tmp_path / "kit.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            f"--crashkit-backend={spec}",
-            "--crashkit-suite=quick",
-            f"--crashkit-json={report}",
-            f"--crashkit-findings={tmp_path / 'findings'}",
-            *args,
-            "tests/kit/__init__.py",  # (no test of the project's own: the kit's items alone)
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    return run_kit(
+        REPO,
+        *("-p", "no:randomly", f"--crashkit-backend={spec}", "--crashkit-suite=quick"),
+        *args,
+        "tests/kit/__init__.py",  # (no test of the project's own: the kit's items alone)
+        out=tmp_path,
         timeout=3600,
     )
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return done, data
 
 
 def test_the_shelve_backend_passes_the_restore_rows_and_the_single_writer(
