@@ -356,14 +356,8 @@ def _damaged(share: str) -> Callable[[Backend], Outcome]:
         if share == "half":
             disks += _journal_damage(backend)
         for what, damaged in disks:
-            with disk(damaged):
-                opened, refusal = _open(backend)
-                out.restores += 1
-                if opened is None:
-                    if refusal is not None and is_crash(refusal):
-                        out.violations += judge_refusal(refusal, expected=None, crashed=False)
-                    continue  # refusing damaged files is always allowed
-                restored = dict(opened.store.states)
+            restored = _restore_damaged(backend, damaged, out)
+            if restored is not None:
                 found: list[Violation] = []
                 if line_format and share == "half":
                     # the contract's reading of the damaged lines (v1 has no checksum: a
@@ -392,7 +386,6 @@ def _damaged(share: str) -> Callable[[Backend], Outcome]:
                         )
                     )
                 out.violations += found
-                _close(opened, out)
         return out
 
     what = "every byte" if share == "all" else "part (a flipped byte, a zeroed page, a cut)"

@@ -794,6 +794,9 @@ VARIANTS: tuple[Variant, ...] = (
 #: and the store machine's damage catch them; the explorer catches the line-file ones on
 #: the quick suite's seeded workloads (`catalogue.EDGES`). Not in `VARIANTS`, whose every
 #: member the ci suite's explorer catches (its job list is pinned by the golden verdicts).
+#: why a variant caught only by the kit's own offline damage is not run as a real process
+OFFLINE_DAMAGE = "the damage is the kit's own offline check; the real mode writes none"
+
 EDGE_VARIANTS: tuple[Variant, ...] = (
     # values of the wrong JSON type (C2.4, C2.7), read as right on one decoding path
     Variant(
@@ -829,7 +832,7 @@ EDGE_VARIANTS: tuple[Variant, ...] = (
         sv.integrity_unchecked,
         caught_by=frozenset({"scenarios", "kit"}),
         reference=sqlite.BACKEND,
-        not_real="the damage is the kit's own offline check; the real mode writes none",
+        not_real=OFFLINE_DAMAGE,
     ),
     # a damaged page served because the rows still scan (no `PRAGMA quick_check`): only
     # the damage the backend declares fatal (`Backend.damage`) shows it
@@ -840,7 +843,7 @@ EDGE_VARIANTS: tuple[Variant, ...] = (
         sv.damaged_pages_served,
         caught_by=frozenset({"kit"}),
         reference=sqlite.BACKEND,
-        not_real="the damage is the kit's own offline check; the real mode writes none",
+        not_real=OFFLINE_DAMAGE,
     ),
     # an older state written after a newer one wins (the seeded restore table's
     # selection-by-timestamp row; the runtime itself never writes one)
