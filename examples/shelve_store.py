@@ -330,6 +330,15 @@ class ShelveStateBackend:
                 os.close(fd)  # releases the flock
 
 
+def _release(lock_fd: int | None) -> None:
+    """Close the lock's descriptor on a refused start. Its close may fail too (the kit
+    fails every close of `.dat`): the refusal is what the caller must see, and Linux
+    frees the descriptor whatever close returns."""
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock_fd)
+
+
 def _open_store(
     path: str, config: HysteresisConfig, writer: type[ShelveStateBackend]
 ) -> OpenedStore:
@@ -353,12 +362,10 @@ def _open_store(
         database = cast("MutableMapping[bytes, bytes]", dbm.dumb.open(path, "c"))  # noqa: SIM115
         _nothing_pending(database)  # (a new store: its empty index needs no file yet)
     except StartupRefused:
-        if lock_fd is not None:
-            os.close(lock_fd)
+        _release(lock_fd)
         raise
     except OSError as exc:
-        if lock_fd is not None:
-            os.close(lock_fd)
+        _release(lock_fd)
         raise RestoreFatal(path, f"cannot open the store: {exc}") from exc
     backend = writer(path, lock_fd, database, read.next_batch, set(read.kept))
     summary = RestoreSummary(path, "ok" if read.states else "bootstrap")
