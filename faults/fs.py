@@ -25,6 +25,7 @@ run); `close()` releases it for good.
 
 from __future__ import annotations
 
+import bisect
 import sys
 from types import TracebackType
 from typing import Any
@@ -52,9 +53,11 @@ from crashkit.faults.crash import (
     DEFAULT_CAP,
     CrashEnumeration,
     CrashState,
+    Exploration,
     TornMode,
     enumerate_states,
 )
+from crashkit.faults.crash import crash_states as _crash_states
 from crashkit.faults.crash import durable_image as _durable_image
 from crashkit.faults.crash import visible_image as _visible_image
 from crashkit.faults.image import DiskImage
@@ -368,9 +371,29 @@ class CrashFS:
         point: int | None = None,
         torn: TornMode | str = TornMode.DEFAULT,
         profile: Profile | str = PREFIX,
+        exploration: Exploration | str = Exploration.EXHAUSTIVE,
     ) -> list[CrashState]:
-        """Distinct disks a power cut just after op `point` (None: now) may leave."""
-        return list(self.enumerate_crash_states(point, torn, profile=profile).states)
+        """Distinct disks a power cut just after op `point` (None: now) may leave: all
+        of them under `cap` (`EXHAUSTIVE`), or one deviation at a time (`BOUNDED`;
+        `LINEAR`: each at the last crash point where it still holds, as `crash_states`
+        in crashkit.faults.crash says)."""
+        exploration = Exploration(exploration)
+        if exploration is Exploration.EXHAUSTIVE:
+            return list(self.enumerate_crash_states(point, torn, profile=profile).states)
+        following = None
+        if exploration is Exploration.LINEAR and point is not None:
+            points = self.crash_points()
+            at = bisect.bisect_right(points, point)
+            following = self.snapshot(points[at]) if at < len(points) else None
+        found = _crash_states(
+            self.snapshot(point),
+            exploration=exploration,
+            torn=torn,
+            point=point,
+            profile=profile,
+            following=following,
+        )
+        return list(found.states)
 
     def visible_image(self) -> DiskImage:
         """What readers see now (the page cache), as a disk image."""

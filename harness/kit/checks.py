@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from crashkit.faults import CrashFS, DiskImage, FaultPlan, FaultRule, OpKind
+from crashkit.faults.crash import Exploration
 from crashkit.harness.explore.explorer import NotApplicable
 from crashkit.harness.judge.invariants import Invariant, Violation
 from crashkit.harness.judge.model import ModelRestore, model_restore
@@ -586,8 +587,9 @@ def row_wrong_types_never_restored(backend: Backend) -> Outcome:
 
 
 def row_crash_damage_not_fatal(backend: Backend) -> Outcome:
-    """Every disk a power cut may leave while the backend writes `TICKS` restores
-    without refusing (4), with nothing acknowledged lost (1)."""
+    """Each deviation a power cut may leave while the backend writes `TICKS` (linear:
+    at the last crash point where it holds) restores without refusing (4), with nothing
+    acknowledged lost (1)."""
     out = Outcome()
     with disk() as fs:
         opened, refusal = _open(backend)
@@ -601,7 +603,15 @@ def row_crash_damage_not_fatal(backend: Backend) -> Outcome:
                 raise NotApplicable(f"an append failed with no fault injected: {exc}") from exc
             acked += [(len(fs.trace), s) for s in tick]
         close_quietly(opened.backend.close, [])
-        states = [(p, st) for p in fs.crash_points() for st in fs.crash_states(p)]
+        # one deviation at a time, each at the last crash point where it holds (where
+        # the most is acknowledged): the exhaustive combinations are the explorer
+        # items'; here they cost a backend with many unsynced files minutes (dbm.dumb:
+        # 16,001 states for 282)
+        states = [
+            (p, st)
+            for p in fs.crash_points()
+            for st in fs.crash_states(p, exploration=Exploration.LINEAR)
+        ]
     for point, crash in states:
         ledger = Ledger.build(
             [s for at, s in acked if at <= point + 1],

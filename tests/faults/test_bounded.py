@@ -283,6 +283,41 @@ def test_linear_leaves_each_deviation_to_the_last_point_where_it_holds(profile: 
     assert sum(map(len, linear)) < sum(map(len, bounded))
 
 
+def test_the_in_process_model_explores_linearly_too() -> None:
+    """`CrashFS.crash_states(point, exploration="linear")` leaves to the next crash point
+    what holds there (the kit's crash-damage row explores so): /a's unsynced bytes are
+    lost right before /b is created beside it (a change of names in its folder) and at
+    the last point before /a is written again, not while /b is written."""
+    fs = CrashFS(record=True)
+    fs.start(DiskImage({"/a": b""}))
+    a = os.open("/a", os.O_WRONLY)
+    os.write(a, b"one\n")
+    b = os.open("/b", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(b, b"x\n")
+    os.fsync(b)
+    os.write(a, b"two\n")
+    os.close(a)
+    os.close(b)
+    fs.stop()
+    points = fs.crash_points()
+    lost = "/a: none of 4 unsynced bytes kept"
+    cuts = {
+        how: [{s.cut for s in fs.crash_states(p, exploration=how)} for p in points]
+        for how in ("linear", "bounded", "exhaustive")
+    }
+    ops = [(fs.trace[p].op, fs.trace[p].path) for p in points]
+    first_write, second_write = (
+        ops.index(("write", "/a")),
+        len(ops) - 1 - ops[::-1].index(("write", "/a")),
+    )
+    holds = range(first_write, second_write)  # /a holds "one" unsynced, unchanged
+    assert [i for i, c in enumerate(cuts["bounded"]) if lost in c] == list(holds)
+    assert [i for i, c in enumerate(cuts["linear"]) if lost in c] == [first_write, second_write - 1]
+    for linear, bounded in zip(cuts["linear"], cuts["bounded"], strict=True):
+        assert IN_ORDER in linear and linear <= bounded
+    assert sum(map(len, cuts["linear"])) < sum(map(len, cuts["exhaustive"]))
+
+
 def test_linear_without_a_following_point_is_bounded() -> None:
     snap = replayed(DiskImage({"/x": b""}), create("/a"), write("/a", b"hello"))
     assert names(snap, "posix", "linear") == names(snap, "posix", "bounded")

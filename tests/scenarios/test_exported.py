@@ -1,6 +1,8 @@
 """Regression files written by `crashkit.harness.scenarios.export` replay in the runner: an explorer finding
 exported as a scenario fails on the broken code it came from; on the reference code no
-invariant fails (its crash state may no longer exist, which the runner says)."""
+invariant fails (its crash state may no longer exist, which the runner says). (Every
+variant the explorer catches exports a scenario that fails: tests/harness/
+test_variant_vulnerabilities.py, on the explorer run that names its vulnerabilities.)"""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from crashkit.harness.explore import Explorer
 from crashkit.harness.kit.variants import (
     VARIANTS,
     PublishBeforePersist,
-    Variant,
     no_dir_fsync_on_create,
 )
 from crashkit.harness.scenarios import load_scenario, run_loaded
@@ -58,34 +59,3 @@ def test_an_exported_finding_fails_until_the_bug_is_gone(
         clean = run_loaded(load_scenario(fixed))
         # a crash state the fixed code cannot leave is replaced (`unreachable: last`)
         assert clean.passed, clean.failures
-
-
-def _spec(variant: Variant) -> dict[str, str]:
-    spec: dict[str, str] = {}
-    if variant.backend is not None:
-        assert variant.backend.spec is not None  # (every shipped variant is declared named)
-        spec["backend"] = variant.backend.spec
-    if variant.runtime_spec is not None:
-        spec["runtime"] = variant.runtime_spec
-    return spec
-
-
-EXPORTED = [v for v in VARIANTS if "explorer" in v.caught_by and v.name != "no-writer-lock"]
-
-
-@pytest.mark.parametrize("variant", EXPORTED, ids=[v.name for v in EXPORTED])
-def test_every_variant_the_explorer_catches_exports_a_scenario_that_fails(
-    tmp_path: Path, variant: Variant
-) -> None:
-    """What the explorer writes for each variant it catches replays as a failure of the
-    same invariant: the scenario tells the truth about the bug it came from."""
-    explorer = Explorer(variant.backend, runtime_class=variant.runtime_class)
-    summary = explorer.run(variant.workload, points=variant.points)
-    paths = export.export_findings(summary.findings, tmp_path, explorer=explorer, **_spec(variant))
-    exported = [p for p in paths if p.stem.startswith(variant.invariant)]
-    assert exported, [p.name for p in paths]
-    result = run_loaded(load_scenario(exported[0]))
-    assert f"invariant {variant.invariant}" in [c.name for c in result.failures], (
-        exported[0].read_text()[:3000],
-        [c.name for c in result.failures],
-    )
