@@ -211,6 +211,9 @@ _NAMESPACE = frozenset(
 #: calls that write bytes (an in-process `flush` writes what a file object buffered)
 _DATA = frozenset({OpKind.WRITE.value, OpKind.FTRUNCATE.value, OpKind.FLUSH.value})
 _SYNCS = frozenset({OpKind.FSYNC.value, OpKind.FDATASYNC.value})
+_REMOVES = frozenset(
+    {OpKind.UNLINK.value, OpKind.RENAME.value, OpKind.REPLACE.value, OpKind.RMDIR.value}
+)
 
 
 def _target(op: Op) -> str:
@@ -282,23 +285,37 @@ class _Lost:
 
 
 def _later(
-    trace: Sequence[Op], after: Op, point: int, names: set[str], gone: Sequence[_Lost] = ()
+    trace: Sequence[Op],
+    after: Op,
+    point: int,
+    names: set[str],
+    gone: Sequence[_Lost] = (),
+    folder: str | None = None,
 ) -> Op | None:
     """The first operation after `after`, up to the crash, that persisted in the state
     and concerns something else: a directory operation, or data of another file (not
     one inside a lost folder: it went with it, nor one another deviation of the state
-    lost, `gone`)."""
+    lost, `gone`). With `folder` (a lost entry's), the first name removed from that
+    folder (an unlink, a rename away) comes first: what a reader resolves through the
+    lost entry may be what was removed (a `CURRENT` renamed, then the file it named
+    before unlinked), the pair that matters, not a log written between them."""
     inside = tuple(f"{name.rstrip('/')}/" for name in names)
+    first: Op | None = None
     for op in trace[after.index + 1 : point + 1]:
         if op.error is not None or not op.mutating or op.op in _SYNCS:
             continue
         if op.path.startswith(inside) or any(lost.took(op) for lost in gone):
             continue
-        if op.op in _NAMESPACE and (op.op != OpKind.OPEN.value or op.path not in names):
+        namespace = op.op in _NAMESPACE and (op.op != OpKind.OPEN.value or op.path not in names)
+        if namespace and folder is None:
             return op
-        if op.op in _DATA and op.path not in names:
+        if op.op in _REMOVES and _folder(op.path) == folder:
             return op
-    return None
+        if first is None and (namespace or (op.op in _DATA and op.path not in names)):
+            if folder is None:
+                return op
+            first = op
+    return first
 
 
 def _describe(op: Op) -> str:
@@ -410,13 +427,17 @@ def classify(
     dev, lost, names = first.dev, first.op, set(first.names)
     gone = [other for other in losses if other is not first]
     journal = dev.kind is DeviationKind.JOURNAL_CUT
-    later = None if journal else _later(trace, lost, point, names, gone)
-    if dev.kind is DeviationKind.DATA_TORN and later is None:
+    entry = dev.kind is DeviationKind.ENTRY_LOST
+    renamed = lost.op in (OpKind.RENAME.value, OpKind.REPLACE.value)
+    folder = _folder(_target(lost) if renamed else lost.path) if entry else None
+    first_later = None if journal else _later(trace, lost, point, names, gone)
+    if dev.kind is DeviationKind.DATA_TORN and first_later is None:
         return _torn(dev, failure)
-    if later is not None and acks is not None and acks(later.path):
+    if first_later is not None and acks is not None and acks(first_later.path):
         ops = (f"{_describe(lost)} not durable",)
         hint = _hint(VulnClass.DURABILITY, lost, None, dev)
         return Vulnerability(VulnClass.DURABILITY, ops, hint, failure, calls=(lost,))
+    later = first_later if folder is None else _later(trace, lost, point, names, gone, folder)
     if later is None:
         ops = (f"{_describe(lost)} not durable",)
         kind = VulnClass.DURABILITY

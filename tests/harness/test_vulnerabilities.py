@@ -355,3 +355,45 @@ def test_an_acknowledgement_before_several_writes_is_one_vulnerability_listing_t
         ("write /c not durable", "write /d not durable"),
     ]
     assert sum(v.states for v in vulns) == refused
+
+
+def test_a_lost_rename_pairs_with_the_name_removed_after_it_not_a_log_between() -> None:
+    """LevelDB's open: `CURRENT` renamed to name a new manifest, a log written, the old
+    manifest unlinked, the folder never synced. Where the unlink persisted and the rename
+    did not, `CURRENT` names a file that is gone: the pair is the rename and the unlink
+    (the log written between them changes nothing a reader resolves)."""
+
+    def program() -> None:
+        log = os.open("/db/LOG", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sync_folder("/db")  # (the log's entry durable: its bytes are the later write)
+        fd = os.open("/db/MANIFEST-2", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"m2\n")
+        os.fsync(fd)
+        os.close(fd)
+        fd = os.open("/db/CURRENT.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"MANIFEST-2\n")
+        os.fsync(fd)
+        os.close(fd)
+        os.rename("/db/CURRENT.tmp", "/db/CURRENT")
+        os.write(log, b"switched manifests\n")
+        os.unlink("/db/MANIFEST-1")
+        os.close(log)
+
+    def opens(image: DiskImage) -> str:
+        current = image.files.get("/db/CURRENT", b"").decode().strip()
+        return "" if f"/db/{current}" in image.files else f"CURRENT names {current!r}: gone"
+
+    start = DiskImage({"/db/MANIFEST-1": b"m1\n", "/db/CURRENT": b"MANIFEST-1\n"})
+    vulns, refused = explore(program, opens, start)
+    assert refused >= 1
+    (vuln,) = vulns  # one missing sync: the folder's, after the create and the rename
+    assert vuln.kind is VulnClass.ORDERING
+    assert vuln.ops == (
+        "create /db/MANIFEST-* not durable",
+        "rename /db/CURRENT.tmp -> /db/CURRENT persisted before it",
+        "rename /db/CURRENT.tmp -> /db/CURRENT not durable",
+        "unlink /db/MANIFEST-* persisted before it",
+    )
+    assert vuln.hint == (
+        "fsync the folder `/db` after create /db/MANIFEST-*, rename /db/CURRENT.tmp -> /db/CURRENT"
+    )
