@@ -82,10 +82,12 @@ WRITTEN = tuple(s for tick in TICKS for s in tick)
 
 @dataclass(slots=True)
 class Outcome:
-    """What a check found, and how many restores it judged."""
+    """What a check found, and how many restores it judged (`after_crash`: of them, on a
+    disk a power cut left, where a refusal breaks invariant 4 too)."""
 
     violations: list[Violation] = field(default_factory=list)
     restores: int = 0
+    after_crash: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -132,6 +134,7 @@ def _judge_start(
     """Open, judge the start against `expected`, return the store (the caller closes it)."""
     opened, refusal = _open(backend)
     out.restores += 1
+    out.after_crash += crashed
     if opened is None:
         out.violations += judge_refusal(refusal or "", expected=expected, crashed=crashed)
         return None

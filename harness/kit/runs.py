@@ -352,6 +352,8 @@ def _check(backend: Backend, check: str, item: str, run: Any) -> KitResult:
         result.not_applicable = str(exc)
         return result
     result.judged(ROW_INVARIANTS, max(outcome.restores, 1))
+    if outcome.after_crash:
+        result.judged((Invariant.CRASH_NOT_FATAL,), outcome.after_crash)
     result.found(outcome.violations, pytest_replay(backend, item))
     result.seconds = time.perf_counter() - started
     return result

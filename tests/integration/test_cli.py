@@ -69,11 +69,16 @@ def decisions(events: list[dict[str, object]]) -> dict[str, tuple[object, ...]]:
     return out
 
 
+#: decisions in the market below: 4 symbols x 400 ticks, each run fsyncing once per tick
+#: (SQLite: a transaction per tick), so a run takes a second or two, not a minute
+EVENTS = 1600
+
+
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("market") / "snapshots.jsonl"
     assert (
-        invoke("synth", "--symbols", "4", "--ticks", "1500", "--seed", "3", "--out", str(path))[0]
+        invoke("synth", "--symbols", "4", "--ticks", "400", "--seed", "3", "--out", str(path))[0]
         == 0
     )
     return path
@@ -104,7 +109,7 @@ def test_run_minimal_config_relative_state_and_events(tmp_path: Path, market: Pa
     assert state.exists()
     published = read_events(events)
     assert {e["schema"] for e in published} == {"orchestrator_event"}
-    assert len([e for e in published if e["event_type"] == "hysteresis_decision_published"]) == 6000
+    assert len([e for e in published if e["event_type"] == "hysteresis_decision_published"]) == EVENTS
     first = published[0]
     assert sorted(first) == sorted(
         [
@@ -220,11 +225,11 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
     )
     assert code == 0
     expected = decisions(read_events(reference_events))
-    assert len(expected) == 6000
+    assert len(expected) == EVENTS
     killed_mid_run = 0
     # Kill once before anything is published, then once the events file holds about k
     # events (polled, so a slow or loaded machine still kills mid-run).
-    for attempt, events_before_kill in enumerate((0, 300, 1500, 3000, 4500, 5700)):
+    for attempt, events_before_kill in enumerate((0, 80, 400, 800, 1200, 1520)):
         state = tmp_path / f"s{attempt}" / name
         first, second = tmp_path / f"a{attempt}.jsonl", tmp_path / f"b{attempt}.jsonl"
         args = [
@@ -245,7 +250,7 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if first.exists() and 0 < len(read_events(first)) < 6000:
+        if first.exists() and 0 < len(read_events(first)) < EVENTS:
             killed_mid_run += 1
         done = subprocess.run([*args, "--events", str(second)], capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -345,7 +350,7 @@ def test_replay_mid_stream_cli(tmp_path: Path, market: Path) -> None:
         == 0
     )
     live = decisions(read_events(live_events))
-    at = 1_700_000_000_000 + 700 * 60_000
+    at = 1_700_000_000_000 + 200 * 60_000
     out = tmp_path / "replay.jsonl"
     code, _ = invoke(
         "replay",
@@ -364,5 +369,5 @@ def test_replay_mid_stream_cli(tmp_path: Path, market: Path) -> None:
     replayed = decisions(read_events(out))
     after = {k: v for k, v in live.items() if int(k.split(":")[1]) > at}
     assert {k: v for k, v in replayed.items() if int(k.split(":")[1]) > at} == after
-    assert len(after) == 4 * 799
+    assert len(after) == 4 * 199
     assert invoke("replay", "--config", str(config), "--input", str(market), "--at", "5")[0] == 2
