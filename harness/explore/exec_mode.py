@@ -846,12 +846,20 @@ def _vulnerabilities(run: _Run, torn: TornMode | str, keep: bool) -> None:
     summary.vulnerabilities = vulns
 
 
-def _acks(summary: ExecSummary) -> Callable[[str], bool] | None:
-    """Whether a path is one where the command records what it acknowledged (`--ack`)."""
-    patterns = summary.ack
+def _globs(patterns: Sequence[str]) -> Callable[[str], bool] | None:
+    """Whether a path under the mount matches one of `patterns` (`--ack`, `--ignore`): a
+    glob on its absolute path (`/db/LOG`, `*/LOG*`) or, without the leading slash, on
+    its path from the mount's root (`acked`, `db/*.log`), as the READMEs write them."""
     if not patterns:
         return None
-    return lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)
+    return lambda path: any(
+        fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path.lstrip("/"), p) for p in patterns
+    )
+
+
+def _acks(summary: ExecSummary) -> Callable[[str], bool] | None:
+    """Whether a path is one where the command records what it acknowledged (`--ack`)."""
+    return _globs(summary.ack)
 
 
 def _only_findings(summary: ExecSummary, cap: int) -> None:
@@ -977,10 +985,7 @@ def _explore(
         )
         thread.start()
         threads.append(thread)
-    patterns = summary.ignore
-    ignored = (
-        (lambda path: any(fnmatch.fnmatchcase(path, p) for p in patterns)) if patterns else None
-    )
+    ignored = _globs(summary.ignore)
     digests = _Digests()
     checking = time.monotonic()
     shown = 0.0

@@ -131,14 +131,19 @@ def test_the_json_carries_the_vulnerabilities() -> None:
     assert vuln["example"]["deviations"][0]["kind"] == "data-lost"
 
 
-def test_with_ack_a_loss_behind_an_acknowledgement_is_durability(tmp_path: Path) -> None:
-    """--ack names the file where the program says "done": the same two defects are then
-    each a call not durable when acknowledged, with the fix before the acknowledgement."""
+@pytest.mark.parametrize("pattern", ["/acked", "acked", "/ack*"])
+def test_with_ack_a_loss_behind_an_acknowledgement_is_durability(
+    tmp_path: Path, pattern: str
+) -> None:
+    """--ack names the file where the program says "done" (its path under the mount, or
+    from the mount's root as the READMEs write `--ack acked`): the same two defects are
+    then each a call not durable when acknowledged, with the fix before the
+    acknowledgement."""
     program, check = tmp_path / "two.py", tmp_path / "check.py"
     program.write_text(TWO_DEFECTS)
     check.write_text(CHECK_TWO)
     summary = explore_exec(
-        f"{sys.executable} {program}", f"{sys.executable} {check}", ack=["/acked"]
+        f"{sys.executable} {program}", f"{sys.executable} {check}", ack=[pattern]
     )
     got = sorted((v.kind, v.ops, v.hint) for v in summary.vulnerabilities)
     assert got == [

@@ -109,7 +109,9 @@ def test_run_minimal_config_relative_state_and_events(tmp_path: Path, market: Pa
     assert state.exists()
     published = read_events(events)
     assert {e["schema"] for e in published} == {"orchestrator_event"}
-    assert len([e for e in published if e["event_type"] == "hysteresis_decision_published"]) == EVENTS
+    assert (
+        len([e for e in published if e["event_type"] == "hysteresis_decision_published"]) == EVENTS
+    )
     first = published[0]
     assert sorted(first) == sorted(
         [

@@ -191,6 +191,40 @@ def test_leveldb_current_renamed_without_a_folder_fsync_on_unordered_directories
     assert not any(out.startswith("acknowledged") for out in run.outputs)
 
 
+@needs_plyvel
+def test_leveldb_creating_its_folder_is_three_vulnerabilities_each_with_its_fix() -> None:
+    """LevelDB creating `db/` itself, on unordered directories: the refused states are
+    three causes, each with its fix: the first MANIFEST's bytes not synced before
+    CURRENT names it (upstream issue 189); the folder not synced after the MANIFEST's
+    creation and CURRENT's rename (the old MANIFEST's unlink persisting first); `db/`
+    itself never synced in its parent before a put was acknowledged."""
+    run = explore("leveldb", "--leveldb-creates-db", "posix")
+    assert run.exit_code == 1
+    got = [(v["class"], v["ops"], v["hint"]) for v in run.data["vulnerabilities"]]
+    assert got == [
+        (
+            "ordering",
+            [
+                "write /db/MANIFEST-* not durable",
+                "create /db/*.dbtmp persisted before it",
+            ],
+            "fsync `/db/MANIFEST-*` before create /db/*.dbtmp",
+        ),
+        (
+            "ordering",
+            [
+                "create /db/MANIFEST-* not durable",
+                "rename /db/*.dbtmp -> /db/CURRENT persisted before it",
+                "rename /db/*.dbtmp -> /db/CURRENT not durable",
+                "unlink /db/MANIFEST-* persisted before it",
+            ],
+            "fsync the folder `/db` after create /db/MANIFEST-*, rename /db/*.dbtmp -> /db/CURRENT",
+        ),
+        ("durability", ["mkdir /db not durable"], "fsync the folder `/` after mkdir /db"),
+    ]
+    assert sum(v["states"] for v in run.data["vulnerabilities"]) == run.data["failed"]
+
+
 @needs_git
 def test_git_default_fsync_loses_an_acknowledged_commit() -> None:
     """Unset, core.fsync syncs packs, not loose objects, refs or the index."""
