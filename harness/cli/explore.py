@@ -566,7 +566,8 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     multiple=True,
     metavar="PATTERN",
     help="With --exec: a file no checker reads (a glob on its path under the mount, e.g. "
-    "/db/LOG or '*/LOG*'): its crash variants are not explored. Repeatable.",
+    "/db/LOG or '*/LOG*', or from its root, db/LOG): its crash variants are not explored. "
+    "Repeatable.",
 )
 @click.option(
     "-j",
@@ -582,7 +583,7 @@ def _usage(err: CliConsole, message: str) -> NoReturn:
     multiple=True,
     metavar="PATTERN",
     help="With --exec: a file where CMD records what it acknowledged (a glob on its path "
-    "under the mount, repeatable): a call lost while a later write to it persisted is a "
+    "under the mount, /acked, or from its root, acked; repeatable): a call lost while a later write to it persisted is a "
     "durability vulnerability (acknowledged before durable), not an ordering one.",
 )
 @click.option(
