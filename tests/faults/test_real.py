@@ -19,7 +19,6 @@ from crashkit.faults import FaultPlan, FaultRule, FsyncModel
 from crashkit.faults.crash import enumerate_states, visible_image
 from crashkit.faults.real import fuse_unavailable, record, snapshots
 from crashkit.harness.cli import main
-from crashkit.harness.explore.exec_mode import explore_exec
 
 UNAVAILABLE = fuse_unavailable()
 needs_fuse = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no FUSE here: {UNAVAILABLE}")
@@ -71,24 +70,9 @@ def test_a_fault_plan_fails_the_real_process_call() -> None:
 
 
 @needs_fuse
-def test_the_worked_example_the_safe_writer_is_clean_the_unsafe_one_is_caught() -> None:
-    """docs/backends.md, "Any program": the temp file synced before the rename survives
-    every crash state; without that fsync, the new name can hold data never written."""
-    safe = explore_exec(WRITER, CHECKER)
-    assert safe.ok and safe.states > 0 and safe.findings == []
-    unsafe = explore_exec(f"{WRITER} --no-fsync", CHECKER)
-    assert not unsafe.ok and unsafe.failed > 0
-    first = unsafe.findings[0]  # (docs/backends.md quotes it)
-    assert first.after == "#3 rename /config.tmp (-> /config)"
-    assert first.cut == "/config: none of 111 unsynced bytes kept"
-    assert "config holds 0 bytes that no writer wrote whole" in first.output
-    assert (safe.states, unsafe.states, unsafe.failed) == (48, 117, 72)  # as documented
-    exhaustive = explore_exec(f"{WRITER} --no-fsync", CHECKER, exploration="exhaustive")
-    assert (exhaustive.states, exhaustive.failed) == (346, 298)  # --exhaustive, documented
-
-
-@needs_fuse
 def test_the_cli_runs_the_worked_example_as_documented() -> None:
+    """docs/backends.md, "Any program", its command as written. (The states, refusals and
+    first finding it quotes: tests/faults/test_exec_mode.py, linear and exhaustive.)"""
     runner = CliRunner()
     clean = runner.invoke(main, ["explore", "--exec", WRITER, "--check", CHECKER])
     assert clean.exit_code == 0, clean.output

@@ -35,6 +35,7 @@ PAIRS = _once_per_reference_and_workload()
 def test_reference_passes_the_same_workload(variant: Variant) -> None:
     summary = Explorer(variant.reference).run(variant.workload, points=variant.points)
     assert summary.findings == [], [f.to_dict() for f in summary.findings[:3]]
+    assert summary.vulnerabilities == []  # nothing to group: no invented vulnerability
     # A fatal seeded file is refused before any write, so there is nothing to crash.
     assert summary.states_checked > 0 or summary.outcomes == {"refused": 1}
 

@@ -128,12 +128,6 @@ def test_variant_vulnerabilities(variant: Variant, tmp_path: Path) -> None:
     )
 
 
-def test_the_references_have_none() -> None:
-    for variant in EXPLORED[:6]:
-        summary = Explorer(variant.reference).run(variant.workload, points=variant.points)
-        assert summary.vulnerabilities == [], variant.name
-
-
 def test_the_kit_report_adds_up_the_vulnerabilities_of_its_explorer_items() -> None:
     """Two explorer items of a backend without fsync: one vulnerability, its states
     summed, in the JSON and in the lines under the table; a JSON round trip keeps it."""
