@@ -307,14 +307,11 @@ def _later(
         if op.path.startswith(inside) or any(lost.took(op) for lost in gone):
             continue
         namespace = op.op in _NAMESPACE and (op.op != OpKind.OPEN.value or op.path not in names)
-        if namespace and folder is None:
+        if not (namespace or (op.op in _DATA and op.path not in names)):
+            continue
+        if folder is None or (op.op in _REMOVES and _folder(op.path) == folder):
             return op
-        if op.op in _REMOVES and _folder(op.path) == folder:
-            return op
-        if first is None and (namespace or (op.op in _DATA and op.path not in names)):
-            if folder is None:
-                return op
-            first = op
+        first = first or op
     return first
 
 
