@@ -43,6 +43,7 @@ from typing import Any
 from crashkit.faults.crash import Deviation, DeviationKind
 from crashkit.faults.ops import OpKind
 from crashkit.faults.trace import Op
+from crashkit.harness.judge.invariants import Invariant
 
 
 class VulnClass(StrEnum):
@@ -365,6 +366,24 @@ def _sync_of(op: Op) -> str:
 
 
 _NOTHING_LOST = "refused with nothing lost"
+#: the invariants a state breaks by what the program does with its disk, not by losing
+#: something: an in-order state refused under one is `behaviour` (the restart mishandles
+#: what the crash left, a temp file, a half-done step), never an acknowledgement too early
+_NO_LOSS = frozenset(
+    i.value
+    for i in (
+        Invariant.NO_INVALID_RESTORED,
+        Invariant.HALT,
+        Invariant.ENGINE,
+        Invariant.PROTOCOL,
+        Invariant.RESTORE_TABLE,
+        Invariant.SINGLE_WRITER,
+    )
+)
+_RECOVERY = (
+    "nothing was lost at the crash, and the restart is refused: it mishandles what the "
+    "crash left (a temp file, a half-done step); fix the recovery, no sync is missing"
+)
 
 
 def _lost_op(trace: Sequence[Op], dev: Deviation, names: set[str], point: int) -> Op | None:
@@ -503,7 +522,8 @@ def group_failures(
       state that breaks an invariant the run itself broke is that `behaviour` too;
     - after a call the fault plan failed, every refused state is that failure's
       (`error-handling`): what the program did next;
-    - a program that never syncs anything has one cause, whatever it lost;
+    - a program that never syncs a file (a folder perhaps) has one cause, whatever it
+      lost;
     - ordering pairs that lack the same sync are one vulnerability (`_fold_missing_syncs`);
     - the in-order states refused for the same acknowledgement (the last write to an
       `acks` file, else the acknowledged state the message names), and the states that
@@ -511,7 +531,9 @@ def group_failures(
     """
     failures = list(failures)
     injected = next((op.index for op in trace if op.injected), None)
-    never_synced = not any(op.op in _ALL_SYNCS and op.error is None for op in trace)
+    synced = {op.op for op in trace if op.op in _ALL_SYNCS and op.error is None}
+    # no file's bytes ever synced (folders perhaps): one cause, whatever it lost
+    unsynced = None if synced & _FILE_SYNCS else "nothing" if not synced else "no file"
     # invariants the run broke with no crash: a crash state breaking them shows that
     run_broke = {_invariant(f) for f in failures if not f.crashed and not f.fault}
     behaviour = bool(run_broke) or any(
@@ -555,19 +577,16 @@ def group_failures(
             owner.members.append(failure)
             owner.profiles = tuple(sorted(set(owner.profiles) | set(failure.profiles)))
             continue
-        if failure.crashed and not devs and not behaviour:
-            vuln = windows.of.get(id(failure)) or _acknowledged_early(failure, trace)
+        if failure.crashed and not devs and _invariant(failure) in _NO_LOSS:
+            vuln = Vulnerability(VulnClass.BEHAVIOUR, (_NOTHING_LOST,), _RECOVERY, failure)
+        elif failure.crashed and not devs and not behaviour:
+            vuln = (
+                windows.of.get(id(failure))
+                or _split_writes(failure, trace)
+                or _acknowledged_early(failure, trace)
+            )
         else:
             vuln = windows.join(failure, classify(failure, trace, acks))
-        if never_synced and failure.crashed and devs and vuln.kind in _LOSSES:
-            vuln = Vulnerability(
-                VulnClass.DURABILITY,
-                ("nothing is ever synced",),
-                "the program never calls fsync (nor fdatasync, sync): nothing it writes is "
-                "durable; sync each file before relying on it, and its folder after "
-                "creating, renaming or removing an entry",
-                failure,
-            )
         vuln = count(vuln, failure)
         if failure.crashed and not devs:
             in_order[failure.point] = vuln
@@ -577,7 +596,9 @@ def group_failures(
     vulns = _fold_created_paths(sorted(found.values(), key=_order))
     if sources:
         vulns = _by_source_line(vulns, sources)
-    return _fold_missing_syncs(vulns)
+    vulns = _fold_missing_syncs(vulns)
+    # (where lines are known they tell one bug from two: ALICE's static vulnerabilities)
+    return vulns if unsynced is None or sources else _fold_unsynced(vulns, unsynced)
 
 
 def _by_source_line(vulns: list[Vulnerability], sources: Mapping[int, str]) -> list[Vulnerability]:
@@ -596,9 +617,8 @@ def _by_source_line(vulns: list[Vulnerability], sources: Mapping[int, str]) -> l
 
 
 _LOSSES = frozenset({VulnClass.DURABILITY, VulnClass.ORDERING, VulnClass.UNEXPLAINED})
-_ALL_SYNCS = frozenset(
-    {OpKind.FSYNC.value, OpKind.FDATASYNC.value, OpKind.DIRFSYNC.value, OpKind.SYNC.value}
-)
+_FILE_SYNCS = frozenset({OpKind.FSYNC.value, OpKind.FDATASYNC.value, OpKind.SYNC.value})
+_ALL_SYNCS = _FILE_SYNCS | {OpKind.DIRFSYNC.value}
 
 
 def _invariant(failure: Failure) -> str:
@@ -630,6 +650,20 @@ def _acknowledged_early(failure: Failure, trace: Sequence[Op]) -> Vulnerability:
     else:
         hint = f"make {_describe(following)} durable (fsync its folder) before acknowledging it"
     return Vulnerability(kind, ops, hint, failure, calls=(following,))
+
+
+def _split_writes(failure: Failure, trace: Sequence[Op]) -> Vulnerability | None:
+    """An in-order state refused as damaged (4: nothing acknowledged is named, the
+    restart found the file unreadable) between two writes of one file: the program's
+    own writes, in order, leave it unreadable until the next one lands (a database's
+    pages written in place, no journal). Several writes that must land together: the
+    atomicity of the write that was to come, the same cause as that write torn."""
+    if _invariant(failure) != Invariant.CRASH_NOT_FATAL.value:
+        return None
+    following = _following(failure, trace)
+    if following is None or following.op not in _DATA:
+        return None
+    return _torn(Deviation(DeviationKind.DATA_TORN, following.path, ""), failure)
 
 
 #: the acknowledged state an invariant's (or a checker's) message names
@@ -677,6 +711,8 @@ class _Windows:
         windows: dict[tuple[str, ...], list[Failure]] = {}
         for failure in () if behaviour else failures:
             if not failure.crashed or failure.deviations or failure.fault:
+                continue
+            if _invariant(failure) in _NO_LOSS:
                 continue
             ack = _acknowledgement(failure, trace, acks)
             if ack is not None:
@@ -793,6 +829,27 @@ def _fold_missing_syncs(vulns: list[Vulnerability]) -> list[Vulnerability]:
             laters = dict.fromkeys(p[1].removesuffix(_PERSISTED) for p in listed)
             head.hint = f"fsync {sync} before {', '.join(laters)}"
     return sorted((v for v in vulns if id(v) not in folded), key=_order)
+
+
+def _fold_unsynced(vulns: list[Vulnerability], unsynced: str) -> list[Vulnerability]:
+    """A program that never syncs a file has one cause, however many losses show it (a
+    database's pages, its journal, their folder: SQLite with `synchronous=OFF`): its
+    loss vulnerabilities are one, listing what each lost, with one fix."""
+    losses = [v for v in vulns if v.kind in _LOSSES]
+    if len(losses) < 2:
+        return vulns
+    head = losses[0]
+    lost = [op for v in losses for op in v.ops if not op.endswith(_PERSISTED)]
+    fixes = "; ".join(dict.fromkeys(v.hint for v in losses))
+    for other in losses[1:]:
+        head.absorb(other)
+    head.kind = VulnClass.DURABILITY
+    head.ops = (f"{unsynced} is ever synced", *dict.fromkeys(lost))
+    head.sources = ()
+    head.hint = f"the program never syncs a file (fsync, fdatasync, sync): {fixes}"
+
+    kept = {id(v) for v in losses[1:]}
+    return sorted((v for v in vulns if id(v) not in kept), key=_order)
 
 
 def may_own(owner: Failure, failure: Failure, trace: Sequence[Op]) -> bool:

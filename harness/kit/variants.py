@@ -8,7 +8,7 @@ tests run them against every driver (explorer, scenario library, both machines).
 
 Every broken backend is a module-level `Backend` here, so an exported regression
 scenario can name it (`backend: crashkit.harness.kit.variants:no_fsync`). They are
-written on the reference's public hooks only (`writer=`, `fsync_directory`, the
+written on the reference's public hooks only (`writer=`, `fsync_file`, `fsync_directory`, the
 restore functions of `store.report`), as an outside author would write them.
 """
 
@@ -54,7 +54,7 @@ from crashkit.orchestrator.store.report import (
     parse_state_bytes,
     store_from_report,
 )
-from crashkit.regime_engine.codec import decode_record, encode_state, record_to_state
+from crashkit.regime_engine.codec import decode_record, record_to_state
 from crashkit.regime_engine.contracts import (
     HysteresisConfig,
     HysteresisState,
@@ -70,8 +70,9 @@ from crashkit.regime_engine.engine import run_with_hysteresis
 class NoFsyncWriter(JsonlStateBackend):
     """Acknowledges after write(): the bytes sit in the page cache only."""
 
-    def append(self, states: Sequence[HysteresisState]) -> None:
-        os.write(self.fd, b"".join(encode_state(s) for s in states))
+    @staticmethod
+    def fsync_file(fd: int) -> None:
+        pass
 
 
 class NoTailCutWriter(JsonlStateBackend):
@@ -85,24 +86,24 @@ class NoTailCutWriter(JsonlStateBackend):
 class FsyncSwallowedWriter(JsonlStateBackend):
     """Ignores an fsync error and acknowledges anyway."""
 
-    def append(self, states: Sequence[HysteresisState]) -> None:
-        os.write(self.fd, b"".join(encode_state(s) for s in states))
+    @staticmethod
+    def fsync_file(fd: int) -> None:
         with contextlib.suppress(OSError):
-            os.fsync(self.fd)
+            os.fsync(fd)
 
 
 class FsyncRetriedWriter(JsonlStateBackend):
     """Retries a failed fsync and carries on when the retry succeeds (the classic bug)."""
 
-    def append(self, states: Sequence[HysteresisState]) -> None:
-        os.write(self.fd, b"".join(encode_state(s) for s in states))
-        for _ in range(3):
+    @staticmethod
+    def fsync_file(fd: int) -> None:
+        for attempt in range(3):
             try:
-                os.fsync(self.fd)
+                os.fsync(fd)
                 return
-            except OSError as exc:
-                last = exc
-        raise PersistenceError(f"fsync kept failing: {last}", last.errno)
+            except OSError:
+                if attempt == 2:
+                    raise
 
 
 class NoDirFsyncWriter(JsonlStateBackend):
@@ -197,8 +198,8 @@ def restore_with(
             raise RestoreFatal(path, "torn tail")
         if data is not None and invalid == "fatal-one" and report.invalid:
             raise RestoreFatal(path, f"invalid line {report.invalid[0].line}")
-        if invalid == "all-empty" and report.outcome == "fatal":
-            report = RestoreReport(path=path, outcome="bootstrap", file_bytes=len(data or b""))
+        if invalid == "all-empty" and report.outcome == "fatal":  # (its torn tail still cut)
+            report = replace(report, outcome="bootstrap", reason=None, invalid=())
         if report.outcome == "fatal":
             raise RestoreFatal(path, report.reason or "fatal")
         store = store_from_report(report, config)

@@ -1,10 +1,10 @@
 """The in-process explorer names each broken variant's defect as vulnerabilities: the
 classes pinned per variant (largest group first), so a change of the grouping is made
-on purpose. Each planted defect is one vulnerability for 32 of the 41 explored variants
-(an acknowledgement made before several writes were durable is one, listing them); the
-others are pinned as they are, with why more than one (the defect shows in two ways,
-or it leaves several syncs out: one vulnerability per missing sync, each folding the
-ordering pairs it shows as). None is `unexplained`: a state only several losses refuse
+on purpose. Each planted defect is one vulnerability for 38 of the 41 explored variants
+(an acknowledgement made before several writes were durable is one, listing them; a
+program that never syncs a file is one, listing what it lost); the other three are
+pinned as they are, with why more than one (the defect has two consequences, each with
+its own fix). None is `unexplained`: a state only several losses refuse
 is the ordering pair of the first one."""
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ EXPECTED: dict[str, list[VulnClass]] = {
     "tie-break-to-first": [B],
     "torn-tail-fatal": [A],
     "one-invalid-line-fatal": [B],
-    # the defect shows on a seeded file (behaviour) and on a torn first line (atomicity)
-    "all-invalid-restores-empty": [A, B],
-    # the swallowed failure, and torn tails its backend keeps before the fault fires
-    "fsync-error-swallowed": [E, A],
-    "fsync-retried-and-carried-on": [E, A],
+    "all-invalid-restores-empty": [B],
+    "fsync-error-swallowed": [E],
+    "fsync-retried-and-carried-on": [E],
     "publish-before-persist": [B],
     "scheduling-continues-after-failure": [E],
     "duplicate-reapplied-after-restart": [B],
@@ -49,9 +47,8 @@ EXPECTED: dict[str, list[VulnClass]] = {
     "compaction-folder-not-fsynced": [D],
     "compaction-replaced-before-written": [D],
     "compaction-temp-in-another-folder": [B],
-    # the temp left on disk, refused before its write and before its rename: no
-    # acknowledgement names the two in-order refusals as one (a protocol check)
-    "compaction-stale-temp-kept": [D, D],
+    # nothing lost: the restart keeps the temp the crash left (the recovery's bug)
+    "compaction-stale-temp-kept": [B],
     "no-writer-lock": [B],
     "missing-file-refuses": [B],
     "close-raises": [B],
@@ -69,16 +66,18 @@ EXPECTED: dict[str, list[VulnClass]] = {
     "unlocked-on-poison": [B],
     "sqlite-closed-on-poison": [B],
     "poisoned-per-symbol": [E],  # the failed write, then another symbol's append acknowledged
-    # synchronous=OFF leaves out three syncs: the database's, the journal's and the
-    # folder's (after creating the two), each one vulnerability listing its pairs
-    "sqlite-synchronous-off": [OR, OR, OR],
+    # no file is ever synced: one cause, listing what the database, the journal and the
+    # folder (their creations) lost
+    "sqlite-synchronous-off": [D],
     "sqlite-synchronous-full": [D],  # the journal's unlink, its folder never synced
-    # no journal: the database file's creation (its folder), its pages torn, and the
-    # in-order state between two page writes damaged (no acknowledgement: not folded)
-    "sqlite-journal-off": [D, A, D],
-    "sqlite-journal-memory": [D, A, D],
-    # the VFS drops the file syncs, the folder's still made: the database's and the journal's
-    "sqlite-vfs-sync-does-nothing": [OR, OR],
+    # no journal: a transaction's page writes are not atomic (a page torn, the state
+    # between two page writes unreadable: one atomicity), and the database's own entry is
+    # never synced (SQLite syncs the folder when it deletes a journal, C5.3 met through
+    # that): two consequences, each with its own fix
+    "sqlite-journal-off": [D, A],
+    "sqlite-journal-memory": [D, A],
+    # the VFS drops the file syncs (the folder's still made): no file is ever synced
+    "sqlite-vfs-sync-does-nothing": [D],
     "sqlite-vfs-ignores-dirsync-on-delete": [D],
     # one vulnerability: acknowledged before the journal, the database and the unlink
     "sqlite-last-commit-after-ack": [D],

@@ -5,8 +5,8 @@ layer can intercept and crash every one of them. Declared as `BACKEND` (what
 `crashkit.orchestrator.store.jsonl:BACKEND` names). Variants (the harness's broken
 backends, an author's experiment) subclass `JsonlStateBackend` and pass it as
 `writer=` to `open_jsonl_store`: its `fd`, `committed_bytes` and `torn_tail_bytes`
-are public, and `fsync_directory` and `lock` are the hooks for every directory
-fsync and for the writer lock.
+are public, and `fsync_file`, `fsync_directory` and `lock` are the hooks for every
+fsync of the state file, every directory fsync and the writer lock.
 """
 
 from __future__ import annotations
@@ -212,6 +212,11 @@ class JsonlStateBackend:
         return self._torn_tail_bytes
 
     @staticmethod
+    def fsync_file(fd: int) -> None:
+        """Make the state file's bytes durable (every fsync of it goes through here)."""
+        os.fsync(fd)
+
+    @staticmethod
     def fsync_directory(directory: str) -> None:
         """Make a directory's entries durable (every directory fsync goes through here)."""
         _fsync_dir(directory)
@@ -246,7 +251,7 @@ class JsonlStateBackend:
             except OSError as exc:
                 raise self._fail("cutting the torn tail (ftruncate)", exc) from exc
             try:
-                os.fsync(fd)
+                self.fsync_file(fd)
             except OSError as exc:
                 raise self._fail("making the torn-tail cut durable (fsync)", exc) from exc
             self._torn_tail_bytes = 0
@@ -258,7 +263,7 @@ class JsonlStateBackend:
         if written != len(data):
             raise self._fail("write", None, f"short write ({written} of {len(data)} bytes)")
         try:
-            os.fsync(fd)
+            self.fsync_file(fd)
         except OSError as exc:
             raise self._fail("fsync", exc) from exc
         self._committed_bytes += len(data)
