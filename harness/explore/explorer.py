@@ -155,6 +155,13 @@ def seed_of(workload: Workload) -> ModelRestore:
 STOPPED = "interrupted"
 
 
+#: the pseudo crash point of `Explorer._seeded_start` (before the run's first call)
+_SEEDED = -1
+#: the cut of its findings (no crash point: the run's own), which `ticks_to_first_ack`
+#: and an exported scenario read back
+SEEDED_START = "the seeded disk, as the run started on it"
+
+
 class NotApplicable(ValueError):
     """A workload the backend cannot be run on as declared (a seeded line file for a
     backend that keeps its own format)."""
@@ -722,6 +729,35 @@ class Explorer:
         )
         return False, [v for v in found if v.invariant not in capped], rules
 
+    def _seeded_start(
+        self,
+        workload: Workload,
+        snapshots: Sequence[RegimeInputSnapshot],
+        reference: Reference,
+        seed: ModelRestore,
+        timeline: Timeline,
+        capped: frozenset[Invariant],
+        facts: RunFacts,
+    ) -> list[Violation]:
+        """A seeded file is what an earlier run (and its crash) left: the run's start on
+        it is judged as every restart is, up to its first acknowledged append and a clean
+        reopen, with nothing of the run acknowledged yet. What breaks there is the run's
+        own finding, no new crash needed (a compaction that copies the seed's torn tail
+        glues that append to it, and loses it)."""
+        self._per_point = {}
+        self._horizon[_SEEDED] = 0  # (a crash before the run's first call)
+        try:
+            image = workload.image()
+            assert image is not None  # (seeded)
+            state = CrashState(image, SEEDED_START)
+            _, found, _ = self._check_state(
+                workload, snapshots, reference, seed, timeline, _SEEDED, state, capped, facts
+            )
+        finally:
+            del self._horizon[_SEEDED]
+            self._per_point = {}
+        return found
+
     def _compact_offline(self, workload: Workload) -> str | None:
         """The backend's offline compaction (`Backend.compact`) between two processes: a
         refusal is an answer, any other exception is a crash (returned)."""
@@ -971,6 +1007,11 @@ class Explorer:
         self._per_point = {}
         self._restarts = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
+        if workload.initial_state is not None and refusal is None and summary.workloads:
+            seeded_start = self._seeded_start(
+                workload, snapshots, reference, seed, timeline, self.capped(), facts
+            )
+            self._keep(summary, seeded_start, workload, None, SEEDED_START, None)
         # Each point's first and last crash state (nothing of the unsynced data kept, all
         # of it kept): once an invariant reached the cap only those are restarted.
         extremes = {(p, id(s)) for p, group in _by_point(states) for s in (group[0], group[-1])}
@@ -1015,19 +1056,23 @@ class Explorer:
         comes after (what the real-process mode's must equal, point by point)."""
         return list(self._record(workload, workload.snapshots()).states)
 
-    def ticks_to_first_ack(self, workload: Workload, point: int, cut: str) -> int | None:
+    def ticks_to_first_ack(self, workload: Workload, point: int | None, cut: str) -> int | None:
         """How many ticks a process restarted on the crash state (`point`, `cut`) of the
         workload reads up to its first acknowledged append (None: no such state, a
-        refusal, or no append at all). Re-records the workload to find the state; what a
-        regression scenario needs to replay the explorer's check after that append."""
+        refusal, or no append at all); `SEEDED_START` (no point): the seeded disk itself.
+        Re-records the workload to find the state; what a regression scenario needs to
+        replay the explorer's check after that append."""
         snapshots = workload.snapshots()
-        rec = self._record(workload, snapshots)
-        state = next((s for p, s in rec.states if p == point and s.cut == cut), None)
-        if state is None:
-            return None
+        image = workload.image() if point is None and cut == SEEDED_START else None
+        if image is None:
+            rec = self._record(workload, snapshots)
+            state = next((s for p, s in rec.states if p == point and s.cut == cut), None)
+            if state is None:
+                return None
+            image = state.image
         fs = self.fs
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
-        fs.start(state.image)
+        fs.start(image)
         timeline = Timeline()
         process = self._runtime(workload, timeline, RecordingSink(timeline))
         try:

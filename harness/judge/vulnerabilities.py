@@ -340,7 +340,8 @@ def _hint(kind: VulnClass, lost: Op | None, later: Op | None, dev: Deviation) ->
             )
         return (
             f"the reader must detect a torn write to `{normalise(dev.path)}`: a length or "
-            "checksum per record (or write a new file, fsync it, and rename it)"
+            "checksum per record, or a journal to roll it back (or write a new file, fsync "
+            "it, and rename it)"
         )
     if lost is None:
         return (

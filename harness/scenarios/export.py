@@ -80,6 +80,7 @@ from typing import Any
 import yaml
 
 from crashkit.harness.explore import Explorer, Finding, Workload, minimal_findings
+from crashkit.harness.explore.explorer import SEEDED_START
 from crashkit.harness.judge.invariants import Invariant
 from crashkit.harness.judge.paths import STATE_DIR
 from crashkit.orchestrator.events import state_payload
@@ -292,6 +293,12 @@ def scenario_from_finding(
             steps += [{"run": {"ticks": w.compact_after}}, {"compact": {}}]
         steps.append({"run": {"ticks": "all"}})
     where = "the recorded run"
+    seeded = finding.crash_point is None and finding.cut == SEEDED_START
+    if seeded and first_ack_ticks and w.compact_after is None:
+        # the seeded start judged as a restart: restored again after its first append
+        steps[-1] = {"run": {"ticks": first_ack_ticks}}
+        steps += [{"restart": {}}, {"run": {"ticks": "all"}}]
+        where = "the start on the seeded disk, restored again after its first append"
     if finding.crash_point is not None:
         restart: dict[str, Any] = {}
         if w.window_changed:  # every restarted process runs with the other window
@@ -331,7 +338,7 @@ def workload_input(w: Workload) -> dict[str, object]:
 def first_ack_ticks_of(explorer: Explorer, finding: Finding) -> int | None:
     """How many ticks the process restarted on the finding's crash state reads up to its
     first acknowledged append (None: no crash, a refusal, or no append at all)."""
-    if finding.crash_point is None or finding.cut is None:
+    if finding.cut is None or (finding.crash_point is None and finding.cut != SEEDED_START):
         return None
     return explorer.ticks_to_first_ack(finding.workload, finding.crash_point, finding.cut)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from crashkit.harness.explore import Explorer, Summary, Workload
+from crashkit.harness.explore.explorer import SEEDED_START
 from crashkit.harness.judge.invariants import INVARIANTS
+from crashkit.harness.judge.vulnerabilities import VulnClass
 from crashkit.harness.kit.variants import VARIANTS
 
 SMALL = Workload(symbols=2, ticks=8, seed=5, name="small")
@@ -225,3 +227,18 @@ def test_a_crash_after_the_last_change_of_the_disk_holds_every_acknowledged_tick
     final = max(s.engine_timestamp_ms for s in workload.snapshots())
     assert {s.engine_timestamp_ms for s in last.ledger.latest_acked.values()} == {final}
     assert last.ledger.later == frozenset()
+
+
+def test_the_start_on_a_seeded_file_is_judged_as_a_restart() -> None:
+    """A seeded file is what an earlier crash left: the run's start on it is checked as
+    every restart is (its first acknowledged append, then a clean reopen). A compaction
+    that copies the seed's torn tail glues that append to it: lost with no new crash, the
+    run's own finding; the reference (it cuts the tail first) passes the same workload."""
+    variant = next(v for v in VARIANTS if v.name == "compaction-copies-torn-tail")
+    summary = Explorer(variant.backend).run(variant.workload)
+    seeded = [f for f in summary.findings if f.cut == SEEDED_START]
+    assert seeded and all(f.crash_point is None for f in seeded)
+    assert seeded[0].violation.invariant.value == "1-durability"
+    assert [v.kind for v in summary.vulnerabilities] == [VulnClass.BEHAVIOUR]
+    clean = Explorer("crashkit.orchestrator.store.jsonl:COMPACTING_BACKEND").run(variant.workload)
+    assert clean.findings == [] and clean.states_checked > 0

@@ -176,6 +176,7 @@ def test_explorer_findings_of_a_variant_are_exported(name: str, tmp_path: Path) 
             ["run"],
             ["run", "crash", "restart", "run"],
             ["run", "crash", "restart", "run", "restart", "run"],  # + the re-restore
+            ["run", "restart", "run"],  # the seeded start, restored after its first append
         )
         # The scenario runner reproduces the finding on the variant.
         result = run_loaded(load_scenario(path))

@@ -25,6 +25,7 @@ from typing import Any
 import apsw
 import pytest
 
+from crashkit.faults import CrashFS, FaultPlan, FaultRule
 from crashkit.orchestrator.errors import (
     PersistenceError,
     RestoreFatal,
@@ -748,3 +749,38 @@ def test_a_row_with_a_value_of_the_wrong_json_type_is_fatal(
     sql(path, "UPDATE crashkit_state SET record = ? WHERE symbol = 'B'", record.replace(old, new))
     reason = refused(path)
     assert "row 2 (symbol 'B') is invalid: schema" in reason
+
+
+# -- C5.3 by the backend itself: the new database's folder synced at its creation ------------
+
+
+def test_a_new_database_has_its_folder_synced_before_anything_is_written() -> None:
+    """SQLite syncs the folder only when it deletes a journal: the backend syncs it itself
+    right after SQLite created the file, whatever the journal mode (with no journal the
+    entry would never be durable: the variant `sqlite-journal-off` showed it)."""
+    path = "/var/lib/crashkit/state.db"
+    crash = CrashFS()
+    try:
+        crash.start()
+        no_journal = replace(sqlite.SAFE, journal_mode="OFF")
+        opened = sqlite.open_sqlite_store(path, CONFIG, settings=no_journal)
+        opened.backend.append([A1])
+        opened.backend.close()
+        trace = [(op.op, op.path) for op in crash.trace if op.error is None]
+    finally:
+        crash.stop()
+    created = trace.index(("open", path))
+    synced = trace.index(("dirfsync", "/var/lib/crashkit"), created)
+    assert not any(op == "write" for op, _ in trace[created:synced])
+
+
+def test_a_failed_folder_sync_at_creation_refuses_the_start() -> None:
+    path = "/var/lib/crashkit/state.db"
+    plan = FaultPlan((FaultRule("dirfsync", "/var/lib/crashkit", 1, "EIO"),))
+    crash = CrashFS(plan=plan)
+    try:
+        crash.start()
+        with pytest.raises(StartupRefused, match="cannot make the new database durable"):
+            sqlite.BACKEND(path, CONFIG)
+    finally:
+        crash.stop()

@@ -18,6 +18,9 @@ choice was made):
   so a tie goes to the later write (C4.10, C4.11) and restore reads one row per symbol,
   in time independent of history. `record` is the canonical contract-v1 line (without
   its newline), decoded as strictly as a line of the reference's file.
+- A database the start creates has its folder fsynced at once (C5.3 by the backend
+  itself: SQLite syncs the folder only when it deletes a journal, so without a journal
+  the new entry would never be made durable).
 - The database says what it is in its header: `application_id` 0x636b7331 ("cks1") and
   `user_version` 1, written by the first append's transaction, with the table.
 - Restore: SQLite rolls a hot journal back (its own crash recovery; the only write a
@@ -333,6 +336,21 @@ def _restore(
     )
 
 
+def _entry_durable(path: str) -> None:
+    """The database SQLite just created: its folder fsynced, so that its entry is durable
+    before the first append returns (C5.3). SQLite syncs the folder itself only when it
+    deletes a journal (DELETE mode): a mode without one would leave the entry to chance."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise RestoreFatal(
+            path,
+            f"cannot make the new database durable in {directory} (fsync of the folder): "
+            f"{exc.strerror} (errno {errno.errorcode.get(exc.errno or 0, exc.errno)})",
+        ) from exc
+
+
 def _connect(path: str, vfs: OsVfs, state: ConnectionState, flags: int) -> apsw.Connection:
     try:
         return apsw.Connection(path, flags=flags, vfs=vfs.vfs_name)
@@ -480,6 +498,8 @@ def open_sqlite_store(
             path, vfs, state, apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
         )
         try:
+            if existing is None:  # C5.3 by the backend itself, whatever the journal mode
+                _entry_durable(path)
             _configure(connection, settings, path, state)
             report = _restore(connection, state, path, settings)
         except BaseException:
