@@ -185,8 +185,9 @@ def test_the_fixture_can_name_the_backend_and_checks_that_do_not_apply_say_so(
 
 
 def test_shards_partition_the_items(pytester: pytest.Pytester) -> None:
-    def items(*args: str) -> set[str]:
-        result = run(pytester, f"--crashkit-backend={REFERENCE}", "--co", "-q", *args)
+    def items(*args: str) -> set[str]:  # (a collection only: in this process, no fork)
+        collect = ("-p", "no:randomly", f"--crashkit-backend={REFERENCE}", "--co", "-q")
+        result = pytester.runpytest_inprocess(*collect, *args)
         return {line for line in result.stdout.lines if line.startswith("crashkit::")}
 
     def parts_of(names: set[str]) -> set[str]:  # explorer items are named by their share
@@ -203,6 +204,6 @@ def test_shards_partition_the_items(pytester: pytest.Pytester) -> None:
 def test_the_selftest_lists_every_variant_under_each_driver(pytester: pytest.Pytester) -> None:
     from crashkit.harness.kit.variants import ALL_VARIANTS
 
-    result = run(pytester, "--crashkit-selftest", "--co", "-q")
+    result = pytester.runpytest_inprocess("-p", "no:randomly", "--crashkit-selftest", "--co", "-q")
     listed = [line for line in result.stdout.lines if line.startswith("crashkit::test_selftest")]
     assert len(listed) == sum(len(v.caught_by) for v in ALL_VARIANTS)

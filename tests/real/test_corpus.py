@@ -5,8 +5,8 @@ Each test records the program on a FUSE mount and checks the crash states its pr
 allows (`crashkit explore --exec ... --json`, bounded, one checker: pytest -n runs the
 tests side by side), so each needs FUSE (skipped with the reason where it is missing)
 and whatever its program needs (plyvel, git). The workloads are small (three
-operations, one git commit): the file takes about 40 s of CPU, a minute of wall time
-on 2 cores shared with other jobs.
+operations, one git commit): the file takes about 35 s of CPU, half a minute of wall
+time on 2 cores shared with other jobs.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def test_shelve_loses_synced_keys() -> None:
     ("journal", "synchronous", "profile"),
     [
         ("wal", "full", "prefix"),
-        ("delete", "extra", "prefix"),
+        # (DELETE + EXTRA, and DELETE + FULL that loses a commit: tests/faults/
+        # test_exec_vulnerabilities.py, a program printing each commit, its vulnerability)
         ("truncate", "full", "prefix"),
         ("persist", "normal", "prefix"),
     ],
@@ -151,8 +152,6 @@ def test_sqlite_durable_modes_keep_every_commit(
     [
         # WAL + NORMAL: consistent, not durable (SQLite's documentation)
         ("wal", "normal", "ext4-ordered", "acknowledged row=3 missing (rows present: [1, 2])"),
-        # DELETE + FULL: the journal's unlink is never made durable (EXTRA syncs the folder)
-        ("delete", "full", "prefix", "acknowledged row=1 missing (rows present: [])"),
         # TRUNCATE + NORMAL: the journal's truncation is not synced, it can come back
         ("truncate", "normal", "posix", "acknowledged row=2 missing (rows present: [1])"),
     ],
@@ -177,18 +176,6 @@ def test_leveldb_keeps_synced_puts_but_a_power_cut_while_creating_breaks_it() ->
         "LevelDB does not open: b'Corruption: no meta-nextfile entry in descriptor'"
     }
     assert all("/acked (0 bytes)" in f["files"] for f in run.data["findings"])
-
-
-@needs_plyvel
-def test_leveldb_current_renamed_without_a_folder_fsync_on_unordered_directories() -> None:
-    """Where directory operations persist in any order, the old MANIFEST's unlink can
-    persist without CURRENT's rename to the new one: acknowledged puts unreachable."""
-    run = explore("leveldb", "", "posix")
-    assert run.exit_code == 1
-    after_acks = [f["output"] for f in run.data["findings"] if "/acked (0 bytes)" not in f["files"]]
-    assert after_acks
-    assert all("CURRENT points to a non-existent file" in out for out in after_acks)
-    assert not any(out.startswith("acknowledged") for out in run.outputs)
 
 
 @needs_plyvel
@@ -223,6 +210,11 @@ def test_leveldb_creating_its_folder_is_three_vulnerabilities_each_with_its_fix(
         ("durability", ["mkdir /db not durable"], "fsync the folder `/` after mkdir /db"),
     ]
     assert sum(v["states"] for v in run.data["vulnerabilities"]) == run.data["failed"]
+    # where directory operations persist in any order, the old MANIFEST's unlink persists
+    # without CURRENT's rename to the new one: acknowledged puts unreachable
+    after_acks = [f["output"] for f in run.data["findings"] if "/acked (0 bytes)" not in f["files"]]
+    assert any("CURRENT points to a non-existent file" in out for out in after_acks)
+    assert not any(out.startswith("acknowledged") for out in run.outputs)
 
 
 @needs_git
