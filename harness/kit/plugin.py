@@ -22,20 +22,21 @@ import tempfile
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from rich.console import Console
 
-from crashkit.faults import profile_named
-from crashkit.harness.explore.probe import InvisibleIO, require_visible
-from crashkit.harness.explore.suite import parse_shard
-from crashkit.harness.kit.report import KitReport
-from crashkit.harness.kit.suites import KIT_SUITES, KitSuite
 from crashkit.orchestrator.errors import ConfigError
 from crashkit.orchestrator.store.protocol import Backend, importable_from, load_backend
 
+if TYPE_CHECKING:  # (the harness is imported once the kit is asked for: a pytest session
+    # of a project that merely has crashkit installed pays nothing for it)
+    from crashkit.harness.kit.report import KitReport
+    from crashkit.harness.kit.suites import KitSuite
+
 SUITE_MODULE = "crashkit.harness.kit.suite"
+#: `crashkit.harness.kit.suites.KIT_SUITES`' names (tests/kit/test_plugin.py checks them)
+SUITE_NAMES = ("ci", "nightly", "quick")
 DEFAULT_MAX_FINDINGS = 10
 #: pytest's exit status when the backend cannot be tested here (its I/O is invisible).
 EXIT_INVISIBLE_IO = 2
@@ -46,7 +47,7 @@ class KitConfig:
     """The kit's settings for this session (the same in every xdist worker)."""
 
     spec: str | None
-    suite: KitSuite
+    suite_name: str
     shard: tuple[int, int]
     selftest: bool
     findings_dir: Path
@@ -62,9 +63,14 @@ class KitConfig:
     def active(self) -> bool:
         return self.spec is not None or self.selftest
 
+    @property
+    def suite(self) -> KitSuite:
+        from crashkit.harness.kit.suites import KIT_SUITES
+
+        return KIT_SUITES[self.suite_name]
+
 
 KIT_KEY = pytest.StashKey[KitConfig]()
-REPORT_KEY = pytest.StashKey[KitReport]()
 
 
 def kit_config(config: pytest.Config) -> KitConfig:
@@ -78,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:ATTR",
         help="run the conformance kit against this backend (a Backend declaration or a factory)",
     )
-    group.addoption("--crashkit-suite", choices=sorted(KIT_SUITES), help="how much (default: ci)")
+    group.addoption("--crashkit-suite", choices=SUITE_NAMES, help="how much (default: ci)")
     group.addoption("--crashkit-shard", metavar="I/N", help="run shard i of n (i from 0)")
     group.addoption(
         "--crashkit-selftest",
@@ -122,6 +128,8 @@ def _option(config: pytest.Config, name: str) -> Any:
 def _shard(text: str | None) -> tuple[int, int]:
     if text is None:
         return (0, 1)
+    from crashkit.harness.explore.suite import parse_shard
+
     try:
         return parse_shard(text)
     except ValueError as exc:
@@ -141,9 +149,9 @@ def _findings_dir(config: pytest.Config) -> tuple[Path, bool]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "crashkit: an item of the crashkit conformance kit")
     suite_name = _option(config, "suite") or "ci"
-    if suite_name not in KIT_SUITES:
+    if suite_name not in SUITE_NAMES:
         raise pytest.UsageError(
-            f"crashkit_suite: {suite_name!r} is not one of {', '.join(sorted(KIT_SUITES))}"
+            f"crashkit_suite: {suite_name!r} is not one of {', '.join(SUITE_NAMES)}"
         )
     spec = _option(config, "backend")
     findings, default = _findings_dir(config)
@@ -151,27 +159,32 @@ def pytest_configure(config: pytest.Config) -> None:
     if maximum is not None and maximum < 1:
         raise pytest.UsageError("--crashkit-max-findings: must be at least 1")
     json_path = config.getoption("--crashkit-json")
-    try:
-        profile = profile_named(config.getoption("--crashkit-profile") or "prefix").name
-    except ValueError as exc:
-        raise pytest.UsageError(f"--crashkit-profile: {exc}") from exc
+    profile = config.getoption("--crashkit-profile")
+    if profile is not None:
+        from crashkit.faults import profile_named
+
+        try:
+            profile = profile_named(profile).name
+        except ValueError as exc:
+            raise pytest.UsageError(f"--crashkit-profile: {exc}") from exc
     kit = KitConfig(
         spec=spec,
-        suite=KIT_SUITES[suite_name],
+        suite_name=suite_name,
         shard=_shard(config.getoption("--crashkit-shard")),
         selftest=bool(config.getoption("--crashkit-selftest")),
         findings_dir=findings,
         max_findings=maximum or DEFAULT_MAX_FINDINGS,
         json_path=Path(json_path) if json_path else None,
         default_findings=default,
-        profile=profile,
+        profile=profile or "prefix",
         real=bool(config.getoption("--crashkit-real")),
     )
     config.stash[KIT_KEY] = kit
-    config.stash[REPORT_KEY] = KitReport()
     # a backend module beside the tests is importable, as pytest's `pythonpath` would make it
     importable_from(config.invocation_params.dir, config.rootpath)
     if spec is not None:
+        from crashkit.harness.explore.probe import InvisibleIO, require_visible
+
         try:
             backend = load_backend(spec)
         except ConfigError as exc:
@@ -318,6 +331,8 @@ def crashkit_target(crashkit_backend: Backend | str) -> Backend:
             "crashkit.orchestrator.store.protocol.Backend or a 'module:attribute' string",
             returncode=4,
         )
+    from crashkit.harness.explore.probe import InvisibleIO, require_visible
+
     try:
         require_visible(backend)
     except InvisibleIO as exc:
@@ -330,11 +345,21 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for name, value in report.user_properties:
         if name == "crashkit":
-            _report.add(json.loads(str(value)))
+            _the_report().add(json.loads(str(value)))
 
 
-# The controlling process's report: pytest_runtest_logreport has no config at hand.
-_report = KitReport()
+# The controlling process's report (pytest_runtest_logreport has no config at hand), made
+# at the first kit item's
+_report: KitReport | None = None
+
+
+def _the_report() -> KitReport:
+    global _report
+    if _report is None:
+        from crashkit.harness.kit.report import KitReport
+
+        _report = KitReport()
+    return _report
 
 
 #: The kit's options that select nothing without a backend (or the self-test).
@@ -366,27 +391,30 @@ def _no_backend_hint_due(config: pytest.Config, exitstatus: int, terminalreporte
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     kit = kit_config(config)
-    if not (kit.active or _report.items) and _no_backend_hint_due(
+    report = _report
+    if not (kit.active or (report and report.items)) and _no_backend_hint_due(
         config, exitstatus, terminalreporter
     ):
         terminalreporter.write_line(NO_BACKEND_HINT)
-    if not kit.active or not _report.items:
+    if not kit.active or report is None or not report.items:
         return
+    from rich.console import Console
+
     title = (
         f"crashkit conformance kit: {kit.spec or 'self-test'} (suite {kit.suite.name}, "
-        f"profile {kit.profile}, shard {kit.shard[0]}/{kit.shard[1]}), {_report.items} items"
+        f"profile {kit.profile}, shard {kit.shard[0]}/{kit.shard[1]}), {report.items} items"
     )
     console = Console(file=terminalreporter._tw._file, force_terminal=False, width=140)
-    console.print(_report.table(title))
-    if _report.coverage:
-        console.print(_report.coverage_table())
-    for line in _report.vulnerability_lines():
+    console.print(report.table(title))
+    if report.coverage:
+        console.print(report.coverage_table())
+    for line in report.vulnerability_lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in _report.limit_lines():
+    for line in report.limit_lines():
         console.print(line, highlight=False, markup=False)
-    for line in _report.not_applicable_lines():
+    for line in report.not_applicable_lines():
         console.print(f"not applicable: {line}", highlight=False, markup=False)
-    if _report.findings:
+    if report.findings:
         console.print(
             f"findings written under {kit.findings_dir}; an invariant is no longer judged in an "
             f"item once it has {kit.max_findings} findings there (--crashkit-max-findings)",
@@ -395,4 +423,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         )
     if kit.json_path is not None:
         header = {"backend": kit.spec, "suite": kit.suite.name, "shard": list(kit.shard)}
-        kit.json_path.write_text(json.dumps(_report.to_json(**header), indent=2, sort_keys=True))
+        kit.json_path.write_text(json.dumps(report.to_json(**header), indent=2, sort_keys=True))

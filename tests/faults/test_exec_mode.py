@@ -8,6 +8,7 @@ scratch folder and the checker's command line do not."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from crashkit.harness.cli import main
 from crashkit.harness.explore.exec_mode import (
     FIXED_MTIME_NS,
     ExecExit,
+    ExecSummary,
     Stopped,
     _checker_argv,
     _Scratch,
@@ -67,6 +69,13 @@ if text and not text.endswith(b"\\n"):
 """
 
 
+@functools.cache
+def unsafe_every(exploration: str = "linear", jobs: int = 1) -> ExecSummary:
+    """The worked example without its fsync, every refused state listed: explored once
+    per worker for the tests below that read the same run."""
+    return explore_exec(UNSAFE, CHECKER, max_findings=0, exploration=exploration, jobs=jobs)
+
+
 def _script(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text)
@@ -82,7 +91,7 @@ def test_the_linear_default_catches_the_unsafe_writer_and_passes_the_safe_one() 
     assert safe.exploration is Exploration.LINEAR
     assert (safe.exit_code, safe.states, safe.failed, safe.findings) == (ExecExit.OK, 48, 0, [])
     assert (safe.points_explored, safe.points_total, safe.unchecked) == (15, 15, 0)
-    unsafe = explore_exec(UNSAFE, CHECKER)
+    unsafe = unsafe_every()
     assert unsafe.exit_code is ExecExit.FINDINGS
     assert (unsafe.states, unsafe.checked, unsafe.failed) == (117, 71, 72)
     first = unsafe.findings[0]
@@ -96,8 +105,7 @@ def test_the_linear_default_catches_the_unsafe_writer_and_passes_the_safe_one() 
 
 @needs_fuse
 def test_linear_checks_a_subset_of_bounded_and_finds_the_same_vulnerabilities() -> None:
-    linear = explore_exec(UNSAFE, CHECKER, max_findings=0)
-    bounded = explore_exec(UNSAFE, CHECKER, max_findings=0, exploration="bounded")
+    linear, bounded = unsafe_every(), unsafe_every("bounded")
     assert (bounded.states, bounded.failed) == (138, 90)
     assert {(f.after, f.cut) for f in linear.findings} < {
         (f.after, f.cut) for f in bounded.findings
@@ -180,7 +188,7 @@ def test_the_time_budget_stops_the_run_and_kills_the_checker_in_flight() -> None
     # quick on the clean end (no temp file), 10 s on a disk that holds the temp file
     slow = '[ -e "$CRASHKIT_DIR/config.tmp" ] && sleep 10; exit 0'
     started = time.monotonic()
-    summary = explore_exec(SAFE, slow, time_budget=2.0, jobs=2)
+    summary = explore_exec(SAFE, slow, time_budget=1.0, jobs=2)
     took = time.monotonic() - started
     assert summary.stopped is Stopped.TIME and summary.exit_code is ExecExit.INCONCLUSIVE
     assert summary.unchecked > 0 and summary.points_explored < summary.points_total
@@ -233,8 +241,7 @@ def test_ignore_leaves_the_files_variants_out_and_keeps_it_whole(tmp_path: Path)
 
 @needs_fuse
 def test_two_checkers_at_once_give_the_same_states_and_verdicts_as_one() -> None:
-    one = explore_exec(UNSAFE, CHECKER, jobs=1, max_findings=0, exploration="bounded")
-    two = explore_exec(UNSAFE, CHECKER, jobs=2, max_findings=0, exploration="bounded")
+    one, two = unsafe_every("bounded"), unsafe_every("bounded", jobs=2)
     assert (one.jobs, two.jobs) == (1, 2)
     counts = ("states", "checked", "failed", "points_explored", "unchecked")
     assert [getattr(two, c) for c in counts] == [getattr(one, c) for c in counts]
@@ -247,7 +254,7 @@ def test_max_findings_lists_that_many_and_counts_the_rest() -> None:
     capped = explore_exec(UNSAFE, CHECKER, max_findings=2, exploration="bounded")
     assert (len(capped.findings), capped.failed, capped.more_findings) == (2, 90, 88)
     assert finding_lines(capped)[-1].startswith("... and 88 more refused crash state(s)")
-    every = explore_exec(UNSAFE, CHECKER, max_findings=0, exploration="bounded")
+    every = unsafe_every("bounded")
     assert (len(every.findings), every.more_findings) == (90, 0)
     assert every.findings[:2] == capped.findings  # the first ones, in crash order
 

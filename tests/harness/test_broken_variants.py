@@ -13,8 +13,8 @@ from crashkit.harness.explore.workload import Workload
 from crashkit.harness.kit.runs import selftest
 from crashkit.harness.kit.suites import KIT_SUITES
 from crashkit.harness.kit.variants import EDGE_VARIANTS, VARIANTS, Variant
-from crashkit.harness.scenarios.library import library_files
 from crashkit.orchestrator.store import jsonl
+from tests.scenarios.conftest import in_process_library_files
 
 # Each explored variant caught under its invariant: tests/harness/test_variant_vulnerabilities.py
 # (the same run, once, also pins its vulnerabilities); the kit's self-test in `make crash`.
@@ -51,7 +51,7 @@ EDGE_DRIVEN = [(v, d) for v in EDGE_VARIANTS for d in sorted(v.caught_by)]
 def test_edge_variant_is_caught_by_each_of_its_drivers(variant: Variant, driver: str) -> None:
     """A bug only damage shows (a wrong JSON type, a damaged database): each driver that
     damages, or seeds, catches it under its invariant (the kit's self-test runs these)."""
-    caught = selftest(variant, driver, KIT_SUITES["quick"], library_files())
+    caught = selftest(variant, driver, KIT_SUITES["quick"], in_process_library_files())
     assert caught.caught, (variant.name, driver, caught.found)
 
 

@@ -168,7 +168,7 @@ def test_a_stdlib_sqlite3_backend_written_outside_is_crash_tested_for_real(
 ) -> None:
     (tmp_path / "stdsqlite.py").write_text(STDSQLITE)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    small = Workload(symbols=2, ticks=2, seed=1, name="stdsqlite")
+    small = Workload(symbols=1, ticks=2, seed=1, name="stdsqlite")
     good = explore_real("stdsqlite:BACKEND", small)
     assert good.recording.returncode == 0, good.recording.stderr
     assert good.states > 0 and good.violations == 0, [f.to_dict() for f in good.findings]

@@ -231,7 +231,7 @@ def test_sigkill_at_any_moment_then_restart_equals_uninterrupted(
     killed_mid_run = 0
     # Kill once before anything is published, then once the events file holds about k
     # events (polled, so a slow or loaded machine still kills mid-run).
-    for attempt, events_before_kill in enumerate((0, 80, 400, 800, 1200, 1520)):
+    for attempt, events_before_kill in enumerate((0, 80, 800, 1520)):
         state = tmp_path / f"s{attempt}" / name
         first, second = tmp_path / f"a{attempt}.jsonl", tmp_path / f"b{attempt}.jsonl"
         args = [

@@ -207,3 +207,19 @@ def test_the_selftest_lists_every_variant_under_each_driver(pytester: pytest.Pyt
     result = pytester.runpytest_inprocess("-p", "no:randomly", "--crashkit-selftest", "--co", "-q")
     listed = [line for line in result.stdout.lines if line.startswith("crashkit::test_selftest")]
     assert len(listed) == sum(len(v.caught_by) for v in ALL_VARIANTS)
+
+
+def test_the_plugin_knows_the_suites_without_importing_them() -> None:
+    """The plugin offers the suites' names without importing the harness (a project that
+    merely has crashkit installed pays nothing for it at its pytest's start)."""
+    from crashkit.harness.kit import plugin
+    from crashkit.harness.kit.suites import KIT_SUITES
+
+    assert tuple(sorted(KIT_SUITES)) == plugin.SUITE_NAMES
+    heavy = ("crashkit.faults", "crashkit.harness.explore", "crashkit.harness.machines")
+    code = (
+        "import sys, crashkit.harness.kit.plugin; "
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -101,12 +101,17 @@ def assert_passes(run: Run) -> None:
     assert run.data["checked"] > 0
 
 
-@pytest.mark.parametrize("profile", ["prefix", "ext4-ordered", "posix"])
+# posix lets a crash keep any subset of what was not synced, prefix only a prefix of
+# it: what survives posix survives prefix (its figures are in examples/real/README.md),
+# what is lost under prefix is lost under posix
+
+
+@pytest.mark.parametrize("profile", ["ext4-ordered", "posix"])
 def test_config_written_right_survives_every_power_cut(profile: str) -> None:
     assert_passes(explore("config", "right", profile))
 
 
-@pytest.mark.parametrize("profile", ["prefix", "ext4-ordered", "posix"])
+@pytest.mark.parametrize("profile", ["prefix", "ext4-ordered"])
 def test_config_renamed_before_its_fsync_can_be_left_empty(profile: str) -> None:
     run = explore("config", "no-fsync", profile)
     assert run.exit_code == 1 and run.data["failed"] > 0

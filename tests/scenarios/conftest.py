@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crashkit.faults import CrashFS
+from crashkit.harness.scenarios import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "scenarios"
@@ -16,6 +18,14 @@ LIBRARY = ROOT / "scenarios"
 def library_files() -> list[Path]:
     """Every scenario of the library, sorted (the regressions folder included)."""
     return sorted(LIBRARY.rglob("*.yaml"))
+
+
+@functools.cache
+def in_process_library_files() -> list[Path]:
+    """The library's in-process files: a real-mode file is four times the rest of the
+    library's time per variant (its broken variants are tests/scenarios/
+    test_real_scenarios.py's)."""
+    return [p for p in library_files() if load_scenario(p).spec.mode != "real"]
 
 
 def write(folder: Path, name: str, text: str) -> Path:
