@@ -157,8 +157,9 @@ def test_sqlite_durable_modes_keep_every_commit(
     [
         # WAL + NORMAL: consistent, not durable (SQLite's documentation)
         ("wal", "normal", "ext4-ordered", "acknowledged row=3 missing (rows present: [1, 2])"),
-        # TRUNCATE + NORMAL: the journal's truncation is not synced, it can come back
-        ("truncate", "normal", "posix", "acknowledged row=2 missing (rows present: [1])"),
+        # TRUNCATE + NORMAL: the journal's truncation is not synced, it can come back (on
+        # ext4 too: the same 28 refused states as posix, of fewer explored)
+        ("truncate", "normal", "ext4-ordered", "acknowledged row=2 missing (rows present: [1])"),
     ],
 )
 def test_sqlite_modes_that_lose_an_acknowledged_commit(

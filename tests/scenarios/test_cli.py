@@ -39,22 +39,6 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_library_passes_and_junit_lists_every_scenario(tmp_path: Path) -> None:
-    junit = tmp_path / "out.xml"
-    code, output = run(str(LIBRARY), "--junit-xml", str(junit))
-    assert code == 0, output
-    suite = ET.parse(junit).getroot()
-    cases = suite.findall("testcase")
-    skipped = _not_applicable_here()
-    assert suite.get("errors") == "0"
-    assert suite.get("failures") == "0"
-    assert suite.get("skipped") == str(skipped)  # (not applicable: <skipped>, never passed)
-    assert len(suite.findall("testcase/skipped")) == skipped
-    assert len(cases) == len(list(LIBRARY.rglob("*.yaml"))) == int(suite.get("tests", "0"))
-    assert {c.get("classname") for c in cases} >= {"scenarios.fsync", "scenarios.restore"}
-    assert f"passed, 0 failed, {skipped} not applicable, 0 bad file(s)" in output
-
-
 def test_failure_exits_1_with_the_first_failure_in_the_table(tmp_path: Path) -> None:
     write(tmp_path, "good", PASSING.format(name="good"))
     write(tmp_path, "bad", PASSING.format(name="bad").replace("exit_code: 0", "exit_code: 4"))
@@ -88,16 +72,33 @@ def test_duplicate_names_and_missing_paths_are_bad(tmp_path: Path) -> None:
     assert code == 2 and "no such file or folder" in output
 
 
-def test_default_path_is_the_shipped_library(
+def test_default_path_is_the_shipped_library_which_passes_and_junit_lists_every_scenario(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "scenarios").mkdir()  # a folder of that name in the current one is not it
+    """No path: the shipped library (a folder of that name in the current one is not it);
+    every file passes or is n/a, each a test case of the JUnit file (one library run)."""
+    (tmp_path / "scenarios").mkdir()
     write(tmp_path / "scenarios", "good", PASSING.format(name="good"))
     monkeypatch.chdir(tmp_path)
-    code, output = run()
-    assert code == 0 and "good" not in output
-    assert f"{len(library_files()) - _not_applicable_here()} passed, 0 failed" in output
+    junit = tmp_path / "out.xml"
+    code, output = run("--junit-xml", str(junit))
+    assert code == 0 and "good" not in output, output
+    skipped = _not_applicable_here()
+    assert f"{len(library_files()) - skipped} passed, 0 failed" in output
+    assert f"passed, 0 failed, {skipped} not applicable, 0 bad file(s)" in output
     assert os.getcwd() == str(tmp_path)
+    suite = ET.parse(junit).getroot()
+    cases = suite.findall("testcase")
+    assert suite.get("errors") == "0"
+    assert suite.get("failures") == "0"
+    assert suite.get("skipped") == str(skipped)  # (not applicable: <skipped>, never passed)
+    assert len(suite.findall("testcase/skipped")) == skipped
+    assert len(cases) == len(list(LIBRARY.rglob("*.yaml"))) == int(suite.get("tests", "0"))
+    # (each case's folder, dotted: whole here, the library being outside the working folder)
+    folders = {str(c.get("classname")) for c in cases}
+    assert {
+        f"{LIBRARY.as_posix().strip('/').replace('/', '.')}.{k}" for k in ("fsync", "restore")
+    } <= folders
 
 
 def test_trace_lists_the_ops_and_the_crash_cut(tmp_path: Path) -> None:
