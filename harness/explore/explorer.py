@@ -155,7 +155,7 @@ def seed_of(workload: Workload) -> ModelRestore:
 STOPPED = "interrupted"
 
 
-#: the pseudo crash point of `Explorer._seeded_start` (before the run's first call)
+#: the pseudo crash point of the run's start on a seeded file (before its first call)
 _SEEDED = -1
 #: the cut of its findings (no crash point: the run's own), which `ticks_to_first_ack`
 #: and an exported scenario read back
@@ -729,35 +729,6 @@ class Explorer:
         )
         return False, [v for v in found if v.invariant not in capped], rules
 
-    def _seeded_start(
-        self,
-        workload: Workload,
-        snapshots: Sequence[RegimeInputSnapshot],
-        reference: Reference,
-        seed: ModelRestore,
-        timeline: Timeline,
-        capped: frozenset[Invariant],
-        facts: RunFacts,
-    ) -> list[Violation]:
-        """A seeded file is what an earlier run (and its crash) left: the run's start on
-        it is judged as every restart is, up to its first acknowledged append and a clean
-        reopen, with nothing of the run acknowledged yet. What breaks there is the run's
-        own finding, no new crash needed (a compaction that copies the seed's torn tail
-        glues that append to it, and loses it)."""
-        self._per_point = {}
-        self._horizon[_SEEDED] = 0  # (a crash before the run's first call)
-        try:
-            image = workload.image()
-            assert image is not None  # (seeded)
-            state = CrashState(image, SEEDED_START)
-            _, found, _ = self._check_state(
-                workload, snapshots, reference, seed, timeline, _SEEDED, state, capped, facts
-            )
-        finally:
-            del self._horizon[_SEEDED]
-            self._per_point = {}
-        return found
-
     def _compact_offline(self, workload: Workload) -> str | None:
         """The backend's offline compaction (`Backend.compact`) between two processes: a
         refusal is an answer, any other exception is a crash (returned)."""
@@ -1007,10 +978,31 @@ class Explorer:
         self._per_point = {}
         self._restarts = {}
         fs.configure(plan=FaultPlan(), model=workload.model, record=False)
-        if workload.initial_state is not None and refusal is None and summary.workloads:
-            seeded_start = self._seeded_start(
-                workload, snapshots, reference, seed, timeline, self.capped(), facts
+        image = workload.image()
+        if (
+            image is not None
+            and workload.initial_state is not None
+            and refusal is None
+            and summary.workloads
+        ):
+            # A seeded file is what an earlier run (and its crash) left: the run's start on
+            # it is judged as every restart is, up to its first acknowledged append and a
+            # clean reopen, with nothing of the run acknowledged yet. What breaks there is
+            # the run's own finding, no new crash needed (a compaction that copies the
+            # seed's torn tail glues that append to it, and loses it).
+            self._horizon[_SEEDED] = 0  # (a crash before the run's first call)
+            _, seeded_start, _ = self._check_state(
+                workload,
+                snapshots,
+                reference,
+                seed,
+                timeline,
+                _SEEDED,
+                CrashState(image, SEEDED_START),
+                self.capped(),
+                facts,
             )
+            del self._horizon[_SEEDED]
             self._keep(summary, seeded_start, workload, None, SEEDED_START, None)
         # Each point's first and last crash state (nothing of the unsynced data kept, all
         # of it kept): once an invariant reached the cap only those are restarted.
